@@ -1,0 +1,161 @@
+"""Projections of the jupyter datastore and of notebook documents.
+
+These rows are derived: the documents are the source of truth, and the write path keeps the rows
+equal to them inside the same database transaction.
+"""
+
+from django.db import models
+
+from tables.models import Datastore
+from tables.projection import ProjectedRecord
+
+
+class ServerStatus(ProjectedRecord):
+    started = models.DateTimeField(null=True, blank=True)
+    last_activity = models.DateTimeField(null=True, blank=True)
+    connections = models.IntegerField(null=True, blank=True)
+    kernels = models.IntegerField(null=True, blank=True)
+    version = models.CharField(max_length=50, blank=True, default="")
+    connected = models.BooleanField(null=True, blank=True)
+
+    class Meta(ProjectedRecord.Meta):
+        verbose_name_plural = "server status"
+
+
+class Kernelspec(ProjectedRecord):
+    name = models.CharField(max_length=200, blank=True, default="")
+    display_name = models.CharField(max_length=200, blank=True, default="")
+    language = models.CharField(max_length=100, blank=True, default="")
+    spec = models.JSONField(null=True, blank=True)
+    resources = models.JSONField(null=True, blank=True)
+
+    class Meta(ProjectedRecord.Meta):
+        pass
+
+
+class Kernel(ProjectedRecord):
+    name = models.CharField(max_length=200, blank=True, default="")
+    last_activity = models.DateTimeField(null=True, blank=True)
+    execution_state = models.CharField(max_length=50, blank=True, default="")
+    connections = models.IntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+
+    class Meta(ProjectedRecord.Meta):
+        pass
+
+
+class JupyterSession(ProjectedRecord):
+    path = models.TextField(blank=True, default="")
+    name = models.TextField(blank=True, default="")
+    type = models.CharField(max_length=50, blank=True, default="")
+    kernel_id = models.CharField(max_length=100, blank=True, default="")
+    kernel_name = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta(ProjectedRecord.Meta):
+        verbose_name = "session"
+
+
+class Content(ProjectedRecord):
+    name = models.TextField(blank=True, default="")
+    path = models.TextField(blank=True, default="")
+    type = models.CharField(max_length=20, blank=True, default="")
+    created = models.DateTimeField(null=True, blank=True)
+    last_modified = models.DateTimeField(null=True, blank=True)
+    mimetype = models.CharField(max_length=200, blank=True, default="")
+    format = models.CharField(max_length=20, blank=True, default="")
+    size = models.BigIntegerField(null=True, blank=True)
+    writable = models.BooleanField(null=True, blank=True)
+    children = models.JSONField(null=True, blank=True)
+
+    class Meta(ProjectedRecord.Meta):
+        pass
+
+
+class Terminal(ProjectedRecord):
+    name = models.CharField(max_length=200, blank=True, default="")
+    last_activity = models.DateTimeField(null=True, blank=True)
+
+    class Meta(ProjectedRecord.Meta):
+        pass
+
+
+class Execution(ProjectedRecord):
+    document_id = models.CharField(max_length=200, blank=True, default="")
+    cell_id = models.CharField(max_length=200, blank=True, default="")
+    kernel_id = models.CharField(max_length=100, blank=True, default="")
+    code = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=20, blank=True, default="")
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    outputs = models.JSONField(null=True, blank=True)
+    execution_count = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    input_request = models.JSONField(null=True, blank=True)
+    input_reply = models.TextField(blank=True, default="")
+
+    class Meta(ProjectedRecord.Meta):
+        pass
+
+
+class Document(ProjectedRecord):
+    path = models.TextField(blank=True, default="")
+    type = models.CharField(max_length=20, blank=True, default="")
+    format = models.CharField(max_length=20, blank=True, default="")
+    datastore_name = models.CharField(max_length=100, blank=True, default="")
+    status = models.CharField(max_length=20, blank=True, default="")
+    request = models.CharField(max_length=50, blank=True, default="")
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    last_saved = models.DateTimeField(null=True, blank=True)
+    last_modified = models.DateTimeField(null=True, blank=True)
+    conflict = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta(ProjectedRecord.Meta):
+        pass
+
+
+# --- Notebook documents ---------------------------------------------------------------------
+
+
+class Notebook(models.Model):
+    datastore = models.OneToOneField(Datastore, on_delete=models.CASCADE, related_name="notebook")
+    nbformat = models.IntegerField(null=True, blank=True)
+    nbformat_minor = models.IntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return self.datastore.name
+
+
+class Cell(models.Model):
+    notebook = models.ForeignKey(Notebook, on_delete=models.CASCADE, related_name="cells")
+    cell_id = models.CharField(max_length=200)
+    index = models.IntegerField()
+    cell_type = models.CharField(max_length=20)
+    source = models.TextField(blank=True, default="")
+    execution_count = models.IntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["notebook", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["notebook", "cell_id"], name="unique_cell_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cell_type} cell {self.cell_id}"
+
+
+class Output(models.Model):
+    cell = models.ForeignKey(Cell, on_delete=models.CASCADE, related_name="outputs")
+    index = models.IntegerField()
+    output_type = models.CharField(max_length=50)
+    content = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["cell", "index"]
+
+    def __str__(self) -> str:
+        return f"{self.output_type} #{self.index}"

@@ -1,0 +1,126 @@
+"""The ``jupyter`` datastore: a Jupyter Server's state as tables, plus the action tables.
+
+Server-state tables are written only by the supernode's service account; ``executions`` and
+``documents`` are where clients ask for work to be done (the supernode writes the results back).
+"""
+
+from tables.schema import Table, TableSchema, list_, map_, register, text
+
+EXECUTION_STATUSES = ("requested", "queued", "running", "completed", "error", "cancelled")
+DOCUMENT_STATUSES = ("requested", "opening", "open", "saving", "closed", "error")
+
+JUPYTER = TableSchema(
+    "jupyter",
+    doc="The state of a Jupyter Server, kept in sync by the supernode.",
+    tables=[
+        Table(
+            "status",
+            {
+                "started": register("string"),
+                "last_activity": register("string"),
+                "connections": register("integer"),
+                "kernels": register("integer"),
+                "version": register("string"),
+                "connected": register("boolean", doc="The supernode is connected to Jupyter."),
+            },
+            writable_by="service",
+            doc="One record, 'server': the server's /api/status.",
+        ),
+        Table(
+            "kernelspecs",
+            {
+                "name": register("string"),
+                "display_name": register("string"),
+                "language": register("string"),
+                "spec": map_(),
+                "resources": map_(),
+            },
+            writable_by="service",
+            doc="Keyed by kernelspec name.",
+        ),
+        Table(
+            "kernels",
+            {
+                "name": register("string"),
+                "last_activity": register("string"),
+                "execution_state": register("string"),
+                "connections": register("integer"),
+                "reason": register("string"),
+            },
+            writable_by="service",
+            doc="Keyed by kernel id.",
+        ),
+        Table(
+            "sessions",
+            {
+                "path": register("string"),
+                "name": register("string"),
+                "type": register("string"),
+                "kernel_id": register("string"),
+                "kernel_name": register("string"),
+            },
+            writable_by="service",
+            doc="Keyed by session id.",
+        ),
+        Table(
+            "contents",
+            {
+                "name": register("string"),
+                "path": register("string"),
+                "type": register("string", choices=("directory", "file", "notebook")),
+                "created": register("string"),
+                "last_modified": register("string"),
+                "mimetype": register("string"),
+                "format": register("string"),
+                "size": register("integer"),
+                "writable": register("boolean"),
+                "children": list_(doc="Names of the entries of a directory."),
+            },
+            writable_by="service",
+            doc="Keyed by path; folders appear once a client has asked for them.",
+        ),
+        Table(
+            "terminals",
+            {"name": register("string"), "last_activity": register("string")},
+            writable_by="service",
+            doc="Keyed by terminal name.",
+        ),
+        Table(
+            "executions",
+            {
+                "document_id": register("string"),
+                "cell_id": register("string"),
+                "kernel_id": register("string"),
+                "code": text(),
+                "status": register("string", choices=EXECUTION_STATUSES),
+                "requested_by": register("string"),
+                "outputs": list_(),
+                "execution_count": register("integer"),
+                "error": register("string"),
+                "created_at": register("string"),
+                "started_at": register("string"),
+                "finished_at": register("string"),
+                "input_request": register("object"),
+                "input_reply": register("string"),
+            },
+            doc="Execution requests by cell id (or code); the supernode runs them.",
+        ),
+        Table(
+            "documents",
+            {
+                "path": register("string"),
+                "type": register("string", choices=("notebook", "file")),
+                "format": register("string"),
+                "datastore_name": register("string", doc="The document's own datastore."),
+                "status": register("string", choices=DOCUMENT_STATUSES),
+                "request": register("string"),
+                "requested_by": register("string"),
+                "last_saved": register("string"),
+                "last_modified": register("string"),
+                "conflict": register("object"),
+                "error": register("string"),
+            },
+            doc="Open documents; a record asks the supernode to open, save or rename a file.",
+        ),
+    ],
+)

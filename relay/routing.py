@@ -1,0 +1,3 @@
+"""WebSocket routes of the relay."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,119 @@
+"""The project's own settings: one namespaced dict, ``settings.RTC``, with documented defaults.
+
+Each setting can be given in ``settings.RTC`` or through its environment variable. Read them
+through ``rtc_settings.NAME``; tests can override them with ``override_settings(RTC={...})``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return f"RTC_{self.name}"
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be >= 0")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be >= 0")
+    return number
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "CHECKPOINT_EVERY",
+        500,
+        _positive_int,
+        "Write a checkpoint after this many transactions since the last one.",
+    ),
+    Setting(
+        "CHECKPOINT_BYTES",
+        1_048_576,
+        _positive_int,
+        "Write a checkpoint after this many bytes of patches since the last one.",
+    ),
+    Setting(
+        "IDLE_SECONDS",
+        300.0,
+        _positive_float,
+        "Evict a loaded document from memory after this many idle seconds.",
+    ),
+    Setting(
+        "MAX_LOADED",
+        1000,
+        _positive_int,
+        "Keep at most this many documents loaded per process (least recently used go first).",
+    ),
+    Setting(
+        "MAX_BATCH",
+        256,
+        _positive_int,
+        "Group commit: at most this many transactions in one database transaction.",
+    ),
+    Setting(
+        "MAX_UPDATE_BYTES",
+        8_388_608,
+        _positive_int,
+        "Largest single Yjs update accepted, in bytes.",
+    ),
+    Setting(
+        "UNDO_DEPTH",
+        1000,
+        _positive_int,
+        "How many of an author's recent transactions per-author undo/redo looks at.",
+    ),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def settings_from_environ(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the ``RTC`` dict from ``RTC_*`` environment variables (defaults otherwise)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is None:
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{setting.env}={raw!r}: {error}") from None
+    return values
+
+
+class _RTCSettings:
+    """Attribute access to ``settings.RTC`` with the defaults above filled in."""
+
+    def __getattr__(self, name: str) -> Any:
+        from django.conf import settings
+
+        if name not in _BY_NAME:
+            raise AttributeError(f"unknown RTC setting {name!r}")
+        configured = getattr(settings, "RTC", {}) or {}
+        return configured.get(name, _BY_NAME[name].default)
+
+
+rtc_settings = _RTCSettings()

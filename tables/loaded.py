@@ -1,0 +1,190 @@
+"""Documents loaded in this process, and the in-memory half of the write path.
+
+A ``LoadedDoc`` is the live ``pycrdt.Doc`` of one datastore at a known serial. Several processes
+may each hold one; the write path brings it up to the database's serial under the datastore's row
+lock before applying anything, so nothing here assumes a single process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc
+
+from tables.conf import rtc_settings
+from tables.history import Snapshot, new_doc, snapshot
+from tables.models import Datastore
+from tables.schema import Analysis, Schema, SchemaViolation, get_schema
+from tables.ydoc import MalformedUpdate, unintegrated
+
+
+class MissingDependencies(ValueError):
+    """The update builds on changes this server has not seen (the client should sync first)."""
+
+    code = "missing-dependencies"
+
+
+@dataclass
+class Applied:
+    """An update that changed the document: the effective bytes and what the schema saw."""
+
+    update: bytes
+    analysis: Analysis
+
+
+class LoadedDoc:
+    def __init__(self, datastore: Datastore, snap: Snapshot):
+        self.pk = datastore.pk
+        self.name = datastore.name
+        self.schema: Schema = get_schema(datastore.schema)
+        # Held for every read or write of ``doc``; re-entrant so helpers can nest.
+        self.lock = threading.RLock()
+        self.last_used = time.monotonic()
+        # True while the doc holds changes whose database transaction has not committed yet.
+        self.dirty = False
+        # Identifies the write whose commit will settle ``dirty`` (see service.write).
+        self.pending_token: object | None = None
+        self._events: dict[str, list[Any]] = {}
+        self._updates: list[bytes] = []
+        self._install(snap.build(), snap.serial)
+
+    def _install(self, doc: Doc, serial: int) -> None:
+        self.doc = doc
+        self.serial = serial
+        self.dirty = False
+        self._roots = self.schema.root_types()
+        # The shared wrappers own the subscriptions: keep them alive with the doc.
+        self._shared = [doc.get(root, type=kind) for root, kind in self._roots.items()]
+        for root, shared in zip(self._roots, self._shared, strict=True):
+            shared.observe_deep(self._collector(root))
+        doc.observe(self._on_transaction)
+
+    def _collector(self, root: str):
+        def collect(events: list[Any]) -> None:
+            self._events.setdefault(root, []).extend(events)
+
+        return collect
+
+    def _on_transaction(self, event: Any) -> None:
+        self._updates.append(event.update)
+
+    def rebuild(self, datastore: Datastore, pending: list[bytes] = ()) -> None:
+        """Reload from the database (then re-apply ``pending`` accepted, uncommitted updates)."""
+        snap = snapshot(datastore)
+        self._install(snap.build(), snap.serial)
+        for update in pending:
+            self.doc.apply_update(update)
+        self._events.clear()
+        self._updates.clear()
+
+    def catch_up(self, datastore: Datastore) -> None:
+        """Bring the doc to ``datastore.last_serial`` (the caller holds the row lock)."""
+        if self.dirty or datastore.last_serial < self.serial:
+            self.rebuild(datastore)
+            return
+        if datastore.last_serial == self.serial:
+            return
+        if datastore.last_serial - self.serial > rtc_settings.CHECKPOINT_EVERY and (
+            datastore.checkpoint_serial > self.serial
+        ):
+            self.rebuild(datastore)
+            return
+        from tables.history import updates_between
+
+        for _, update in updates_between(datastore, self.serial, datastore.last_serial):
+            self.doc.apply_update(update)
+        self.serial = datastore.last_serial
+        self._events.clear()
+        self._updates.clear()
+
+    def apply(self, update: bytes) -> Applied | None:
+        """Apply one update; None when it changed nothing.
+
+        Raises MalformedUpdate, MissingDependencies or SchemaViolation; after any of them the doc
+        may hold part of the update, so the caller must ``rebuild`` it.
+        """
+        self._events.clear()
+        self._updates.clear()
+        try:
+            self.doc.apply_update(update)
+        except Exception as error:
+            raise MalformedUpdate(f"cannot apply update: {error}") from None
+        if unintegrated(update, self.doc.get_state()):
+            raise MissingDependencies(
+                "the update depends on changes the server does not have; sync first"
+            )
+        if not self._updates:
+            return None
+        new_roots = set(self.doc.keys()) - set(self._roots) if self.schema.validates else set()
+        analysis = self.schema.analyze(self.doc, self._events, new_roots)
+        if analysis.errors:
+            raise SchemaViolation(analysis.errors)
+        effective = self._updates[0] if len(self._updates) == 1 else update
+        return Applied(effective, analysis)
+
+    def encode_state(self) -> bytes:
+        return self.doc.get_update()
+
+    def to_python(self) -> dict[str, Any]:
+        return self.schema.to_python(self.doc)
+
+
+class DocCache:
+    """The documents loaded in this process, evicted when idle or when there are too many."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._docs: OrderedDict[int, LoadedDoc] = OrderedDict()
+
+    def get(self, datastore: Datastore) -> LoadedDoc:
+        self.evict_idle()
+        with self._lock:
+            loaded = self._docs.get(datastore.pk)
+            if loaded is not None:
+                self._docs.move_to_end(datastore.pk)
+                loaded.last_used = time.monotonic()
+                return loaded
+        loaded = LoadedDoc(datastore, snapshot(datastore))
+        with self._lock:
+            # Another thread may have loaded it meanwhile: keep the first one.
+            loaded = self._docs.setdefault(datastore.pk, loaded)
+            self._docs.move_to_end(datastore.pk)
+            while len(self._docs) > max(rtc_settings.MAX_LOADED, 1):
+                self._docs.popitem(last=False)
+        return loaded
+
+    def peek(self, pk: int) -> LoadedDoc | None:
+        with self._lock:
+            return self._docs.get(pk)
+
+    def discard(self, pk: int) -> None:
+        with self._lock:
+            self._docs.pop(pk, None)
+
+    def evict_idle(self) -> None:
+        deadline = time.monotonic() - rtc_settings.IDLE_SECONDS
+        with self._lock:
+            idle = [pk for pk, doc in self._docs.items() if doc.last_used < deadline]
+            for pk in idle:
+                self._docs.pop(pk)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._docs.clear()
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+
+doc_cache = DocCache()
+
+
+def empty_doc_for(schema: Schema) -> Doc:
+    doc = new_doc()
+    for root, kind in schema.root_types().items():
+        doc.get(root, type=kind)
+    return doc

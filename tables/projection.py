@@ -1,0 +1,130 @@
+"""Projection: Django models kept equal to a datastore's records after each commit.
+
+A projector runs inside the write path's database transaction, so a projected row never shows a
+change that was not committed, and never lags one that was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.utils.dateparse import parse_datetime
+from pycrdt import Doc, Map
+
+from tables.models import Datastore
+from tables.schema import jsonable
+
+
+class ProjectedRecord(models.Model):
+    """Base for models that mirror one table: one row per record, one column per field."""
+
+    datastore = models.ForeignKey(Datastore, on_delete=models.CASCADE, related_name="+")
+    record_id = models.CharField(max_length=200)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["datastore", "record_id"], name="%(app_label)s_%(class)s_unique_record"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.record_id
+
+
+def _column_value(column: models.Field, value: Any) -> Any:
+    """Fit a JSON value from the document into a typed column (a mistyped value becomes None)."""
+    if value is None:
+        return None if column.null else column.get_default()
+    if isinstance(column, models.BooleanField):
+        return value if isinstance(value, bool) else None
+    if isinstance(column, (models.IntegerField, models.BigIntegerField)):
+        return (
+            int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        )
+    if isinstance(column, models.FloatField):
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
+    if isinstance(column, models.DateTimeField):
+        if isinstance(value, datetime):
+            return value
+        return parse_datetime(value) if isinstance(value, str) else None
+    if isinstance(column, (models.CharField, models.TextField)):
+        return value if isinstance(value, str) else str(value)
+    return value
+
+
+class Projector:
+    """Keeps projection rows of one schema equal to the document."""
+
+    def project(self, datastore: Datastore, doc: Doc, touched: set[tuple[str, str]]) -> None:
+        raise NotImplementedError
+
+    def rebuild(self, datastore: Datastore, doc: Doc) -> None:
+        """Project everything from scratch (used after a restore and by checks)."""
+        raise NotImplementedError
+
+
+class TableProjector(Projector):
+    """Projects table records onto ``ProjectedRecord`` models, one model per table."""
+
+    def __init__(self, models_by_table: dict[str, type[ProjectedRecord]]):
+        self.models_by_table = models_by_table
+
+    def columns(self, model: type[ProjectedRecord]) -> list[models.Field]:
+        skip = {"id", "datastore", "record_id"}
+        return [f for f in model._meta.concrete_fields if f.name not in skip]
+
+    def values(self, model: type[ProjectedRecord], record: Map) -> dict[str, Any]:
+        return {
+            column.name: _column_value(column, jsonable(record.get(column.name)))
+            for column in self.columns(model)
+        }
+
+    def project(self, datastore: Datastore, doc: Doc, touched: set[tuple[str, str]]) -> None:
+        for table, record_id in sorted(touched):
+            model = self.models_by_table.get(table)
+            if model is None:
+                continue
+            record = doc.get(table, type=Map).get(record_id)
+            if not isinstance(record, Map):
+                model.objects.filter(datastore=datastore, record_id=record_id).delete()
+                continue
+            model.objects.update_or_create(
+                datastore=datastore, record_id=record_id, defaults=self.values(model, record)
+            )
+
+    def rebuild(self, datastore: Datastore, doc: Doc) -> None:
+        for table, model in self.models_by_table.items():
+            model.objects.filter(datastore=datastore).delete()
+            records = doc.get(table, type=Map)
+            model.objects.bulk_create(
+                model(datastore=datastore, record_id=record_id, **self.values(model, record))
+                for record_id, record in records.items()
+                if isinstance(record, Map)
+            )
+
+
+_projectors: dict[str, Projector] = {}
+
+
+def register_projector(schema_name: str, projector: Projector) -> Projector:
+    _projectors[schema_name] = projector
+    return projector
+
+
+def get_projector(schema_name: str) -> Projector | None:
+    return _projectors.get(schema_name)
+
+
+def projected_models() -> Iterable[type[models.Model]]:
+    for projector in _projectors.values():
+        if isinstance(projector, TableProjector):
+            yield from projector.models_by_table.values()

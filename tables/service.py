@@ -1,0 +1,365 @@
+"""The datastore service: the one write path every entry point uses.
+
+    authorize (caller) -> de-duplicate by transaction id -> apply to the live doc -> validate the
+    touched paths -> authorize the touched tables -> persist with the next serials, project,
+    checkpoint (one database transaction) -> outcomes -> ``transactions_committed`` after commit.
+
+``write`` commits one batch synchronously. ``commit``/``acommit`` are the group-commit entry points
+(tables.commit): writes that arrive together share one database transaction, and none is answered
+before its commit.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction as db_transaction
+
+from tables.conf import rtc_settings
+from tables.loaded import Applied, LoadedDoc, MissingDependencies, doc_cache
+from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transaction
+from tables.projection import get_projector
+from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
+from tables.signals import transactions_committed
+from tables.ydoc import MalformedUpdate
+
+
+class WriteRefused(Exception):
+    """A write the caller's authorize hook refused."""
+
+    code = "permission-denied"
+
+
+class UpdateTooLarge(ValueError):
+    code = "too-large"
+
+
+class DatastoreNotFound(LookupError):
+    code = "unknown-datastore"
+
+
+class DatastoreExists(ValueError):
+    code = "datastore-exists"
+
+
+REJECTIONS = (MalformedUpdate, MissingDependencies, SchemaViolation, WriteRefused, UpdateTooLarge)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A change offered to the write path."""
+
+    update: bytes
+    txid: str = ""
+    store_id: str = ""
+    author_id: int | None = None
+    origin: str = Origin.CLIENT
+    reverts_id: int | None = None
+
+    def with_txid(self) -> Proposal:
+        if self.txid:
+            return self
+        return Proposal(
+            self.update,
+            uuid.uuid4().hex,
+            self.store_id,
+            self.author_id,
+            self.origin,
+            self.reverts_id,
+        )
+
+
+# Called with the proposal and what it touched; returns a reason to refuse, or None.
+Authorizer = Callable[[Proposal, Analysis], "str | None"]
+
+
+class Status(enum.StrEnum):
+    STORED = "stored"  # a new transaction with a new serial
+    DUPLICATE = "duplicate"  # this transaction id was stored before, under ``serial``
+    NOOP = "noop"  # changed nothing; not stored
+    REJECTED = "rejected"  # refused; nothing stored, the live doc unchanged
+
+
+@dataclass
+class Outcome:
+    txid: str
+    status: Status
+    serial: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+    update: bytes | None = None  # the effective update stored (STORED only)
+    transaction_pk: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not Status.REJECTED
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What receivers of ``transactions_committed`` get for each stored transaction."""
+
+    serial: int
+    txid: str
+    store_id: str
+    author_id: int | None
+    origin: str
+    update: bytes
+    pk: int
+
+
+@dataclass
+class _Accepted:
+    proposal: Proposal
+    applied: Applied
+    outcome: Outcome
+    duplicates: list[Outcome] = field(default_factory=list)
+
+
+# --- Datastores -----------------------------------------------------------------------------
+
+
+def get_datastore(name: str) -> Datastore:
+    try:
+        return Datastore.objects.get(name=name)
+    except Datastore.DoesNotExist:
+        raise DatastoreNotFound(f"unknown datastore {name!r}") from None
+
+
+def create_datastore(name: str, schema: str, owner: Any = None) -> Datastore:
+    """Create an empty datastore (raises ValidationError, UnknownSchema or DatastoreExists)."""
+    get_schema(schema)
+    datastore = Datastore(name=name, schema=schema, owner=owner)
+    datastore.full_clean(exclude=["owner"], validate_unique=False)
+    with db_transaction.atomic():
+        if Datastore.objects.filter(name=name).exists():
+            raise DatastoreExists(f"datastore {name!r} already exists")
+        datastore.save()
+    return datastore
+
+
+# --- The write path -------------------------------------------------------------------------
+
+
+def _resolve(datastore: Datastore | str) -> Datastore:
+    return get_datastore(datastore) if isinstance(datastore, str) else datastore
+
+
+def write(
+    datastore: Datastore | str,
+    batch: Sequence[tuple[Proposal, Authorizer | None]],
+) -> list[Outcome]:
+    """Run a batch of proposals through the write path in one database transaction."""
+    datastore = _resolve(datastore)
+    batch = [(proposal.with_txid(), authorize) for proposal, authorize in batch]
+    loaded = doc_cache.get(datastore)
+    with loaded.lock:
+        token = object()
+        try:
+            with db_transaction.atomic():
+                locked = Datastore.objects.select_for_update().get(pk=datastore.pk)
+                loaded.catch_up(locked)
+                outcomes, accepted = _apply_batch(locked, loaded, batch)
+                if accepted:
+                    loaded.dirty = True
+                    loaded.pending_token = token
+                    committed = _persist(locked, loaded, accepted)
+                    serial = locked.last_serial
+                    db_transaction.on_commit(
+                        lambda: _after_commit(loaded, token, serial, locked, committed)
+                    )
+        except BaseException:
+            # The doc may hold changes the database never got: forget it, reload next time.
+            doc_cache.discard(datastore.pk)
+            raise
+    return outcomes
+
+
+def _apply_batch(
+    datastore: Datastore, loaded: LoadedDoc, batch: Sequence[tuple[Proposal, Authorizer | None]]
+) -> tuple[list[Outcome], list[_Accepted]]:
+    txids = [proposal.txid for proposal, _ in batch]
+    known = dict(
+        Transaction.objects.filter(datastore=datastore, txid__in=txids).values_list(
+            "txid", "serial"
+        )
+    )
+    outcomes: list[Outcome] = []
+    accepted: list[_Accepted] = []
+    in_batch: dict[str, _Accepted] = {}
+    for proposal, authorize in batch:
+        if proposal.txid in known:
+            outcomes.append(Outcome(proposal.txid, Status.DUPLICATE, serial=known[proposal.txid]))
+            continue
+        if proposal.txid in in_batch:
+            duplicate = Outcome(proposal.txid, Status.DUPLICATE)
+            in_batch[proposal.txid].duplicates.append(duplicate)
+            outcomes.append(duplicate)
+            continue
+        try:
+            if len(proposal.update) > rtc_settings.MAX_UPDATE_BYTES:
+                raise UpdateTooLarge(
+                    f"update of {len(proposal.update)} bytes exceeds the limit of "
+                    f"{rtc_settings.MAX_UPDATE_BYTES} bytes"
+                )
+            applied = loaded.apply(proposal.update)
+            if applied is not None and authorize is not None:
+                reason = authorize(proposal, applied.analysis)
+                if reason:
+                    raise WriteRefused(reason)
+        except REJECTIONS as error:
+            if not isinstance(error, UpdateTooLarge):
+                loaded.rebuild(datastore, [item.applied.update for item in accepted])
+            outcomes.append(
+                Outcome(proposal.txid, Status.REJECTED, error_code=error.code, error=str(error))
+            )
+            continue
+        if applied is None:
+            outcomes.append(
+                Outcome(proposal.txid, Status.NOOP, serial=datastore.last_serial + len(accepted))
+            )
+            continue
+        outcome = Outcome(proposal.txid, Status.STORED, update=applied.update)
+        item = _Accepted(proposal, applied, outcome)
+        accepted.append(item)
+        in_batch[proposal.txid] = item
+        outcomes.append(outcome)
+    return outcomes, accepted
+
+
+def _persist(datastore: Datastore, loaded: LoadedDoc, accepted: list[_Accepted]) -> list[Committed]:
+    serial = datastore.last_serial
+    rows = []
+    for item in accepted:
+        serial += 1
+        proposal, update = item.proposal, item.applied.update
+        rows.append(
+            Transaction(
+                datastore=datastore,
+                serial=serial,
+                txid=proposal.txid,
+                store_id=str(proposal.store_id)[:100],
+                author_id=proposal.author_id,
+                origin=proposal.origin,
+                update=update,
+                summary=[change.to_json() for change in item.applied.analysis.changes],
+                reverts_id=proposal.reverts_id,
+                size=len(update),
+            )
+        )
+    Transaction.objects.bulk_create(rows)
+    if any(row.pk is None for row in rows):  # backends without RETURNING
+        pks = dict(
+            Transaction.objects.filter(
+                datastore=datastore, serial__gt=datastore.last_serial
+            ).values_list("serial", "pk")
+        )
+        for row in rows:
+            row.pk = pks[row.serial]
+    touched: set[tuple[str, str]] = set()
+    touched_rows = []
+    for row, item in zip(rows, accepted, strict=True):
+        item.outcome.serial = row.serial
+        item.outcome.transaction_pk = row.pk
+        for duplicate in item.duplicates:
+            duplicate.serial = row.serial
+        for table, record_id in sorted(item.applied.analysis.touched):
+            touched.add((table, record_id))
+            touched_rows.append(
+                TouchedRecord(
+                    transaction=row, datastore=datastore, table=table, record_id=record_id
+                )
+            )
+    TouchedRecord.objects.bulk_create(touched_rows)
+    projector = get_projector(datastore.schema)
+    if projector is not None and touched:
+        projector.project(datastore, loaded.doc, touched)
+
+    added = sum(row.size for row in rows)
+    datastore.last_serial = serial
+    datastore.size += added
+    datastore.bytes_since_checkpoint += added
+    fields = ["last_serial", "size", "bytes_since_checkpoint"]
+    if (
+        serial - datastore.checkpoint_serial >= rtc_settings.CHECKPOINT_EVERY
+        or datastore.bytes_since_checkpoint >= rtc_settings.CHECKPOINT_BYTES
+    ):
+        state = loaded.encode_state()
+        Checkpoint.objects.create(datastore=datastore, serial=serial, state=state, size=len(state))
+        datastore.checkpoint_serial = serial
+        datastore.bytes_since_checkpoint = 0
+        fields.append("checkpoint_serial")
+    datastore.save(update_fields=fields)
+    return [
+        Committed(
+            row.serial, row.txid, row.store_id, row.author_id, row.origin, bytes(row.update), row.pk
+        )
+        for row in rows
+    ]
+
+
+def _after_commit(
+    loaded: LoadedDoc, token: object, serial: int, datastore: Datastore, committed: list[Committed]
+) -> None:
+    with loaded.lock:
+        # A later write may have taken over the doc meanwhile; only the newest one settles it.
+        if loaded.pending_token is token:
+            loaded.serial = serial
+            loaded.dirty = False
+    transactions_committed.send(sender=Datastore, datastore=datastore, transactions=committed)
+
+
+def write_one(
+    datastore: Datastore | str, proposal: Proposal, authorize: Authorizer | None = None
+) -> Outcome:
+    """Write a single proposal right away (no group commit)."""
+    return write(datastore, [(proposal, authorize)])[0]
+
+
+# --- Reads of the live doc ------------------------------------------------------------------
+
+
+def live_state(datastore: Datastore | str) -> tuple[bytes, int]:
+    """The encoded state now and its serial, from this process's up-to-date doc."""
+    datastore = _resolve(datastore)
+    loaded = doc_cache.get(datastore)
+    with loaded.lock, db_transaction.atomic():
+        current = Datastore.objects.get(pk=datastore.pk)
+        loaded.catch_up(current)
+        return loaded.encode_state(), loaded.serial
+
+
+def live_python(datastore: Datastore | str) -> tuple[dict[str, Any], int]:
+    """The document now as plain JSON, with its serial."""
+    datastore = _resolve(datastore)
+    loaded = doc_cache.get(datastore)
+    with loaded.lock:
+        current = Datastore.objects.get(pk=datastore.pk)
+        loaded.catch_up(current)
+        return loaded.to_python(), loaded.serial
+
+
+__all__ = [
+    "Authorizer",
+    "Committed",
+    "DatastoreExists",
+    "DatastoreNotFound",
+    "Outcome",
+    "Proposal",
+    "Status",
+    "UnknownSchema",
+    "UpdateTooLarge",
+    "ValidationError",
+    "WriteRefused",
+    "create_datastore",
+    "get_datastore",
+    "live_python",
+    "live_state",
+    "write",
+    "write_one",
+]

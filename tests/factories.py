@@ -1,0 +1,47 @@
+"""Helpers that build real Yjs updates from independent pycrdt documents (clients)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from pycrdt import Doc, Map, Text
+
+from tables import service
+from tables.models import Datastore
+from tables.service import Outcome, Proposal
+
+_txids = itertools.count(1)
+
+
+class Client:
+    """An independent peer: its own Doc, sending the diff of each local change."""
+
+    def __init__(self, datastore: Datastore, *, author_id: int | None = None):
+        self.datastore = datastore
+        self.author_id = author_id
+        self.doc = Doc()
+        state, _ = service.live_state(datastore)
+        self.doc.apply_update(state)
+
+    def change(self, mutate: Callable[[Doc], None]) -> bytes:
+        before = self.doc.get_state()
+        with self.doc.transaction():
+            mutate(self.doc)
+        return self.doc.get_update(before)
+
+    def send(self, mutate: Callable[[Doc], None], **kwargs) -> Outcome:
+        update = self.change(mutate)
+        proposal = Proposal(update, txid=f"tx-{next(_txids)}", author_id=self.author_id, **kwargs)
+        return service.write_one(self.datastore, proposal)
+
+    def receive(self) -> None:
+        state, _ = service.live_state(self.datastore)
+        self.doc.apply_update(state)
+
+    def table(self, name: str) -> Map:
+        return self.doc.get(name, type=Map)
+
+
+def add_todo(doc: Doc, item_id: str, title: str, done: bool = False) -> None:
+    doc.get("items", type=Map)[item_id] = Map({"title": Text(title), "done": done})
