@@ -1,0 +1,113 @@
+"""Record-level edits for server-side callers (admin, REST, supernode), through the write path.
+
+Each edit is made on a private copy of the current document, and the resulting Yjs update goes
+through ``tables.service`` like any client's: validated, stored with a serial, broadcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+from tables import service
+from tables.models import Datastore, Origin
+from tables.schema import FieldKind, SchemaViolation, TableSchema, get_schema
+from tables.service import Outcome, Proposal
+
+
+def update_from(datastore: Datastore, mutate: Callable[[Doc], None]) -> bytes:
+    """The Yjs update that ``mutate`` makes to a copy of the current document."""
+    state, _ = service.live_state(datastore)
+    doc = Doc()
+    doc.apply_update(state)
+    before = doc.get_state()
+    with doc.transaction():
+        mutate(doc)
+    return doc.get_update(before)
+
+
+def _table_schema(datastore: Datastore, table: str) -> TableSchema:
+    schema = get_schema(datastore.schema)
+    if not isinstance(schema, TableSchema) or table not in schema.tables:
+        raise SchemaViolation([f"unknown table {table!r} in schema {datastore.schema!r}"])
+    return schema
+
+
+def _set_text(current: Any, value: str) -> Text:
+    """Edit a Text in place with the smallest change (common prefix and suffix kept)."""
+    old = str(current)
+    start = 0
+    while start < min(len(old), len(value)) and old[start] == value[start]:
+        start += 1
+    end_old, end_new = len(old), len(value)
+    while end_old > start and end_new > start and old[end_old - 1] == value[end_new - 1]:
+        end_old -= 1
+        end_new -= 1
+    if end_old > start:
+        del current[start:end_old]
+    if end_new > start:
+        current.insert(start, value[start:end_new])
+    return current
+
+
+def _assign(record: Map, name: str, kind: FieldKind, value: Any) -> None:
+    current = record.get(name)
+    if kind is FieldKind.TEXT:
+        if value is None:
+            record.pop(name, None)
+        elif isinstance(current, Text):
+            _set_text(current, str(value))
+        else:
+            record[name] = Text(str(value))
+    elif kind is FieldKind.LIST:
+        record[name] = Array(list(value or []))
+    elif kind is FieldKind.MAP:
+        record[name] = Map(dict(value or {}))
+    else:
+        record[name] = value
+
+
+def set_fields(
+    datastore: Datastore,
+    table: str,
+    record_id: str,
+    values: Mapping[str, Any],
+    *,
+    author_id: int | None = None,
+    origin: str = Origin.ADMIN,
+) -> Outcome:
+    """Create or update one record's fields (plain Python values; text as str)."""
+    spec = _table_schema(datastore, table).tables[table]
+    unknown = sorted(set(values) - set(spec.fields))
+    if unknown:
+        raise SchemaViolation([f"{table}: unknown field {name!r}" for name in unknown])
+
+    def mutate(doc: Doc) -> None:
+        records = doc.get(table, type=Map)
+        record = records.get(record_id)
+        if not isinstance(record, Map):
+            records[record_id] = record = Map()
+        for name, value in values.items():
+            _assign(record, name, spec.fields[name].kind, value)
+
+    update = update_from(datastore, mutate)
+    return service.write_one(datastore, Proposal(update, author_id=author_id, origin=origin))
+
+
+def delete_record(
+    datastore: Datastore,
+    table: str,
+    record_id: str,
+    *,
+    author_id: int | None = None,
+    origin: str = Origin.ADMIN,
+) -> Outcome:
+    _table_schema(datastore, table)
+
+    def mutate(doc: Doc) -> None:
+        doc.get(table, type=Map).pop(record_id, None)
+
+    update = update_from(datastore, mutate)
+    return service.write_one(datastore, Proposal(update, author_id=author_id, origin=origin))
