@@ -26,6 +26,13 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under CI=true, which needs every test to run: {reason}"
 
 
+def pytest_collection_modifyitems(config, items):
+    # Tests that need PostgreSQL carry the marker, so the SQLite run can deselect them.
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Loaded docs and commit queues belong to a database that each test starts afresh."""

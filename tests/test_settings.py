@@ -1,0 +1,38 @@
+"""Settings read from the environment fail early with a message naming the variable."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from rtc_project.env import env_bool, env_int, env_list
+from tables.conf import rtc_settings, settings_from_environ
+
+
+def test_rtc_settings_from_environment():
+    values = settings_from_environ({"RTC_CHECKPOINT_EVERY": "50", "RTC_IDLE_SECONDS": "1.5"})
+    assert values["CHECKPOINT_EVERY"] == 50 and values["IDLE_SECONDS"] == 1.5
+    assert values["MAX_BATCH"] == 256  # default
+
+
+@pytest.mark.parametrize("raw", ["many", "-1"])
+def test_bad_rtc_setting_names_the_variable(raw):
+    with pytest.raises(ImproperlyConfigured, match="RTC_CHECKPOINT_EVERY"):
+        settings_from_environ({"RTC_CHECKPOINT_EVERY": raw})
+
+
+def test_rtc_settings_follow_overrides(settings):
+    settings.RTC = {"CHECKPOINT_EVERY": 7}
+    assert rtc_settings.CHECKPOINT_EVERY == 7
+    assert rtc_settings.MAX_BATCH == 256
+    with pytest.raises(AttributeError, match="unknown RTC setting"):
+        rtc_settings.NOPE  # noqa: B018
+
+
+def test_env_helpers(monkeypatch):
+    monkeypatch.setenv("DEBUG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="DEBUG must be a boolean"):
+        env_bool("DEBUG", False)
+    monkeypatch.setenv("PORT", "x")
+    with pytest.raises(ImproperlyConfigured, match="PORT must be an integer"):
+        env_int("PORT", 1)
+    monkeypatch.setenv("HOSTS", "a, b,,c")
+    assert env_list("HOSTS", []) == ["a", "b", "c"]
