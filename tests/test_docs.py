@@ -1,0 +1,12 @@
+"""The README documents every setting."""
+
+from pathlib import Path
+
+from tables.conf import SETTINGS
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_every_rtc_setting_is_in_the_configuration_table():
+    for setting in SETTINGS:
+        assert f"| `{setting.env}` | `{setting.default}` |" in README, setting.env
