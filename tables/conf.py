@@ -55,7 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "IDLE_SECONDS",
-        300.0,
+        300,
         _positive_float,
         "Evict a loaded document from memory after this many idle seconds.",
     ),
