@@ -46,10 +46,18 @@ class CommitQueue:
                     return
             try:
                 outcomes = write(self.datastore, [(p, a) for p, a, _ in batch])
-            except BaseException as error:
+            except Exception as error:  # every waiter of this batch must hear about it
                 for _, _, future in batch:
                     future.set_exception(error)
                 continue
+            except BaseException as error:  # interrupted: fail everything queued, then stop
+                with self._lock:
+                    batch += self._pending
+                    self._pending = []
+                    self._draining = False
+                for _, _, future in batch:
+                    future.set_exception(error)
+                raise
             self.batches += 1
             for (_, _, future), outcome in zip(batch, outcomes, strict=True):
                 future.set_result(outcome)

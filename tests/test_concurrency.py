@@ -140,3 +140,15 @@ def test_processes_on_postgresql(postgres):
     run_writer_processes(datastore, "abcd", 25)
     assert_gapless(datastore, 100)
     assert_converged(datastore, {f"{p}{i}" for p in "abcd" for i in range(25)})
+
+
+def test_a_failing_batch_reaches_its_writers_and_the_queue_recovers():
+    datastore = service.create_datastore("gone", "todo")
+    doc = Doc()
+    assert commit(datastore, Proposal(new_item(doc, "a"))).status is Status.STORED
+    queue = queue_for(datastore)
+    Transaction.objects.filter(datastore=datastore).delete()
+    datastore.delete()
+    with pytest.raises(Exception, match="does not exist"):
+        commit(datastore, Proposal(new_item(doc, "b")))
+    assert not queue._draining and not queue._pending
