@@ -17,6 +17,7 @@ from tables import history, service
 from tables.commit import acommit, commit, queue_for
 from tables.models import Transaction
 from tables.service import Proposal, Status
+from tests.liveserver import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -91,17 +92,6 @@ def test_threads_writing_the_same_datastore():
     assert not errors
     assert_gapless(datastore, 60)
     assert_converged(datastore, {f"{p}{i}" for p in "abcd" for i in range(15)})
-
-
-def database_url() -> str:
-    conf = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{conf['NAME']}"
-    user = conf.get("USER") or ""
-    password = f":{conf['PASSWORD']}" if conf.get("PASSWORD") else ""
-    host = conf.get("HOST") or "127.0.0.1"
-    port = f":{conf['PORT']}" if conf.get("PORT") else ""
-    return f"postgres://{user}{password}@{host}{port}/{conf['NAME']}"
 
 
 def run_writer_processes(datastore, prefixes: str, count: int) -> None:
