@@ -86,12 +86,28 @@ def commit(
     return future.result()
 
 
+_drains: set[asyncio.Task] = set()
+
+
+def asubmit(
+    datastore: Datastore, proposal: Proposal, authorize: Authorizer | None = None
+) -> asyncio.Future[Outcome]:
+    """Queue one proposal now, from async code; the future resolves after its commit.
+
+    Queuing is synchronous, so proposals keep the order in which a caller submits them even when
+    it does not wait for each one (a client's updates build on each other).
+    """
+    queue = queue_for(datastore)
+    future, lead = queue.enqueue(proposal, authorize)
+    if lead:
+        task = asyncio.get_running_loop().create_task(database_sync_to_async(queue.drain)())
+        _drains.add(task)
+        task.add_done_callback(_drains.discard)
+    return asyncio.wrap_future(future)
+
+
 async def acommit(
     datastore: Datastore, proposal: Proposal, authorize: Authorizer | None = None
 ) -> Outcome:
     """Group-commit one proposal from async code; returns after its commit."""
-    queue = queue_for(datastore)
-    future, lead = queue.enqueue(proposal, authorize)
-    if lead:
-        await database_sync_to_async(queue.drain)()
-    return await asyncio.wrap_future(future)
+    return await asubmit(datastore, proposal, authorize)

@@ -40,6 +40,12 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _role(value: str) -> str:
+    if value not in ("", "viewer", "editor"):
+        raise ValueError("must be empty, viewer or editor")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CHECKPOINT_EVERY",
@@ -82,6 +88,30 @@ SETTINGS: tuple[Setting, ...] = (
         1000,
         _positive_int,
         "How many of an author's recent transactions per-author undo/redo looks at.",
+    ),
+    Setting(
+        "MAX_MESSAGE_BYTES",
+        16_777_216,
+        _positive_int,
+        "Largest WebSocket message accepted, in bytes; larger ones close the connection (1009).",
+    ),
+    Setting(
+        "RATE_LIMIT",
+        200,
+        _positive_int,
+        "Messages per second a WebSocket connection may send (sustained).",
+    ),
+    Setting(
+        "RATE_BURST",
+        400,
+        _positive_int,
+        "Messages a WebSocket connection may send in a burst above the rate.",
+    ),
+    Setting(
+        "ANONYMOUS_ROLE",
+        "",
+        _role,
+        "Role of users who are not logged in: empty (no access), viewer or editor.",
     ),
 )
 

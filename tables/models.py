@@ -39,9 +39,36 @@ class Datastore(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("write_server_state", "Can write server-state tables (the supernode's account)"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+class DatastoreRole(models.Model):
+    """A user's role on one datastore (the owner has the owner role without a row)."""
+
+    datastore = models.ForeignKey(Datastore, on_delete=models.CASCADE, related_name="roles")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datastore_roles"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["datastore", "user"], name="one_role_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.datastore}"
 
 
 class Origin(models.TextChoices):

@@ -334,6 +334,31 @@ def live_state(datastore: Datastore | str) -> tuple[bytes, int]:
         return loaded.encode_state(), loaded.serial
 
 
+def live_state_vector(datastore: Datastore | str) -> tuple[bytes, int]:
+    """The live document's state vector and serial (what a sync step 1 announces)."""
+    datastore = _resolve(datastore)
+    loaded = doc_cache.get(datastore)
+    with loaded.lock:
+        loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+        return loaded.doc.get_state(), loaded.serial
+
+
+def live_diff(datastore: Datastore | str, state_vector: bytes) -> tuple[bytes, int]:
+    """What a peer with ``state_vector`` lacks (a Yjs update), and the serial it brings it to.
+
+    Raises MalformedUpdate when the state vector cannot be decoded.
+    """
+    datastore = _resolve(datastore)
+    loaded = doc_cache.get(datastore)
+    with loaded.lock:
+        current = Datastore.objects.get(pk=datastore.pk)
+        loaded.catch_up(current)
+        try:
+            return loaded.doc.get_update(state_vector), loaded.serial
+        except Exception as error:
+            raise MalformedUpdate(f"not a Yjs state vector: {error}") from None
+
+
 def live_python(datastore: Datastore | str) -> tuple[dict[str, Any], int]:
     """The document now as plain JSON, with its serial."""
     datastore = _resolve(datastore)
@@ -358,8 +383,10 @@ __all__ = [
     "WriteRefused",
     "create_datastore",
     "get_datastore",
+    "live_diff",
     "live_python",
     "live_state",
+    "live_state_vector",
     "write",
     "write_one",
 ]

@@ -61,3 +61,19 @@ def test_create_token_for_unknown_user():
         run("create_token", "ghost")
     assert len(run("create_token", "ghost", "--create-user").strip()) == 40
     assert User.objects.filter(username="ghost").exists()
+
+
+def test_grant_and_revoke_roles():
+    from tables.models import DatastoreRole
+
+    User.objects.create_user("bo")
+    run("create_datastore", "shop", "--schema", "todo")
+    assert "bo is now viewer of shop" in run("grant", "shop", "bo", "viewer")
+    run("grant", "shop", "bo", "editor")
+    assert DatastoreRole.objects.get(user__username="bo").role == "editor"
+    run("grant", "shop", "bo", "none")
+    assert not DatastoreRole.objects.exists()
+    with pytest.raises(CommandError, match="unknown datastore 'nope'"):
+        run("grant", "nope", "bo", "viewer")
+    with pytest.raises(CommandError, match="no user named 'ghost'"):
+        run("grant", "shop", "ghost", "viewer")

@@ -9,4 +9,5 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 def test_every_rtc_setting_is_in_the_configuration_table():
     for setting in SETTINGS:
-        assert f"| `{setting.env}` | `{setting.default}` |" in README, setting.env
+        default = f"`{setting.default}`" if setting.default != "" else "empty"
+        assert f"| `{setting.env}` | {default} |" in README, setting.env

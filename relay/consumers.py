@@ -1,0 +1,184 @@
+"""The relay's WebSocket consumers: thin transport adapters over the tables service.
+
+A consumer parses and authorizes, then calls the write path (``tables.commit.asubmit``) or a
+read; fan-out is the hub's job. ``RelayConsumer`` holds what both protocols share: the connection
+check (authentication, origin, role, datastore), size and rate limits, and membership in the
+datastore's room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from relay.auth import origin_allowed
+from relay.hub import Batch, Room, get_hub
+from relay.ratelimit import TokenBucket
+from tables.commit import asubmit
+from tables.conf import rtc_settings
+from tables.models import Datastore, Origin
+from tables.permissions import Access, access_for
+from tables.service import Outcome, Proposal, Status
+
+logger = logging.getLogger(__name__)
+
+
+class Refusal(Exception):
+    """The connection must be closed, with a close code and a reason the client can read."""
+
+    def __init__(self, close_code: int, code: str, reason: str):
+        super().__init__(reason)
+        self.close_code = close_code
+        self.code = code
+        self.reason = reason
+
+
+@database_sync_to_async
+def resolve_access(name: str, user) -> Access:
+    if not (user is not None and user.is_authenticated) and not rtc_settings.ANONYMOUS_ROLE:
+        raise Refusal(4401, "unauthenticated", "log in, or pass an API token as ?token=")
+    try:
+        datastore = Datastore.objects.get(name=name)
+    except Datastore.DoesNotExist:
+        raise Refusal(4404, "unknown-datastore", f"unknown datastore {name!r}") from None
+    access = access_for(user, datastore)
+    if not access.can_read:
+        raise Refusal(4403, "forbidden", f"no access to datastore {name!r}")
+    return access
+
+
+class RelayConsumer(AsyncWebsocketConsumer):
+    """What both protocols share. Subclasses implement ``joined``, ``handle``, ``refuse`` and
+    the hub's ``Member`` methods."""
+
+    room: Room | None = None
+
+    async def connect(self) -> None:
+        # Accept first: a refused handshake gives the browser no reason, a close code does.
+        await self.accept()
+        self.member_id = uuid.uuid4().hex
+        self.serial: int | None = None
+        self.own_txids: set[str] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.limiter = TokenBucket(rtc_settings.RATE_LIMIT, rtc_settings.RATE_BURST)
+        try:
+            self.access = await self.check_connection()
+        except Refusal as refusal:
+            await self.refuse(refusal)
+            return
+        self.hub = get_hub()
+        self.room = await self.hub.room_for(self.access.datastore)
+        self.authorize = self.access.authorizer()
+        await self.joined()
+
+    async def check_connection(self) -> Access:
+        if self.scope.get("rtc_auth_error"):
+            raise Refusal(4401, "unauthenticated", self.scope["rtc_auth_error"])
+        if self.scope.get("rtc_auth") == "session" and not origin_allowed(self.scope):
+            raise Refusal(
+                4403,
+                "forbidden",
+                "a session cookie from another site's page is not accepted; use an API token",
+            )
+        name = self.scope["url_route"]["kwargs"]["datastore"]
+        return await resolve_access(name, self.scope.get("user"))
+
+    async def disconnect(self, code: int) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.room is not None:
+            room, self.room = self.room, None
+            await self.hub.leave(room, self)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.room is None:
+            return  # refused and closing
+        limit = rtc_settings.MAX_MESSAGE_BYTES
+        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
+        if size > limit:
+            await self.refuse(
+                Refusal(1009, "too-large", f"message of {size} bytes exceeds {limit} bytes")
+            )
+            return
+        if not self.limiter.allow():
+            if self.limiter.refused > max(rtc_settings.RATE_BURST, 1):
+                await self.refuse(Refusal(4429, "rate-limited", "too many messages; slow down"))
+            else:
+                await self.rate_limited()
+            return
+        try:
+            await self.handle(text_data, bytes_data)
+        except Exception:
+            logger.exception("relay: handling a message on %s failed", self.access.datastore)
+            await self.report_error("server-error", "unexpected server error (logged)")
+
+    # --- helpers for subclasses ---------------------------------------------------------------
+
+    def spawn(self, coroutine: Awaitable[Any]) -> None:
+        """Run work that waits for a commit without holding up the next message."""
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("relay task failed", exc_info=task.exception())
+
+    def submit(self, update: bytes, txid: str, store_id: str = "") -> asyncio.Future[Outcome]:
+        """Queue an update in arrival order; resolves after commit."""
+        self.own_txids.add(txid)
+        proposal = Proposal(
+            update,
+            txid=txid,
+            store_id=store_id,
+            author_id=self.access.user_id,
+            origin=Origin.CLIENT,
+        )
+        return asubmit(self.access.datastore, proposal, self.authorize)
+
+    def settle(self, outcome: Outcome) -> None:
+        if outcome.status is not Status.STORED:
+            self.own_txids.discard(outcome.txid)
+
+    def unseen(self, batch: Batch) -> list[int]:
+        """Indices of a batch's transactions this connection has not seen nor sent."""
+        indices = []
+        for index, tx in enumerate(batch.transactions):
+            if self.serial is not None and tx.serial <= self.serial:
+                continue
+            if tx.txid in self.own_txids:
+                self.own_txids.discard(tx.txid)
+                continue
+            indices.append(index)
+        self.serial = max(self.serial or 0, batch.transactions[-1].serial)
+        return indices
+
+    async def presence_from_client(self, update: bytes) -> None:
+        """Record, relay to this worker's others, publish to the other workers."""
+        self.room.record_presence(update, self.member_id)
+        await self.room.relay_presence(update, self)
+        await self.hub.publish_presence(self.room, update)
+
+    # --- to implement -----------------------------------------------------------------------
+
+    async def joined(self) -> None:
+        raise NotImplementedError
+
+    async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        raise NotImplementedError
+
+    async def refuse(self, refusal: Refusal) -> None:
+        raise NotImplementedError
+
+    async def rate_limited(self) -> None:
+        raise NotImplementedError
+
+    async def report_error(self, code: str, reason: str) -> None:
+        raise NotImplementedError

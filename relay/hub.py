@@ -1,0 +1,369 @@
+"""Fan-out: one channel-layer message per worker for each commit, then local delivery.
+
+Each worker process has one ``Hub`` (per event loop) with one channel-layer channel. A ``Room``
+holds the local connections of one datastore; the hub joins the datastore's group once for the
+room, however many connections it has. A commit is delivered to local rooms directly and
+published once to the group for the other workers.
+
+Rooms deliver transactions in serial order without gaps: a batch that does not follow the last
+delivered serial is completed from the database first, so a worker that missed a broadcast (or
+received them out of order) still gives every connection the whole story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from relay import yprotocol
+from relay.groups import datastore_group
+from tables.models import Datastore, Transaction
+from tables.service import Committed
+
+logger = logging.getLogger(__name__)
+
+AWARENESS_TIMEOUT = 30.0  # seconds, as y-protocols: clients renew their state every 15 s
+GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
+
+
+@dataclass(frozen=True)
+class Tx:
+    serial: int
+    txid: str
+    store_id: str
+    update: bytes
+
+
+class Batch:
+    """Transactions delivered together; encodings are computed once and shared."""
+
+    def __init__(self, transactions: list[Tx]):
+        self.transactions = transactions
+
+    @cached_property
+    def json_transactions(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": tx.txid,
+                "storeId": tx.store_id,
+                "serial": tx.serial,
+                "patch": base64.b64encode(tx.update).decode(),
+            }
+            for tx in self.transactions
+        ]
+
+    @cached_property
+    def json_frame(self) -> str:
+        """The whole batch as one JSON-protocol message, encoded once for every connection."""
+        message = {
+            "msgId": f"s-b{self.transactions[-1].serial}",
+            "msgType": "transaction-broadcast",
+            "content": {"transactions": self.json_transactions},
+        }
+        return json.dumps(message, separators=(",", ":"))
+
+    @cached_property
+    def y_frames(self) -> list[bytes]:
+        return [yprotocol.sync_update(tx.update) for tx in self.transactions]
+
+
+class Member(Protocol):
+    """A local connection, as a room sees it."""
+
+    member_id: str
+    serial: int | None
+
+    async def send_transactions(self, batch: Batch) -> None: ...
+
+    async def send_awareness(self, update: bytes) -> None: ...
+
+
+@dataclass
+class _Presence:
+    clock: int
+    state: Any
+    member_id: str | None  # None: announced through another worker
+    seen: float = field(default_factory=time.monotonic)
+
+
+class Room:
+    def __init__(self, hub: Hub, datastore: Datastore, serial: int):
+        self.hub = hub
+        self.datastore = datastore
+        self.group = datastore_group(datastore.pk)
+        self.serial = serial
+        self.members: dict[str, Member] = {}
+        self.lock = asyncio.Lock()
+        self.presence: dict[int, _Presence] = {}
+        self.reported: dict[str, int] = {}
+
+    # --- membership -------------------------------------------------------------------------
+
+    async def admit(self, member: Member, sync: Callable[[], Awaitable[int]]) -> None:
+        """Send a member its (starting or fresh) state, ``sync`` returning its serial, and make
+        it a member, atomically with respect to deliveries: it misses nothing."""
+        async with self.lock:
+            member.serial = await sync()
+            self.members[member.member_id] = member
+            # Until it reports, a member counts as holding what it joined with.
+            self.reported.setdefault(member.member_id, member.serial)
+
+    # --- transactions -----------------------------------------------------------------------
+
+    async def deliver(self, transactions: list[Tx]) -> None:
+        async with self.lock:
+            fresh = sorted(
+                (tx for tx in transactions if tx.serial > self.serial), key=lambda tx: tx.serial
+            )
+            if not fresh:
+                return
+            expected = list(range(self.serial + 1, fresh[-1].serial + 1))
+            if [tx.serial for tx in fresh] != expected:
+                fresh = await _load_transactions(self.datastore.pk, self.serial, fresh[-1].serial)
+                if not fresh:
+                    return
+            self.serial = fresh[-1].serial
+            batch = Batch(fresh)
+            for member in list(self.members.values()):
+                try:
+                    await member.send_transactions(batch)
+                except Exception:
+                    logger.exception("delivering to %s failed", member.member_id)
+
+    # --- presence ---------------------------------------------------------------------------
+
+    def record_presence(self, update: bytes, member_id: str | None) -> None:
+        """Remember the states in an awareness update (raises yprotocol.ProtocolError)."""
+        for entry in yprotocol.decode_awareness(update):
+            known = self.presence.get(entry.client_id)
+            if known is not None and known.clock > entry.clock:
+                continue
+            if entry.removed:
+                self.presence.pop(entry.client_id, None)
+            else:
+                self.presence[entry.client_id] = _Presence(entry.clock, entry.state, member_id)
+
+    async def relay_presence(self, update: bytes, sender: Member | None) -> None:
+        for member in list(self.members.values()):
+            if member is not sender:
+                try:
+                    await member.send_awareness(update)
+                except Exception:
+                    logger.exception("awareness to %s failed", member.member_id)
+
+    def presence_snapshot(self) -> bytes | None:
+        deadline = time.monotonic() - AWARENESS_TIMEOUT
+        for client_id in [c for c, p in self.presence.items() if p.seen < deadline]:
+            del self.presence[client_id]
+        if not self.presence:
+            return None
+        return yprotocol.encode_awareness(
+            [yprotocol.AwarenessEntry(c, p.clock, p.state) for c, p in self.presence.items()]
+        )
+
+    def departures(self, member_id: str) -> bytes | None:
+        """An awareness update removing every client this member announced."""
+        gone = [
+            yprotocol.AwarenessEntry(client_id, presence.clock + 1, None)
+            for client_id, presence in self.presence.items()
+            if presence.member_id == member_id
+        ]
+        for entry in gone:
+            del self.presence[entry.client_id]
+        return yprotocol.encode_awareness(gone) if gone else None
+
+    # --- stable serial ----------------------------------------------------------------------
+
+    def report_serial(self, member_id: str, serial: int) -> int:
+        self.reported[member_id] = max(serial, self.reported.get(member_id, 0))
+        return self.stable_serial()
+
+    def stable_serial(self) -> int:
+        """The lowest serial every member has reported (or joined with)."""
+        return min(self.reported.values(), default=self.serial)
+
+
+@database_sync_to_async
+def _load_transactions(datastore_pk: int, after: int, upto: int) -> list[Tx]:
+    rows = (
+        Transaction.objects.filter(datastore_id=datastore_pk, serial__gt=after, serial__lte=upto)
+        .order_by("serial")
+        .values_list("serial", "txid", "store_id", "update")
+    )
+    return [Tx(serial, txid, store_id, bytes(update)) for serial, txid, store_id, update in rows]
+
+
+@database_sync_to_async
+def _current_serial(datastore_pk: int) -> int:
+    return Datastore.objects.values_list("last_serial", flat=True).get(pk=datastore_pk)
+
+
+class Hub:
+    """This worker's rooms and its one channel-layer subscription."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.worker_id = uuid.uuid4().hex
+        self.rooms: dict[int, Room] = {}
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self._room_locks: dict[int, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def crosses_processes(self) -> bool:
+        return self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)
+
+    async def _start(self) -> None:
+        if self.channel is not None or not self.crosses_processes:
+            return
+        self.channel = await self.layer.new_channel("rtc.worker.")
+        self._spawn(self._receive_loop())
+        self._spawn(self._refresh_groups())
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def room_for(self, datastore: Datastore) -> Room:
+        lock = self._room_locks.setdefault(datastore.pk, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(datastore.pk)
+            if room is None:
+                await self._start()
+                if self.channel is not None:
+                    # Subscribe before reading the serial: nothing committed after it is missed.
+                    await self.layer.group_add(datastore_group(datastore.pk), self.channel)
+                room = Room(self, datastore, await _current_serial(datastore.pk))
+                self.rooms[datastore.pk] = room
+            return room
+
+    async def leave(self, room: Room, member: Member) -> None:
+        room.members.pop(member.member_id, None)
+        room.reported.pop(member.member_id, None)
+        departures = room.departures(member.member_id)
+        if departures:
+            await room.relay_presence(departures, None)
+            await self.publish_presence(room, departures)
+        if not room.members and self.rooms.get(room.datastore.pk) is room:
+            del self.rooms[room.datastore.pk]
+            if self.channel is not None:
+                await self.layer.group_discard(room.group, self.channel)
+
+    # --- publishing -------------------------------------------------------------------------
+
+    async def publish_presence(self, room: Room, update: bytes) -> None:
+        if self.channel is not None:
+            await self.layer.group_send(
+                room.group,
+                {
+                    "type": "rtc.awareness",
+                    "worker": self.worker_id,
+                    "datastore": room.datastore.pk,
+                    "update": update,
+                },
+            )
+
+    async def _publish_transactions(self, datastore_pk: int, transactions: list[Tx]) -> None:
+        room = self.rooms.get(datastore_pk)
+        if room is not None:
+            await room.deliver(transactions)
+        if self.crosses_processes:
+            await self.layer.group_send(
+                datastore_group(datastore_pk),
+                _transactions_message(self.worker_id, datastore_pk, transactions),
+            )
+
+    # --- receiving --------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+                await self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("relay hub: message from the channel layer failed")
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("worker") == self.worker_id:
+            return
+        room = self.rooms.get(message.get("datastore"))
+        if room is None:
+            return
+        if message.get("type") == "rtc.transactions":
+            await room.deliver([Tx(*fields) for fields in message["transactions"]])
+        elif message.get("type") == "rtc.awareness":
+            room.record_presence(message["update"], None)
+            await room.relay_presence(message["update"], None)
+
+    async def _refresh_groups(self) -> None:
+        while True:
+            await asyncio.sleep(GROUP_REFRESH)
+            for room in list(self.rooms.values()):
+                await self.layer.group_add(room.group, self.channel)
+
+
+def _transactions_message(worker: str, datastore_pk: int, transactions: list[Tx]) -> dict:
+    return {
+        "type": "rtc.transactions",
+        "worker": worker,
+        "datastore": datastore_pk,
+        "transactions": [[tx.serial, tx.txid, tx.store_id, tx.update] for tx in transactions],
+    }
+
+
+# --- one hub per event loop ------------------------------------------------------------------
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_hubs_lock = threading.Lock()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (a worker has one loop; tests get one per test)."""
+    loop = asyncio.get_running_loop()
+    with _hubs_lock:
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = _hubs[loop] = Hub(loop)
+        return hub
+
+
+def on_committed(
+    sender: Any, datastore: Datastore, transactions: list[Committed], **kwargs
+) -> None:
+    """``transactions_committed`` receiver: runs after commit, in whichever thread committed."""
+    txs = [Tx(c.serial, c.txid, c.store_id, c.update) for c in transactions]
+    with _hubs_lock:
+        hubs = [hub for hub in _hubs.values() if not hub.loop.is_closed()]
+    for hub in hubs:
+        asyncio.run_coroutine_threadsafe(hub._publish_transactions(datastore.pk, txs), hub.loop)
+    if not hubs:
+        # A process without WebSocket connections (a command, a separate REST worker): tell
+        # the workers that have them.
+        layer = get_channel_layer()
+        if layer is not None and not isinstance(layer, InMemoryChannelLayer):
+            async_to_sync(layer.group_send)(
+                datastore_group(datastore.pk), _transactions_message("", datastore.pk, txs)
+            )

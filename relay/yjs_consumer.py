@@ -1,0 +1,104 @@
+"""``/ws/yjs/<datastore>``: the y-websocket protocol, so stock Yjs providers work unchanged."""
+
+from __future__ import annotations
+
+import uuid
+
+from channels.db import database_sync_to_async
+
+from relay import yprotocol
+from relay.consumers import Refusal, RelayConsumer
+from relay.hub import Batch
+from tables import service
+from tables.service import Status
+from tables.ydoc import MalformedUpdate
+
+
+class YjsConsumer(RelayConsumer):
+    async def joined(self) -> None:
+        # Announce our state so the client answers with what we lack (its offline edits).
+        state_vector, _ = await database_sync_to_async(service.live_state_vector)(
+            self.access.datastore
+        )
+        await self.send(bytes_data=yprotocol.sync_step1(state_vector))
+        presence = self.room.presence_snapshot()
+        if presence:
+            await self.send(bytes_data=yprotocol.awareness(presence))
+
+    async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        if bytes_data is None:
+            await self.deny("bad-message", "y-websocket frames are binary")
+            return
+        try:
+            message = yprotocol.parse(bytes_data)
+        except yprotocol.ProtocolError as error:
+            await self.deny("bad-message", str(error))
+            return
+        kind = message.type
+        if kind is yprotocol.MessageType.SYNC:
+            if message.sync_type is yprotocol.SyncType.STEP1:
+                await self.answer_step1(message.payload)
+            else:
+                self.write(message.payload)
+        elif kind is yprotocol.MessageType.AWARENESS:
+            try:
+                await self.presence_from_client(message.payload)
+            except yprotocol.ProtocolError as error:
+                await self.deny("bad-message", f"awareness: {error}")
+        elif kind is yprotocol.MessageType.QUERY_AWARENESS:
+            presence = self.room.presence_snapshot()
+            if presence:
+                await self.send(bytes_data=yprotocol.awareness(presence))
+        # Auth messages from a client mean nothing to the server.
+
+    async def answer_step1(self, state_vector: bytes) -> None:
+        """Sync step 2: everything the client lacks; from then on the room delivers the rest."""
+
+        async def sync() -> int:
+            diff, serial = await database_sync_to_async(service.live_diff)(
+                self.access.datastore, state_vector
+            )
+            await self.send(bytes_data=yprotocol.sync_step2(diff))
+            return serial
+
+        try:
+            await self.room.admit(self, sync)
+        except MalformedUpdate as error:
+            await self.deny("bad-message", str(error))
+
+    def write(self, update: bytes) -> None:
+        future = self.submit(update, uuid.uuid4().hex, self.member_id)
+
+        async def report() -> None:
+            outcome = await future
+            self.settle(outcome)
+            if outcome.status is Status.REJECTED:
+                await self.deny(outcome.error_code, outcome.error)
+
+        self.spawn(report())
+
+    async def deny(self, code: str, reason: str) -> None:
+        await self.send(bytes_data=yprotocol.permission_denied(f"{code}: {reason}"))
+
+    # --- Member ---------------------------------------------------------------------------------
+
+    async def send_transactions(self, batch: Batch) -> None:
+        frames = batch.y_frames
+        for index in self.unseen(batch):
+            await self.send(bytes_data=frames[index])
+
+    async def send_awareness(self, update: bytes) -> None:
+        await self.send(bytes_data=yprotocol.awareness(update))
+
+    # --- RelayConsumer --------------------------------------------------------------------------
+
+    async def refuse(self, refusal: Refusal) -> None:
+        await self.deny(refusal.code, refusal.reason)
+        await self.close(code=refusal.close_code)
+
+    async def rate_limited(self) -> None:
+        # An update dropped here would leave the client diverged: make it reconnect instead.
+        await self.refuse(Refusal(4429, "rate-limited", "too many messages; slow down"))
+
+    async def report_error(self, code: str, reason: str) -> None:
+        await self.deny(code, reason)

@@ -1,0 +1,95 @@
+"""Who may read and write a datastore: roles per datastore, and table write policies.
+
+One module for the policy, used by every entry point (WebSockets, REST, admin), so the answer is
+the same whichever way a user comes in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tables.conf import rtc_settings
+from tables.models import Datastore, DatastoreRole, Role
+from tables.schema import Analysis, get_schema
+from tables.service import Authorizer, Proposal
+
+WRITE_SERVER_STATE = "tables.write_server_state"
+_WRITERS = {Role.OWNER, Role.EDITOR}
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one user may do with one datastore, decided once per connection or request."""
+
+    datastore: Datastore
+    role: str | None
+    user_id: int | None
+    writes_server_state: bool
+
+    @property
+    def can_read(self) -> bool:
+        return self.role is not None
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in _WRITERS
+
+    def read_only_tables(self) -> list[str]:
+        schema = get_schema(self.datastore.schema)
+        tables = getattr(schema, "tables", {})
+        if not self.can_write:
+            return sorted(tables)
+        if self.writes_server_state:
+            return []
+        return sorted(name for name in tables if schema.table_policy(name) == "service")
+
+    def authorizer(self) -> Authorizer:
+        """The write path's hook: refuses viewers, and service-only tables for everyone else."""
+        schema = get_schema(self.datastore.schema)
+
+        def authorize(proposal: Proposal, analysis: Analysis) -> str | None:
+            if not self.can_write:
+                return f"role {self.role or 'none'} may not write to {self.datastore.name!r}"
+            if self.writes_server_state:
+                return None
+            locked = sorted(t for t in analysis.tables if schema.table_policy(t) == "service")
+            if locked:
+                return f"only the supernode may write table(s) {', '.join(locked)}"
+            return None
+
+        return authorize
+
+
+def role_for(user, datastore: Datastore) -> str | None:
+    if user is None or not user.is_authenticated:
+        return rtc_settings.ANONYMOUS_ROLE or None
+    if user.is_superuser or datastore.owner_id == user.id:
+        return Role.OWNER
+    return (
+        DatastoreRole.objects.filter(datastore=datastore, user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def access_for(user, datastore: Datastore) -> Access:
+    authenticated = user is not None and user.is_authenticated
+    return Access(
+        datastore=datastore,
+        role=role_for(user, datastore),
+        user_id=user.pk if authenticated else None,
+        writes_server_state=authenticated and user.has_perm(WRITE_SERVER_STATE),
+    )
+
+
+def grant(datastore: Datastore, user, role: str) -> DatastoreRole:
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r} (one of: {', '.join(Role.values)})")
+    grant_row, _ = DatastoreRole.objects.update_or_create(
+        datastore=datastore, user=user, defaults={"role": role}
+    )
+    return grant_row
+
+
+def revoke(datastore: Datastore, user) -> None:
+    DatastoreRole.objects.filter(datastore=datastore, user=user).delete()
