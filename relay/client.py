@@ -1,0 +1,887 @@
+"""An asyncio client for the JSON datastore protocol (``/ws/datastores/<datastore>/``).
+
+``DatastoreClient`` keeps a ``pycrdt.Doc`` equal to a datastore on the server and sends the
+document's local changes back as transactions::
+
+    async with DatastoreClient("ws://localhost:8000", "groceries", token=key) as client:
+        items = client.doc.get("items", type=Map)
+        items["milk"] = Map({"title": Text("Milk"), "done": False})
+        await client.wait_acked(timeout=5)
+
+Design, after pycrdt-websocket and jupyter_client:
+
+- Every background task (the connection loop, the socket reader, the sender, gap fills, the
+  awareness timer) lives in one task group owned by the client; ``aclose()`` cancels it and
+  closes the socket, so nothing outlives the ``async with`` block.
+- Requests are matched to replies by ``msgId``; every wait has a deadline on the event loop's
+  monotonic clock.
+- ``client.serial`` is the highest serial applied, without gaps: transactions that arrive ahead
+  of it are buffered and the missing serials are fetched with ``transaction-request``.
+- Local changes are queued as unacknowledged transactions until the server acknowledges them. A
+  dropped connection is re-established with exponential backoff, resumed with
+  ``history-request {since}``, and every unacknowledged transaction is sent again with the same
+  id (the server stores a transaction id once, so re-sending is idempotent).
+- A refused change (``error-reply`` with a ``transactionId``) cannot be taken out of a CRDT
+  document, so the client rebuilds its document from the server (a fresh ``Doc``, assigned to
+  ``client.doc``), re-applies the changes still awaiting an answer, and then calls
+  ``on_rejected``. Code that keeps references to shared types must fetch them again from the new
+  ``client.doc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import itertools
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import anyio
+from anyio.abc import TaskGroup
+from pycrdt import Awareness, Doc, TransactionEvent
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEST_TRANSACTIONS = 1000
+"""The server answers at most this many transactions per ``transaction-request``."""
+
+PERMANENT_CLOSE_CODES = {
+    4401: "unauthenticated",
+    4403: "forbidden",
+    4404: "unknown-datastore",
+}
+"""Close codes after which reconnecting cannot help: the client stops and reports the error."""
+
+EMPTY_UPDATE = b"\x00\x00"
+"""A Yjs update that changes nothing."""
+
+
+# --- Errors and records ------------------------------------------------------------------------
+
+
+class RTCError(Exception):
+    """The server answered with an ``error-reply`` (or closed the connection for good)."""
+
+    def __init__(self, code: str, reason: str = "", content: dict[str, Any] | None = None):
+        super().__init__(f"{code}: {reason}" if reason else code)
+        self.code = code
+        self.reason = reason
+        self.content = content or {}
+
+
+class ConnectionLost(ConnectionError):
+    """The connection closed before the reply to a request arrived (it may or may not have run)."""
+
+
+class ClientClosed(RuntimeError):
+    """The client was closed (or stopped after a permanent error) while waiting."""
+
+
+TRANSIENT_ERRORS = (OSError, InvalidHandshake, ConnectionClosed, ConnectionLost, TimeoutError)
+"""Errors that end a connection attempt but not the client: it reconnects after a delay."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A local transaction the server refused; the document was rebuilt without it."""
+
+    transaction_id: str
+    code: str
+    reason: str
+    patch: bytes
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reconnection attempts: exponential, bounded, with random jitter.
+
+    Jitter spreads the reconnections of many clients after a server restart.
+    """
+
+    initial: float = 0.1
+    factor: float = 2.0
+    maximum: float = 5.0
+    jitter: float = 0.1
+    """Each delay is stretched by a random fraction in [0, jitter)."""
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        """An endless sequence of delays: initial, initial*factor, ... capped at maximum."""
+        rng = rng or random.Random()
+        delay = self.initial
+        while True:
+            yield min(delay, self.maximum) * (1 + self.jitter * rng.random())
+            delay = min(delay * self.factor, self.maximum)
+
+
+# --- Wire format -------------------------------------------------------------------------------
+
+
+def encode_patch(update: bytes) -> str:
+    return base64.b64encode(update).decode("ascii")
+
+
+def decode_patch(patch: str) -> bytes:
+    return base64.b64decode(patch, validate=True)
+
+
+def make_message(msg_id: str, msg_type: str, content: dict[str, Any]) -> str:
+    """A protocol message as the text frame to send."""
+    return json.dumps(
+        {"msgId": msg_id, "msgType": msg_type, "content": content}, separators=(",", ":")
+    )
+
+
+def parse_message(raw: str | bytes) -> dict[str, Any] | None:
+    """The message in a frame, or None if the frame is not a protocol message."""
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("msgType"), str):
+        return None
+    if not isinstance(message.get("content"), dict):
+        message["content"] = {}
+    return message
+
+
+def datastore_url(base_url: str, datastore: str, token: str | None = None) -> str:
+    """The WebSocket URL of a datastore on a server whose base URL is ``ws://host:port``."""
+    url = f"{base_url.rstrip('/')}/ws/datastores/{quote(datastore, safe='')}/"
+    if token:
+        url += "?" + urlencode({"token": token})
+    return url
+
+
+def batches(
+    transactions: Iterable[dict[str, Any]], max_count: int, max_bytes: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Group transactions into messages of at most ``max_count`` items and about ``max_bytes``.
+
+    A single transaction larger than ``max_bytes`` still goes out, alone.
+    """
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for transaction in transactions:
+        cost = len(transaction["patch"]) + 100
+        if batch and (len(batch) >= max_count or size + cost > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(transaction)
+        size += cost
+    if batch:
+        yield batch
+
+
+def missing_serials(applied: int, ahead: Iterable[int], upto: int = 0) -> list[int]:
+    """The serials to fetch: after ``applied``, not buffered, up to the highest buffered one
+    (or ``upto``, a serial the server is known to have reached, if higher)."""
+    buffered = set(ahead)
+    last = max(max(buffered, default=0), upto)
+    return [s for s in range(applied + 1, last + 1) if s not in buffered]
+
+
+@dataclass
+class _Entry:
+    """A transaction with a serial above ``client.serial``, waiting for its predecessors."""
+
+    patch: bytes | None
+    applied: bool
+    """Already in the document: one of our own, acknowledged with this serial."""
+
+
+@dataclass
+class _Connection:
+    """What belongs to one WebSocket connection; discarded when it closes."""
+
+    ws: ClientConnection
+    tg: TaskGroup
+    waiters: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    sent: set[str] = field(default_factory=set)
+    """Ids of transactions sent on this connection (all pending ones are sent again on the next)."""
+    fetching: set[int] = field(default_factory=set)
+    synced: bool = False
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    resync: anyio.Event = field(default_factory=anyio.Event)
+    error: dict[str, Any] | None = None
+    """The last error-reply that answered nothing: the reason the server gives before closing."""
+
+
+# --- The client --------------------------------------------------------------------------------
+
+
+class DatastoreClient:
+    """Keeps ``self.doc`` in sync with one datastore of an RTC server."""
+
+    def __init__(
+        self,
+        url: str,
+        datastore: str,
+        *,
+        token: str | None = None,
+        doc: Doc | None = None,
+        store_id: str | None = None,
+        on_rejected: Callable[[Rejection], Any] | None = None,
+        backoff: Backoff | None = None,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 30.0,
+        max_batch: int = 100,
+        max_batch_bytes: int = 1_000_000,
+        max_message_bytes: int | None = None,
+        rate_limit_pause: float = 1.0,
+        additional_headers: dict[str, str] | None = None,
+    ) -> None:
+        """
+        Args:
+            url: The server's base URL, ``ws://host:port`` (or ``wss://``).
+            datastore: The datastore's name (it must exist).
+            token: A REST framework token key, sent as ``?token=``.
+            doc: The document to keep in sync (a new one if omitted). Changes it holds before
+                the first sync are sent to the server.
+            store_id: Prefix of this client's transaction ids (random if omitted); reuse it
+                only with the unacknowledged transactions of the same client.
+            on_rejected: Called (or awaited, if it returns an awaitable) with each refused local
+                transaction, after ``client.doc`` has been rebuilt from the server.
+            backoff: Delays between reconnection attempts.
+            connect_timeout: Deadline of the WebSocket handshake and of each (re)join.
+            request_timeout: Default deadline of ``request()`` and its wrappers.
+            max_batch, max_batch_bytes: Largest transaction-broadcast message sent.
+            max_message_bytes: Largest incoming message (None: no limit; a history reply holds
+                the whole state).
+            rate_limit_pause: How long to hold back transactions after a ``rate-limited`` error.
+            additional_headers: Extra HTTP headers for the handshake (e.g. ``Origin``).
+        """
+        self.url = url
+        self.datastore = datastore
+        self.token = token
+        self.store_id = store_id or uuid.uuid4().hex[:12]
+        self.doc: Doc = doc if doc is not None else Doc()
+        self.awareness = Awareness(self.doc)
+        self.on_rejected = on_rejected
+        self.backoff = backoff or Backoff()
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
+        self.max_message_bytes = max_message_bytes
+        self.rate_limit_pause = rate_limit_pause
+        self.additional_headers = additional_headers
+
+        self.serial = 0
+        """Highest serial applied to ``doc``; every serial up to it is applied."""
+        self.stable_serial: int | None = None
+        """The latest ``state-stable`` serial the server announced."""
+        self.pending: dict[str, dict[str, Any]] = {}
+        """Local transactions not yet acknowledged, by id, in the order they were made."""
+        self.acked: dict[str, int | None] = {}
+        """Serial of each local transaction the server acknowledged (None: it changed nothing)."""
+        self.rejections: list[Rejection] = []
+        self.errors: list[RTCError] = []
+        """Error replies that answered no request: refusals, rate limiting, server errors."""
+        self.connections = 0
+        """How many times a connection was established (1 + reconnections)."""
+
+        self._counter = itertools.count(1)
+        self._msg_counter = itertools.count(1)
+        self._ahead: dict[int, _Entry] = {}
+        self._paused = False
+        self._applying_remote = False
+        self._joined = False
+        self._merged = False
+        self._reload_needed = False
+        self._reloading = False
+        self._unannounced: list[Rejection] = []
+        self._awareness_dirty = True
+        self._conn: _Connection | None = None
+        self._tg: TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failure: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._doc_subscription = self.doc.observe(self._on_doc_event)
+        self._awareness_subscription = self.awareness.observe(self._on_awareness_event)
+
+    # --- Lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DatastoreClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self, timeout: float | None = None) -> None:
+        """Connect and wait for the first sync (raises RTCError if the server refuses us)."""
+        if self._task is not None or self._closing:
+            raise RuntimeError("a client starts once")
+        self._task = asyncio.create_task(self._main(), name=f"rtc-client-{self.datastore}")
+        try:
+            await self.wait_synced(self.connect_timeout if timeout is None else timeout)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop every background task and close the connection. Idempotent."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+            else:
+                task.cancel()  # not running yet: it has no task group to cancel
+            await asyncio.wait([task])
+        if self._doc_subscription is not None:
+            self.doc.unobserve(self._doc_subscription)
+            self._doc_subscription = None
+        if self._awareness_subscription is not None:
+            self.awareness.unobserve(self._awareness_subscription)
+            self._awareness_subscription = None
+        self._notify()
+
+    async def reconnect(self) -> None:
+        """Close the current connection; the client reconnects and resumes by itself."""
+        conn = self._conn
+        if conn is not None:
+            await conn.ws.close()
+
+    @property
+    def in_flight(self) -> set[str]:
+        """Ids of local transactions sent on the current connection and not yet answered."""
+        conn = self._conn
+        return set() if conn is None else {tid for tid in self.pending if tid in conn.sent}
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def synced(self) -> bool:
+        """Connected, and the document holds everything the server had when we joined."""
+        return (
+            self._conn is not None
+            and self._conn.synced
+            and not (self._reload_needed or self._reloading)
+        )
+
+    async def _main(self) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                await tg.start(self.awareness.start)
+                tg.start_soon(self._run)
+        except BaseException as error:  # recorded for every waiter, logged once
+            if not isinstance(error, asyncio.CancelledError):
+                logger.exception("datastore client for %r stopped", self.datastore)
+                self._failure = error
+            else:
+                raise
+        finally:
+            self._tg = None
+            self._closing = True
+            self._notify()
+
+    async def _run(self) -> None:
+        """Connect, and reconnect with backoff whenever the connection drops."""
+        delays = self.backoff.delays()
+        while not self._closing:
+            try:
+                if await self._connect_once():
+                    delays = self.backoff.delays()
+            except RTCError as error:
+                if error.code in PERMANENT_CLOSE_CODES.values():
+                    self._failure = error
+                    assert self._tg is not None
+                    self._tg.cancel_scope.cancel()
+                    return
+                logger.info("connection to %r failed: %s", self.datastore, error)
+            except TRANSIENT_ERRORS as error:
+                logger.info("connection to %r failed: %r", self.datastore, error)
+            if self._closing:
+                return
+            await anyio.sleep(next(delays))
+
+    async def _connect_once(self) -> bool:
+        """One connection, from handshake to close. True if it got as far as a sync.
+
+        Raises the error that ended it, RTCError with a permanent code if reconnecting cannot
+        help.
+        """
+        with anyio.fail_after(self.connect_timeout):
+            ws = await connect(
+                datastore_url(self.url, self.datastore, self.token),
+                additional_headers=self.additional_headers,
+                max_size=self.max_message_bytes,
+                open_timeout=None,
+                proxy=None,
+            )
+        conn: _Connection | None = None
+        failure: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                conn = _Connection(ws=ws, tg=tg)
+                self._conn = conn
+                self.connections += 1
+                tg.start_soon(self._reader, conn)
+                tg.start_soon(self._synchronizer, conn)
+        except* (*TRANSIENT_ERRORS, RTCError) as group:
+            failure = group.exceptions[0]
+        finally:
+            self._conn = None
+            if conn is not None:
+                self._disconnected(conn)
+            with anyio.move_on_after(2, shield=True):
+                await ws.close()
+            if ws.transport is not None and not ws.transport.is_closing():
+                ws.transport.abort()
+        if ws.close_code in PERMANENT_CLOSE_CODES:
+            reason = (conn.error or {}).get("reason", "") if conn else ""
+            raise RTCError(PERMANENT_CLOSE_CODES[ws.close_code], reason or ws.close_reason or "")
+        if failure is not None:
+            raise failure
+        return conn is not None and conn.synced
+
+    def _disconnected(self, conn: _Connection) -> None:
+        for future in conn.waiters.values():
+            if not future.done():
+                future.set_exception(ConnectionLost("the connection closed"))
+                future.exception()  # retrieved: a request nobody awaits any more must not warn
+        conn.waiters.clear()
+        others = [cid for cid in self.awareness.states if cid != self.awareness.client_id]
+        if others:
+            # Their removals would be relayed on a connection we no longer have.
+            self.awareness.remove_awareness_states(others, "disconnect")
+        self._awareness_dirty = True
+        self._notify()
+
+    # --- Connection tasks -----------------------------------------------------------------
+
+    async def _reader(self, conn: _Connection) -> None:
+        """Dispatch incoming messages until the socket closes, then end the connection."""
+        try:
+            async for raw in conn.ws:
+                message = parse_message(raw)
+                if message is None:
+                    logger.warning("ignoring a frame that is not a protocol message: %.200r", raw)
+                    continue
+                self._dispatch(conn, message)
+                self._notify()  # whatever a wait_for() predicate looks at may have changed
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.tg.cancel_scope.cancel()
+
+    async def _synchronizer(self, conn: _Connection) -> None:
+        """Join (or resume), then start sending; rebuild the document when a change is refused."""
+        with anyio.fail_after(self.connect_timeout):
+            await self._join(conn)
+        conn.synced = True
+        self._notify()
+        conn.tg.start_soon(self._sender, conn)
+        await self._send(conn, "awareness-query", {})
+        while True:
+            await conn.resync.wait()
+            conn.resync = anyio.Event()
+            if self._reload_needed:
+                with anyio.fail_after(self.connect_timeout):
+                    await self._join(conn)
+                self._notify()
+
+    async def _sender(self, conn: _Connection) -> None:
+        """Send unacknowledged transactions and awareness changes as they appear."""
+        while True:
+            conn.wake = anyio.Event()
+            unsent = [tx for tid, tx in self.pending.items() if tid not in conn.sent]
+            for batch in batches(unsent, self.max_batch, self.max_batch_bytes):
+                ids = [tx["id"] for tx in batch]
+                conn.sent.update(ids)
+                await self._send(conn, "transaction-broadcast", {"transactions": batch})
+            if self._awareness_dirty:
+                self._awareness_dirty = False
+                update = self.awareness.encode_awareness_update([self.awareness.client_id])
+                await self._send(conn, "awareness-update", {"update": encode_patch(update)})
+            self._notify()
+            await conn.wake.wait()
+
+    def _next_msg_id(self) -> str:
+        return f"c-{next(self._msg_counter)}"
+
+    async def _send(self, conn: _Connection, msg_type: str, content: dict[str, Any]) -> None:
+        """Send a message whose answers, if any, are handled by type, not awaited."""
+        await conn.ws.send(make_message(self._next_msg_id(), msg_type, content))
+
+    async def _request_on(
+        self, conn: _Connection, msg_type: str, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send a request on this connection and wait for its reply (no deadline of its own)."""
+        msg_id = self._next_msg_id()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        conn.waiters[msg_id] = future
+        try:
+            try:
+                await conn.ws.send(make_message(msg_id, msg_type, content))
+            except ConnectionClosed as error:
+                raise ConnectionLost("the connection closed") from error
+            reply = await future
+        finally:
+            conn.waiters.pop(msg_id, None)
+        if reply["msgType"] == "error-reply":
+            content = reply["content"]
+            raise RTCError(content.get("code", "error"), content.get("reason", ""), content)
+        return reply["content"]
+
+    # --- Joining and resuming -------------------------------------------------------------
+
+    async def _join(self, conn: _Connection) -> None:
+        """Bring the document up to the server's serial.
+
+        First join: merge the server's state into ``doc`` and send what ``doc`` held that the
+        server lacks. Resume: ask only for what came after ``serial``. Reload (after a refused
+        change): a new document from the server's state, plus our changes still unanswered.
+        """
+        reload = self._reload_needed
+        self._reload_needed = False
+        self._reloading = reload
+        self._paused = True  # pushes arriving meanwhile are buffered, applied after the reply
+        try:
+            request: dict[str, Any] = {}
+            if self._joined and not reload:
+                request["since"] = self.serial
+            reply = await self._request_on(conn, "history-request", request)
+            state = reply.get("state")
+            transactions = reply.get("transactions") or []
+            if not self._merged:
+                self._send_local_extra(state, transactions)
+                self._merged = True
+            if reload:
+                self._replace_doc(Doc())
+                self.serial = 0
+                for entry in self._ahead.values():
+                    entry.applied = False
+            if state:
+                self._apply_remote(decode_patch(state))
+                self.serial = max(self.serial, int(reply.get("checkpointSerial") or 0))
+            if reload:
+                for transaction in self.pending.values():
+                    self._apply_remote(decode_patch(transaction["patch"]))
+            for transaction in transactions:
+                self._receive(transaction)
+        except BaseException:
+            self._reload_needed = self._reload_needed or reload
+            self._reloading = False
+            raise
+        finally:
+            self._paused = False
+        self._joined = True
+        try:
+            target = int(reply.get("serial") or 0)
+            self._advance(conn, target)
+            await self._wait_until(lambda: self.serial >= target, None)
+        finally:
+            self._reloading = False
+        announced, self._unannounced = self._unannounced, []
+        for rejection in announced:
+            self._call_back(rejection)
+
+    def _send_local_extra(self, state: str | None, transactions: list[dict[str, Any]]) -> None:
+        """Queue, as one transaction, what the caller's doc held before joining."""
+        if self.doc.get_state() == b"\x00":
+            return
+        server = Doc()
+        if state:
+            server.apply_update(decode_patch(state))
+        for transaction in transactions:
+            server.apply_update(decode_patch(transaction["patch"]))
+        extra = self.doc.get_update(server.get_state())
+        if extra != EMPTY_UPDATE:
+            self._queue_local(extra)
+
+    def _replace_doc(self, doc: Doc) -> None:
+        if self._doc_subscription is not None:
+            self.doc.unobserve(self._doc_subscription)
+        self.doc = doc
+        self._doc_subscription = doc.observe(self._on_doc_event)
+
+    # --- Incoming messages ----------------------------------------------------------------
+
+    def _dispatch(self, conn: _Connection, message: dict[str, Any]) -> None:
+        msg_type = message["msgType"]
+        content = message["content"]
+        parent = message.get("parentId")
+        # Pushes and replies alike carry state worth keeping.
+        if msg_type == "awareness-update" and isinstance(content.get("update"), str):
+            self.awareness.apply_awareness_update(decode_patch(content["update"]), "remote")
+        elif msg_type == "state-stable" and isinstance(content.get("serial"), int):
+            self.stable_serial = content["serial"]
+            self._notify()
+        # Then whoever waits for it.
+        if msg_type == "transaction-broadcast" and parent is None:
+            for transaction in content.get("transactions") or []:
+                self._receive(transaction)
+            self._advance(conn)
+        elif msg_type == "transaction-ack":
+            self._acknowledged(conn, content)
+        elif msg_type == "error-reply":
+            self._error(conn, message)
+        elif parent in conn.waiters:
+            future = conn.waiters.pop(parent)
+            if not future.done():
+                future.set_result(message)
+        elif msg_type not in ("awareness-update", "state-stable"):
+            logger.debug("ignoring a %s message", msg_type)
+
+    def _receive(self, transaction: dict[str, Any]) -> None:
+        """Buffer a stored transaction; ``_advance`` applies it once its predecessors are in."""
+        serial = transaction.get("serial")
+        if not isinstance(serial, int) or serial <= self.serial or serial in self._ahead:
+            return
+        self._ahead[serial] = _Entry(decode_patch(transaction["patch"]), applied=False)
+
+    def _acknowledged(self, conn: _Connection, content: dict[str, Any]) -> None:
+        ids = content.get("transactionIds") or []
+        serials = content.get("serials") or [None] * len(ids)
+        for tid, serial in zip(ids, serials, strict=False):
+            transaction = self.pending.pop(tid, None)
+            if transaction is None:
+                continue
+            self.acked[tid] = serial
+            if isinstance(serial, int) and serial > self.serial and serial not in self._ahead:
+                self._ahead[serial] = _Entry(decode_patch(transaction["patch"]), applied=True)
+        self._advance(conn)
+
+    def _error(self, conn: _Connection, message: dict[str, Any]) -> None:
+        """An error-reply: a refused transaction, a failed request, or a complaint."""
+        content = message["content"]
+        parent = message.get("parentId")
+        error = RTCError(content.get("code", "error"), content.get("reason", ""), content)
+        refused = [content["transactionId"]] if "transactionId" in content else []
+        refused += content.get("transactionIds") or []  # one error for a whole message
+        if refused:
+            self.errors.append(error)
+            self._refused(conn, [tid for tid in refused if isinstance(tid, str)], error)
+            return
+        if parent in conn.waiters:
+            future = conn.waiters.pop(parent)
+            if not future.done():
+                future.set_result(message)
+            return
+        self.errors.append(error)
+        conn.error = content
+        logger.warning("error from the server: %s", error)
+        if error.code == "rate-limited":
+            # The server dropped a message without saying which: send again, after a pause,
+            # everything unanswered (transaction ids make that safe) and our presence.
+            conn.tg.start_soon(self._resend_later, conn, list(conn.sent))
+        self._notify()
+
+    def _refused(self, conn: _Connection, ids: list[str], error: RTCError) -> None:
+        """Rebuild the document without our refused transactions (see the module docstring)."""
+        for tid in ids:
+            transaction = self.pending.pop(tid, None)
+            if transaction is None:
+                logger.warning("refusal of a transaction we do not have pending: %s", error)
+                continue
+            logger.info("transaction %s refused: %s", tid, error)
+            rejection = Rejection(tid, error.code, error.reason, decode_patch(transaction["patch"]))
+            self.rejections.append(rejection)
+            self._unannounced.append(rejection)
+            self._reload_needed = True
+        if self._reload_needed:
+            conn.resync.set()
+        self._notify()
+
+    async def _resend_later(self, conn: _Connection, ids: list[str]) -> None:
+        await anyio.sleep(self.rate_limit_pause)
+        conn.sent.difference_update(ids)
+        self._awareness_dirty = True
+        conn.wake.set()
+
+    def _advance(self, conn: _Connection, upto: int = 0) -> None:
+        """Apply buffered transactions in serial order; fetch the serials of any gap.
+
+        ``upto``: a serial the server is known to have reached (its history reply's).
+        """
+        if self._paused:
+            return
+        for serial in [s for s in self._ahead if s <= self.serial]:
+            del self._ahead[serial]
+        while (entry := self._ahead.pop(self.serial + 1, None)) is not None:
+            if not entry.applied and entry.patch is not None:
+                self._apply_remote(entry.patch)
+            self.serial += 1
+        self._notify()
+        gap = missing_serials(self.serial, self._ahead, upto)
+        gap = [s for s in gap if s not in conn.fetching]
+        if gap:
+            conn.fetching.update(gap)
+            conn.tg.start_soon(self._fill_gap, conn, gap)
+
+    async def _fill_gap(self, conn: _Connection, serials: list[int]) -> None:
+        try:
+            for start in range(0, len(serials), MAX_REQUEST_TRANSACTIONS):
+                chunk = serials[start : start + MAX_REQUEST_TRANSACTIONS]
+                with anyio.fail_after(self.request_timeout):
+                    reply = await self._request_on(conn, "transaction-request", {"serials": chunk})
+                for transaction in reply.get("transactions") or []:
+                    self._receive(transaction)
+        finally:
+            conn.fetching.difference_update(serials)
+        self._advance(conn)
+
+    def _apply_remote(self, update: bytes) -> None:
+        """Apply an update from the server without queueing it as a local change."""
+        self._applying_remote = True
+        try:
+            self.doc.apply_update(update)
+        finally:
+            self._applying_remote = False
+
+    # --- Local changes --------------------------------------------------------------------
+
+    def _on_doc_event(self, event: TransactionEvent) -> None:
+        if self._applying_remote or self._closing:
+            return
+        update = event.update
+        if update != EMPTY_UPDATE:
+            self._queue_local(update)
+
+    def _queue_local(self, update: bytes) -> None:
+        tid = f"{self.store_id}-{next(self._counter)}"
+        self.pending[tid] = {"id": tid, "storeId": self.store_id, "patch": encode_patch(update)}
+        if self._conn is not None:
+            self._conn.wake.set()
+        self._notify()
+
+    def _on_awareness_event(self, topic: str, changes: tuple[dict[str, Any], Any]) -> None:
+        if topic == "update" and changes[1] == "local":
+            self._awareness_dirty = True
+            if self._conn is not None:
+                self._conn.wake.set()
+
+    def _call_back(self, rejection: Rejection) -> None:
+        if self.on_rejected is None:
+            return
+        result = self.on_rejected(rejection)
+        if inspect.isawaitable(result) and self._tg is not None:
+            self._tg.start_soon(_await, result)
+
+    # --- Waiting --------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                if self._failure is not None:
+                    raise self._failure
+                if self._closing:
+                    raise ClientClosed("the client is closed")
+                await self._changed.wait()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until ``predicate()`` holds; it is checked whenever the client's state changes."""
+        await self._wait_until(predicate, timeout)
+
+    async def wait_synced(self, timeout: float | None = None) -> None:
+        """Wait until connected and caught up with the server."""
+        await self._wait_until(lambda: self.synced, timeout)
+
+    async def wait_acked(self, timeout: float | None = None) -> None:
+        """Wait until the server has answered every local transaction (acked or refused)."""
+        await self._wait_until(
+            lambda: not self.pending and not (self._reload_needed or self._reloading), timeout
+        )
+
+    async def wait_for_serial(self, serial: int, timeout: float | None = None) -> None:
+        """Wait until every transaction up to ``serial`` is applied to ``doc``."""
+        await self._wait_until(lambda: self.serial >= serial, timeout)
+
+    # --- Requests -------------------------------------------------------------------------
+
+    async def request(
+        self, msg_type: str, content: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a request once synced and return its reply's content.
+
+        Raises RTCError for an error-reply, ConnectionLost if the connection closed first
+        (the request is not repeated: it may have run), TimeoutError at the deadline.
+        """
+        timeout = self.request_timeout if timeout is None else timeout
+        async with asyncio.timeout(timeout):
+            await self.wait_synced()
+            assert self._conn is not None
+            return await self._request_on(self._conn, msg_type, content or {})
+
+    async def server_serial(self, timeout: float | None = None) -> int:
+        """The server's newest serial (``serial-request``)."""
+        return int((await self.request("serial-request", {}, timeout))["serial"])
+
+    async def permissions(self, timeout: float | None = None) -> dict[str, Any]:
+        """This user's rights on the datastore (``permissions-request``)."""
+        return await self.request("permissions-request", {}, timeout)
+
+    async def undo(
+        self, serial: int | None = None, *, wait: bool = True, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Undo our user's last change, or the transaction ``serial``; returns the reply.
+
+        With ``wait``, returns once the undo transaction is applied to ``doc``.
+        """
+        return await self._revert("undo-request", serial, wait, timeout)
+
+    async def redo(
+        self, serial: int | None = None, *, wait: bool = True, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Redo our user's last undone change, or undo the undo ``serial``."""
+        return await self._revert("redo-request", serial, wait, timeout)
+
+    async def _revert(
+        self, msg_type: str, serial: int | None, wait: bool, timeout: float | None
+    ) -> dict[str, Any]:
+        timeout = self.request_timeout if timeout is None else timeout
+        async with asyncio.timeout(timeout):
+            reply = await self.request(msg_type, {} if serial is None else {"serial": serial})
+            if wait and isinstance(reply.get("serial"), int):
+                await self.wait_for_serial(reply["serial"])
+        return reply
+
+    async def fetch_transactions(
+        self,
+        serials: Iterable[int] | None = None,
+        ids: Iterable[str] | None = None,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored transactions by serial or by id, as on the wire (``patch`` in base64)."""
+        if (serials is None) == (ids is None):
+            raise ValueError("give serials or ids")
+        key, values = (
+            ("serials", list(serials))
+            if serials is not None
+            else ("transactionIds", list(ids or []))
+        )
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(values), MAX_REQUEST_TRANSACTIONS):
+            chunk = values[start : start + MAX_REQUEST_TRANSACTIONS]
+            reply = await self.request("transaction-request", {key: chunk}, timeout)
+            found.extend(reply.get("transactions") or [])
+        return found
+
+    async def report_serial(self, timeout: float | None = None) -> int | None:
+        """Tell the server our serial (``serial-update``); returns the stable serial."""
+        reply = await self.request("serial-update", {"serial": self.serial}, timeout)
+        self.stable_serial = reply.get("serial")
+        return self.stable_serial
+
+
+async def _await(awaitable: Awaitable[Any]) -> None:
+    await awaitable
