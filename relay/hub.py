@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import json
 import logging
 import threading
@@ -133,6 +134,12 @@ class Room:
                 return
             expected = list(range(self.serial + 1, fresh[-1].serial + 1))
             if [tx.serial for tx in fresh] != expected:
+                logger.debug(
+                    "%s: filling the gap %s..%s from the database",
+                    self.datastore.name,
+                    self.serial + 1,
+                    fresh[-1].serial,
+                )
                 fresh = await _load_transactions(self.datastore.pk, self.serial, fresh[-1].serial)
                 if not fresh:
                     return
@@ -358,7 +365,12 @@ def on_committed(
     with _hubs_lock:
         hubs = [hub for hub in _hubs.values() if not hub.loop.is_closed()]
     for hub in hubs:
-        asyncio.run_coroutine_threadsafe(hub._publish_transactions(datastore.pk, txs), hub.loop)
+        # A fresh context: the committing thread's would make the delivery's own database
+        # calls wait for that thread (asgiref's thread-sensitive executor), i.e. forever.
+        hub.loop.call_soon_threadsafe(
+            lambda hub=hub: hub._spawn(hub._publish_transactions(datastore.pk, txs)),
+            context=contextvars.Context(),
+        )
     if not hubs:
         # A process without WebSocket connections (a command, a separate REST worker): tell
         # the workers that have them.

@@ -44,6 +44,22 @@ def _fresh_process_state():
 
 
 @pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis (skip, or fail under CI, otherwise), with a prefix of its own."""
+    import socket
+    import uuid
+    from urllib.parse import urlparse
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    parsed = urlparse(url)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=2).close()
+    except OSError as error:
+        pytest.skip(f"needs Redis at {url}: {error}")
+    return url, f"rtc-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
 def postgres():
     """Skip (fail under CI) unless the database is PostgreSQL."""
     if connection.vendor != "postgresql":

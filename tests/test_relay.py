@@ -311,3 +311,32 @@ async def test_awareness_crosses_protocols_and_is_cleaned_up(world):
     gone = yprotocol.decode_awareness(y_peer.awareness[-1])
     assert [(e.client_id, e.state) for e in gone] == [(7, None)]
     assert await stored(datastore) == []  # presence is never history
+
+
+async def test_a_missed_broadcast_is_filled_from_the_database(world):
+    """A commit this worker never heard of reaches its clients with the next one, in order."""
+    from relay.hub import on_committed
+    from tables.signals import transactions_committed
+
+    datastore, _, tokens = world
+    sender = await JsonPeer.open("todo", tokens["owner"])
+    reader = await JsonPeer.open("todo", tokens["ed"])
+    await sender.join()
+    await reader.join()
+    await sender.commit(lambda d: add_todo(d, "a", "first"))
+    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
+    try:  # as if written by a process whose broadcast got lost
+        await db(records.set_fields)(datastore, "items", "q", {"title": "unannounced"})
+    finally:
+        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
+    await sender.commit(lambda d: add_todo(d, "c", "third"))
+
+    seen = []
+    while len(seen) < 3:
+        seen += [
+            t["serial"]
+            for t in (await reader.next_of("transaction-broadcast"))["content"]["transactions"]
+        ]
+    assert seen == [1, 2, 3]
+    filled = await sender.next_of("transaction-broadcast")  # the sender gets the gap, not its own
+    assert [t["serial"] for t in filled["content"]["transactions"]] == [2]
