@@ -14,6 +14,8 @@ servers stop before the database is flushed):
 - ``live_server_process``: one started ``ServerProcess``.
 - ``live_server_url``: its URL, ``http://127.0.0.1:<port>``.
 
+``wait_until(predicate, timeout)`` polls for what another process changes (database rows).
+
 A server that died without being told to fails the test at teardown, with its output.
 
 Registered as a plugin (``pytest_plugins``) and imported by tests and other modules alike, so
@@ -29,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -64,6 +67,25 @@ def free_port() -> int:
 def daphne_command() -> list[str]:
     sibling = Path(sys.executable).with_name("daphne")
     return [str(sibling)] if sibling.exists() else [sys.executable, "-m", "daphne"]
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "the condition"
+) -> Any:
+    """Poll ``predicate`` (e.g. a database query) until it returns something truthy; return it.
+
+    For state another process changes, which nothing here is notified of.
+    """
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        result = predicate()
+        if result:
+            return result
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{what} did not happen within {timeout}s (last: {result!r})")
+        pause.wait(min(0.05, remaining))
 
 
 class ServerError(AssertionError):
@@ -273,6 +295,8 @@ def start_server(transactional_db: None) -> Iterator[Callable[..., ServerProcess
     yield start
     errors: list[str] = []
     for server in servers:
+        # Shown by pytest only when the test failed ("Captured stdout teardown").
+        print(f"===== {server.name} ({server.url}) output =====\n{server.log}")
         try:
             server.close()
         except ServerError as error:
