@@ -207,6 +207,8 @@ class _Connection:
     waiters: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     sent: set[str] = field(default_factory=set)
     """Ids of transactions sent on this connection (all pending ones are sent again on the next)."""
+    deferred: set[str] = field(default_factory=set)
+    """Ids refused for ``missing-dependencies`` that wait for our earlier ones to be answered."""
     fetching: set[int] = field(default_factory=set)
     synced: bool = False
     wake: anyio.Event = field(default_factory=anyio.Event)
@@ -499,7 +501,11 @@ class DatastoreClient:
         """Send unacknowledged transactions and awareness changes as they appear."""
         while True:
             conn.wake = anyio.Event()
-            unsent = [tx for tid, tx in self.pending.items() if tid not in conn.sent]
+            unsent = [
+                tx
+                for tid, tx in self.pending.items()
+                if tid not in conn.sent and tid not in conn.deferred
+            ]
             for batch in batches(unsent, self.max_batch, self.max_batch_bytes):
                 ids = [tx["id"] for tx in batch]
                 conn.sent.update(ids)
@@ -655,6 +661,7 @@ class DatastoreClient:
             self.acked[tid] = serial
             if isinstance(serial, int) and serial > self.serial and serial not in self._ahead:
                 self._ahead[serial] = _Entry(decode_patch(transaction["patch"]), applied=True)
+        self._answered(conn)
         self._advance(conn)
 
     def _error(self, conn: _Connection, message: dict[str, Any]) -> None:
@@ -683,8 +690,18 @@ class DatastoreClient:
         self._notify()
 
     def _refused(self, conn: _Connection, ids: list[str], error: RTCError) -> None:
-        """Rebuild the document without our refused transactions (see the module docstring)."""
+        """Rebuild the document without our refused transactions (see the module docstring).
+
+        Except for ``missing-dependencies`` while an earlier transaction of ours is unanswered:
+        the server lacks that one (the rate limiter dropped it, say), not something lost for
+        good, so the transaction is sent again once the earlier ones are answered.
+        """
         for tid in ids:
+            if error.code == "missing-dependencies" and self._has_earlier_pending(tid):
+                logger.info("transaction %s waits for our earlier ones: %s", tid, error)
+                conn.sent.discard(tid)
+                conn.deferred.add(tid)
+                continue
             transaction = self.pending.pop(tid, None)
             if transaction is None:
                 logger.warning("refusal of a transaction we do not have pending: %s", error)
@@ -695,8 +712,18 @@ class DatastoreClient:
             self._unannounced.append(rejection)
             self._reload_needed = True
         if self._reload_needed:
+            self._answered(conn)
             conn.resync.set()
         self._notify()
+
+    def _has_earlier_pending(self, tid: str) -> bool:
+        return tid in self.pending and next(iter(self.pending)) != tid
+
+    def _answered(self, conn: _Connection) -> None:
+        """Some of our transactions were answered: deferred ones may go out again."""
+        if conn.deferred:
+            conn.deferred.clear()
+            conn.wake.set()
 
     async def _resend_later(self, conn: _Connection, ids: list[str]) -> None:
         await anyio.sleep(self.rate_limit_pause)

@@ -489,3 +489,44 @@ async def test_start_gives_up_at_its_deadline_when_no_server_answers():
     with pytest.raises(TimeoutError):
         await client.start(timeout=0.3)
     assert not client.connected
+
+
+@live
+async def test_no_task_outlives_the_client(world, live_server_process):
+    before = asyncio.all_tasks()
+    async with client_for(live_server_process, world["tokens"]["owner"]) as alice:
+        add_todo(alice.doc, "a", "x")
+        await alice.wait_acked(WAIT)
+        assert len(asyncio.all_tasks() - before) > 1  # the client's own tasks
+    assert asyncio.all_tasks() == before
+
+
+@live
+async def test_closing_does_not_hang_on_a_server_that_stopped_answering(world, live_server_process):
+    client = client_for(live_server_process, world["tokens"]["owner"])
+    await client.start()
+    assert live_server_process.process is not None
+    live_server_process.process.send_signal(signal.SIGSTOP)
+    try:
+        async with asyncio.timeout(5):
+            await client.aclose()
+    finally:
+        live_server_process.kill(signal.SIGKILL)
+    assert not client.connected
+
+
+@live
+async def test_rate_limited_changes_are_sent_again_and_stored_once(world, start_server):
+    server = start_server(env={"RTC_RATE_LIMIT": "5", "RTC_RATE_BURST": "8"})
+    client = client_for(server, world["tokens"]["owner"], max_batch=1, rate_limit_pause=0.2)
+    async with client:
+        for number in range(30):  # thirty messages at once: far over the burst
+            add_todo(client.doc, f"k{number}", str(number))
+        await client.wait_acked(30)
+        assert len(items(client)) == 30
+        assert client.rejections == []  # "missing-dependencies" after a drop is not a refusal
+    limited = [e for e in client.errors if e.code == "rate-limited"]
+    assert limited or client.connections > 1  # dropped messages, or closed with 4429
+    rows = await stored(world["datastore"])
+    assert [serial for serial, _, _ in rows] == list(range(1, 31))
+    assert len({txid for _, txid, _ in rows}) == 30
