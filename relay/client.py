@@ -25,7 +25,13 @@ Design, after pycrdt-websocket and jupyter_client:
   document, so the client rebuilds its document from the server (a fresh ``Doc``, assigned to
   ``client.doc``), re-applies the changes still awaiting an answer, and then calls
   ``on_rejected``. Code that keeps references to shared types must fetch them again from the new
-  ``client.doc``.
+  ``client.doc``. A ``missing-dependencies`` refusal while an earlier transaction of ours is
+  still unanswered is not final: the server only lacks that earlier one (dropped by the rate
+  limiter, say), so the transaction is held back and sent again after it.
+- The server does not say which message its rate limiter dropped; after a ``rate-limited``
+  error every unanswered transaction is sent again after a pause. Requests are never repeated
+  (an undo might run twice): a dropped one ends at its deadline.
+- The document is not thread-safe: edit ``client.doc`` from the event loop's thread.
 """
 
 from __future__ import annotations
@@ -193,7 +199,7 @@ def missing_serials(applied: int, ahead: Iterable[int], upto: int = 0) -> list[i
 class _Entry:
     """A transaction with a serial above ``client.serial``, waiting for its predecessors."""
 
-    patch: bytes | None
+    patch: bytes
     applied: bool
     """Already in the document: one of our own, acknowledged with this serial."""
 
@@ -741,7 +747,7 @@ class DatastoreClient:
         for serial in [s for s in self._ahead if s <= self.serial]:
             del self._ahead[serial]
         while (entry := self._ahead.pop(self.serial + 1, None)) is not None:
-            if not entry.applied and entry.patch is not None:
+            if not entry.applied:
                 self._apply_remote(entry.patch)
             self.serial += 1
         self._notify()
@@ -794,11 +800,19 @@ class DatastoreClient:
                 self._conn.wake.set()
 
     def _call_back(self, rejection: Rejection) -> None:
+        """Run ``on_rejected``; its failures are logged, they do not stop the client."""
         if self.on_rejected is None:
             return
-        result = self.on_rejected(rejection)
-        if inspect.isawaitable(result) and self._tg is not None:
-            self._tg.start_soon(_await, result)
+        try:
+            result = self.on_rejected(rejection)
+        except Exception:
+            logger.exception("on_rejected callback failed")
+            return
+        if inspect.isawaitable(result):
+            if self._tg is None:
+                _close_awaitable(result)
+            else:
+                self._tg.start_soon(_await_logged, result)
 
     # --- Waiting --------------------------------------------------------------------------
 
@@ -910,5 +924,15 @@ class DatastoreClient:
         return self.stable_serial
 
 
-async def _await(awaitable: Awaitable[Any]) -> None:
-    await awaitable
+async def _await_logged(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("on_rejected callback failed")
+
+
+def _close_awaitable(awaitable: Awaitable[Any]) -> None:
+    """Discard a coroutine that cannot run any more without a never-awaited warning."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()

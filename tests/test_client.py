@@ -357,12 +357,25 @@ async def test_a_refused_change_rebuilds_the_doc_from_the_server(world, live_ser
 
 @live
 async def test_a_viewers_changes_are_refused_and_undone_locally(world, live_server_process):
-    async with client_for(live_server_process, world["tokens"]["vi"]) as viewer:
+    calls: list[Rejection] = []
+    called = asyncio.Event()
+
+    async def failing_callback(rejection: Rejection) -> None:
+        calls.append(rejection)
+        called.set()
+        raise RuntimeError("a bug in the application's callback")
+
+    token = world["tokens"]["vi"]
+    async with client_for(live_server_process, token, on_rejected=failing_callback) as viewer:
         assert (await viewer.permissions())["write"] is False
         add_todo(viewer.doc, "v", "nope")
         await viewer.wait_acked(WAIT)
         assert [r.code for r in viewer.rejections] == ["permission-denied"]
         assert items(viewer) == {}
+        async with asyncio.timeout(WAIT):
+            await called.wait()
+        assert calls == viewer.rejections
+        assert await viewer.server_serial() == 0  # the callback's failure did not stop the client
     assert await stored(world["datastore"]) == []
 
 
