@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from pycrdt import Doc, Map, Text
 
-from tests.liveserver import ServerError, ServerProcess
+from tests.liveserver import ServerError, ServerProcess, free_port
 from tests.nodeclient import NodeClientError, NodeYClient
 
 pytest_plugins = ["tests.liveserver", "tests.nodeclient"]
@@ -140,8 +140,6 @@ def test_node_client_close_always_ends_the_process(node_client):
 
 def test_a_client_that_never_connects_to_a_server_reports_it(node_client):
     # Nothing listens on a port just freed: the provider reports the failed attempts.
-    from tests.liveserver import free_port
-
     client: NodeYClient = node_client()
     client.connect(f"ws://127.0.0.1:{free_port()}/ws/yjs", "nowhere", token="x")
     client.wait_event("connection-error")
