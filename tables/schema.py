@@ -71,6 +71,10 @@ def describe_value(value: Any) -> str:
         return f"a shared {type(value).__name__}"
     if value is None:
         return "null"
+    if isinstance(value, list):
+        return "a plain JSON list"
+    if isinstance(value, dict):
+        return "a plain JSON object"
     return type(value).__name__
 
 
@@ -95,16 +99,16 @@ class Field:
     def check(self, value: Any) -> str | None:
         """Return why ``value`` does not fit this field, or None when it does."""
         if self.kind is FieldKind.TEXT:
-            return (
-                None if isinstance(value, Text) else f"expected text, got {describe_value(value)}"
-            )
+            if not isinstance(value, Text):
+                return f"expected a shared text, got {describe_value(value)}"
+            return None
         if self.kind is FieldKind.LIST:
             if not isinstance(value, Array):
-                return f"expected a list, got {describe_value(value)}"
+                return f"expected a shared list, got {describe_value(value)}"
             return None
         if self.kind is FieldKind.MAP:
             if not isinstance(value, Map):
-                return f"expected a map, got {describe_value(value)}"
+                return f"expected a shared map, got {describe_value(value)}"
             return None
         # Register: a plain JSON value.
         if _contains_shared(value):

@@ -526,8 +526,8 @@ def test_an_edit_the_write_path_refuses_is_a_form_error(admin_client, todo, sett
     ("data", "message"),
     [
         ({"status": "bogus"}, "must be one of ['requested', 'queued'"),
-        ({"outputs": '{"not": "a list"}'}, "expected a list, got dict"),
-        ({"input_request": "[1, 2]"}, "expected object, got list"),
+        ({"outputs": '{"not": "a list"}'}, "expected a list, got a plain JSON object"),
+        ({"input_request": "[1, 2]"}, "expected object, got a plain JSON list"),
     ],
     ids=["choices", "list", "register-type"],
 )

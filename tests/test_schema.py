@@ -38,7 +38,7 @@ def shared(kind):
         (register("integer"), 3.5, "expected integer, got float"),
         (register("string", nullable=False), None, "must not be null"),
         (register("string", choices=("a", "b")), "c", "must be one of ['a', 'b'], got 'c'"),
-        (Field(FieldKind.TEXT), "plain", "expected text, got str"),
+        (Field(FieldKind.TEXT), "plain", "expected a shared text, got str"),
     ],
 )
 def test_register_and_text_checks(field, value, problem):

@@ -88,7 +88,7 @@ def test_update_that_changes_nothing_is_not_stored(todo):
         ),
         (
             lambda d: d.get("items", type=Map).__setitem__("r", Map({"title": "plain"})),
-            "title: expected text, got str",
+            "title: expected a shared text, got str",
         ),
         (
             lambda d: d.get("items", type=Map).__setitem__("r", Map({"done": Array([1])})),
