@@ -159,3 +159,18 @@ class Output(models.Model):
 
     def __str__(self) -> str:
         return f"{self.output_type} #{self.index}"
+
+
+class SupernodeLease(models.Model):
+    """Which supernode may act: one holder at a time, renewed while it runs.
+
+    A row in the database rather than a record in a document, because a lease must be decided
+    by one authority; two supernodes writing claims into a CRDT would both believe they won.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    holder = models.CharField(max_length=100)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"

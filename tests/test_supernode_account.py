@@ -1,0 +1,41 @@
+"""The supernode's service account, datastore and lease."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from jupyter_sync.account import (
+    acquire_lease,
+    ensure_jupyter_datastore,
+    ensure_service_account,
+    release_lease,
+)
+from jupyter_sync.models import SupernodeLease
+from tables.permissions import access_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_first_run_creates_the_account_token_and_datastore_once():
+    token = ensure_service_account()
+    assert ensure_service_account() == token  # stable across runs
+    datastore = ensure_jupyter_datastore()
+    assert ensure_jupyter_datastore() == datastore
+    user = User.objects.get(username="supernode")
+    access = access_for(user, datastore)
+    assert access.can_write and access.writes_server_state
+    assert access.read_only_tables() == []
+
+
+def test_one_lease_holder_at_a_time():
+    assert acquire_lease("jupyter", "a", 30)
+    assert not acquire_lease("jupyter", "b", 30)
+    assert acquire_lease("jupyter", "a", 30)  # renewal
+    SupernodeLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert acquire_lease("jupyter", "b", 30)  # expired: taken over
+    release_lease("jupyter", "a")  # not the holder: nothing happens
+    assert SupernodeLease.objects.get().holder == "b"
+    release_lease("jupyter", "b")
+    assert acquire_lease("jupyter", "a", 30)
