@@ -1,0 +1,722 @@
+"""An asyncio client for a Jupyter Server: its REST API, and kernels over their websocket.
+
+``JupyterClient`` wraps the REST API (status, kernelspecs, kernels, sessions, terminals,
+contents) and returns Jupyter's JSON as it is. ``await client.connect_kernel(id)`` opens a
+``KernelConnection``: one websocket carrying the kernel's shell, iopub, stdin and control
+channels in Jupyter's JSON websocket format, with requests matched to replies by msg_id.
+
+Errors: an HTTP error answer raises ``JupyterError`` (status, Jupyter's message, URL); a server
+that cannot be reached, or does not answer in time, raises ``JupyterUnavailable``; a kernel that
+dies (or restarts) under a pending request makes it raise ``KernelDied``. After a restart the
+connection goes on with the new kernel process; after a shutdown (or a websocket that closed) it
+is ``closed`` and every request raises ``KernelDied``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ipaddress
+import itertools
+import json
+import logging
+import struct
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
+from jupyter_client.jsonutil import json_default
+from jupyter_client.session import Session
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+OutputCallback = Callable[[Json], Awaitable[None] | None]
+InputCallback = Callable[[Json], Awaitable[str | None] | str | None]
+
+DEFAULT_TIMEOUT = 30.0
+# iopub states after which no reply to an earlier request will come: the server says
+# "restarting" (it restarts a crashed kernel) or "dead" (it could not). A shutdown_reply on iopub
+# means the same (a restart or a shutdown through the REST API). Not "starting": a restarted
+# kernel's "starting" can arrive after the next request was sent to it.
+KERNEL_GONE_STATES = frozenset({"dead", "restarting"})
+
+
+class JupyterClientError(Exception):
+    """Base of this module's errors."""
+
+
+class JupyterError(JupyterClientError):
+    """The server answered with an HTTP error."""
+
+    def __init__(self, status: int, message: str, url: str):
+        super().__init__(f"{status} {message} ({url})")
+        self.status = status
+        self.message = message
+        self.url = url
+
+
+class JupyterUnavailable(JupyterClientError):
+    """The server could not be reached, or did not answer in time."""
+
+
+class KernelDied(JupyterClientError):
+    """The kernel died, restarted, or its websocket closed before the reply came."""
+
+
+class KernelConnectionClosed(JupyterClientError):
+    """The connection was closed here (``close()``) while a request waited."""
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_message(response: httpx.Response) -> str:
+    """Jupyter's JSON error body has "message" and "reason"; anything else, its status text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("message", "reason"):
+            if body.get(key):
+                return str(body[key])
+    return response.reason_phrase or response.text[:200]
+
+
+class JupyterClient:
+    """The REST API of the Jupyter Server at ``url`` (token auth); use with ``async with``.
+
+    ``timeout`` bounds every HTTP request, and the websocket handshake of ``connect_kernel``.
+    """
+
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        headers = {"Authorization": f"token {token}"} if token else {}
+        self._headers = headers
+        # A proxy from the environment has no business relaying loopback traffic.
+        self._trust_env = not _is_loopback(self.url)
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            trust_env=self._trust_env,
+        )
+        self._connections: set[KernelConnection] = set()
+
+    async def __aenter__(self) -> JupyterClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every kernel connection opened through this client, then the HTTP client."""
+        for connection in list(self._connections):
+            await connection.close()
+        await self._http.aclose()
+
+    # --- HTTP ----------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """One API call: the decoded JSON answer (None for an empty one, e.g. 204)."""
+        try:
+            response = await self._http.request(
+                method, path, params=params, json=body if body is not None else None
+            )
+        except httpx.TransportError as error:  # includes timeouts
+            raise JupyterUnavailable(f"{method} {self.url}{path}: {error!r}") from error
+        if response.status_code >= 400:
+            raise JupyterError(response.status_code, _error_message(response), str(response.url))
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # --- Server --------------------------------------------------------------------------------
+
+    async def status(self) -> Json:
+        return await self.request("GET", "/api/status")
+
+    async def kernelspecs(self) -> Json:
+        """``{"default": name, "kernelspecs": {name: {"name", "spec", "resources"}}}``."""
+        return await self.request("GET", "/api/kernelspecs")
+
+    # --- Kernels -------------------------------------------------------------------------------
+
+    async def kernels(self) -> list[Json]:
+        return await self.request("GET", "/api/kernels")
+
+    async def get_kernel(self, kernel_id: str) -> Json:
+        return await self.request("GET", f"/api/kernels/{quote(kernel_id, safe='')}")
+
+    async def start_kernel(self, name: str | None = None, path: str | None = None) -> Json:
+        """Start a kernel (the default kernelspec without ``name``); ``path`` is its cwd."""
+        body: Json = {}
+        if name is not None:
+            body["name"] = name
+        if path is not None:
+            body["path"] = path
+        return await self.request("POST", "/api/kernels", body=body)
+
+    async def shutdown_kernel(self, kernel_id: str) -> None:
+        await self.request("DELETE", f"/api/kernels/{quote(kernel_id, safe='')}")
+
+    async def interrupt_kernel(self, kernel_id: str) -> None:
+        await self.request("POST", f"/api/kernels/{quote(kernel_id, safe='')}/interrupt")
+
+    async def restart_kernel(self, kernel_id: str) -> Json:
+        return await self.request("POST", f"/api/kernels/{quote(kernel_id, safe='')}/restart")
+
+    # --- Sessions ------------------------------------------------------------------------------
+
+    async def sessions(self) -> list[Json]:
+        return await self.request("GET", "/api/sessions")
+
+    async def get_session(self, session_id: str) -> Json:
+        return await self.request("GET", f"/api/sessions/{quote(session_id, safe='')}")
+
+    async def create_session(
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        type: str = "notebook",
+        kernel_name: str | None = None,
+        kernel_id: str | None = None,
+    ) -> Json:
+        """A session for ``path``: on ``kernel_id``, or a new kernel (``kernel_name`` or default).
+
+        The server answers with the existing session when ``path`` already has one.
+        """
+        kernel: Json = {}
+        if kernel_id is not None:
+            kernel["id"] = kernel_id
+        if kernel_name is not None:
+            kernel["name"] = kernel_name
+        body: Json = {"path": path, "type": type, "name": name or "", "kernel": kernel}
+        return await self.request("POST", "/api/sessions", body=body)
+
+    async def update_session(self, session_id: str, **fields: Any) -> Json:
+        """PATCH the session: ``path``, ``name``, ``type``, or ``kernel={"name"|"id": ...}``."""
+        return await self.request(
+            "PATCH", f"/api/sessions/{quote(session_id, safe='')}", body=fields
+        )
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete the session and shut its kernel down."""
+        await self.request("DELETE", f"/api/sessions/{quote(session_id, safe='')}")
+
+    # --- Terminals (absent, 404, when the server has no terminals extension or terminado) -----
+
+    async def terminals(self) -> list[Json]:
+        return await self.request("GET", "/api/terminals")
+
+    async def create_terminal(self, *, cwd: str | None = None) -> Json:
+        """A new terminal: ``{"name": ..., "last_activity": ...}``."""
+        return await self.request("POST", "/api/terminals", body={"cwd": cwd} if cwd else {})
+
+    async def delete_terminal(self, name: str) -> None:
+        await self.request("DELETE", f"/api/terminals/{quote(name, safe='')}")
+
+    # --- Contents ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _contents_path(path: str) -> str:
+        return f"/api/contents/{quote(path.strip('/'))}"
+
+    async def get_contents(
+        self,
+        path: str,
+        *,
+        content: bool = True,
+        type: str | None = None,
+        format: str | None = None,
+    ) -> Json:
+        """The model of a file, notebook or directory (``""`` is the root directory)."""
+        params: dict[str, Any] = {"content": int(content)}
+        if type is not None:
+            params["type"] = type
+        if format is not None:
+            params["format"] = format
+        return await self.request("GET", self._contents_path(path), params=params)
+
+    async def save_contents(self, path: str, model: Json) -> Json:
+        """Create or replace: ``model`` has ``type``, ``format`` and ``content``."""
+        return await self.request("PUT", self._contents_path(path), body=model)
+
+    async def rename_contents(self, path: str, new_path: str) -> Json:
+        return await self.request("PATCH", self._contents_path(path), body={"path": new_path})
+
+    async def delete_contents(self, path: str) -> None:
+        await self.request("DELETE", self._contents_path(path))
+
+    async def new_untitled(self, path: str, type: str, *, ext: str | None = None) -> Json:
+        """A new untitled ``type`` ("notebook", "file", "directory") in directory ``path``."""
+        body: Json = {"type": type}
+        if ext is not None:
+            body["ext"] = ext
+        return await self.request("POST", self._contents_path(path), body=body)
+
+    # --- Kernel websocket ----------------------------------------------------------------------
+
+    def kernel_ws_url(self, kernel_id: str, session_id: str) -> str:
+        base = "ws" + self.url.removeprefix("http")  # http -> ws, https -> wss
+        query = urlencode({"session_id": session_id})
+        return f"{base}/api/kernels/{quote(kernel_id, safe='')}/channels?{query}"
+
+    async def connect_kernel(
+        self,
+        kernel_id: str,
+        *,
+        session_id: str | None = None,
+        username: str = "jupyter-rtc",
+        timeout: float | None = None,
+    ) -> KernelConnection:
+        """Open the kernel's channels websocket. Close the connection (or this client) after.
+
+        The server answers the handshake once the kernel replied to a kernel_info_request, so
+        ``timeout`` (default: the client's) includes the kernel's start-up.
+        """
+        session_id = session_id or str(uuid.uuid4())
+        url = self.kernel_ws_url(kernel_id, session_id)
+        try:
+            websocket = await ws_connect(
+                url,
+                additional_headers=self._headers,
+                max_size=None,  # outputs (images, dataframes) can be large
+                open_timeout=timeout if timeout is not None else self.timeout,
+                proxy=True if self._trust_env else None,
+            )
+        except InvalidStatus as error:
+            response = error.response
+            message = response.reason_phrase
+            with contextlib.suppress(ValueError, AttributeError):
+                message = json.loads(response.body or b"").get("message") or message
+            raise JupyterError(response.status_code, message, url) from error
+        except (OSError, TimeoutError, InvalidHandshake) as error:
+            raise JupyterUnavailable(f"websocket {url}: {error!r}") from error
+        connection = KernelConnection(
+            self, kernel_id, websocket, Session(session=session_id, username=username)
+        )
+        self._connections.add(connection)
+        return connection
+
+
+# --- Kernel connections --------------------------------------------------------------------------
+
+
+@dataclass
+class ExecuteResult:
+    """What an execute_request came to: the execute_reply's content, and its msg_id."""
+
+    msg_id: str
+    reply: Json
+
+    @property
+    def status(self) -> str:
+        """ "ok", "error" or "aborted" (an earlier error stopped the queue)."""
+        return str(self.reply.get("status", ""))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def execution_count(self) -> int | None:
+        return self.reply.get("execution_count")
+
+    @property
+    def ename(self) -> str | None:
+        return self.reply.get("ename")
+
+    @property
+    def evalue(self) -> str | None:
+        return self.reply.get("evalue")
+
+    @property
+    def traceback(self) -> list[str]:
+        return list(self.reply.get("traceback") or [])
+
+
+@dataclass
+class _Request:
+    """A request waiting for its reply (and, for executions, for iopub idle too)."""
+
+    msg_id: str
+    future: asyncio.Future[Json]
+    wait_idle: bool = False
+    on_output: OutputCallback | None = None
+    on_input: InputCallback | None = None
+    reply: Json | None = None
+    idle: bool = False
+
+    def maybe_finish(self) -> None:
+        done = self.reply is not None and (self.idle or not self.wait_idle)
+        if done and not self.future.done():
+            self.future.set_result(self.reply)
+
+    def fail(self, error: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+_END = object()
+
+
+class MessageStream:
+    """Every iopub message from its creation on, in order; it ends when the connection closes.
+
+    The queue is unbounded: iterate it, or ``close()`` it when no longer interested.
+    """
+
+    def __init__(self, connection: KernelConnection):
+        self._connection = connection
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        if connection.closed:
+            self._queue.put_nowait(_END)
+        else:
+            connection._streams.add(self)
+
+    def _put(self, item: Any) -> None:
+        self._queue.put_nowait(item)
+
+    def close(self) -> None:
+        if self in self._connection._streams:
+            self._connection._streams.discard(self)
+            self._queue.put_nowait(_END)
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> Json:
+        item = await self._queue.get()
+        if item is _END:
+            self._queue.put_nowait(_END)  # stays ended
+            raise StopAsyncIteration
+        return item
+
+    def __enter__(self) -> MessageStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def decode_frame(frame: str | bytes) -> Json:
+    """A message from a websocket frame: JSON text, or the binary form carrying buffers."""
+    if isinstance(frame, str):
+        return json.loads(frame)
+    (count,) = struct.unpack("!I", frame[:4])
+    offsets: list[int | None] = list(struct.unpack(f"!{count}I", frame[4 : 4 * (count + 1)]))
+    offsets.append(None)
+    parts = [frame[start:stop] for start, stop in itertools.pairwise(offsets)]
+    message = json.loads(parts[0].decode())
+    message["buffers"] = parts[1:]
+    return message
+
+
+async def _call(callback: Callable[[Json], Any], message: Json) -> Any:
+    """Run a sync or async callback; its failure is logged, it does not stop the reader."""
+    try:
+        result = callback(message)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+    except Exception:
+        logger.exception("kernel message callback %r failed", callback)
+        return None
+
+
+class KernelConnection:
+    """One kernel's channels over a websocket; made by ``JupyterClient.connect_kernel``.
+
+    A reader task owned by the connection dispatches every message: replies to the request with
+    that msg_id, iopub messages to the callbacks of the request they answer and to every
+    ``messages()`` stream. Callbacks run in that task, in message order: keep them short (an
+    ``on_input`` that waits for a person returns None and calls ``send_input`` later).
+
+    ``execution_state`` is the last iopub status of any request (busy, idle, starting, ...).
+    """
+
+    def __init__(
+        self,
+        client: JupyterClient,
+        kernel_id: str,
+        websocket: ClientConnection,
+        session: Session,
+    ):
+        self._client = client
+        self.kernel_id = kernel_id
+        self.session = session
+        self._ws = websocket
+        self._pending: dict[str, _Request] = {}
+        self._streams: set[MessageStream] = set()
+        self._failure: JupyterClientError | None = None  # set once reading stopped, says why
+        self._kernel_gone: KernelDied | None = None  # shut down for good: stop reading
+        self._closing = False
+        self.execution_state = "unknown"
+        self._reader = asyncio.create_task(self._read(), name=f"kernel-reader-{kernel_id}")
+
+    @property
+    def session_id(self) -> str:
+        return self.session.session
+
+    @property
+    def closed(self) -> bool:
+        """No more requests: closed here, the websocket closed, or the kernel was shut down."""
+        return self._failure is not None
+
+    async def __aenter__(self) -> KernelConnection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- Reading ---------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        failure: JupyterClientError | None = None
+        try:
+            async for frame in self._ws:
+                try:
+                    message = decode_frame(frame)
+                except (ValueError, struct.error) as error:
+                    logger.warning("kernel %s: undecodable frame (%s)", self.kernel_id, error)
+                    continue
+                await self._dispatch(message)
+                if self._kernel_gone is not None:
+                    break
+        except ConnectionClosed:
+            pass
+        except Exception as error:  # a bug here must not leave requests waiting forever
+            logger.exception("kernel %s: reader failed", self.kernel_id)
+            failure = KernelDied(f"kernel {self.kernel_id}: the reader failed: {error!r}")
+        finally:
+            if failure is None:
+                if self._kernel_gone is not None:
+                    failure = self._kernel_gone
+                elif self._closing:
+                    failure = KernelConnectionClosed(f"kernel {self.kernel_id}: closed")
+                else:
+                    code, reason = self._ws.close_code, self._ws.close_reason
+                    failure = KernelDied(
+                        f"kernel {self.kernel_id}: the websocket closed ({code} {reason}); "
+                        "the kernel or the server is gone"
+                    )
+            self._failure = failure
+            self._fail_pending(failure)
+            for stream in list(self._streams):
+                stream.close()
+        if self._kernel_gone is not None:
+            # The server keeps the websocket of a shut-down kernel open; nothing will come.
+            await self._ws.close()
+
+    async def _dispatch(self, message: Json) -> None:
+        channel = message.get("channel")
+        header = message.get("header") or {}
+        msg_type = header.get("msg_type") or message.get("msg_type")
+        parent_id = (message.get("parent_header") or {}).get("msg_id")
+        request = self._pending.get(parent_id) if parent_id else None
+        content = message.get("content") or {}
+
+        if channel == "iopub":
+            state = content.get("execution_state") if msg_type == "status" else None
+            if state:
+                self.execution_state = state
+            for stream in list(self._streams):
+                stream._put(message)
+            if request is not None:
+                if request.on_output is not None:
+                    await _call(request.on_output, message)
+                if state == "idle":
+                    request.idle = True
+                    request.maybe_finish()
+            # No reply to an earlier request will come: the kernel crashed (the server
+            # restarts it: "restarting", or could not: "dead"), or it was asked to shut down
+            # (for a restart, or for good).
+            if msg_type == "shutdown_reply":
+                state = "shut down to restart" if content.get("restart") else "shut down"
+            if state in KERNEL_GONE_STATES or msg_type == "shutdown_reply":
+                self._fail_pending(KernelDied(f"kernel {self.kernel_id}: {state}"))
+            if state in ("dead", "shut down"):
+                self._kernel_gone = KernelDied(f"kernel {self.kernel_id}: {state}")
+        elif channel == "stdin":
+            if request is not None and msg_type == "input_request":
+                if request.on_input is None:
+                    logger.warning("kernel %s: input_request with no on_input", self.kernel_id)
+                    return
+                value = await _call(request.on_input, message)
+                if isinstance(value, str):
+                    try:
+                        await self.send_input(value, message)
+                    except JupyterClientError as error:
+                        logger.warning("kernel %s: input_reply not sent: %s", self.kernel_id, error)
+        elif request is not None:  # shell or control
+            request.reply = message
+            request.maybe_finish()
+
+    def _fail_pending(self, error: JupyterClientError) -> None:
+        for request in list(self._pending.values()):
+            request.fail(error)
+
+    # --- Sending -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise type(self._failure)(str(self._failure))
+        if self._closing:
+            raise KernelConnectionClosed(f"kernel {self.kernel_id}: closed")
+
+    async def send(self, message: Json, channel: str = "shell") -> None:
+        """Send a message built with ``self.session.msg(...)`` on ``channel``."""
+        self._check_open()
+        frame = dict(message, channel=channel, buffers=[])
+        try:
+            await self._ws.send(json.dumps(frame, default=json_default))
+        except ConnectionClosed as error:
+            if self._closing:
+                raise KernelConnectionClosed(f"kernel {self.kernel_id}: closed") from error
+            raise KernelDied(f"kernel {self.kernel_id}: the websocket closed ({error})") from error
+
+    async def _roundtrip(
+        self, message: Json, channel: str, request: _Request, timeout: float | None
+    ) -> Json:
+        self._check_open()
+        self._pending[request.msg_id] = request
+        try:
+            await self.send(message, channel)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await request.future
+            except TimeoutError:
+                raise TimeoutError(
+                    f"kernel {self.kernel_id}: no {message['msg_type']} reply within {timeout}s"
+                ) from None
+        finally:
+            self._pending.pop(request.msg_id, None)
+
+    async def request(
+        self,
+        msg_type: str,
+        content: Json | None = None,
+        *,
+        channel: str = "shell",
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> Json:
+        """Send a request (kernel_info, complete, inspect, ...) and return its whole reply."""
+        message = self.session.msg(msg_type, content or {})
+        request = _Request(message["header"]["msg_id"], asyncio.get_running_loop().create_future())
+        return await self._roundtrip(message, channel, request, timeout)
+
+    async def kernel_info(self, *, timeout: float | None = DEFAULT_TIMEOUT) -> Json:
+        """The kernel_info_reply's content (language_info, implementation, ...)."""
+        reply = await self.request("kernel_info_request", timeout=timeout)
+        return reply["content"]
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        on_output: OutputCallback | None = None,
+        on_input: InputCallback | None = None,
+        allow_stdin: bool = False,
+        stop_on_error: bool = True,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: Json | None = None,
+        timeout: float | None = None,
+    ) -> ExecuteResult:
+        """Run ``code``; return when its execute_reply and its iopub idle have both come.
+
+        Every iopub message of this execution (status, execute_input, stream, display_data,
+        execute_result, error, ...) goes to ``on_output`` as it arrives. With ``allow_stdin``,
+        each input_request goes to ``on_input``: a str it returns is sent as the input_reply.
+        ``timeout`` (None: none) gives up waiting, raising TimeoutError; the kernel carries on.
+        """
+        if allow_stdin and on_input is None:
+            raise ValueError("allow_stdin needs on_input")
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": user_expressions or {},
+            "allow_stdin": allow_stdin,
+            "stop_on_error": stop_on_error,
+        }
+        message = self.session.msg("execute_request", content)
+        request = _Request(
+            message["header"]["msg_id"],
+            asyncio.get_running_loop().create_future(),
+            wait_idle=True,
+            on_output=on_output,
+            on_input=on_input,
+        )
+        reply = await self._roundtrip(message, "shell", request, timeout)
+        return ExecuteResult(request.msg_id, reply.get("content") or {})
+
+    async def send_input(self, value: str, parent: Json) -> None:
+        """Answer the input_request ``parent`` with ``value``."""
+        reply = self.session.msg("input_reply", {"value": value}, parent=parent["header"])
+        await self.send(reply, "stdin")
+
+    async def interrupt(self) -> None:
+        """Interrupt the kernel (through the REST API, which knows its interrupt mode)."""
+        await self._client.interrupt_kernel(self.kernel_id)
+
+    def messages(self) -> MessageStream:
+        """A stream of every iopub message from now on (``async for``; ``close()`` it)."""
+        return MessageStream(self)
+
+    async def close(self) -> None:
+        """Close the websocket and stop the reader; waiting requests get KernelConnectionClosed.
+
+        Idempotent.
+        """
+        self._closing = True
+        self._client._connections.discard(self)
+        if not self._reader.done():
+            await self._ws.close()
+            try:
+                async with asyncio.timeout(self._client.timeout):
+                    await asyncio.shield(self._reader)
+            except TimeoutError:
+                self._reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._reader
+
+
+__all__ = [
+    "ExecuteResult",
+    "JupyterClient",
+    "JupyterClientError",
+    "JupyterError",
+    "JupyterUnavailable",
+    "KernelConnection",
+    "KernelConnectionClosed",
+    "KernelDied",
+    "MessageStream",
+    "decode_frame",
+]
