@@ -145,6 +145,8 @@ REST_FRAMEWORK = {
 # Jupyter Server the supernode talks to; unset = launch one locally.
 JUPYTER_URL = env_str("JUPYTER_URL")
 JUPYTER_TOKEN = env_str("JUPYTER_TOKEN")
+# Where the supernode reaches this project's relay (it is a WebSocket peer like any client).
+SUPERNODE_SERVER_URL = env_str("SUPERNODE_SERVER_URL", "ws://127.0.0.1:8000")
 
 # The project's own settings (tables/conf.py documents each one).
 RTC = settings_from_environ()

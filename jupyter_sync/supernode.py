@@ -1,0 +1,334 @@
+"""The supernode: a server-side peer that keeps the jupyter tables equal to a Jupyter Server and
+carries out the actions clients ask for in them.
+
+It reaches the datastore through the relay like any client (``relay.client.DatastoreClient``), so
+it works in every deployment and may run on another machine. Every background task belongs to one
+task group and is cancelled when the supernode stops. Only the holder of the database lease acts;
+another supernode started meanwhile waits as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from channels.db import database_sync_to_async
+from pycrdt import Array, Map
+
+from jupyter_sync import account
+from jupyter_sync.jupyter import (
+    JupyterClient,
+    JupyterClientError,
+    JupyterError,
+    JupyterUnavailable,
+)
+from jupyter_sync.outputs import OutputSink
+from jupyter_sync.reconcile import reconcile_table
+from jupyter_sync.schema import JUPYTER
+from relay.client import DatastoreClient
+
+logger = logging.getLogger(__name__)
+
+TABLES = JUPYTER.tables
+FINISHED = {"completed", "error", "cancelled"}
+
+
+def _msg_type(message: dict[str, Any]) -> str | None:
+    return message.get("msg_type") or message.get("header", {}).get("msg_type")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def server_state(
+    status: dict, kernelspecs: dict, kernels: list, sessions: list, terminals: list | None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The Jupyter Server's answers, shaped as the jupyter tables' records."""
+    specs = kernelspecs.get("kernelspecs", {})
+    return {
+        "status": {
+            "server": {
+                "started": status.get("started"),
+                "last_activity": status.get("last_activity"),
+                "connections": status.get("connections"),
+                "kernels": status.get("kernels"),
+                "connected": True,
+            }
+        },
+        "kernelspecs": {
+            name: {
+                "name": name,
+                "display_name": entry.get("spec", {}).get("display_name"),
+                "language": entry.get("spec", {}).get("language"),
+                "spec": entry.get("spec", {}),
+                "resources": entry.get("resources", {}),
+            }
+            for name, entry in specs.items()
+        },
+        "kernels": {
+            kernel["id"]: {
+                "name": kernel.get("name"),
+                "last_activity": kernel.get("last_activity"),
+                "execution_state": kernel.get("execution_state"),
+                "connections": kernel.get("connections"),
+            }
+            for kernel in kernels
+        },
+        "sessions": {
+            session["id"]: {
+                "path": session.get("path"),
+                "name": session.get("name"),
+                "type": session.get("type"),
+                "kernel_id": (session.get("kernel") or {}).get("id"),
+                "kernel_name": (session.get("kernel") or {}).get("name"),
+            }
+            for session in sessions
+        },
+        "terminals": {
+            terminal["name"]: {
+                "name": terminal["name"],
+                "last_activity": terminal.get("last_activity"),
+            }
+            for terminal in (terminals or [])
+        },
+    }
+
+
+class Supernode:
+    def __init__(
+        self,
+        *,
+        jupyter: JupyterClient,
+        server_url: str,
+        token: str,
+        refresh_interval: float = 5.0,
+        lease_seconds: float = 15.0,
+        holder: str | None = None,
+    ):
+        self.jupyter = jupyter
+        self.server_url = server_url
+        self.token = token
+        self.refresh_interval = refresh_interval
+        self.lease_seconds = lease_seconds
+        self.holder = holder or f"supernode-{uuid.uuid4().hex[:8]}"
+        self.client: DatastoreClient | None = None
+        self.refresh_requested = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.running: dict[str, asyncio.Task] = {}
+        self.kernel_watchers: dict[str, asyncio.Task] = {}
+        self.kernel_connections: dict[str, Any] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; the lease decides whether this instance acts."""
+        await self._wait_for_lease(stop)
+        if stop.is_set():
+            return
+        logger.info("%s holds the lease; connecting to %s", self.holder, self.server_url)
+        try:
+            async with DatastoreClient(
+                self.server_url, account.JUPYTER_DATASTORE, token=self.token
+            ) as client:
+                self.client = client
+                await client.wait_synced(timeout=30)
+                client.doc.observe(lambda event: self.changed.set())
+                self._recover_interrupted()
+                async with anyio.create_task_group() as group:
+                    group.start_soon(self._renew_lease, stop)
+                    group.start_soon(self._refresh_loop)
+                    group.start_soon(self._executions_loop)
+                    await stop.wait()
+                    group.cancel_scope.cancel()
+                await self._mark_disconnected()
+                await client.wait_acked(timeout=10)
+        finally:
+            for connection in self.kernel_connections.values():
+                await connection.close()
+            await database_sync_to_async(account.release_lease)(
+                account.JUPYTER_DATASTORE, self.holder
+            )
+            logger.info("%s stopped", self.holder)
+
+    async def _wait_for_lease(self, stop: asyncio.Event) -> None:
+        acquire = database_sync_to_async(account.acquire_lease)
+        while not stop.is_set():
+            if await acquire(account.JUPYTER_DATASTORE, self.holder, self.lease_seconds):
+                return
+            logger.info("another supernode holds the lease; waiting")
+            with anyio.move_on_after(self.lease_seconds / 3):
+                await stop.wait()
+
+    async def _renew_lease(self, stop: asyncio.Event) -> None:
+        acquire = database_sync_to_async(account.acquire_lease)
+        while True:
+            await anyio.sleep(self.lease_seconds / 3)
+            if not await acquire(account.JUPYTER_DATASTORE, self.holder, self.lease_seconds):
+                logger.error("lost the lease to another supernode; stopping")
+                stop.set()
+                return
+
+    # --- tables -----------------------------------------------------------------------------
+
+    def table(self, name: str) -> Map:
+        return self.client.doc.get(name, type=Map)
+
+    def edit(self, change: Callable[[], Any]) -> Any:
+        """One document transaction: one patch for everything ``change`` does."""
+        with self.client.doc.transaction():
+            return change()
+
+    async def refresh(self) -> None:
+        """Make the server-state tables equal to what the Jupyter Server says now."""
+        j = self.jupyter
+        status, kernelspecs, kernels, sessions = await asyncio.gather(
+            j.status(), j.kernelspecs(), j.kernels(), j.sessions()
+        )
+        try:
+            terminals = await j.terminals()
+        except JupyterError as error:
+            if error.status != 404:
+                raise
+            terminals = None  # no terminals API on this server
+        state = server_state(status, kernelspecs, kernels, sessions, terminals)
+
+        def apply() -> None:
+            for name, records in state.items():
+                reconcile_table(self.table(name), TABLES[name], records)
+
+        self.edit(apply)
+        await self._watch_kernels(set(state["kernels"]))
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except JupyterUnavailable as error:
+                logger.warning("Jupyter Server unreachable: %s", error)
+                await self._mark_disconnected()
+            with anyio.move_on_after(self.refresh_interval):
+                await self.refresh_requested.wait()
+            self.refresh_requested.clear()
+
+    async def _mark_disconnected(self) -> None:
+        status = self.table("status")
+        record = status.get("server")
+        if isinstance(record, Map) and record.get("connected") is not False:
+            self.edit(lambda: record.__setitem__("connected", False))
+
+    # --- kernel status ----------------------------------------------------------------------
+
+    async def _watch_kernels(self, kernel_ids: set[str]) -> None:
+        for kernel_id in kernel_ids - set(self.kernel_watchers):
+            task = asyncio.ensure_future(self._watch_kernel(kernel_id))
+            self.kernel_watchers[kernel_id] = task
+            task.add_done_callback(lambda _t, k=kernel_id: self.kernel_watchers.pop(k, None))
+        for kernel_id in set(self.kernel_watchers) - kernel_ids:
+            self.kernel_watchers[kernel_id].cancel()
+
+    async def kernel(self, kernel_id: str):
+        connection = self.kernel_connections.get(kernel_id)
+        if connection is None or connection.closed:
+            connection = await self.jupyter.connect_kernel(kernel_id)
+            self.kernel_connections[kernel_id] = connection
+        return connection
+
+    async def _watch_kernel(self, kernel_id: str) -> None:
+        """Keep kernels[id].execution_state live from the kernel's status messages."""
+        try:
+            connection = await self.kernel(kernel_id)
+            async for message in connection.messages():
+                if _msg_type(message) != "status":
+                    continue
+                state = message.get("content", {}).get("execution_state")
+                record = self.table("kernels").get(kernel_id)
+                if isinstance(record, Map) and state and record.get("execution_state") != state:
+                    self.edit(
+                        lambda state=state, record=record: record.__setitem__(
+                            "execution_state", state
+                        )
+                    )
+        except JupyterClientError as error:
+            logger.info("kernel %s: %s", kernel_id, error)
+            record = self.table("kernels").get(kernel_id)
+            if isinstance(record, Map):
+                self.edit(lambda: record.__setitem__("execution_state", "dead"))
+            self.refresh_requested.set()
+
+    # --- executions -------------------------------------------------------------------------
+
+    def _recover_interrupted(self) -> None:
+        """Executions a previous run left unfinished end in a clear state, never 'running'."""
+        executions = self.table("executions")
+
+        def apply() -> None:
+            for record in executions.values():
+                if isinstance(record, Map) and record.get("status") in ("queued", "running"):
+                    record["status"] = "error"
+                    record["error"] = "interrupted: the supernode restarted"
+                    record["finished_at"] = now()
+
+        self.edit(apply)
+
+    async def _executions_loop(self) -> None:
+        while True:
+            for execution_id, record in list(self.table("executions").items()):
+                if (
+                    isinstance(record, Map)
+                    and record.get("status") == "requested"
+                    and execution_id not in self.running
+                ):
+                    self.running[execution_id] = asyncio.ensure_future(self._execute(execution_id))
+            self.changed.clear()
+            await self.changed.wait()
+
+    async def _execute(self, execution_id: str) -> None:
+        record = self.table("executions").get(execution_id)
+        try:
+            code = record.get("code")
+            kernel_id = record.get("kernel_id")
+            if not kernel_id or code is None:
+                raise ValueError("an execution needs kernel_id and code")
+
+            def start() -> None:
+                record["status"] = "running"
+                record["started_at"] = now()
+                if not isinstance(record.get("outputs"), Array):
+                    record["outputs"] = Array()
+
+            self.edit(start)
+            connection = await self.kernel(kernel_id)
+            sink = OutputSink(record["outputs"])
+
+            def on_output(message: dict[str, Any]) -> None:
+                self.edit(lambda: sink.apply(message))
+
+            result = await connection.execute(str(code), on_output=on_output)
+
+            def finish() -> None:
+                record["status"] = "completed" if result.ok else "error"
+                record["execution_count"] = result.execution_count
+                if not result.ok:
+                    record["error"] = f"{result.ename}: {result.evalue}"
+                record["finished_at"] = now()
+
+            self.edit(finish)
+        except (JupyterClientError, TimeoutError, ValueError) as error:
+
+            def fail(error=error) -> None:
+                record["status"] = "error"
+                record["error"] = str(error) or type(error).__name__
+                record["finished_at"] = now()
+
+            self.edit(fail)
+        finally:
+            self.running.pop(execution_id, None)
+
+
+__all__ = ["Supernode", "server_state"]

@@ -1,0 +1,157 @@
+"""The supernode against a real Jupyter Server and a real relay process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
+from pycrdt import Map, Text
+from rest_framework.authtoken.models import Token
+
+from jupyter_sync import account
+from jupyter_sync.jupyter import JupyterClient
+from jupyter_sync.supernode import Supernode
+from relay.client import DatastoreClient
+from tables.permissions import grant
+
+pytest_plugins = ["tests.liveserver", "tests.jupyter_fixtures"]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 30.0
+
+
+@database_sync_to_async
+def accounts() -> tuple[str, str]:
+    """The supernode's token, and an editor's token for watching and asking."""
+    service_token = account.ensure_service_account()
+    datastore = account.ensure_jupyter_datastore()
+    editor = User.objects.create_user("ed")
+    grant(datastore, editor, "editor")
+    return service_token, Token.objects.create(user=editor).key
+
+
+def records(client: DatastoreClient, table: str) -> dict:
+    return client.doc.get(table, type=Map).to_py()
+
+
+def request_execution(client: DatastoreClient, execution_id: str, **fields) -> None:
+    with client.doc.transaction():
+        client.doc.get("executions", type=Map)[execution_id] = Map(
+            {**fields, "code": Text(fields.pop("code", "")) if "code" in fields else Text("")}
+        )
+
+
+class Running:
+    """A supernode running in this event loop until the test ends."""
+
+    def __init__(self, jupyter: JupyterClient, server_url: str, token: str):
+        self.stop = asyncio.Event()
+        self.supernode = Supernode(
+            jupyter=jupyter, server_url=server_url, token=token, refresh_interval=0.5
+        )
+        self.task = asyncio.create_task(self.supernode.run(self.stop))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, WAIT)
+
+
+async def test_tables_follow_the_jupyter_server_and_console_executions_run(
+    start_server, jupyter_server
+):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        running = Running(jupyter, relay.ws_url, service_token)
+        try:
+            await watcher.wait_for(
+                lambda: (
+                    records(watcher, "status").get("server", {}).get("connected") is True
+                    and "python3" in records(watcher, "kernelspecs")
+                ),
+                timeout=WAIT,
+            )
+            kernel = await jupyter.start_kernel("python3")
+            await watcher.wait_for(
+                lambda: kernel["id"] in records(watcher, "kernels"), timeout=WAIT
+            )
+
+            request_execution(
+                watcher,
+                "e1",
+                kernel_id=kernel["id"],
+                code="print('hi')\n1+1",
+                status="requested",
+            )
+            await watcher.wait_for(
+                lambda: records(watcher, "executions")["e1"].get("status") == "completed",
+                timeout=WAIT,
+            )
+            done = records(watcher, "executions")["e1"]
+            assert done["execution_count"] == 1
+            assert done["outputs"][0] == {"output_type": "stream", "name": "stdout", "text": "hi\n"}
+            assert done["outputs"][1]["data"]["text/plain"] == "2"
+            # The kernel's status messages keep its execution_state live.
+            assert records(watcher, "kernels")[kernel["id"]]["execution_state"] in ("idle", "busy")
+
+            request_execution(watcher, "e2", kernel_id=kernel["id"], code="1/0", status="requested")
+            await watcher.wait_for(
+                lambda: records(watcher, "executions")["e2"].get("status") == "error",
+                timeout=WAIT,
+            )
+            assert "ZeroDivisionError" in records(watcher, "executions")["e2"]["error"]
+
+            # Someone using classic Jupyter side by side: the kernel goes away.
+            await jupyter.shutdown_kernel(kernel["id"])
+            await watcher.wait_for(
+                lambda: kernel["id"] not in records(watcher, "kernels"), timeout=WAIT
+            )
+        finally:
+            await running.close()
+        await watcher.wait_for(
+            lambda: records(watcher, "status")["server"]["connected"] is False, timeout=WAIT
+        )
+
+
+async def test_restart_and_kernel_death_end_executions_clearly(start_server, jupyter_server):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        # Left "running" by a supernode that died.
+        request_execution(watcher, "old", kernel_id="gone", code="x", status="running")
+        await watcher.wait_acked(timeout=WAIT)
+        running = Running(jupyter, relay.ws_url, service_token)
+        try:
+            await watcher.wait_for(
+                lambda: records(watcher, "executions")["old"]["status"] == "error", timeout=WAIT
+            )
+            assert "supernode restarted" in records(watcher, "executions")["old"]["error"]
+
+            kernel = await jupyter.start_kernel("python3")
+            request_execution(
+                watcher,
+                "long",
+                kernel_id=kernel["id"],
+                code="import time\ntime.sleep(60)",
+                status="requested",
+            )
+            await watcher.wait_for(
+                lambda: records(watcher, "executions")["long"].get("status") == "running",
+                timeout=WAIT,
+            )
+            await jupyter.shutdown_kernel(kernel["id"])
+            await watcher.wait_for(
+                lambda: records(watcher, "executions")["long"].get("status") == "error",
+                timeout=WAIT,
+            )
+            assert records(watcher, "executions")["long"]["finished_at"]
+        finally:
+            await running.close()
