@@ -57,7 +57,7 @@ def updates_between(datastore: Datastore | int, after: int, upto: int) -> list[t
         .order_by("serial")
         .values_list("serial", "update")
     )
-    return [(serial, bytes(update)) for serial, update in rows.iterator(chunk_size=2000)]
+    return [(serial, bytes(update)) for serial, update in rows]
 
 
 def doc_at(datastore: Datastore, serial: int | None = None) -> Doc:

@@ -22,10 +22,13 @@ def update_from(datastore: Datastore, mutate: Callable[[Doc], None]) -> bytes:
     state, _ = service.live_state(datastore)
     doc = Doc()
     doc.apply_update(state)
-    before = doc.get_state()
+    # The transaction's own update: ``get_update(before)`` would carry the whole delete set.
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(event.update))
     with doc.transaction():
         mutate(doc)
-    return doc.get_update(before)
+    doc.unobserve(subscription)
+    return updates[0] if updates else b"\x00\x00"
 
 
 def _table_schema(datastore: Datastore, table: str) -> TableSchema:

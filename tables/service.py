@@ -185,9 +185,9 @@ def _apply_batch(
 ) -> tuple[list[Outcome], list[_Accepted]]:
     txids = [proposal.txid for proposal, _ in batch]
     known = dict(
-        Transaction.objects.filter(datastore=datastore, txid__in=txids).values_list(
-            "txid", "serial"
-        )
+        Transaction.objects.filter(datastore=datastore, txid__in=txids)
+        .order_by()  # the model's default ordering would add a join and a sort
+        .values_list("txid", "serial")
     )
     outcomes: list[Outcome] = []
     accepted: list[_Accepted] = []

@@ -25,10 +25,13 @@ class Client:
         self.doc.apply_update(state)
 
     def change(self, mutate: Callable[[Doc], None]) -> bytes:
-        before = self.doc.get_state()
+        """The update of one local transaction (what a Yjs client sends)."""
+        updates: list[bytes] = []
+        subscription = self.doc.observe(lambda event: updates.append(event.update))
         with self.doc.transaction():
             mutate(self.doc)
-        return self.doc.get_update(before)
+        self.doc.unobserve(subscription)
+        return updates[0] if updates else b"\x00\x00"
 
     def send(self, mutate: Callable[[Doc], None], **kwargs) -> Outcome:
         update = self.change(mutate)
