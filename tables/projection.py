@@ -89,17 +89,44 @@ class TableProjector(Projector):
         }
 
     def project(self, datastore: Datastore, doc: Doc, touched: set[tuple[str, str]]) -> None:
-        for table, record_id in sorted(touched):
-            model = self.models_by_table.get(table)
-            if model is None:
-                continue
-            record = doc.get(table, type=Map).get(record_id)
+        """A few queries per table per batch (read, create, update, delete), not per record."""
+        by_table: dict[str, list[str]] = {}
+        for table, record_id in touched:
+            if table in self.models_by_table:
+                by_table.setdefault(table, []).append(record_id)
+        for table, record_ids in by_table.items():
+            self._project_table(datastore, doc.get(table, type=Map), table, record_ids)
+
+    def _project_table(
+        self, datastore: Datastore, records: Map, table: str, record_ids: list[str]
+    ) -> None:
+        model = self.models_by_table[table]
+        columns = [column.name for column in self.columns(model)]
+        existing = {
+            row.record_id: row
+            for row in model.objects.filter(datastore=datastore, record_id__in=record_ids)
+        }
+        created, updated, deleted = [], [], []
+        for record_id in record_ids:
+            record = records.get(record_id)
+            row = existing.get(record_id)
             if not isinstance(record, Map):
-                model.objects.filter(datastore=datastore, record_id=record_id).delete()
+                if row is not None:
+                    deleted.append(record_id)
                 continue
-            model.objects.update_or_create(
-                datastore=datastore, record_id=record_id, defaults=self.values(model, record)
-            )
+            values = self.values(model, record)
+            if row is None:
+                created.append(model(datastore=datastore, record_id=record_id, **values))
+            elif any(getattr(row, name) != value for name, value in values.items()):
+                for name, value in values.items():
+                    setattr(row, name, value)
+                updated.append(row)
+        if deleted:
+            model.objects.filter(datastore=datastore, record_id__in=deleted).delete()
+        if created:
+            model.objects.bulk_create(created)
+        if updated and columns:
+            model.objects.bulk_update(updated, columns)
 
     def rebuild(self, datastore: Datastore, doc: Doc) -> None:
         for table, model in self.models_by_table.items():

@@ -147,3 +147,28 @@ def test_rebuild_equals_incremental_projection():
     datastore.refresh_from_db()
     get_projector("todo").rebuild(datastore, history.doc_at(datastore))
     assert todo_rows(datastore) == incremental
+
+
+def test_projection_queries_do_not_grow_with_the_batch():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from pycrdt import Doc
+
+    from tables.service import Proposal
+
+    datastore = service.create_datastore("todo", "todo")
+
+    def batch_queries(prefix: str, size: int) -> int:
+        proposals = []
+        for i in range(size):
+            doc = Doc()
+            add_todo(doc, f"{prefix}{i}", "x")
+            proposals.append((Proposal(doc.get_update()), None))
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = service.write(datastore, proposals)
+        assert all(o.status == "stored" for o in outcomes)
+        return len(queries)
+
+    batch_queries("warm", 1)  # load the document first
+    assert batch_queries("small", 3) == batch_queries("large", 30)
+    assert TodoItem.objects.filter(datastore=datastore).count() == 34
