@@ -60,6 +60,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Write a checkpoint after this many bytes of patches since the last one.",
     ),
     Setting(
+        "CHECKPOINTS_KEPT",
+        10,
+        _positive_int,
+        "Keep this many newest checkpoints; older ones are thinned to one per ten intervals.",
+    ),
+    Setting(
         "IDLE_SECONDS",
         300,
         _positive_float,

@@ -291,6 +291,7 @@ def _persist(datastore: Datastore, loaded: LoadedDoc, accepted: list[_Accepted])
     ):
         state = loaded.encode_state()
         Checkpoint.objects.create(datastore=datastore, serial=serial, state=state, size=len(state))
+        _prune_checkpoints(datastore)
         datastore.checkpoint_serial = serial
         datastore.bytes_since_checkpoint = 0
         fields.append("checkpoint_serial")
@@ -301,6 +302,31 @@ def _persist(datastore: Datastore, loaded: LoadedDoc, accepted: list[_Accepted])
         )
         for row in rows
     ]
+
+
+def _prune_checkpoints(datastore: Datastore) -> None:
+    """Keep the newest checkpoints, and older ones about every ten intervals.
+
+    Each checkpoint is a whole state, so keeping all of them grows with history x state; thinned,
+    time travel to an old serial replays at most ten intervals of patches.
+    """
+    serials = list(
+        Checkpoint.objects.filter(datastore=datastore)
+        .order_by("-serial")
+        .values_list("serial", flat=True)
+    )
+    kept = max(rtc_settings.CHECKPOINTS_KEPT, 1)
+    spacing = 10 * max(rtc_settings.CHECKPOINT_EVERY, 1)
+    # Older ones: the first of each stretch of ``spacing`` serials, a choice that later
+    # checkpoints never change (so thinning again never removes what it kept before).
+    first_of_stretch: dict[int, int] = {}
+    for serial in serials[kept:]:
+        stretch = serial // spacing
+        first_of_stretch[stretch] = min(serial, first_of_stretch.get(stretch, serial))
+    survivors = set(first_of_stretch.values())
+    doomed = [serial for serial in serials[kept:] if serial not in survivors]
+    if doomed:
+        Checkpoint.objects.filter(datastore=datastore, serial__in=doomed).delete()
 
 
 def _after_commit(

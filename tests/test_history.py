@@ -117,3 +117,21 @@ def test_cache_is_bounded(settings):
     for name in "abc":
         service.live_state(service.create_datastore(name, "todo"))
     assert len(doc_cache) == 2
+
+
+def test_old_checkpoints_are_thinned(settings):
+    settings.RTC = {**settings.RTC, "CHECKPOINT_EVERY": 2, "CHECKPOINTS_KEPT": 3}
+    datastore = service.create_datastore("d", "todo")
+    edit_many(datastore, 60)
+    serials = list(
+        Checkpoint.objects.filter(datastore=datastore)
+        .order_by("-serial")
+        .values_list("serial", flat=True)
+    )
+    assert serials[:3] == [60, 58, 56]  # the newest are all there
+    assert serials[3:] == [40, 20, 2]  # then the first of every 20 serials
+    datastore.refresh_from_db()
+    for serial in (1, 7, 33, 60):  # time travel still works everywhere
+        assert as_json(history.doc_at(datastore, serial)) == as_json(
+            history.replay(datastore, serial)
+        )
