@@ -20,6 +20,7 @@ from jupyter_sync.models import (
     Kernelspec,
     Notebook,
     Output,
+    Request,
     ServerStatus,
     Terminal,
 )
@@ -98,6 +99,13 @@ class ExecutionAdmin(ProjectedRecordAdmin):
     )
     list_filter = ("status", *DATASTORE_FILTER)
     search_fields = ("record_id", "cell_id", "document_id", "kernel_id", "code", "requested_by")
+
+
+@admin.register(Request)
+class RequestAdmin(ProjectedRecordAdmin):
+    list_display = ("record_id", "action", "status", "requested_by", "created_at", "datastore")
+    list_filter = ("action", "status", *DATASTORE_FILTER)
+    search_fields = ("record_id", "action", "requested_by", "error")
 
 
 @admin.register(Document)

@@ -24,6 +24,7 @@ class JupyterSyncConfig(AppConfig):
                     "contents": models.Content,
                     "terminals": models.Terminal,
                     "executions": models.Execution,
+                    "requests": models.Request,
                     "documents": models.Document,
                 }
             ),

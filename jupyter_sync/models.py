@@ -99,6 +99,20 @@ class Execution(ProjectedRecord):
         pass
 
 
+class Request(ProjectedRecord):
+    action = models.CharField(max_length=50, blank=True, default="")
+    params = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=20, blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(ProjectedRecord.Meta):
+        pass
+
+
 class Document(ProjectedRecord):
     path = models.TextField(blank=True, default="")
     type = models.CharField(max_length=20, blank=True, default="")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pycrdt import Map
+from pycrdt import Array, Map
 
 from tables.schema import FieldKind, Table, jsonable
 
@@ -18,6 +18,8 @@ from tables.schema import FieldKind, Table, jsonable
 def _shared(kind: FieldKind, value: Any) -> Any:
     if kind is FieldKind.MAP:
         return Map(dict(value or {}))
+    if kind is FieldKind.LIST:
+        return Array(list(value or []))
     return value
 
 
@@ -26,8 +28,8 @@ def reconcile_record(record: Map, table: Table, wanted: Mapping[str, Any]) -> bo
     changed = False
     for name, value in wanted.items():
         spec = table.fields[name]
-        if spec.kind in (FieldKind.TEXT, FieldKind.LIST):
-            raise ValueError(f"{table.name}.{name}: reconcile registers and maps only")
+        if spec.kind is FieldKind.TEXT:
+            raise ValueError(f"{table.name}.{name}: text is edited, not reconciled")
         if name in record and jsonable(record.get(name)) == jsonable(value):
             continue
         record[name] = _shared(spec.kind, value)

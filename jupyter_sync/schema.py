@@ -6,6 +6,20 @@ Server-state tables are written only by the supernode's service account; ``execu
 
 from tables.schema import Table, TableSchema, list_, map_, register, text
 
+REQUEST_STATUSES = ("requested", "running", "completed", "error")
+ACTIONS = (
+    "refresh",
+    "kernel.start",
+    "kernel.shutdown",
+    "kernel.interrupt",
+    "kernel.restart",
+    "session.create",
+    "session.update",
+    "session.delete",
+    "terminal.create",
+    "terminal.delete",
+    "contents.list",
+)
 EXECUTION_STATUSES = ("requested", "queued", "running", "completed", "error", "cancelled")
 DOCUMENT_STATUSES = ("requested", "opening", "open", "saving", "closed", "error")
 
@@ -104,6 +118,20 @@ JUPYTER = TableSchema(
                 "input_reply": register("string"),
             },
             doc="Execution requests by cell id (or code); the supernode runs them.",
+        ),
+        Table(
+            "requests",
+            {
+                "action": register("string", choices=ACTIONS),
+                "params": register("object", doc="The action's arguments (see docs)."),
+                "status": register("string", choices=REQUEST_STATUSES),
+                "result": register("object", doc="Jupyter's answer, e.g. the started kernel."),
+                "error": register("string"),
+                "requested_by": register("string"),
+                "created_at": register("string"),
+                "finished_at": register("string"),
+            },
+            doc="Actions on kernels, sessions, terminals and folders; the supernode runs them.",
         ),
         Table(
             "documents",
