@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from pycrdt import Array, Map
 
 from jupyter_sync import account
+from jupyter_sync.actions import ACTIONS, BadParams, content_key, directory_records, parent_key
 from jupyter_sync.jupyter import (
     JupyterClient,
     JupyterClientError,
@@ -120,6 +121,7 @@ class Supernode:
         self.client: DatastoreClient | None = None
         self.refresh_requested = asyncio.Event()
         self.changed = asyncio.Event()
+        self.requests_changed = asyncio.Event()
         self.running: dict[str, asyncio.Task] = {}
         self.kernel_watchers: dict[str, asyncio.Task] = {}
         self.kernel_connections: dict[str, Any] = {}
@@ -138,12 +140,13 @@ class Supernode:
             ) as client:
                 self.client = client
                 await client.wait_synced(timeout=30)
-                client.doc.observe(lambda event: self.changed.set())
+                client.doc.observe(lambda event: self._wake())
                 self._recover_interrupted()
                 async with anyio.create_task_group() as group:
                     group.start_soon(self._renew_lease, stop)
                     group.start_soon(self._refresh_loop)
                     group.start_soon(self._executions_loop)
+                    group.start_soon(self._requests_loop)
                     await stop.wait()
                     group.cancel_scope.cancel()
                 await self._mark_disconnected()
@@ -173,6 +176,11 @@ class Supernode:
                 logger.error("lost the lease to another supernode; stopping")
                 stop.set()
                 return
+
+    def _wake(self) -> None:
+        """The document changed: every loop waiting for work looks again."""
+        self.changed.set()
+        self.requests_changed.set()
 
     # --- tables -----------------------------------------------------------------------------
 
@@ -204,6 +212,36 @@ class Supernode:
 
         self.edit(apply)
         await self._watch_kernels(set(state["kernels"]))
+        for record in list(self.table("contents").values()):
+            if isinstance(record, Map) and record.get("type") == "directory":
+                await self.sync_directory(record.get("path") or "")
+
+    async def sync_directory(self, path: str) -> None:
+        """Keep a folder someone asked for (and its entries) in the contents table."""
+        contents = self.table("contents")
+        try:
+            model = await self.jupyter.get_contents(path, content=True)
+        except JupyterError as error:
+            if error.status != 404:
+                raise
+            self.edit(lambda: contents.pop(content_key(path), None))
+            return
+        records = directory_records(model)
+        gone = [
+            key
+            for key, record in contents.items()
+            if key not in records
+            and isinstance(record, Map)
+            and parent_key(record.get("path") or "") == content_key(path)
+            and key != content_key(path)
+        ]
+
+        def apply() -> None:
+            reconcile_table(contents, TABLES["contents"], records, prune=False)
+            for key in gone:
+                del contents[key]
+
+        self.edit(apply)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -278,6 +316,7 @@ class Supernode:
 
     async def _executions_loop(self) -> None:
         while True:
+            self.changed.clear()  # before looking: a change while we look wakes us again
             for execution_id, record in list(self.table("executions").items()):
                 if (
                     isinstance(record, Map)
@@ -287,6 +326,48 @@ class Supernode:
                     self.running[execution_id] = asyncio.ensure_future(self._execute(execution_id))
             self.changed.clear()
             await self.changed.wait()
+
+    async def _requests_loop(self) -> None:
+        """Carry out ``requests`` records (kernels, sessions, terminals, folders)."""
+        while True:
+            self.requests_changed.clear()
+            for record in list(self.table("requests").values()):
+                if isinstance(record, Map) and record.get("status") == "requested":
+                    await self._carry_out(record)
+            await self.requests_changed.wait()
+
+    async def _carry_out(self, record: Map) -> None:
+        action = ACTIONS.get(record.get("action"))
+        params = record.get("params") or {}
+
+        def start() -> None:
+            record["status"] = "running"
+
+        self.edit(start)
+        try:
+            if action is None:
+                raise BadParams(f"unknown action {record.get('action')!r}")
+            result = await action(self.jupyter, params if isinstance(params, dict) else {})
+            if record.get("action") == "contents.list":
+                await self.sync_directory(params.get("path") or "")
+        except (JupyterClientError, BadParams, TimeoutError) as error:
+            message = str(error) or type(error).__name__
+
+            def fail() -> None:
+                record["status"] = "error"
+                record["error"] = message
+                record["finished_at"] = now()
+
+            self.edit(fail)
+        else:
+
+            def finish() -> None:
+                record["status"] = "completed"
+                record["result"] = result
+                record["finished_at"] = now()
+
+            self.edit(finish)
+        self.refresh_requested.set()
 
     async def _execute(self, execution_id: str) -> None:
         record = self.table("executions").get(execution_id)

@@ -155,3 +155,89 @@ async def test_restart_and_kernel_death_end_executions_clearly(start_server, jup
             assert records(watcher, "executions")["long"]["finished_at"]
         finally:
             await running.close()
+
+
+def ask(client: DatastoreClient, request_id: str, action: str, **params) -> None:
+    with client.doc.transaction():
+        client.doc.get("requests", type=Map)[request_id] = Map(
+            {"action": action, "params": params, "status": "requested", "requested_by": "ed"}
+        )
+
+
+async def answered(client: DatastoreClient, request_id: str) -> dict:
+    await client.wait_for(
+        lambda: records(client, "requests")[request_id].get("status") in ("completed", "error"),
+        timeout=WAIT,
+    )
+    return records(client, "requests")[request_id]
+
+
+async def test_requests_act_on_kernels_sessions_terminals_and_folders(start_server, jupyter_server):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    folder = jupyter_server.root_dir / "project"
+    folder.mkdir(exist_ok=True)
+    (folder / "notes.txt").write_text("hello")
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as client,
+    ):
+        running = Running(jupyter, relay.ws_url, service_token)
+        try:
+            ask(client, "r1", "kernel.start", name="python3")
+            started = await answered(client, "r1")
+            assert started["status"] == "completed", started
+            kernel_id = started["result"]["kernel"]["id"]
+            await client.wait_for(lambda: kernel_id in records(client, "kernels"), timeout=WAIT)
+
+            ask(client, "r2", "session.create", path="project/a.ipynb", kernel_id=kernel_id)
+            session = (await answered(client, "r2"))["result"]["session"]
+            await client.wait_for(
+                lambda: (
+                    records(client, "sessions").get(session["id"], {}).get("kernel_id") == kernel_id
+                ),
+                timeout=WAIT,
+            )
+
+            ask(client, "r3", "terminal.create")
+            terminal = (await answered(client, "r3"))["result"]["terminal"]["name"]
+            await client.wait_for(lambda: terminal in records(client, "terminals"), timeout=WAIT)
+            ask(client, "r4", "terminal.delete", name=terminal)
+            assert (await answered(client, "r4"))["status"] == "completed"
+            await client.wait_for(
+                lambda: terminal not in records(client, "terminals"), timeout=WAIT
+            )
+
+            ask(client, "r5", "contents.list", path="project")
+            assert (await answered(client, "r5"))["status"] == "completed"
+            contents = records(client, "contents")
+            assert contents["project"]["children"] == ["notes.txt"]
+            assert contents["project/notes.txt"]["type"] == "file"
+            # A watched folder stays current.
+            (folder / "more.txt").write_text("x")
+            await client.wait_for(
+                lambda: "project/more.txt" in records(client, "contents"), timeout=WAIT
+            )
+
+            # An action the schema does not know is refused outright (nothing stored)...
+            ask(client, "r6", "kernel.launch-missiles")
+            await client.wait_for(
+                lambda: client.rejections and "r6" not in records(client, "requests"),
+                timeout=WAIT,
+            )
+            assert client.rejections[0].code == "schema-violation"
+            # ...and one with bad params ends in error.
+            ask(client, "r7", "kernel.shutdown")
+            assert "params.kernel_id" in (await answered(client, "r7"))["error"]
+
+            ask(client, "r8", "session.delete", session_id=session["id"])
+            assert (await answered(client, "r8"))["status"] == "completed"
+            await client.wait_for(
+                lambda: (
+                    kernel_id not in records(client, "kernels")
+                    and session["id"] not in records(client, "sessions")
+                ),
+                timeout=WAIT,
+            )
+        finally:
+            await running.close()
