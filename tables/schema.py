@@ -349,17 +349,58 @@ class TableSchema(Schema):
         analysis = Analysis()
         for root in sorted(new_roots):
             analysis.errors.append(f"unknown table {root!r}")
+        # Fields whose value was (re)assigned, per record (None: the whole record is new).
+        assigned: dict[tuple[str, str], set[str] | None] = {}
         for table_name, table_events in events.items():
             for change in changes_from_events(table_name, table_events):
                 analysis.changes.append(change)
                 record_id = change.key if not change.path else str(change.path[0])
                 if record_id is not None:
                     analysis.touched.add((table_name, record_id))
+            for event in table_events:
+                analysis.errors.extend(self._note_event(table_name, event, assigned))
         for table_name, record_id in sorted(analysis.touched):
-            analysis.errors.extend(self.check_record(doc, table_name, record_id))
+            fields = assigned.get((table_name, record_id), set())
+            analysis.errors.extend(self.check_record(doc, table_name, record_id, fields))
         return analysis
 
-    def check_record(self, doc: Doc, table_name: str, record_id: str) -> list[str]:
+    def _note_event(
+        self, table_name: str, event: Any, assigned: dict[tuple[str, str], set[str] | None]
+    ) -> list[str]:
+        """Record what an event (re)assigned; check the items an event inserted into a list or
+        map field, so that editing a long list does not re-check all of it."""
+        path = event.path
+        if not path:  # records added or replaced
+            for key, info in event.keys.items():
+                if info.get("action") in ("add", "update"):
+                    assigned[(table_name, key)] = None
+            return []
+        record_id = str(path[0])
+        if len(path) == 1:  # fields set
+            fields = assigned.setdefault((table_name, record_id), set())
+            if fields is not None:
+                fields.update(
+                    key for key, info in event.keys.items() if info.get("action") != "delete"
+                )
+            return []
+        where = f"{table_name}[{record_id!r}].{path[1]}"
+        if len(path) > 2:
+            return [f"{where}: items must be JSON values, not shared types"]
+        if isinstance(event, ArrayEvent):
+            values = [v for op in event.delta if "insert" in op for v in op["insert"]]
+        elif isinstance(event, MapEvent):
+            values = [info.get("newValue") for info in event.keys.values()]
+        else:
+            values = []
+        if any(_contains_shared(value) for value in values):
+            return [f"{where}: items must be JSON values, got a shared type"]
+        return []
+
+    def check_record(
+        self, doc: Doc, table_name: str, record_id: str, deep: set[str] | None = None
+    ) -> list[str]:
+        """Check a record's fields; the items of list and map fields only for the fields in
+        ``deep`` (None: all), since inserted items are checked from the events."""
         table = self.tables[table_name]
         record = doc.get(table_name, type=Map).get(record_id)
         where = f"{table_name}[{record_id!r}]"
@@ -374,10 +415,12 @@ class TableSchema(Schema):
                 errors.append(f"{where}: unknown field {key!r} in table {table_name!r}")
                 continue
             problem = spec.check(value)
-            if problem is None and spec.kind is FieldKind.LIST:
-                problem = next(filter(None, (spec.check_item(v) for v in value)), None)
-            elif problem is None and spec.kind is FieldKind.MAP:
-                problem = next(filter(None, (spec.check_item(v) for v in value.values())), None)
+            if problem is None and (deep is None or key in deep):
+                if spec.kind is FieldKind.LIST:
+                    problem = next(filter(None, (spec.check_item(v) for v in value)), None)
+                elif spec.kind is FieldKind.MAP:
+                    items = value.values()
+                    problem = next(filter(None, (spec.check_item(v) for v in items)), None)
             if problem:
                 errors.append(f"{where}.{key}: {problem}")
         return errors

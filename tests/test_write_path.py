@@ -246,3 +246,22 @@ def test_rolled_back_outer_transaction_leaves_no_trace(todo):
     assert received == [1]
     # The next write gets serial 2, not 3.
     assert Client(todo).send(lambda d: add_todo(d, "c", "next")).serial == 2
+
+
+def test_items_inserted_into_existing_lists_and_maps_are_checked(todo):
+    jupyter = service.create_datastore("j", "jupyter")
+    client = Client(todo)
+    client.send(lambda d: d.get("lists", type=Map).__setitem__("l", Map({"items": Array(["a"])})))
+    refused = client.send(lambda d: d.get("lists", type=Map)["l"]["items"].append(Text("x")))
+    assert refused.status is Status.REJECTED
+    assert "lists['l'].items: items must be JSON values" in refused.error
+    ok = Client(todo).send(lambda d: d.get("lists", type=Map)["l"]["items"].append("b"))
+    assert ok.status is Status.STORED
+    assert service.live_python(todo)[0]["lists"]["l"]["items"] == ["a", "b"]
+
+    spec = Client(jupyter)
+    spec.send(lambda d: d.get("kernelspecs", type=Map).__setitem__("p", Map({"spec": Map()})))
+    refused = spec.send(
+        lambda d: d.get("kernelspecs", type=Map)["p"]["spec"].__setitem__("argv", Array(["python"]))
+    )
+    assert refused.status is Status.REJECTED and "kernelspecs['p'].spec" in refused.error
