@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -78,6 +79,20 @@ def describe_value(value: Any) -> str:
     return type(value).__name__
 
 
+def _non_finite(value: Any) -> bool:
+    """NaN or an infinity somewhere in a value: numbers JSON (and the database) cannot hold."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+NON_FINITE = "a number JSON cannot hold (NaN or infinity)"
+
+
 def _contains_shared(value: Any) -> bool:
     if isinstance(value, BaseType):
         return True
@@ -113,6 +128,8 @@ class Field:
         # Register: a plain JSON value.
         if _contains_shared(value):
             return f"expected a JSON value, got {describe_value(value)}"
+        if _non_finite(value):
+            return f"expected a JSON value, got {NON_FINITE}"
         if value is None:
             return None if self.nullable else "must not be null"
         if self.json_type and not _JSON_CHECKS[self.json_type](value):
@@ -125,6 +142,8 @@ class Field:
         """Items of list fields and values of map fields must be plain JSON."""
         if _contains_shared(value):
             return f"items must be JSON values, got {describe_value(value)}"
+        if _non_finite(value):
+            return f"items must be JSON values, got {NON_FINITE}"
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -209,7 +228,13 @@ SUMMARY_TEXT_LIMIT = 200
 
 
 def clip(value: Any, limit: int = SUMMARY_TEXT_LIMIT) -> Any:
-    """Shorten long strings inside a value: summaries are for reading, the update has it all."""
+    """Shorten long strings inside a value: summaries are for reading, the update has it all.
+
+    NaN and infinities (which a schema without checks lets through) become null, as in
+    JavaScript's JSON.stringify: the summary is stored as JSON, which has no such numbers.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, str) and len(value) > limit:
         return f"{value[:limit]}… (+{len(value) - limit} chars)"
     if isinstance(value, dict):
@@ -394,6 +419,8 @@ class TableSchema(Schema):
             values = []
         if any(_contains_shared(value) for value in values):
             return [f"{where}: items must be JSON values, got a shared type"]
+        if any(_non_finite(value) for value in values):
+            return [f"{where}: items must be JSON values, got {NON_FINITE}"]
         return []
 
     def check_record(
