@@ -17,7 +17,7 @@ from tables.conf import rtc_settings
 from tables.history import doc_at, updates_between
 from tables.models import Datastore, Origin, Transaction
 from tables.schema import get_schema
-from tables.service import Outcome, Proposal, Status, write_one
+from tables.service import Authorizer, Outcome, Proposal, Status, write_one
 
 _TRACKED = "rtc-revert-target"
 
@@ -58,9 +58,18 @@ def inverse_update(datastore: Datastore, target: Transaction) -> bytes | None:
 
 
 def revert(
-    datastore: Datastore, target: Transaction, *, author_id: int | None, origin: str
+    datastore: Datastore,
+    target: Transaction,
+    *,
+    author_id: int | None,
+    origin: str,
+    authorize: Authorizer | None = None,
 ) -> Outcome:
-    """Store the inverse of ``target`` as a new transaction (origin undo or redo)."""
+    """Store the inverse of ``target`` as a new transaction (origin undo or redo).
+
+    ``authorize`` is the write path's hook (``Access.authorizer()``): the inverse touches the
+    tables ``target`` touched, so reverting someone else's change needs the right to make it.
+    """
     update = inverse_update(datastore, target)
     if update is None:
         return Outcome(
@@ -71,16 +80,28 @@ def revert(
             error=f"transaction {target.serial} has nothing left to revert",
         )
     proposal = Proposal(update, author_id=author_id, origin=origin, reverts_id=target.pk)
-    return write_one(datastore, proposal)
+    return write_one(datastore, proposal, authorize)
 
 
-def undo(datastore: Datastore, serial: int, *, author_id: int | None) -> Outcome:
+def undo(
+    datastore: Datastore,
+    serial: int,
+    *,
+    author_id: int | None,
+    authorize: Authorizer | None = None,
+) -> Outcome:
     """Undo the transaction with this serial."""
     target = _transaction(datastore, serial)
-    return revert(datastore, target, author_id=author_id, origin=Origin.UNDO)
+    return revert(datastore, target, author_id=author_id, origin=Origin.UNDO, authorize=authorize)
 
 
-def redo(datastore: Datastore, serial: int, *, author_id: int | None) -> Outcome:
+def redo(
+    datastore: Datastore,
+    serial: int,
+    *,
+    author_id: int | None,
+    authorize: Authorizer | None = None,
+) -> Outcome:
     """Redo the transaction with this serial, which must have been undone."""
     target = _transaction(datastore, serial)
     undoing = (
@@ -91,7 +112,7 @@ def redo(datastore: Datastore, serial: int, *, author_id: int | None) -> Outcome
     )
     if undoing is None:
         raise NothingToUndo(f"transaction {serial} has not been undone")
-    return revert(datastore, undoing, author_id=author_id, origin=Origin.REDO)
+    return revert(datastore, undoing, author_id=author_id, origin=Origin.REDO, authorize=authorize)
 
 
 def author_stacks(
@@ -120,20 +141,28 @@ def author_stacks(
     return undo_stack, redo_stack
 
 
-def undo_last(datastore: Datastore, *, author_id: int | None) -> Outcome:
+def undo_last(
+    datastore: Datastore, *, author_id: int | None, authorize: Authorizer | None = None
+) -> Outcome:
     """Undo the author's last change, keeping everyone else's."""
     undo_stack, _ = author_stacks(datastore, author_id)
     if not undo_stack:
         raise NothingToUndo("nothing to undo")
-    return revert(datastore, undo_stack[-1], author_id=author_id, origin=Origin.UNDO)
+    return revert(
+        datastore, undo_stack[-1], author_id=author_id, origin=Origin.UNDO, authorize=authorize
+    )
 
 
-def redo_last(datastore: Datastore, *, author_id: int | None) -> Outcome:
+def redo_last(
+    datastore: Datastore, *, author_id: int | None, authorize: Authorizer | None = None
+) -> Outcome:
     """Redo the author's last undone change."""
     _, redo_stack = author_stacks(datastore, author_id)
     if not redo_stack:
         raise NothingToUndo("nothing to redo")
-    return revert(datastore, redo_stack[-1], author_id=author_id, origin=Origin.REDO)
+    return revert(
+        datastore, redo_stack[-1], author_id=author_id, origin=Origin.REDO, authorize=authorize
+    )
 
 
 def _transaction(datastore: Datastore, serial: int) -> Transaction:
