@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "tables",
     "relay",
     "jupyter_sync",
@@ -135,11 +136,36 @@ STATIC_ROOT = DATA_DIR / "static"
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
 REST_FRAMEWORK = {
+    # Token first: a request without credentials gets 401 with "WWW-Authenticate: Token".
+    # Session authentication enforces CSRF on unsafe methods.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Rates: RTC_API_RATE_USER and RTC_API_RATE_ANON (tables/conf.py), read at each request.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tables.api.throttling.AnonRateThrottle",
+        "tables.api.throttling.UserRateThrottle",
+    ],
+    # Clients are told apart by the connection's address, never by a forgeable
+    # X-Forwarded-For; behind a proxy, run daphne with --proxy-headers.
+    "NUM_PROXIES": 0,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Jupyter RTC API",
+    "DESCRIPTION": (
+        "Datastores (collaborative documents with tables), their state at any serial, their "
+        "history, and writes through the same path as the WebSocket protocols. Authenticate "
+        "with `Authorization: Token <key>` (manage.py create_token) or a session cookie (with "
+        "the CSRF token on writes). Errors are JSON: {code, detail}."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its viewer are public; the endpoints they describe are not.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
 # Jupyter Server the supernode talks to; unset = launch one locally.

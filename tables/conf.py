@@ -7,6 +7,7 @@ through ``rtc_settings.NAME``; tests can override them with ``override_settings(
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,17 @@ def _positive_float(value: str) -> float:
     if number < 0:
         raise ValueError("must be >= 0")
     return number
+
+
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def _rate(value: str) -> str:
+    """A REST framework throttle rate such as ``600/min``; empty: no limit."""
+    value = value.strip()
+    if value and not _RATE.match(value):
+        raise ValueError("must be a rate like 600/min (per s, min, hour or day) or empty")
+    return value
 
 
 def _role(value: str) -> str:
@@ -118,6 +130,18 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _role,
         "Role of users who are not logged in: empty (no access), viewer or editor.",
+    ),
+    Setting(
+        "API_RATE_USER",
+        "600/min",
+        _rate,
+        "REST API requests a logged-in user may make (per s, min, hour or day; empty: no limit).",
+    ),
+    Setting(
+        "API_RATE_ANON",
+        "60/min",
+        _rate,
+        "REST API requests an anonymous client (by address) may make; empty: no limit.",
     ),
 )
 
