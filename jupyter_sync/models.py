@@ -94,6 +94,7 @@ class Execution(ProjectedRecord):
     finished_at = models.DateTimeField(null=True, blank=True)
     input_request = models.JSONField(null=True, blank=True)
     input_reply = models.TextField(blank=True, default="")
+    cancel = models.BooleanField(null=True, blank=True)
 
     class Meta(ProjectedRecord.Meta):
         pass
@@ -120,6 +121,7 @@ class Document(ProjectedRecord):
     datastore_name = models.CharField(max_length=100, blank=True, default="")
     status = models.CharField(max_length=20, blank=True, default="")
     request = models.CharField(max_length=50, blank=True, default="")
+    new_path = models.TextField(blank=True, default="")
     requested_by = models.CharField(max_length=150, blank=True, default="")
     last_saved = models.DateTimeField(null=True, blank=True)
     last_modified = models.DateTimeField(null=True, blank=True)

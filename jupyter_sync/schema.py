@@ -114,10 +114,21 @@ JUPYTER = TableSchema(
                 "created_at": register("string"),
                 "started_at": register("string"),
                 "finished_at": register("string"),
-                "input_request": register("object"),
-                "input_reply": register("string"),
+                "input_request": register(
+                    "object", doc="Set by the supernode while the kernel asks for input."
+                ),
+                "input_reply": register("string", doc="The answer to input_request."),
+                "cancel": register(
+                    "boolean",
+                    doc="True asks to cancel: a queued execution is dropped, a running one "
+                    "interrupted; the status ends 'cancelled'.",
+                ),
             },
-            doc="Execution requests by cell id (or code); the supernode runs them.",
+            doc=(
+                "Execution requests; the supernode runs them. With document_id and cell_id: that "
+                "notebook cell's current source, outputs written into the cell. Otherwise: "
+                "code on kernel_id, outputs in the record."
+            ),
         ),
         Table(
             "requests",
@@ -141,14 +152,31 @@ JUPYTER = TableSchema(
                 "format": register("string"),
                 "datastore_name": register("string", doc="The document's own datastore."),
                 "status": register("string", choices=DOCUMENT_STATUSES),
-                "request": register("string"),
+                "request": register(
+                    "string",
+                    doc="open, save, reload, rename, delete or close; cleared by the supernode "
+                    "once carried out.",
+                ),
+                "new_path": register("string", doc="With request 'rename': the new path."),
                 "requested_by": register("string"),
                 "last_saved": register("string"),
-                "last_modified": register("string"),
-                "conflict": register("object"),
+                "last_modified": register(
+                    "string",
+                    doc="The file's last_modified when the supernode last read or wrote it.",
+                ),
+                "conflict": register(
+                    "object",
+                    doc="Set when the file and the document both changed: detected_at, "
+                    "disk_last_modified, message. A 'save' (document wins) or 'reload' (file "
+                    "wins) request clears it.",
+                ),
                 "error": register("string"),
             },
-            doc="Open documents; a record asks the supernode to open, save or rename a file.",
+            doc=(
+                "Documents (id: a stable document id chosen by the creator). A record asks the "
+                "supernode to open a file into its own datastore (datastore_name), save, reload, "
+                "rename (to new_path), delete or close it; see jupyter_sync/documents.py."
+            ),
         ),
     ],
 )
