@@ -165,8 +165,8 @@ def summary_one_line(summary: Any) -> str:
 # --- Read-only admins -----------------------------------------------------------------------
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable by whoever may view the model; nobody adds, changes or deletes here."""
+class NoEditsMixin:
+    """Nobody adds, changes or deletes through this admin: the write path does that."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
@@ -178,19 +178,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyAdmin(NoEditsMixin, admin.ModelAdmin):
+    """Viewable by whoever may view the model."""
+
+
+class ReadOnlyInline(NoEditsMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 # --- Datastores -----------------------------------------------------------------------------
