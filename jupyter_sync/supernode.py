@@ -22,6 +22,7 @@ from pycrdt import Array, Map
 
 from jupyter_sync import account
 from jupyter_sync.actions import ACTIONS, BadParams, content_key, directory_records, parent_key
+from jupyter_sync.documents import DocumentManager
 from jupyter_sync.jupyter import (
     JupyterClient,
     JupyterClientError,
@@ -125,6 +126,7 @@ class Supernode:
         self.running: dict[str, asyncio.Task] = {}
         self.kernel_watchers: dict[str, asyncio.Task] = {}
         self.kernel_connections: dict[str, Any] = {}
+        self.documents = DocumentManager(self)  # documents, and executions by cell id
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class Supernode:
                     group.start_soon(self._refresh_loop)
                     group.start_soon(self._executions_loop)
                     group.start_soon(self._requests_loop)
+                    group.start_soon(self.documents.run)
                     await stop.wait()
                     group.cancel_scope.cancel()
                 await self._mark_disconnected()
@@ -323,7 +326,9 @@ class Supernode:
                     and record.get("status") == "requested"
                     and execution_id not in self.running
                 ):
-                    self.running[execution_id] = asyncio.ensure_future(self._execute(execution_id))
+                    # By cell id (document_id): the document manager; otherwise console code.
+                    run = self.documents.execute if record.get("document_id") else self._execute
+                    self.running[execution_id] = asyncio.ensure_future(run(execution_id))
             self.changed.clear()
             await self.changed.wait()
 
