@@ -48,3 +48,13 @@ class Client:
 
 def add_todo(doc: Doc, item_id: str, title: str, done: bool = False) -> None:
     doc.get("items", type=Map)[item_id] = Map({"title": Text(title), "done": done})
+
+
+def owned_datastore(name: str, schema: str = "todo", username: str = "ada") -> str:
+    """A datastore owned by a new user; returns that user's API token (for live-server tests)."""
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create_user(username)
+    service.create_datastore(name, schema, owner=user)
+    return Token.objects.create(user=user).key

@@ -9,13 +9,12 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import User
 from pycrdt import Doc, Map, Text
-from rest_framework.authtoken.models import Token
 from websockets.asyncio.client import connect
 
 from tables import records, service
 from tables.models import Transaction
+from tests.factories import owned_datastore
 
 pytest_plugins = ["tests.liveserver"]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,13 +110,6 @@ class Peer:
 
 
 @database_sync_to_async
-def setup_datastore() -> str:
-    user = User.objects.create_user("ada")
-    service.create_datastore("shared", "todo", owner=user)
-    return Token.objects.create(user=user).key
-
-
-@database_sync_to_async
 def stored_serials() -> list[int]:
     return list(Transaction.objects.order_by("serial").values_list("serial", flat=True))
 
@@ -129,7 +121,7 @@ async def test_two_workers_with_redis_converge_with_gapless_serials(
     env = {"REDIS_URL": url, "REDIS_PREFIX": prefix}
     first = await asyncio.to_thread(start_server, env=env, name="worker-1")
     second = await asyncio.to_thread(start_server, env=env, name="worker-2")
-    token = await setup_datastore()
+    token = await database_sync_to_async(owned_datastore)("shared")
     alice = await Peer.open(first, "shared", token)
     bob = await Peer.open(second, "shared", token)
     carol = await Peer.open(second, "shared", token)  # a second reader on the same worker

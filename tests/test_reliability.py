@@ -8,26 +8,17 @@ import signal
 
 import pytest
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import User
 from pycrdt import Map, Text
-from rest_framework.authtoken.models import Token
 
 from relay.client import Backoff, DatastoreClient
-from tables import service
 from tables.models import Transaction
+from tests.factories import owned_datastore
 
 pytest_plugins = ["tests.liveserver"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WRITERS = 3
 EDITS = 60
-
-
-@database_sync_to_async
-def setup() -> str:
-    user = User.objects.create_user("ada")
-    service.create_datastore("todo", "todo", owner=user)
-    return Token.objects.create(user=user).key
 
 
 @database_sync_to_async
@@ -51,7 +42,7 @@ async def test_kill_9_under_load_loses_no_acknowledged_transaction(
     env = {"REDIS_URL": url, "REDIS_PREFIX": prefix}
     victim = await asyncio.to_thread(start_server, env=env, name="victim")
     survivor = await asyncio.to_thread(start_server, env=env, name="survivor")
-    token = await setup()
+    token = await database_sync_to_async(owned_datastore)("todo")
     backoff = Backoff(initial=0.05, maximum=0.5)
     clients = [
         DatastoreClient(server.ws_url, "todo", token=token, backoff=backoff)
