@@ -53,8 +53,18 @@ class TokenAuthMiddleware:
         return await self.inner(scope, receive, send)
 
 
-def RTCAuthMiddlewareStack(inner):
-    return AuthMiddlewareStack(TokenAuthMiddleware(inner))
+class RTCAuthMiddlewareStack:
+    """Session then token auth; token connections skip the session stack, whose wrapper runs on
+    every frame sent and which a token connection has no use for."""
+
+    def __init__(self, inner):
+        self.with_token = TokenAuthMiddleware(inner)
+        self.with_session = AuthMiddlewareStack(TokenAuthMiddleware(inner))
+
+    async def __call__(self, scope, receive, send):
+        if "token" in parse_qs(scope.get("query_string", b"").decode("latin1")):
+            return await self.with_token(scope, receive, send)
+        return await self.with_session(scope, receive, send)
 
 
 def _header(scope, name: bytes) -> str | None:

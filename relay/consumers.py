@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -58,6 +59,16 @@ class RelayConsumer(AsyncWebsocketConsumer):
     the hub's ``Member`` methods."""
 
     room: Room | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch first hops to the database thread to close old connections, for
+        every frame; that thread is the one committing, so each frame would wait for a commit
+        and group commit could never batch. Our database work goes through
+        ``database_sync_to_async``, which closes old connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         # Accept first: a refused handshake gives the browser no reason, a close code does.

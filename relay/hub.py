@@ -148,8 +148,8 @@ class Room:
             for member in list(self.members.values()):
                 try:
                     await member.send_transactions(batch)
-                except Exception:
-                    logger.exception("delivering to %s failed", member.member_id)
+                except Exception as error:  # typically a connection closing meanwhile
+                    logger.info("delivering to %s failed: %r", member.member_id, error)
 
     # --- presence ---------------------------------------------------------------------------
 
@@ -169,8 +169,8 @@ class Room:
             if member is not sender:
                 try:
                     await member.send_awareness(update)
-                except Exception:
-                    logger.exception("awareness to %s failed", member.member_id)
+                except Exception as error:
+                    logger.info("awareness to %s failed: %r", member.member_id, error)
 
     def presence_snapshot(self) -> bytes | None:
         deadline = time.monotonic() - AWARENESS_TIMEOUT

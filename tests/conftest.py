@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from tables import commit
 from tables.loaded import doc_cache
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# In this process only: connections that outlive a call would stay open in worker threads and
+# keep the test database from being dropped. Server processes started by tests keep the default.
+connections.settings["default"]["CONN_MAX_AGE"] = 0
 
 
 @pytest.hookimpl(hookwrapper=True)
