@@ -163,6 +163,11 @@ def test_create_a_datastore_makes_the_creator_its_owner(users):
         client.post(API, {"name": "ok", "schema": "nope"}, format="json"), 400, "invalid"
     )
     assert "Unknown schema 'nope'" in unknown["errors"]["schema"][0]
+    for name in (0, " trip2", "trip2\n", "x" * 101, "ünï"):
+        body = {"name": name, "schema": "todo"}
+        assert list(
+            assert_error(client.post(API, body, format="json"), 400, "invalid")["errors"]
+        ) == ["name"], name
     missing = assert_error(client.post(API, {}, format="json"), 400, "invalid")
     assert set(missing["errors"]) == {"name", "schema"}
     assert_error(
@@ -209,8 +214,8 @@ def test_state_now_and_at_every_serial_equals_a_replay_of_the_history(users, gro
         is False
     )
 
-    beyond = assert_error(client.get(f"{API}groceries/state/?serial=6"), 400, "invalid")
-    assert beyond["errors"] == {"serial": ["Beyond the newest serial, 5."]}
+    beyond = assert_error(client.get(f"{API}groceries/state/?serial=6"), 404, "unknown-serial")
+    assert beyond["detail"] == "no transaction 6 yet; the newest is 5"
     for bad in ("-1", "x", "1.5", str(2**64)):
         assert (
             "serial"
@@ -234,7 +239,7 @@ def test_encoded_state_is_the_yjs_document(users, groceries):
     assert get_schema("todo").to_python(doc)["items"] == {
         "milk": {"title": "Buy milk", "done": False}
     }
-    assert_error(client.get(f"{API}groceries/state.bin?serial=9"), 400, "invalid")
+    assert_error(client.get(f"{API}groceries/state.bin?serial=9"), 404, "unknown-serial")
 
 
 def test_numbers_json_cannot_hold(users):
@@ -317,14 +322,17 @@ def test_history_filters(users, groceries):
     assert serials(f"?since={yesterday}") == [3, 4]
     assert serials(f"?until={yesterday}") == [1, 2]
 
-    needs_table = assert_error(client.get(f"{API}groceries/history/?record=milk"), 400, "invalid")
-    assert list(needs_table["errors"]) == ["record"]
+    assert serials("?record=milk") == [1, 4]  # in any table
+    assert serials("?table=&author=") == []  # empty values are values
     for query, field in [
         ("origin=martian", "origin"),
         ("since=yesterday", "since"),
         ("after_serial=-1", "after_serial"),
         ("limit=1001", "limit"),
         ("include=everything", "include"),
+        ("until=", "until"),
+        ("limit=1&limit=2", "limit"),
+        ("after_serial=", "after_serial"),
     ]:
         body = assert_error(client.get(f"{API}groceries/history/?{query}"), 400, "invalid")
         assert list(body["errors"]) == [field], query
@@ -364,6 +372,10 @@ def test_table_records_and_filters(users, groceries):
     assert ids("?title=true") == set()  # a text field compares the string as written
     assert client.get(f"{API}groceries/tables/lists/").json()["records"] == {}
 
+    twice = assert_error(
+        client.get(f"{API}groceries/tables/items/?done=true&done=false"), 400, "invalid"
+    )
+    assert twice["errors"] == {"done": ["Give this parameter once."]}
     unknown = assert_error(client.get(f"{API}groceries/tables/items/?colour=red"), 400, "invalid")
     assert unknown["errors"] == {"colour": ["Not a field of table 'items'."]}
     listed = assert_error(client.get(f"{API}groceries/tables/lists/?items=1"), 400, "invalid")
@@ -408,6 +420,9 @@ def test_one_record(users, groceries):
     Client(groceries).send(lambda d: add_todo(d, "shop/aisle 3", "Rice"))
     record = client.get(f"{API}groceries/tables/items/shop/aisle%203/").json()
     assert (record["id"], record["fields"]["title"]) == ("shop/aisle 3", "Rice")
+    Client(groceries).send(lambda d: add_todo(d, "two\nlines", "Oil"))
+    assert client.get(f"{API}groceries/tables/items/two%0Alines/").json()["id"] == "two\nlines"
+    assert_error(client.get(f"{API}groceries/tables/items/%0A/"), 404, "unknown-record")
 
 
 def test_document_datastores_have_no_tables(users):
@@ -461,6 +476,12 @@ def test_refused_transactions(users, groceries, settings):
     missing = assert_error(post_tx(client, {"id": "x"}), 400, "invalid")
     assert list(missing["errors"]) == ["patch"]
     assert_error(post_tx(client, {"patch": b64(b"\x00\x00"), "id": ""}), 400, "invalid")
+    for body in ({"patch": 12}, {"patch": "AAA=", "id": 7}, {"patch": "AAA=", "id": "\ud800"}):
+        # As JSON text: the lone surrogate travels as the escape \ud800.
+        response = client.post(
+            f"{API}groceries/transactions/", json.dumps(body), content_type="application/json"
+        )
+        assert list(assert_error(response, 400, "invalid")["errors"]) == list(body)[-1:], body
 
     violation = post_tx(
         client, {"patch": patch_for(groceries, lambda d: add_todo(d, "x", "X", done="yes"))}
@@ -703,7 +724,7 @@ def api_routes() -> set[str]:
     for pattern in api_urls.urlpatterns:
         assert isinstance(pattern, URLPattern) and not isinstance(pattern, URLResolver)
         route = str(pattern.pattern)
-        for converter in ("str:", "path:"):
+        for converter in ("str:", "record:"):
             route = route.replace(f"<{converter}", "{")
         routes.add("/api/" + route.replace(">", "}"))
     return routes

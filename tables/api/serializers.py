@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tables.models import Origin, Role, validate_datastore_name
+from tables.models import DATASTORE_NAME_PATTERN, Origin, Role, validate_datastore_name
 from tables.schema import UnknownSchema, all_schemas, get_schema
 from tables.service import Status
 
@@ -21,15 +21,62 @@ MAX_SERIAL = 2**63 - 1
 MAX_PAGE = 1000
 
 
-@extend_schema_field(OpenApiTypes.BYTE)
-class Base64Field(serializers.CharField):
-    """Bytes as base64 text (standard alphabet, with padding)."""
+class StrictCharField(serializers.CharField):
+    """A string, and only a string, taken as it is: REST framework would take 0 for "0" and
+    strip spaces. Lone surrogates (which JSON's escapes can spell) are refused: no database
+    stores them."""
 
-    default_error_messages = {"invalid_base64": "Not valid base64 (standard alphabet, padded)."}
+    default_error_messages = {
+        "not_a_string": "Not a string.",
+        "surrogate": "Not valid Unicode (a lone surrogate).",
+    }
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        try:
+            data.encode()
+        except UnicodeEncodeError:
+            self.fail("surrogate")
+        return super().to_internal_value(data)
+
+
+def full_datastore_name(value: str) -> None:
+    """The whole value must be a name (the model's check lets a trailing newline through)."""
+    if not re.fullmatch(DATASTORE_NAME_PATTERN, value):
+        raise serializers.ValidationError(validate_datastore_name.message)
+
+
+ONCE = "Give this parameter once."
+
+
+class QuerySerializer(serializers.Serializer):
+    """A query string's parameters. Each may be given once (REST framework would take the last
+    of several), and an empty value (``?until=``) is refused unless the field allows blanks
+    (REST framework would take it as absent)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        problems: dict[str, list[str]] = {}
+        for name, field in self.fields.items():
+            values = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+            if len(values) > 1:
+                problems[name] = [ONCE]
+            elif values[:1] == [""] and not getattr(field, "allow_blank", False):
+                problems[name] = ["This field may not be blank."]
+        if problems:
+            raise serializers.ValidationError(problems)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "format": "byte", "minLength": 1})
+class Base64Field(StrictCharField):
+    """Bytes as base64 text (standard alphabet, with padding)."""
+
+    default_error_messages = {"invalid_base64": "Not valid base64 (standard alphabet, padded)."}
 
     def to_internal_value(self, data: Any) -> bytes:
         text = super().to_internal_value(data)
@@ -95,23 +142,29 @@ class DatastoreDetailSerializer(DatastoreSerializer):
 
 
 class DatastoreCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(
+    name = StrictCharField(
         max_length=100,
-        validators=[validate_datastore_name],
+        validators=[validate_datastore_name, full_datastore_name],
         help_text="1-100 letters, digits, '.', '_' or '-', starting with a letter or digit.",
     )
-    schema = serializers.CharField(max_length=100, help_text="A registered schema, e.g. todo.")
+    schema = serializers.ChoiceField(choices=[], help_text="A registered schema, e.g. todo.")
 
-    def validate_schema(self, value: str) -> str:
-        if value not in all_schemas():
-            known = ", ".join(all_schemas())
-            raise serializers.ValidationError(f"Unknown schema {value!r} (known: {known}).")
-        return value
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # The schemas registered now (apps register theirs when they are ready).
+        self.fields["schema"].choices = list(all_schemas())
+        known = ", ".join(all_schemas())
+        self.fields["schema"].error_messages["invalid_choice"] = (
+            f"Unknown schema {{input!r}} (known: {known})."
+        )
 
 
-class DatastoreListQuerySerializer(serializers.Serializer):
+class DatastoreListQuerySerializer(QuerySerializer):
     after = serializers.CharField(
-        required=False, max_length=100, help_text="Page after this datastore name."
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="Page after this datastore name.",
     )
     limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=100)
 
@@ -124,7 +177,7 @@ class DatastorePageSerializer(serializers.Serializer):
 # --- State ----------------------------------------------------------------------------------
 
 
-class StateQuerySerializer(serializers.Serializer):
+class StateQuerySerializer(QuerySerializer):
     serial = serializers.IntegerField(
         required=False,
         min_value=0,
@@ -146,27 +199,24 @@ class EncodedStateSerializer(serializers.Serializer):
 # --- History --------------------------------------------------------------------------------
 
 
-class HistoryQuerySerializer(serializers.Serializer):
+class HistoryQuerySerializer(QuerySerializer):
     after_serial = serializers.IntegerField(
         required=False, default=0, min_value=0, max_value=MAX_SERIAL, help_text="Page cursor."
     )
     limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=100)
-    table = serializers.CharField(required=False, max_length=100)
+    table = serializers.CharField(required=False, allow_blank=True, max_length=100)
     record = serializers.CharField(
-        required=False, max_length=200, help_text="A record id (needs table)."
+        required=False, allow_blank=True, max_length=200, help_text="A record id."
     )
-    author = serializers.CharField(required=False, max_length=150, help_text="A username.")
+    author = serializers.CharField(
+        required=False, allow_blank=True, max_length=150, help_text="A username."
+    )
     origin = serializers.ChoiceField(required=False, choices=Origin.choices)
     since = serializers.DateTimeField(required=False, help_text="Created at or after.")
     until = serializers.DateTimeField(required=False, help_text="Created at or before.")
     include = serializers.ChoiceField(
         required=False, choices=["patch"], help_text="patch: add each transaction's update."
     )
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        if "record" in data and "table" not in data:
-            raise serializers.ValidationError({"record": ["Filtering by record needs table."]})
-        return data
 
 
 class HistoryItemSerializer(serializers.Serializer):
@@ -219,14 +269,14 @@ class RecordSerializer(serializers.Serializer):
 # --- Writes ---------------------------------------------------------------------------------
 
 
-class TransactionRequestSerializer(serializers.Serializer):
+class TransactionSerializer(serializers.Serializer):
     patch = Base64Field(help_text="A Yjs update (v1 encoding), base64.")
-    id = serializers.CharField(
+    id = StrictCharField(
         required=False,
         max_length=100,
         help_text="Transaction id; a retry with the same id is stored once (default: new).",
     )
-    store_id = serializers.CharField(
+    store_id = StrictCharField(
         required=False, default="", allow_blank=True, max_length=100, help_text="Client id."
     )
 
@@ -241,7 +291,7 @@ class TransactionResultSerializer(serializers.Serializer):
     )
 
 
-class RevertRequestSerializer(serializers.Serializer):
+class RevertSerializer(serializers.Serializer):
     serial = serializers.IntegerField(
         required=False,
         allow_null=True,

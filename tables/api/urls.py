@@ -1,8 +1,23 @@
 """The datastore endpoints, mounted at ``/api/`` (rtc_project/urls.py)."""
 
-from django.urls import path
+from django.urls import path, register_converter
 
 from tables.api import views
+
+
+class RecordIdConverter:
+    """Any record id: slashes (the jupyter contents table is keyed by path), newlines too."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(RecordIdConverter, "record")
 
 app_name = "api"
 
@@ -21,9 +36,8 @@ urlpatterns = [
         views.TableView.as_view(),
         name="datastore-table",
     ),
-    # Record ids may contain slashes (the jupyter contents table is keyed by path).
     path(
-        "datastores/<str:name>/tables/<str:table>/<path:record_id>/",
+        "datastores/<str:name>/tables/<str:table>/<record:record_id>/",
         views.RecordView.as_view(),
         name="datastore-record",
     ),

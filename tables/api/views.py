@@ -31,7 +31,7 @@ from tables.api.errors import (
 from tables.api.permissions import DatastoreAccess
 from tables.conf import rtc_settings
 from tables.models import Datastore, DatastoreRole, Origin, Role, TouchedRecord, Transaction
-from tables.permissions import Access
+from tables.permissions import Access, access_for
 from tables.schema import FieldKind, TableSchema, get_schema
 from tables.service import Proposal, Status
 
@@ -132,9 +132,9 @@ class DatastoreListView(APIBase):
             raise conflict(
                 "datastore-exists", f"a datastore named {data['name']!r} already exists"
             ) from None
-        access = Access(datastore, Role.OWNER, request.user.pk, False)
+        access = access_for(request.user, datastore)
         body = s.DatastoreDetailSerializer(
-            datastore, context={"roles": {datastore.pk: Role.OWNER}, "access": access}
+            datastore, context={"roles": {datastore.pk: access.role}, "access": access}
         ).data
         location = reverse("api:datastore-detail", kwargs={"name": datastore.name})
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
@@ -156,10 +156,11 @@ class DatastoreDetailView(APIBase):
 
 
 def at_serial(datastore: Datastore, serial: int) -> Any:
-    """The document right after ``serial`` (time travel); 400 beyond the newest serial."""
+    """The document right after ``serial`` (time travel); 404 beyond the newest serial."""
     if serial > datastore.last_serial:
-        raise serializers.ValidationError(
-            {"serial": [f"Beyond the newest serial, {datastore.last_serial}."]}
+        raise not_found(
+            "unknown-serial",
+            f"no transaction {serial} yet; the newest is {datastore.last_serial}",
         )
     return history.doc_at(datastore, serial)
 
@@ -215,8 +216,10 @@ class HistoryView(APIBase):
         rows = Transaction.objects.filter(
             datastore=self.datastore, serial__gt=query["after_serial"]
         ).order_by("serial")
-        if "table" in query:
-            touched = TouchedRecord.objects.filter(datastore=self.datastore, table=query["table"])
+        if "table" in query or "record" in query:
+            touched = TouchedRecord.objects.filter(datastore=self.datastore)
+            if "table" in query:
+                touched = touched.filter(table=query["table"])
             if "record" in query:
                 touched = touched.filter(record_id=query["record"])
             rows = rows.filter(pk__in=touched.values("transaction_id"))
@@ -292,9 +295,12 @@ class TableView(TableBase):
         spec = self.table_schema(table).tables[table]
         wanted: dict[str, Any] = {}
         problems: dict[str, list[str]] = {}
-        for field, raw in request.query_params.items():
+        for field, values in request.query_params.lists():
+            raw = values[-1]
             kind = spec.fields[field].kind if field in spec.fields else None
-            if kind is None:
+            if len(values) > 1:
+                problems[field] = [s.ONCE]
+            elif kind is None:
                 problems[field] = [f"Not a field of table {table!r}."]
             elif kind not in (FieldKind.REGISTER, FieldKind.TEXT):
                 problems[field] = [f"A {kind} field cannot be filtered on."]
@@ -353,7 +359,7 @@ class TransactionsView(APIBase):
             "when the update changed nothing (noop). Refusals: 400 schema-violation, "
             "malformed-update, missing-dependencies, too-large; 403 permission-denied."
         ),
-        request=s.TransactionRequestSerializer,
+        request=s.TransactionSerializer,
         responses={
             201: s.TransactionResultSerializer,
             200: s.TransactionResultSerializer,
@@ -361,7 +367,7 @@ class TransactionsView(APIBase):
         },
     )
     def post(self, request: Request, name: str) -> Response:
-        data = validated(s.TransactionRequestSerializer, request.data)
+        data = validated(s.TransactionSerializer, request.data)
         proposal = Proposal(
             data["patch"],
             txid=data.get("id", ""),
@@ -383,7 +389,7 @@ class RevertView(APIBase):
     kind = "undo"
 
     def post(self, request: Request, name: str) -> Response:
-        serial = validated(s.RevertRequestSerializer, request.data).get("serial")
+        serial = validated(s.RevertSerializer, request.data).get("serial")
         author, authorize = self.access.user_id, self.access.authorizer()
         try:
             if serial is None:
@@ -420,7 +426,7 @@ class UndoView(RevertView):
         tags=[TAG],
         summary="Undo a transaction (keeping everyone else's later changes)",
         description=REVERT_HELP,
-        request=s.RevertRequestSerializer,
+        request=s.RevertSerializer,
         responses={201: s.RevertResultSerializer, **errors(400, 404, 409)},
     )
     def post(self, request: Request, name: str) -> Response:
@@ -435,7 +441,7 @@ class RedoView(RevertView):
         tags=[TAG],
         summary="Redo an undone transaction",
         description=REVERT_HELP,
-        request=s.RevertRequestSerializer,
+        request=s.RevertSerializer,
         responses={201: s.RevertResultSerializer, **errors(400, 404, 409)},
     )
     def post(self, request: Request, name: str) -> Response:
