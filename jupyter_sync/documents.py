@@ -709,19 +709,7 @@ class DocumentManager:
 
     async def _reload(self, document: OpenDocument) -> None:
         """Load the file into the document, over unsaved changes (the caller holds the lock)."""
-        model = await self._read_file(document.path, document.kind)
-        document.load(model["content"])
-        document.disk_last_modified = model.get("last_modified")
-        document.conflict_with = None
-        document.missing = False
-        self._update(
-            "documents",
-            document.id,
-            status="open",
-            last_modified=document.disk_last_modified,
-            conflict=None,
-            error=None,
-        )
+        await self._apply_disk(document, await self._read_file(document.path, document.kind))
 
     async def _disk_changed(self, document: OpenDocument, current: dict[str, Any] | None) -> None:
         """The file is not as the supernode last left it (the caller holds the lock)."""

@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import User
 from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text
-from rest_framework.authtoken.models import Token
 
 from jupyter_sync import account
 from jupyter_sync.jupyter import JupyterClient
@@ -26,24 +24,14 @@ from jupyter_sync.supernode import Supernode
 from relay.client import DatastoreClient
 from tables.history import replay
 from tables.models import Datastore, TouchedRecord, Transaction
-from tables.permissions import grant
 from tables.service import live_python
 from tests.liveserver import wait_until
+from tests.test_supernode import accounts
 
 pytest_plugins = ["tests.liveserver", "tests.jupyter_fixtures"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 30.0
-
-
-@database_sync_to_async
-def accounts() -> tuple[str, str]:
-    """The supernode's token, and an editor's token (editor of the jupyter datastore)."""
-    service_token = account.ensure_service_account()
-    datastore = account.ensure_jupyter_datastore()
-    editor = User.objects.create_user("ed")
-    grant(datastore, editor, "editor")
-    return service_token, Token.objects.create(user=editor).key
 
 
 class Running:
