@@ -119,15 +119,19 @@ def _last_serial(datastore_pk: int) -> int:
 
 
 @database_sync_to_async
-def _revert(datastore_pk: int, kind: str, serial: int | None, author_id: int | None) -> Outcome:
+def _revert(
+    datastore_pk: int, kind: str, serial: int | None, author_id: int | None, authorize
+) -> Outcome:
+    """Undo/redo through the same authorize hook as every write (table policies included)."""
     datastore = Datastore.objects.get(pk=datastore_pk)
+    who = {"author_id": author_id, "authorize": authorize}
     if kind == "undo":
         if serial is None:
-            return undo.undo_last(datastore, author_id=author_id)
-        return undo.undo(datastore, serial, author_id=author_id)
+            return undo.undo_last(datastore, **who)
+        return undo.undo(datastore, serial, **who)
     if serial is None:
-        return undo.redo_last(datastore, author_id=author_id)
-    return undo.redo(datastore, serial, author_id=author_id)
+        return undo.redo_last(datastore, **who)
+    return undo.redo(datastore, serial, **who)
 
 
 @database_sync_to_async
@@ -308,7 +312,9 @@ class DatastoreConsumer(RelayConsumer):
             await self.error(msg_id, "permission-denied", f"role {self.access.role} may not write")
             return
         try:
-            outcome = await _revert(self.access.datastore.pk, kind, serial, self.access.user_id)
+            outcome = await _revert(
+                self.access.datastore.pk, kind, serial, self.access.user_id, self.authorize
+            )
         except (undo.NothingToUndo, undo.UndoUnsupported) as error:
             await self.error(msg_id, error.code, str(error))
             return

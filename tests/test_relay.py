@@ -340,3 +340,24 @@ async def test_a_missed_broadcast_is_filled_from_the_database(world):
     assert seen == [1, 2, 3]
     filled = await sender.next_of("transaction-broadcast")  # the sender gets the gap, not its own
     assert [t["serial"] for t in filled["content"]["transactions"]] == [2]
+
+
+async def test_undo_over_the_websocket_respects_table_policies():
+    """An editor cannot undo the supernode's change to a server-state table."""
+
+    def build():
+        editor = User.objects.create_user("ed")
+        service_user = User.objects.create_user("supernode")
+        service_user.user_permissions.add(Permission.objects.get(codename="write_server_state"))
+        datastore = service.create_datastore("jupyter", "jupyter")
+        grant(datastore, editor, "editor")
+        return datastore, editor
+
+    datastore, editor = await db(build)()
+    await db(records.set_fields)(datastore, "kernels", "k", {"name": "python3"}, origin="supernode")
+    peer = await JsonPeer.open("jupyter", await token_for(editor))
+    await peer.join()
+    reply = await peer.request("undo-request", {"serial": 1})
+    assert reply["msgType"] == "error-reply"
+    assert reply["content"]["code"] == "permission-denied"
+    assert [s for s, _ in await stored(datastore)] == [1]
