@@ -114,8 +114,17 @@ def stored_serials() -> list[int]:
     return list(Transaction.objects.order_by("serial").values_list("serial", flat=True))
 
 
+@pytest.fixture
+async def opened():
+    """Peers to close at teardown, whatever happened in the test."""
+    peers: list[Peer] = []
+    yield peers
+    for peer in peers:
+        await peer.close()
+
+
 async def test_two_workers_with_redis_converge_with_gapless_serials(
-    postgres, redis_url, start_server
+    postgres, redis_url, start_server, opened
 ):
     url, prefix = redis_url
     env = {"REDIS_URL": url, "REDIS_PREFIX": prefix}
@@ -125,6 +134,7 @@ async def test_two_workers_with_redis_converge_with_gapless_serials(
     alice = await Peer.open(first, "shared", token)
     bob = await Peer.open(second, "shared", token)
     carol = await Peer.open(second, "shared", token)  # a second reader on the same worker
+    opened.extend([alice, bob, carol])
 
     sent = [await alice.add(f"a{i}") for i in range(15)] + [
         await bob.add(f"b{i}") for i in range(15)
@@ -132,6 +142,9 @@ async def test_two_workers_with_redis_converge_with_gapless_serials(
     everything = {f"{p}{i}" for p in "ab" for i in range(15)}
     for peer in (alice, bob, carol):
         await peer.until(lambda peer=peer: peer.items() == everything)
+    # Others may see a transaction before its sender has its ack: wait for the acks too.
+    for peer in (alice, bob):
+        await peer.until(lambda peer=peer: len(peer.acked) == 15)
     assert set(alice.acked) | set(bob.acked) == set(sent)
 
     assert await stored_serials() == list(range(1, 31))
@@ -151,5 +164,3 @@ async def test_two_workers_with_redis_converge_with_gapless_serials(
     for peer in (alice, bob, carol):
         await peer.until(lambda peer=peer: {"quiet", "loud"} <= peer.items())
     assert sorted(carol.serials) == list(range(1, 33))
-    for peer in (alice, bob, carol):
-        await peer.close()
