@@ -535,7 +535,7 @@ async def test_rate_limited_changes_are_sent_again_and_stored_once(world, start_
     async with client:
         for number in range(30):  # thirty messages at once: far over the burst
             add_todo(client.doc, f"k{number}", str(number))
-        await client.wait_acked(30)
+        await client.wait_acked(60)
         assert len(items(client)) == 30
         assert client.rejections == []  # "missing-dependencies" after a drop is not a refusal
     limited = [e for e in client.errors if e.code == "rate-limited"]
