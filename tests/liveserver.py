@@ -27,7 +27,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from jupyter_sync.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATION = "rtc_project.asgi:application"
@@ -56,12 +57,6 @@ def database_url() -> str:
     host = conf.get("HOST") or "127.0.0.1"
     port = f":{conf['PORT']}" if conf.get("PORT") else ""
     return f"postgres://{user}{password}@{host}{port}/{conf['NAME']}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def daphne_command() -> list[str]:
