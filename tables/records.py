@@ -14,7 +14,7 @@ from pycrdt import Array, Doc, Map, Text
 from tables import service
 from tables.models import Datastore, Origin
 from tables.schema import FieldKind, SchemaViolation, TableSchema, get_schema
-from tables.service import Outcome, Proposal
+from tables.service import Authorizer, Outcome, Proposal
 
 
 def update_from(datastore: Datastore, mutate: Callable[[Doc], None]) -> bytes:
@@ -80,8 +80,13 @@ def set_fields(
     *,
     author_id: int | None = None,
     origin: str = Origin.ADMIN,
+    authorize: Authorizer | None = None,
 ) -> Outcome:
-    """Create or update one record's fields (plain Python values; text as str)."""
+    """Create or update one record's fields (plain Python values; text as str).
+
+    ``authorize`` is the caller's write-path hook (e.g. ``Access.authorizer()``), so a record
+    edit is refused exactly as the same change sent by a client would be.
+    """
     spec = _table_schema(datastore, table).tables[table]
     unknown = sorted(set(values) - set(spec.fields))
     if unknown:
@@ -96,7 +101,8 @@ def set_fields(
             _assign(record, name, spec.fields[name].kind, value)
 
     update = update_from(datastore, mutate)
-    return service.write_one(datastore, Proposal(update, author_id=author_id, origin=origin))
+    proposal = Proposal(update, author_id=author_id, origin=origin)
+    return service.write_one(datastore, proposal, authorize)
 
 
 def delete_record(
