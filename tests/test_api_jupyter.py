@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from jupyter_sync import account
+from jupyter_sync import account, launcher
 from jupyter_sync.api.waiting import wait_for_record
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.models import SupernodeLease
@@ -227,5 +227,170 @@ async def test_past_the_timeout_202_then_the_record_answers_the_result(
             kernel_id = answer.json()["result"]["kernel"]["id"]
             assert kernel_id in [k["id"] for k in await jupyter.kernels()]
             await jupyter.shutdown_kernel(kernel_id)
+        finally:
+            await running.close()
+
+
+async def test_sessions_and_terminals_through_the_supernode(start_server, jupyter_server):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server, env=PATIENT)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+    ):
+        running = Running(jupyter, server.ws_url, tokens["service"])
+        try:
+            await connected()
+            body = {
+                "path": "api-sessions/x.ipynb",
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            }
+            response = await ed.post("/api/sessions", json=body)
+            assert response.status_code == 201, response.text
+            session = response.json()
+            assert response.headers["Location"] == f"/api/sessions/{session['id']}"
+            assert session["path"] == "api-sessions/x.ipynb" and session["kernel"]["id"]
+            listed = {item["id"]: item for item in (await ed.get("/api/sessions")).json()}
+            assert listed[session["id"]]["kernel"]["id"] == session["kernel"]["id"]
+            assert listed[session["id"]]["notebook"]["path"] == "api-sessions/x.ipynb"
+            one = (await ed.get(f"/api/sessions/{session['id']}")).json()
+            assert one["kernel"]["name"] == "python3"
+
+            response = await ed.patch(
+                f"/api/sessions/{session['id']}", json={"path": "api-sessions/y.ipynb"}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["path"] == "api-sessions/y.ipynb"
+            assert (await ed.get(f"/api/sessions/{session['id']}")).json()["path"] == (
+                "api-sessions/y.ipynb"
+            )
+            response = await ed.post("/api/sessions/refresh")
+            assert session["id"] in [item["id"] for item in response.json()]
+
+            assert_error(await ed.patch("/api/sessions/nope", json={"name": "n"}), 404, "not-found")
+            assert_error(await ed.delete("/api/sessions/nope"), 404, "not-found")
+            response = await ed.post(
+                "/api/sessions", json={"path": "api-sessions/z.ipynb", "kernel": {"id": "nope"}}
+            )
+            assert_error(response, 404, "not-found")
+            assert_error(await ed.post("/api/sessions", json={"type": "notebook"}), 400, "invalid")
+
+            response = await ed.delete(f"/api/sessions/{session['id']}")
+            assert response.status_code == 204, response.text
+            assert_error(await ed.get(f"/api/sessions/{session['id']}"), 404, "not-found")
+            assert session["id"] not in [item["id"] for item in await jupyter.sessions()]
+
+            # This Jupyter Server may have no terminals (terminado absent): its 404 comes back.
+            assert (await ed.get("/api/terminals")).json() == []
+            response = await ed.post("/api/terminals", json={})
+            if launcher.terminals_available():
+                assert response.status_code == 200, response.text
+                name = response.json()["name"]
+                assert name in [item["name"] for item in (await ed.get("/api/terminals")).json()]
+                assert (await ed.get(f"/api/terminals/{name}")).json()["name"] == name
+                assert (await ed.delete(f"/api/terminals/{name}")).status_code == 204
+                assert_error(await ed.get(f"/api/terminals/{name}"), 404, "not-found")
+            else:
+                assert_error(response, 404, "not-found")
+            assert_error(await ed.get("/api/terminals/1"), 404, "not-found")
+            assert (await ed.post("/api/terminals/refresh")).status_code == 200
+        finally:
+            await running.close()
+
+
+async def test_contents_through_the_model_and_the_supernode(start_server, jupyter_server):
+    tokens = await accounts()
+    folder = jupyter_server.root_dir / "api-contents"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.txt").write_text("hello")
+    server = await asyncio.to_thread(start_server, env=PATIENT)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+        api(server, tokens["vi"]) as vi,
+    ):
+        running = Running(jupyter, server.ws_url, tokens["service"])
+        try:
+            await connected()
+            response = await vi.get("/api/contents/api-contents")  # viewers read
+            assert response.status_code == 200, response.text
+            listing = response.json()
+            assert listing["type"] == "directory"
+            assert [entry["name"] for entry in listing["content"]] == ["a.txt"]
+            # Asked once, the folder is watched: the next answers come from the model.
+            asked = len(await requests_table())
+            again = (await ed.get("/api/contents/api-contents")).json()
+            assert [entry["path"] for entry in again["content"]] == ["api-contents/a.txt"]
+            brief = (await ed.get("/api/contents/api-contents/a.txt?content=0")).json()
+            assert brief["type"] == "file" and brief["content"] is None
+            assert len(await requests_table()) == asked
+
+            text = (await vi.get("/api/contents/api-contents/a.txt")).json()
+            assert text["content"] == "hello" and text["format"] == "text"
+            assert_error(await ed.get("/api/contents/api-contents/nope.txt"), 404, "not-found")
+            assert_error(await ed.get("/api/contents/x?content=2"), 400, "invalid")
+
+            model = {"type": "file", "format": "text", "content": "B"}
+            assert_error(
+                await vi.put("/api/contents/api-contents/b.txt", json=model),
+                403,
+                "permission-denied",
+            )
+            response = await ed.put("/api/contents/api-contents/b.txt", json=model)
+            assert response.status_code == 201, response.text
+            assert (folder / "b.txt").read_text() == "B"
+            response = await ed.put(
+                "/api/contents/api-contents/b.txt", json={**model, "content": "BB"}
+            )
+            assert response.status_code == 200, response.text
+            assert (folder / "b.txt").read_text() == "BB"
+            names = [
+                e["name"] for e in (await ed.get("/api/contents/api-contents")).json()["content"]
+            ]
+            assert names == ["a.txt", "b.txt"]
+
+            response = await ed.post(
+                "/api/contents/api-contents", json={"type": "file", "ext": ".txt"}
+            )
+            assert response.status_code == 201, response.text
+            untitled = response.json()["path"]
+            assert response.headers["Location"] == f"/api/contents/{untitled}"
+            assert (jupyter_server.root_dir / untitled).exists()
+            response = await ed.post(
+                "/api/contents/api-contents", json={"copy_from": "api-contents/a.txt"}
+            )
+            assert response.status_code == 201, response.text
+            assert (jupyter_server.root_dir / response.json()["path"]).read_text() == "hello"
+            assert_error(
+                await ed.post("/api/contents/api-contents", json={"copy_from": "a", "ext": ".x"}),
+                400,
+                "invalid",
+            )
+
+            response = await ed.patch(
+                "/api/contents/api-contents/b.txt", json={"path": "api-contents/c.txt"}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["path"] == "api-contents/c.txt"
+            assert (folder / "c.txt").read_text() == "BB" and not (folder / "b.txt").exists()
+            assert_error(
+                await ed.patch("/api/contents/api-contents/b.txt", json={"path": "x.txt"}),
+                404,
+                "not-found",
+            )
+            assert (await ed.delete("/api/contents/api-contents/c.txt")).status_code == 204
+            assert not (folder / "c.txt").exists()
+            names = [
+                e["name"] for e in (await ed.get("/api/contents/api-contents")).json()["content"]
+            ]
+            assert "c.txt" not in names and "b.txt" not in names
+
+            (folder / "d.txt").write_text("made elsewhere")
+            response = await ed.post("/api/contents-refresh/api-contents")
+            assert response.status_code == 200, response.text
+            assert "d.txt" in [entry["name"] for entry in response.json()["content"]]
+            root = (await ed.get("/api/contents")).json()
+            assert "api-contents" in [entry["name"] for entry in root["content"]]
         finally:
             await running.close()

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tables.api.serializers import StrictCharField
+from tables.api.serializers import QuerySerializer, StrictCharField
 
 NAME = {"max_length": 200}
 PATH = {"max_length": 4096, "allow_blank": True}
@@ -140,3 +140,63 @@ class RequestRecordSerializer(serializers.Serializer):
 
 class EmptySerializer(StrictObject):
     pass
+
+
+# --- Contents -------------------------------------------------------------------------------
+
+CONTENT_TYPES = ("file", "directory", "notebook")
+FORMATS = ("text", "base64", "json")
+
+
+class ContentsModelSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_null=True)
+    path = serializers.CharField(allow_null=True, allow_blank=True)
+    type = serializers.CharField(allow_null=True)
+    created = serializers.CharField(allow_null=True)
+    last_modified = serializers.CharField(allow_null=True)
+    mimetype = serializers.CharField(allow_null=True)
+    format = serializers.CharField(allow_null=True)
+    size = serializers.IntegerField(allow_null=True, required=False)
+    writable = serializers.BooleanField(allow_null=True)
+    content = serializers.JSONField(
+        allow_null=True,
+        help_text="A directory's entries (models without content), a notebook (json), a file's "
+        "text or base64; null when not asked for.",
+    )
+
+
+class ContentsQuerySerializer(QuerySerializer):
+    type = serializers.ChoiceField(choices=CONTENT_TYPES, required=False)
+    format = serializers.ChoiceField(choices=FORMATS, required=False)
+    content = serializers.ChoiceField(
+        choices=("0", "1"), required=False, help_text="0: the model without its content."
+    )
+
+
+class ContentsCreateSerializer(StrictObject):
+    type = serializers.ChoiceField(choices=CONTENT_TYPES, required=False)
+    ext = StrictCharField(required=False, max_length=50, help_text="e.g. .txt, for type file.")
+    copy_from = StrictCharField(required=False, max_length=4096, help_text="Copy this path here.")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "copy_from" in data and ("type" in data or "ext" in data):
+            raise serializers.ValidationError("Give copy_from, or type and ext, not both.")
+        return data
+
+
+class ContentsSaveSerializer(StrictObject):
+    type = serializers.ChoiceField(choices=CONTENT_TYPES)
+    format = serializers.ChoiceField(choices=FORMATS, required=False, allow_null=True)
+    content = serializers.JSONField(required=False, allow_null=True)
+    name = StrictCharField(required=False, **PATH)
+    path = StrictCharField(required=False, **PATH)
+    chunk = serializers.IntegerField(required=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "chunk" in data:
+            raise serializers.ValidationError({"chunk": ["Chunked uploads are not supported."]})
+        return data
+
+
+class ContentsRenameSerializer(StrictObject):
+    path = StrictCharField(max_length=4096, help_text="The new path.")

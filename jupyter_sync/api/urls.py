@@ -6,7 +6,7 @@ kernels and sessions are uuids, never "refresh".
 
 from django.urls import path
 
-from jupyter_sync.api import views
+from jupyter_sync.api import contents, views
 
 app_name = "jupyter-api"
 
@@ -26,6 +26,25 @@ urlpatterns = [
     ),
     path(
         "kernels/<str:kernel_id>/restart", views.KernelRestartView.as_view(), name="kernel-restart"
+    ),
+    path("sessions", views.SessionListView.as_view(), name="sessions"),
+    path("sessions/refresh", views.SessionsRefreshView.as_view(), name="sessions-refresh"),
+    path("sessions/<str:session_id>", views.SessionDetailView.as_view(), name="session"),
+    path("terminals", views.TerminalListView.as_view(), name="terminals"),
+    path("terminals/refresh", views.TerminalsRefreshView.as_view(), name="terminals-refresh"),
+    path("terminals/<str:terminal_name>", views.TerminalDetailView.as_view(), name="terminal"),
+    path("contents", contents.ContentsRootView.as_view(), name="contents-root"),
+    path("contents/", contents.ContentsRootView.as_view()),
+    path("contents/<path:path>", contents.ContentsView.as_view(), name="contents"),
+    path(
+        "contents-refresh",
+        contents.ContentsRootRefreshView.as_view(),
+        name="contents-refresh-root",
+    ),
+    path(
+        "contents-refresh/<path:path>",
+        contents.ContentsRefreshView.as_view(),
+        name="contents-refresh",
     ),
     path("requests/<str:request_id>", views.RequestDetailView.as_view(), name="request"),
 ]
