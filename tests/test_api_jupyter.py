@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import httpx
@@ -16,9 +17,10 @@ from jupyter_sync import account, launcher
 from jupyter_sync.api.waiting import wait_for_record
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.models import SupernodeLease
-from tables import service
+from tables import records, service
 from tables.permissions import grant
 from tests.test_supernode import Running
+from tests.test_supernode_documents import code, end_sessions, notebook, write_json
 
 pytest_plugins = ["tests.liveserver", "tests.jupyter_fixtures"]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -394,3 +396,169 @@ async def test_contents_through_the_model_and_the_supernode(start_server, jupyte
             assert "api-contents" in [entry["name"] for entry in root["content"]]
         finally:
             await running.close()
+
+
+@database_sync_to_async
+def open_document(document_id: str, path: str) -> None:
+    datastore = service.get_datastore("jupyter")
+    records.set_fields(datastore, "documents", document_id, {"path": path, "request": "open"})
+
+
+async def test_executions_console_and_cells_with_input_in_both_front_ends_shapes(
+    start_server, jupyter_server
+):
+    tokens = await accounts()
+    write_json(
+        jupyter_server.root_dir / "api-exec" / "n.ipynb",
+        notebook(
+            code("ask", 'name = input("name? ")\nprint("hi", name)'),
+            code("six", "print(6 * 7)"),
+        ),
+    )
+    server = await asyncio.to_thread(start_server, env=PATIENT)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+        api(server, tokens["vi"]) as vi,
+    ):
+        running = Running(jupyter, server.ws_url, tokens["service"])
+        try:
+            await connected()
+            kernel_id = (await ed.post("/api/kernels", json={"name": "python3"})).json()["id"]
+
+            # Console code: answered with its outputs once it finished.
+            response = await ed.post(
+                "/api/executions", json={"kernel_id": kernel_id, "code": "print('hi')\n1+1"}
+            )
+            assert response.status_code == 200, response.text
+            done = response.json()
+            assert done["status"] == "completed" and done["execution_count"] == 1
+            assert done["outputs"][0] == {"output_type": "stream", "name": "stdout", "text": "hi\n"}
+            assert done["outputs"][1]["data"]["text/plain"] == "2"
+            assert done["requested_by"] == "ed"
+            again = await vi.get(f"/api/executions/{done['id']}")
+            assert again.status_code == 200 and again.json()["outputs"] == done["outputs"]
+            response = await ed.post(
+                "/api/executions", json={"kernel_id": kernel_id, "code": "1/0"}
+            )
+            assert response.json()["status"] == "error"
+            assert "ZeroDivisionError" in response.json()["error"]
+
+            body = {"kernel_id": "nope", "code": "1"}
+            assert_error(await ed.post("/api/executions", json=body), 404, "not-found")
+            body = {"document_id": "nope", "cell_id": "c"}
+            assert_error(await ed.post("/api/executions", json=body), 404, "unknown-document")
+            body = {"kernel_id": kernel_id, "cell_id": "c"}
+            assert_error(await ed.post("/api/executions", json=body), 400, "invalid")
+            body = {"kernel_id": kernel_id, "code": "1"}
+            assert_error(await vi.post("/api/executions", json=body), 403, "permission-denied")
+            assert_error(await ed.get("/api/executions/nope"), 404, "unknown-execution")
+
+            # jupyter-server-nbmodel's shape, console code: 202, then the request URL.
+            response = await ed.post(
+                f"/api/kernels/{kernel_id}/execute", json={"code": "print(5)", "metadata": {}}
+            )
+            assert response.status_code == 202, response.text
+            location = response.headers["Location"]
+            assert location.startswith(f"/api/kernels/{kernel_id}/requests/")
+            await execution_done(location.rsplit("/", 1)[1])
+            result = await ed.get(location)
+            assert result.status_code == 200, result.text
+            assert result.json()["status"] == "ok"
+            assert json.loads(result.json()["outputs"])[0]["text"] == "5\n"
+            assert_error(
+                await ed.post("/api/kernels/nope/execute", json={"code": "1"}), 404, "not-found"
+            )
+            assert_error(
+                await ed.post(f"/api/kernels/{kernel_id}/execute", json={}), 400, "invalid"
+            )
+            body = {"input": "x"}
+            assert_error(
+                await ed.post(f"/api/kernels/{kernel_id}/input", json=body), 409, "no-input-request"
+            )
+
+            # Notebook cells, on the kernel of the notebook's session.
+            await open_document("nb", "api-exec/n.ipynb")
+            await wait_for_record(
+                "jupyter",
+                "documents",
+                "nb",
+                lambda record: record.get("status") == "open" and not record.get("request"),
+                WAIT,
+                poll_interval=0.05,
+            )
+            session = await ed.post(
+                "/api/sessions", json={"path": "api-exec/n.ipynb", "kernel": {"name": "python3"}}
+            )
+            nb_kernel = session.json()["kernel"]["id"]
+            shape = {"code": "", "metadata": {"cell_id": "ask", "document_id": "nb"}}
+            response = await ed.post(f"/api/kernels/{nb_kernel}/execute", json=shape)
+            assert response.status_code == 202, response.text
+            location = response.headers["Location"]
+            await wait_for_record(
+                "jupyter",
+                "executions",
+                location.rsplit("/", 1)[1],
+                lambda record: bool(record.get("input_request")),
+                WAIT,
+                poll_interval=0.05,
+            )
+            asking = await ed.get(location)
+            assert asking.status_code == 300, asking.text
+            assert asking.json()["input_request"] == {"prompt": "name? ", "password": False}
+            assert asking.headers["Location"] == f"/api/kernels/{nb_kernel}/input"
+            body = {"input": "x"}
+            assert_error(
+                await vi.post(f"/api/kernels/{nb_kernel}/input", json=body),
+                403,
+                "permission-denied",
+            )
+            response = await ed.post(f"/api/kernels/{nb_kernel}/input", json={"input": "Ada"})
+            assert response.status_code == 201, response.text
+            await execution_done(location.rsplit("/", 1)[1])
+            result = (await ed.get(location)).json()
+            assert result["status"] == "ok"
+            assert "hi Ada" in json.loads(result["outputs"])[-1]["text"]
+
+            # jupyter-collaboration's shape; and /api/executions for a cell.
+            shape = {"cell_id": "six", "document_id": "nb"}
+            response = await ed.post(f"/api/kernels/{nb_kernel}/execute", json=shape)
+            assert response.status_code == 202, response.text
+            response = await ed.post(
+                "/api/executions", json={"document_id": "nb", "cell_id": "six"}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "completed"
+            assert response.json()["kernel_id"] == nb_kernel
+
+            # Input through /api/executions: 202 while it waits, then the answer.
+            response = await ed.post(
+                "/api/executions", json={"document_id": "nb", "cell_id": "ask"}
+            )
+            assert response.status_code == 202, response.text
+            waiting = response.json()
+            assert waiting["input_request"]["prompt"] == "name? "
+            assert response.headers["Location"] == f"/api/executions/{waiting['id']}"
+            response = await ed.post(f"/api/executions/{waiting['id']}/input", json={"value": "Bo"})
+            assert response.status_code == 204, response.text
+            await execution_done(waiting["id"])
+            final = (await ed.get(f"/api/executions/{waiting['id']}")).json()
+            assert final["status"] == "completed"
+            body = {"value": "late"}
+            response = await ed.post(f"/api/executions/{waiting['id']}/input", json=body)
+            assert_error(response, 409, "no-input-request")
+            await end_sessions(jupyter, "api-exec/")
+            await jupyter.shutdown_kernel(kernel_id)
+        finally:
+            await running.close()
+
+
+async def execution_done(execution_id: str) -> None:
+    await wait_for_record(
+        "jupyter",
+        "executions",
+        execution_id,
+        lambda record: record.get("status") in ("completed", "error", "cancelled"),
+        WAIT,
+        poll_interval=0.05,
+    )

@@ -200,3 +200,104 @@ class ContentsSaveSerializer(StrictObject):
 
 class ContentsRenameSerializer(StrictObject):
     path = StrictCharField(max_length=4096, help_text="The new path.")
+
+
+# --- Executions -----------------------------------------------------------------------------
+
+CODE = {"max_length": 1_000_000, "allow_blank": True}
+
+
+class ExecutionCreateSerializer(StrictObject):
+    document_id = StrictCharField(
+        required=False, **NAME, help_text="With cell_id: a notebook cell."
+    )
+    cell_id = StrictCharField(required=False, **NAME)
+    kernel_id = StrictCharField(required=False, **NAME, help_text="With code: console code.")
+    code = StrictCharField(required=False, **CODE)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        cell = {"document_id", "cell_id"} & set(data)
+        console = {"kernel_id", "code"} & set(data)
+        if cell and console:
+            raise serializers.ValidationError(
+                "Give document_id and cell_id, or kernel_id and code."
+            )
+        wanted = ("document_id", "cell_id") if cell else ("kernel_id", "code")
+        missing = [name for name in wanted if name not in data]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in missing}
+            )
+        return data
+
+
+class InputRequestSerializer(serializers.Serializer):
+    prompt = serializers.CharField(allow_blank=True)
+    password = serializers.BooleanField()
+
+
+class ExecutionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    document_id = serializers.CharField(allow_null=True)
+    cell_id = serializers.CharField(allow_null=True)
+    kernel_id = serializers.CharField(allow_null=True)
+    code = serializers.CharField(allow_null=True, allow_blank=True)
+    status = serializers.CharField(
+        allow_null=True, help_text="requested, queued, running, completed, error, cancelled."
+    )
+    requested_by = serializers.CharField(allow_null=True)
+    outputs = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="nbformat outputs (for a cell: the cell's outputs in the notebook).",
+    )
+    execution_count = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    created_at = serializers.CharField(allow_null=True)
+    started_at = serializers.CharField(allow_null=True)
+    finished_at = serializers.CharField(allow_null=True)
+    input_request = InputRequestSerializer(
+        allow_null=True, help_text="Set while the kernel waits for input: answer at .../input."
+    )
+
+
+class InputReplySerializer(StrictObject):
+    value = StrictCharField(**CODE)
+
+
+class KernelExecuteSerializer(serializers.Serializer):
+    """Both front ends' shapes: ``{cell_id, document_id}`` (jupyter-collaboration) or ``{code,
+    metadata: {cell_id, document_id}}`` (jupyter-server-nbmodel)."""
+
+    code = StrictCharField(required=False, **CODE)
+    metadata = serializers.DictField(required=False)
+    cell_id = StrictCharField(required=False, **NAME)
+    document_id = StrictCharField(required=False, **NAME)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        metadata = data.get("metadata") or {}
+        cell_id = data.get("cell_id", metadata.get("cell_id"))
+        document_id = data.get("document_id", metadata.get("document_id"))
+        for name, value in (("cell_id", cell_id), ("document_id", document_id)):
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 200):
+                raise serializers.ValidationError({name: ["Not a string of 1-200 characters."]})
+        if cell_id and document_id:
+            return {"cell_id": cell_id, "document_id": document_id}
+        if "code" in data:
+            return {"code": data["code"]}
+        raise serializers.ValidationError("Give code, or cell_id and document_id.")
+
+
+class KernelInputReplySerializer(StrictObject):
+    input = StrictCharField(**CODE)
+
+
+class KernelResultSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="ok, error or aborted.")
+    execution_count = serializers.IntegerField(allow_null=True)
+    outputs = serializers.CharField(help_text="The outputs, as a JSON string.")
+    error = serializers.CharField(required=False)
+
+
+class KernelInputRequestSerializer(serializers.Serializer):
+    parent_header = serializers.DictField()
+    input_request = InputRequestSerializer()

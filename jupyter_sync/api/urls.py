@@ -6,7 +6,7 @@ kernels and sessions are uuids, never "refresh".
 
 from django.urls import path
 
-from jupyter_sync.api import contents, views
+from jupyter_sync.api import contents, executions, views
 
 app_name = "jupyter-api"
 
@@ -26,6 +26,30 @@ urlpatterns = [
     ),
     path(
         "kernels/<str:kernel_id>/restart", views.KernelRestartView.as_view(), name="kernel-restart"
+    ),
+    path(
+        "kernels/<str:kernel_id>/execute",
+        executions.KernelExecuteView.as_view(),
+        name="kernel-execute",
+    ),
+    path(
+        "kernels/<str:kernel_id>/requests/<str:request_id>",
+        executions.KernelRequestView.as_view(),
+        name="kernel-request",
+    ),
+    path(
+        "kernels/<str:kernel_id>/input", executions.KernelInputView.as_view(), name="kernel-input"
+    ),
+    path("executions", executions.ExecutionListView.as_view(), name="executions"),
+    path(
+        "executions/<str:execution_id>",
+        executions.ExecutionDetailView.as_view(),
+        name="execution",
+    ),
+    path(
+        "executions/<str:execution_id>/input",
+        executions.ExecutionInputView.as_view(),
+        name="execution-input",
     ),
     path("sessions", views.SessionListView.as_view(), name="sessions"),
     path("sessions/refresh", views.SessionsRefreshView.as_view(), name="sessions-refresh"),
