@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -115,6 +116,11 @@ async def test_bad_input_is_a_400_with_field_messages(start_server):
         body = assert_error(await ed.post("/api/kernels", json={"nmae": "x"}), 400, "invalid")
         assert body["errors"] == {"nmae": ["Unknown field."]}
         assert_error(await ed.post("/api/kernels", json=[1]), 400, "invalid")
+        body = {"path": "p", "kernel": {"name": 5}}
+        body = assert_error(await ed.post("/api/sessions", json=body), 400, "invalid")
+        assert body["errors"] == {"kernel.name": ["Not a string."]}
+        body = assert_error(await ed.get("/api/kernels/a%00b"), 400, "invalid")
+        assert body["errors"] == {"kernel_id": ["NUL characters are not allowed."]}
         response = await ed.post(
             "/api/kernels", content=b"{", headers={"Content-Type": "application/json"}
         )
@@ -562,3 +568,56 @@ async def execution_done(execution_id: str) -> None:
         WAIT,
         poll_interval=0.05,
     )
+
+
+@database_sync_to_async
+def server_status(**fields) -> None:
+    """The status record as a supernode would leave it."""
+    records.set_fields(service.get_datastore("jupyter"), "status", "server", fields)
+
+
+async def test_a_supernode_that_cannot_reach_jupyter_answers_503_too(start_server):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server)
+    await hold_lease("away")
+    await server_status(connected=False, kernels=0)
+    async with api(server, tokens["ed"]) as ed:
+        body = assert_error(await ed.post("/api/kernels", json={}), 503, "supernode-unavailable")
+        assert "cannot reach the Jupyter Server" in body["detail"]
+        status = (await ed.get("/api/status")).json()
+        assert status["supernode"] is True and status["connected"] is False
+        assert await requests_table() == {}
+
+
+async def test_browsers_need_the_csrf_token_and_requests_are_throttled(start_server):
+    await accounts()
+    await database_sync_to_async(
+        # Staff, to log in through the admin's page (staff has no say on datastore roles).
+        lambda: User.objects.filter(username="ed").update(
+            password=make_password("pw"), is_staff=True
+        )
+    )()
+    server = await asyncio.to_thread(
+        start_server, env={"RTC_API_RATE_USER": "5/min", "RTC_API_ACTION_TIMEOUT": "0.2"}
+    )
+    await hold_lease("away")
+    async with httpx.AsyncClient(base_url=server.url) as browser:
+        page = await browser.get("/admin/login/")
+        csrf = page.cookies["csrftoken"]
+        response = await browser.post(
+            "/admin/login/?next=/admin/",
+            data={"username": "ed", "password": "pw", "csrfmiddlewaretoken": csrf},
+            headers={"Referer": f"{server.url}/admin/login/"},
+        )
+        assert "sessionid" in browser.cookies, response.text[:500]
+        assert (await browser.get("/api/kernels")).status_code == 200
+        # A session without the CSRF token may read, not act.
+        body = assert_error(await browser.post("/api/kernels", json={}), 403, "permission-denied")
+        assert "CSRF" in body["detail"]
+        headers = {"X-CSRFToken": browser.cookies["csrftoken"], "Referer": f"{server.url}/"}
+        response = await browser.post("/api/kernels", json={}, headers=headers)
+        assert response.status_code == 202, response.text  # written; nobody acts on it here
+        for _ in range(5):
+            response = await browser.get("/api/kernels")
+        assert_error(response, 429, "throttled")
+        assert response.headers["Retry-After"]

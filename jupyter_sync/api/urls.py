@@ -4,9 +4,25 @@ Paths are Jupyter Server's (no trailing slash). ``.../refresh`` comes before ``.
 kernels and sessions are uuids, never "refresh".
 """
 
-from django.urls import path
+from django.urls import path, register_converter
 
 from jupyter_sync.api import contents, executions, views
+
+
+class ContentsPathConverter:
+    """Any path, newlines too (Django's ``path`` stops at one): a file may be named so, and a
+    request for it must reach the view rather than get an HTML 404."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ContentsPathConverter, "contents_path")
 
 app_name = "jupyter-api"
 
@@ -59,14 +75,14 @@ urlpatterns = [
     path("terminals/<str:terminal_name>", views.TerminalDetailView.as_view(), name="terminal"),
     path("contents", contents.ContentsRootView.as_view(), name="contents-root"),
     path("contents/", contents.ContentsRootView.as_view()),
-    path("contents/<path:path>", contents.ContentsView.as_view(), name="contents"),
+    path("contents/<contents_path:path>", contents.ContentsView.as_view(), name="contents"),
     path(
         "contents-refresh",
         contents.ContentsRootRefreshView.as_view(),
         name="contents-refresh-root",
     ),
     path(
-        "contents-refresh/<path:path>",
+        "contents-refresh/<contents_path:path>",
         contents.ContentsRefreshView.as_view(),
         name="contents-refresh",
     ),

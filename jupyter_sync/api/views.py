@@ -14,11 +14,10 @@ from rest_framework.response import Response
 
 from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import REQUEST_DONE, JupyterView
+from jupyter_sync.api.base import REQUEST_DONE, JupyterView, validated
 from jupyter_sync.models import SupernodeLease
 from tables.api.errors import not_found
 from tables.api.serializers import ErrorSerializer
-from tables.api.views import validated
 
 TAG = "jupyter"
 ACCEPTED = OpenApiResponse(
@@ -29,8 +28,9 @@ ACCEPTED = OpenApiResponse(
 
 
 def errors(*codes: int) -> dict[int, Any]:
-    """Every operation may answer these (same body as the datastore API's errors)."""
-    return dict.fromkeys((*codes, 401, 403, 404, 429), ErrorSerializer)
+    """Every operation may answer these (same body as the datastore API's errors; 400 too-large
+    for a body beyond Django's DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    return dict.fromkeys((*codes, 400, 401, 403, 404, 429), ErrorSerializer)
 
 
 def action_errors(*codes: int) -> dict[int, Any]:
