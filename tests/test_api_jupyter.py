@@ -19,7 +19,8 @@ from jupyter_sync.api.waiting import wait_for_record
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.models import SupernodeLease
 from tables import records, service
-from tables.permissions import grant
+from tables.permissions import access_for, grant
+from tables.service import Status
 from tests.test_supernode import Running
 from tests.test_supernode_documents import code, end_sessions, notebook, write_json
 
@@ -72,6 +73,8 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:
     body = response.json()
     assert body["code"] == code, body
     assert body["detail"]
+    if response.url.path.startswith("/api/") and "/datastores/" not in response.url.path:
+        assert body["message"] == body["detail"]  # where Jupyter clients read it
     return body
 
 
@@ -621,3 +624,55 @@ async def test_browsers_need_the_csrf_token_and_requests_are_throttled(start_ser
             response = await browser.get("/api/kernels")
         assert_error(response, 429, "throttled")
         assert response.headers["Retry-After"]
+
+
+def test_record_edits_take_the_callers_authorize_hook():
+    """records.set_fields refuses what the caller's policy refuses, as the write path would."""
+    datastore = account.ensure_jupyter_datastore(username=_service_user())
+    editor, viewer = User.objects.create_user("ed"), User.objects.create_user("vi")
+    grant(datastore, editor, "editor")
+    grant(datastore, viewer, "viewer")
+    as_editor = access_for(editor, datastore).authorizer()
+    outcome = records.set_fields(
+        datastore, "kernels", "k", {"name": "python3"}, authorize=as_editor
+    )
+    assert outcome.error_code == "permission-denied" and "supernode" in outcome.error
+    fields = {"action": "refresh", "status": "requested"}
+    ok = records.set_fields(datastore, "requests", "r", fields, authorize=as_editor)
+    assert ok.status is Status.STORED
+    as_viewer = access_for(viewer, datastore).authorizer()
+    refused = records.set_fields(datastore, "requests", "r2", fields, authorize=as_viewer)
+    assert refused.error_code == "permission-denied"
+    state, _ = service.live_python(datastore)
+    assert set(state["requests"]) == {"r"} and state["kernels"] == {}
+
+
+def _service_user() -> str:
+    account.ensure_service_account()
+    return account.SERVICE_USERNAME
+
+
+@pytest.mark.redis
+async def test_two_workers_answer_actions_the_supernode_carries_out_through_the_other(
+    postgres, redis_url, start_server, jupyter_server
+):
+    tokens = await accounts()
+    url, prefix = redis_url
+    env = {**PATIENT, "REDIS_URL": url, "REDIS_PREFIX": prefix}
+    first = await asyncio.to_thread(start_server, env=env, name="worker-1")
+    second = await asyncio.to_thread(start_server, env=env, name="worker-2")
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(first, tokens["ed"]) as ed,
+    ):
+        # The supernode's writes commit on worker 2; the REST request waits on worker 1.
+        running = Running(jupyter, second.ws_url, tokens["service"])
+        try:
+            await connected()
+            response = await ed.post("/api/kernels", json={"name": "python3"})
+            assert response.status_code == 201, response.text
+            kernel_id = response.json()["id"]
+            assert kernel_id in [item["id"] for item in (await ed.get("/api/kernels")).json()]
+            assert (await ed.delete(f"/api/kernels/{kernel_id}")).status_code == 204
+        finally:
+            await running.close()

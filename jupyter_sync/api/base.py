@@ -126,6 +126,15 @@ class Pending:
     )
 
 
+def jupyter_exception_handler(exc: Exception, context: dict[str, Any]):
+    """The datastore API's error body, plus ``message`` (the same text), where Jupyter clients
+    (e.g. @jupyterlab/services) look for it."""
+    response = api_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        response.data["message"] = response.data["detail"]
+    return response
+
+
 def _flat(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """Nested serializer errors as ``{"kernel.name": [messages]}``: the error body's shape."""
     if isinstance(detail, dict):
@@ -183,7 +192,7 @@ class JupyterView(APIView):
     _pending: Pending | None = None
 
     def get_exception_handler(self):
-        return api_exception_handler
+        return jupyter_exception_handler
 
     def handle_exception(self, exc: Exception):
         if isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE

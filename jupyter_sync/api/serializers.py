@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tables.api.serializers import QuerySerializer, StrictCharField
+from tables.api.serializers import ErrorSerializer, QuerySerializer, StrictCharField
 
 NAME = {"max_length": 200}
 PATH = {"max_length": 4096, "allow_blank": True}
@@ -22,6 +22,10 @@ class StrictObject(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         return super().to_internal_value(data)
+
+
+class JupyterErrorSerializer(ErrorSerializer):
+    message = serializers.CharField(help_text="The same as detail, where Jupyter clients read it.")
 
 
 # --- Status and kernelspecs -----------------------------------------------------------------

@@ -17,7 +17,6 @@ from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import REQUEST_DONE, JupyterView, validated
 from jupyter_sync.models import SupernodeLease
 from tables.api.errors import not_found
-from tables.api.serializers import ErrorSerializer
 
 TAG = "jupyter"
 ACCEPTED = OpenApiResponse(
@@ -30,7 +29,7 @@ ACCEPTED = OpenApiResponse(
 def errors(*codes: int) -> dict[int, Any]:
     """Every operation may answer these (same body as the datastore API's errors; 400 too-large
     for a body beyond Django's DATA_UPLOAD_MAX_MEMORY_SIZE)."""
-    return dict.fromkeys((*codes, 400, 401, 403, 404, 429), ErrorSerializer)
+    return dict.fromkeys((*codes, 400, 401, 403, 404, 429), s.JupyterErrorSerializer)
 
 
 def action_errors(*codes: int) -> dict[int, Any]:
