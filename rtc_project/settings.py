@@ -163,7 +163,9 @@ SPECTACULAR_SETTINGS = {
         "Datastores (collaborative documents with tables), their state at any serial, their "
         "history, and writes through the same path as the WebSocket protocols. Authenticate "
         "with `Authorization: Token <key>` (manage.py create_token) or a session cookie (with "
-        "the CSRF token on writes). Errors are JSON: {code, detail}."
+        "the CSRF token on writes). Errors are JSON: {code, detail}. The jupyter endpoints "
+        "(/api/kernels, /api/sessions, /api/contents, /api/executions...) are Jupyter Server's "
+        "REST API, answered from the shared model and carried out by the supernode."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
