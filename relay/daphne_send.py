@@ -2,20 +2,23 @@
 
 A room of 100 readers at 50 updates a second is 5,000 frames a second from one process. Through
 daphne's stock path each frame costs far more than its bytes: autobahn formats the arguments of
-a debug log line (coloured type names) for every frame whether or not debug logging is on.
-Measured with bench/fanout.py, that alone was a third of the server's main thread.
+a debug log line (coloured type names) for every frame whether or not debug logging is on, and
+Twisted registers the socket as a writer, waits for the next turn of the loop, writes, and
+unregisters it again. Measured with bench/fanout.py, those two were most of the worker's CPU time.
 
 ``install()`` makes daphne build connections of ``DirectSendProtocol``, whose ``serverSend``
 (what daphne calls for ``websocket.send``) frames a plain data message itself and hands it to the
-transport. Anything else (compression, fragmentation, masking, frame logging, a connection that
-is not open, an oversize message, data queued by autobahn) takes autobahn's own path, so
-behaviour and ordering stay its own.
+socket at once when nothing is queued before it (what the socket does not take is queued in
+Twisted's buffer as usual). Anything else (compression, fragmentation, masking, frame logging, a
+connection that is not open, an oversize message, frames queued by autobahn, TLS) takes
+autobahn's and Twisted's own path, so behaviour and ordering stay theirs.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
+from typing import Any
 
 
 def data_frame(payload: bytes, binary: bool) -> bytes:
@@ -29,11 +32,35 @@ def data_frame(payload: bytes, binary: bool) -> bytes:
     return struct.pack("!BBQ", first, 127, length) + payload
 
 
+def write_now(transport: Any, data: bytes) -> None:
+    """Write through a plain TCP transport's socket at once if nothing is buffered before it;
+    what the socket does not take (or any other case) goes to ``transport.write``."""
+    if (
+        transport.TLS is False
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # Twisted notices the lost connection when it writes the rest
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
 def _direct_protocol_class() -> type:
     from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet.tcp import Connection
 
     class DirectSendProtocol(WebSocketProtocol):
-        """daphne's protocol, with plain data messages framed here."""
+        """daphne's protocol, with plain data messages framed here and written without delay."""
 
         def serverSend(self, content: bytes | str, binary: bool = False) -> None:
             payload = content if binary else content.encode("utf8")
@@ -48,8 +75,9 @@ def _direct_protocol_class() -> type:
                 and not self.logOctets
                 and not self.trackedTimings
                 and not (0 < limit < len(payload))
+                and isinstance(self.transport, Connection)
             ):
-                self.transport.write(data_frame(payload, binary))
+                write_now(self.transport, data_frame(payload, binary))
             else:
                 super().serverSend(content, binary)
 
