@@ -342,6 +342,34 @@ async def test_a_missed_broadcast_is_filled_from_the_database(world):
     assert [t["serial"] for t in filled["content"]["transactions"]] == [2]
 
 
+async def test_y_websocket_gets_a_batch_as_one_merged_update(world):
+    """Transactions delivered together reach a y-websocket client as one sync update, without
+    the ones it sent itself."""
+    from relay.hub import on_committed
+    from tables.signals import transactions_committed
+
+    datastore, _, tokens = world
+    reader = await YPeer.open("todo", tokens["ed"])
+    sender = await YPeer.open("todo", tokens["owner"])
+    await reader.handshake()
+    await sender.handshake()
+    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
+    try:  # unannounced: delivered with the next commit, from the database
+        await db(records.set_fields)(datastore, "items", "q", {"title": "unannounced"})
+    finally:
+        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
+    await sender.edit(lambda d: add_todo(d, "c", "third"))
+
+    message = await reader.next_message()
+    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert set(reader.doc.get("items", type=Map).keys()) == {"q", "c"}
+    message = await sender.next_message()
+    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert set(sender.doc.get("items", type=Map).keys()) == {"q", "c"}
+    assert b"third" not in message.payload  # its own edit is not sent back
+    assert [serial for serial, _ in await stored(datastore)] == [1, 2]
+
+
 async def test_undo_over_the_websocket_respects_table_policies():
     """An editor cannot undo the supernode's change to a server-state table."""
 
