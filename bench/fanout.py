@@ -971,7 +971,7 @@ def parse_args() -> argparse.Namespace:
         "--conn-max-age",
         type=int,
         default=None,
-        help="DATABASE_CONN_MAX_AGE for the servers (default: the project's, 0)",
+        help="DATABASE_CONN_MAX_AGE for the servers (default: the project's, 60)",
     )
     parser.add_argument(
         "--profile",
