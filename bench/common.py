@@ -62,22 +62,40 @@ def database_url(args: argparse.Namespace) -> str:
     return f"sqlite:///{Path(args.data_dir) / 'bench.sqlite3'}"
 
 
-def _postgres_recreate(url: str) -> None:
-    import psycopg
+BENCH_DATABASE_PREFIXES = ("rtc_bench", "bench")
 
+
+def _dedicated_database(url: str, prefixes: Sequence[str]) -> tuple[str, str]:
+    """(name, admin URL) of a database a benchmark may drop: its name starts with one of
+    ``prefixes`` and is none of the well-known ones (exits otherwise)."""
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if name in FORBIDDEN_DATABASES or not (
-        name.startswith("bench") or name.startswith("rtc_bench")
-    ):
+    if name in FORBIDDEN_DATABASES or not name.startswith(tuple(prefixes)):
         raise SystemExit(
-            f"refusing to drop and recreate database {name!r}: "
-            "use a dedicated one whose name starts with 'rtc_bench' or 'bench'"
+            f"refusing to drop database {name!r}: use a dedicated one whose name starts with "
+            + " or ".join(repr(prefix) for prefix in prefixes)
         )
     admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
+    return name, admin
+
+
+def postgres_recreate(url: str, prefixes: Sequence[str] = BENCH_DATABASE_PREFIXES) -> None:
+    """Drop and create the benchmark's PostgreSQL database (only a dedicated one)."""
+    import psycopg
+
+    name, admin = _dedicated_database(url, prefixes)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def postgres_drop(url: str, prefixes: Sequence[str] = BENCH_DATABASE_PREFIXES) -> None:
+    """Drop the benchmark's PostgreSQL database (only a dedicated one)."""
+    import psycopg
+
+    name, admin = _dedicated_database(url, prefixes)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def setup_django(args: argparse.Namespace, *, fresh: bool = True) -> str:
@@ -98,7 +116,7 @@ def setup_django(args: argparse.Namespace, *, fresh: bool = True) -> str:
         os.environ["DATABASE_CONN_MAX_AGE"] = str(args.conn_max_age)
     if fresh:
         if url.startswith(("postgres://", "postgresql://")):
-            _postgres_recreate(url)
+            postgres_recreate(url)
         elif url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             for suffix in ("", "-wal", "-shm"):

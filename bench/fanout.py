@@ -48,19 +48,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import postgres_drop, postgres_recreate  # noqa: E402  (no Django)
 from relay import yprotocol  # noqa: E402  (pure: no Django)
 
 APPLICATION = "rtc_project.asgi:application"
 USERNAME = "fanout-bench"
 MARK = re.compile(rb"#(\d{7})#")
 MARK_TEXT = re.compile(r"#(\d{7})#")
-FORBIDDEN_DATABASES = {"test", "test_test", "postgres", "template0", "template1"}
+FANOUT_DATABASE_PREFIXES = ("rtc_fanout", "rtc_bench", "bench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SYNC_UPDATE_PREFIX = bytes([yprotocol.MessageType.SYNC, yprotocol.SyncType.UPDATE])
 TARGET_READERS, TARGET_RATE, TARGET_P99_MS = 100, 50, 25.0
@@ -210,32 +210,6 @@ class Database:
             (name,),
         )
         return int(row[1]), int(row[0])
-
-
-def postgres_recreate(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if name in FORBIDDEN_DATABASES or not name.startswith(("rtc_fanout", "rtc_bench", "bench")):
-        raise SystemExit(
-            f"refusing to drop and recreate database {name!r}: use a dedicated one whose name "
-            "starts with rtc_fanout, rtc_bench or bench"
-        )
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def postgres_drop(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Project:
@@ -997,7 +971,7 @@ def parse_args() -> argparse.Namespace:
         "--conn-max-age",
         type=int,
         default=None,
-        help="DATABASE_CONN_MAX_AGE for the servers (default: the project's, 0)",
+        help="DATABASE_CONN_MAX_AGE for the servers (default: the project's, 60)",
     )
     parser.add_argument(
         "--profile",
@@ -1047,7 +1021,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
     sqlite_db = Database(f"sqlite:///{tmp / 'fanout.sqlite3'}")
     projects["a"] = Project(sqlite_db, tmp / "data", extra)
     if "b" in keys:
-        postgres_recreate(args.postgres_url)
+        postgres_recreate(args.postgres_url, FANOUT_DATABASE_PREFIXES)
         projects["b"] = Project(Database(args.postgres_url), tmp / "data", extra)
     for key, project in projects.items():
         names = [name for (k, _, _), name in fan_names.items() if k == key]
@@ -1358,7 +1332,7 @@ def main() -> None:
     finally:
         if not args.skip_redis and not args.profile:
             with contextlib.suppress(Exception):
-                postgres_drop(args.postgres_url)
+                postgres_drop(args.postgres_url, FANOUT_DATABASE_PREFIXES)
         if args.keep:
             print(f"\n(kept {tmp})")
         else:

@@ -119,6 +119,7 @@ class RelayConsumer(AsyncWebsocketConsumer):
             return
         if not self.limiter.allow():
             if self.limiter.refused > max(rtc_settings.RATE_BURST, 1):
+                await self.answer_pending()
                 await self.refuse(Refusal(4429, "rate-limited", "too many messages; slow down"))
             else:
                 await self.rate_limited()
@@ -136,6 +137,13 @@ class RelayConsumer(AsyncWebsocketConsumer):
         task = asyncio.ensure_future(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
+
+    async def answer_pending(self, timeout: float = 5.0) -> None:
+        """Wait (a while) for the answers to writes already accepted, before closing: a client
+        told what was stored does not send it again on its next connection, and so makes
+        progress even if every connection ends in a flood."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
 
     def _task_done(self, task: asyncio.Task) -> None:
         self.tasks.discard(task)

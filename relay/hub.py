@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from pycrdt import merge_updates
 
 from relay import yprotocol
 from relay.groups import datastore_group
@@ -54,6 +55,7 @@ class Batch:
 
     def __init__(self, transactions: list[Tx]):
         self.transactions = transactions
+        self._y_frames: dict[tuple[int, ...], bytes] = {}
 
     @cached_property
     def json_transactions(self) -> list[dict[str, Any]]:
@@ -77,9 +79,20 @@ class Batch:
         }
         return json.dumps(message, separators=(",", ":"))
 
-    @cached_property
-    def y_frames(self) -> list[bytes]:
-        return [yprotocol.sync_update(tx.update) for tx in self.transactions]
+    def y_frame(self, indices: Sequence[int]) -> bytes:
+        """One y-websocket sync-update frame for these transactions, built once per distinct
+        selection (most connections get all of a batch, its senders all but their own).
+
+        Several updates become one merged update: y-websocket applies an update message with
+        ``applyUpdate``, and a merge of updates applies as the updates in turn would, so a
+        connection gets one frame per batch, not one per transaction."""
+        key = tuple(indices)
+        frame = self._y_frames.get(key)
+        if frame is None:
+            updates = [self.transactions[index].update for index in key]
+            update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            frame = self._y_frames[key] = yprotocol.sync_update(update)
+        return frame
 
 
 class Member(Protocol):

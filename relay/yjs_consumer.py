@@ -83,9 +83,9 @@ class YjsConsumer(RelayConsumer):
     # --- Member ---------------------------------------------------------------------------------
 
     async def send_transactions(self, batch: Batch) -> None:
-        frames = batch.y_frames
-        for index in self.unseen(batch):
-            await self.send(bytes_data=frames[index])
+        unseen = self.unseen(batch)
+        if unseen:
+            await self.send(bytes_data=batch.y_frame(unseen))
 
     async def send_awareness(self, update: bytes) -> None:
         await self.send(bytes_data=yprotocol.awareness(update))

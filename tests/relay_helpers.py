@@ -45,6 +45,13 @@ class JsonPeer:
     async def open(cls, datastore: str, token: str | None, **kwargs) -> JsonPeer:
         return cls(await connect(f"/ws/datastores/{datastore}/", token, **kwargs))
 
+    @classmethod
+    async def joined(cls, datastore: str, token: str | None, **kwargs) -> JsonPeer:
+        """Opened, and joined with a history request."""
+        peer = await cls.open(datastore, token, **kwargs)
+        await peer.join()
+        return peer
+
     async def send(self, msg_type: str, content: dict | None = None, **extra) -> str:
         msg_id = f"c-{next(_ids)}"
         message = {"msgId": msg_id, "msgType": msg_type, "content": content or {}, **extra}
@@ -119,6 +126,13 @@ class YPeer:
     @classmethod
     async def open(cls, datastore: str, token: str | None, **kwargs) -> YPeer:
         return cls(await connect(f"/ws/yjs/{datastore}", token, **kwargs))
+
+    @classmethod
+    async def synced(cls, datastore: str, token: str | None, **kwargs) -> YPeer:
+        """Opened, with the sync handshake done."""
+        peer = await cls.open(datastore, token, **kwargs)
+        await peer.handshake()
+        return peer
 
     async def handshake(self) -> None:
         """Answer the server's step 1, send ours, apply its step 2."""

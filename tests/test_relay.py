@@ -38,6 +38,22 @@ async def world():
     return datastore, users, tokens
 
 
+@pytest.fixture
+async def jupyter_world():
+    """A jupyter datastore with an editor and a service account (both editors)."""
+
+    def build():
+        editor = User.objects.create_user("ed")
+        service_user = User.objects.create_user("supernode")
+        service_user.user_permissions.add(Permission.objects.get(codename="write_server_state"))
+        datastore = service.create_datastore("jupyter", "jupyter")
+        grant(datastore, editor, "editor")
+        grant(datastore, service_user, "editor")
+        return datastore, editor, service_user
+
+    return await db(build)()
+
+
 @db
 def stored(datastore) -> list[tuple[int, str]]:
     return list(
@@ -78,8 +94,7 @@ async def test_json_clients_share_transactions_with_serials(world):
 async def test_joining_late_gets_checkpoint_plus_tail(world, settings):
     settings.RTC = {**settings.RTC, "CHECKPOINT_EVERY": 3}
     _, _, tokens = world
-    writer = await JsonPeer.open("todo", tokens["owner"])
-    await writer.join()
+    writer = await JsonPeer.joined("todo", tokens["owner"])
     for key in "abcde":
         await writer.commit(lambda d, key=key: add_todo(d, key, key))
     late = await JsonPeer.open("todo", tokens["vi"])
@@ -96,10 +111,8 @@ async def test_joining_late_gets_checkpoint_plus_tail(world, settings):
 
 async def test_both_protocols_see_each_other(world):
     datastore, _, tokens = world
-    json_peer = await JsonPeer.open("todo", tokens["owner"])
-    await json_peer.join()
-    y_peer = await YPeer.open("todo", tokens["ed"])
-    await y_peer.handshake()
+    json_peer = await JsonPeer.joined("todo", tokens["owner"])
+    y_peer = await YPeer.synced("todo", tokens["ed"])
 
     await y_peer.edit(lambda d: add_todo(d, "y", "from yjs"))
     pushed = await json_peer.next_of("transaction-broadcast")
@@ -120,8 +133,7 @@ async def test_both_protocols_see_each_other(world):
 
 async def test_viewer_writes_are_refused_on_both_protocols(world):
     datastore, _, tokens = world
-    viewer = await JsonPeer.open("todo", tokens["vi"])
-    await viewer.join()
+    viewer = await JsonPeer.joined("todo", tokens["vi"])
     reply = await viewer.commit(lambda d: add_todo(d, "v", "nope"), txid="v-1")
     assert reply["msgType"] == "error-reply"
     assert reply["content"]["code"] == "permission-denied"
@@ -134,8 +146,7 @@ async def test_viewer_writes_are_refused_on_both_protocols(world):
         "readOnlyTables": ["items", "lists"],
     }
 
-    y_viewer = await YPeer.open("todo", tokens["vi"])
-    await y_viewer.handshake()
+    y_viewer = await YPeer.synced("todo", tokens["vi"])
     await y_viewer.edit(lambda d: add_todo(d, "v", "nope"))
     await y_viewer.until(lambda: y_viewer.denied)
     assert y_viewer.denied[0].startswith("permission-denied:")
@@ -146,8 +157,7 @@ async def test_viewer_writes_are_refused_on_both_protocols(world):
 
 async def test_schema_violation_on_y_websocket_is_reported(world):
     datastore, _, tokens = world
-    peer = await YPeer.open("todo", tokens["ed"])
-    await peer.handshake()
+    peer = await YPeer.synced("todo", tokens["ed"])
     await peer.edit(lambda d: d.get("items", type=Map).__setitem__("bad", 1))
     await peer.until(lambda: peer.denied)
     assert peer.denied[0].startswith("schema-violation:")
@@ -220,19 +230,9 @@ async def test_session_cookies_need_the_same_origin(world):
     assert (await with_token.join())["msgType"] == "history-reply"
 
 
-async def test_server_state_tables_are_for_the_service_account_only():
-    def build():
-        editor = User.objects.create_user("ed")
-        service_user = User.objects.create_user("supernode")
-        service_user.user_permissions.add(Permission.objects.get(codename="write_server_state"))
-        datastore = service.create_datastore("jupyter", "jupyter")
-        grant(datastore, editor, "editor")
-        grant(datastore, service_user, "editor")
-        return editor, service_user
-
-    editor, service_user = await db(build)()
-    peer = await JsonPeer.open("jupyter", await token_for(editor))
-    await peer.join()
+async def test_server_state_tables_are_for_the_service_account_only(jupyter_world):
+    _, editor, service_user = jupyter_world
+    peer = await JsonPeer.joined("jupyter", await token_for(editor))
     refused = await peer.commit(
         lambda d: d.get("kernels", type=Map).__setitem__("k", Map({"name": "python3"}))
     )
@@ -245,8 +245,7 @@ async def test_server_state_tables_are_for_the_service_account_only():
     )
     assert accepted["msgType"] == "transaction-ack"
 
-    supernode = await JsonPeer.open("jupyter", await token_for(service_user))
-    await supernode.join()
+    supernode = await JsonPeer.joined("jupyter", await token_for(service_user))
     ok = await supernode.commit(
         lambda d: d.get("kernels", type=Map).__setitem__("k", Map({"name": "python3"}))
     )
@@ -255,8 +254,7 @@ async def test_server_state_tables_are_for_the_service_account_only():
 
 async def test_undo_request_reverts_my_last_change(world):
     _, _, tokens = world
-    peer = await JsonPeer.open("todo", tokens["owner"])
-    await peer.join()
+    peer = await JsonPeer.joined("todo", tokens["owner"])
     await peer.commit(lambda d: add_todo(d, "a", "x"))
     reply = await peer.request("undo-request")
     assert reply["content"] == {"serial": 2, "reverts": 1}
@@ -271,8 +269,7 @@ async def test_undo_request_reverts_my_last_change(world):
 
 async def test_transaction_and_serial_requests(world):
     _, _, tokens = world
-    peer = await JsonPeer.open("todo", tokens["owner"])
-    await peer.join()
+    peer = await JsonPeer.joined("todo", tokens["owner"])
     await peer.commit(lambda d: add_todo(d, "a", "x"), txid="t-a")
     await peer.commit(lambda d: add_todo(d, "b", "y"), txid="t-b")
     by_serial = await peer.request("transaction-request", {"serials": [2]})
@@ -297,10 +294,8 @@ async def test_serial_update_reports_the_stable_serial(world):
 
 async def test_awareness_crosses_protocols_and_is_cleaned_up(world):
     datastore, _, tokens = world
-    y_peer = await YPeer.open("todo", tokens["owner"])
-    await y_peer.handshake()
-    json_peer = await JsonPeer.open("todo", tokens["ed"])
-    await json_peer.join()
+    y_peer = await YPeer.synced("todo", tokens["owner"])
+    json_peer = await JsonPeer.joined("todo", tokens["ed"])
     hello = yprotocol.encode_awareness([yprotocol.AwarenessEntry(7, 1, {"user": "ed"})])
     await json_peer.send("awareness-update", {"update": base64.b64encode(hello).decode()})
     await y_peer.until(lambda: y_peer.awareness)
@@ -342,21 +337,39 @@ async def test_a_missed_broadcast_is_filled_from_the_database(world):
     assert [t["serial"] for t in filled["content"]["transactions"]] == [2]
 
 
-async def test_undo_over_the_websocket_respects_table_policies():
+async def test_y_websocket_gets_a_batch_as_one_merged_update(world):
+    """Transactions delivered together reach a y-websocket client as one sync update, without
+    the ones it sent itself."""
+    from relay.hub import on_committed
+    from tables.signals import transactions_committed
+
+    datastore, _, tokens = world
+    reader = await YPeer.open("todo", tokens["ed"])
+    sender = await YPeer.open("todo", tokens["owner"])
+    await reader.handshake()
+    await sender.handshake()
+    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
+    try:  # unannounced: delivered with the next commit, from the database
+        await db(records.set_fields)(datastore, "items", "q", {"title": "unannounced"})
+    finally:
+        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
+    await sender.edit(lambda d: add_todo(d, "c", "third"))
+
+    message = await reader.next_message()
+    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert set(reader.doc.get("items", type=Map).keys()) == {"q", "c"}
+    message = await sender.next_message()
+    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert set(sender.doc.get("items", type=Map).keys()) == {"q", "c"}
+    assert b"third" not in message.payload  # its own edit is not sent back
+    assert [serial for serial, _ in await stored(datastore)] == [1, 2]
+
+
+async def test_undo_over_the_websocket_respects_table_policies(jupyter_world):
     """An editor cannot undo the supernode's change to a server-state table."""
-
-    def build():
-        editor = User.objects.create_user("ed")
-        service_user = User.objects.create_user("supernode")
-        service_user.user_permissions.add(Permission.objects.get(codename="write_server_state"))
-        datastore = service.create_datastore("jupyter", "jupyter")
-        grant(datastore, editor, "editor")
-        return datastore, editor
-
-    datastore, editor = await db(build)()
+    datastore, editor, _ = jupyter_world
     await db(records.set_fields)(datastore, "kernels", "k", {"name": "python3"}, origin="supernode")
-    peer = await JsonPeer.open("jupyter", await token_for(editor))
-    await peer.join()
+    peer = await JsonPeer.joined("jupyter", await token_for(editor))
     reply = await peer.request("undo-request", {"serial": 1})
     assert reply["msgType"] == "error-reply"
     assert reply["content"]["code"] == "permission-denied"

@@ -1,0 +1,99 @@
+"""A cheaper way out for daphne's WebSocket messages, because fan-out sends a great many.
+
+A room of 100 readers at 50 updates a second is 5,000 frames a second from one process. Through
+daphne's stock path each frame costs far more than its bytes: autobahn formats the arguments of
+a debug log line (coloured type names) for every frame whether or not debug logging is on, and
+Twisted registers the socket as a writer, waits for the next turn of the loop, writes, and
+unregisters it again. Measured with bench/fanout.py, those two were most of the worker's CPU time.
+
+``install()`` makes daphne build connections of ``DirectSendProtocol``, whose ``serverSend``
+(what daphne calls for ``websocket.send``) frames a plain data message itself and hands it to the
+socket at once when nothing is queued before it (what the socket does not take is queued in
+Twisted's buffer as usual). Anything else (compression, fragmentation, masking, frame logging, a
+connection that is not open, an oversize message, frames queued by autobahn, TLS) takes
+autobahn's and Twisted's own path, so behaviour and ordering stay theirs.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Any
+
+
+def data_frame(payload: bytes, binary: bool) -> bytes:
+    """One unfragmented, unmasked WebSocket data frame (RFC 6455 section 5.2), as servers send."""
+    first = 0x82 if binary else 0x81  # FIN + opcode 2 (binary) or 1 (text)
+    length = len(payload)
+    if length < 126:
+        return bytes((first, length)) + payload
+    if length < 0x10000:
+        return struct.pack("!BBH", first, 126, length) + payload
+    return struct.pack("!BBQ", first, 127, length) + payload
+
+
+def write_now(transport: Any, data: bytes) -> None:
+    """Write through a plain TCP transport's socket at once if nothing is buffered before it;
+    what the socket does not take (or any other case) goes to ``transport.write``."""
+    if (
+        transport.TLS is False
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # Twisted notices the lost connection when it writes the rest
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
+def _direct_protocol_class() -> type:
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet.tcp import Connection
+
+    class DirectSendProtocol(WebSocketProtocol):
+        """daphne's protocol, with plain data messages framed here and written without delay."""
+
+        def serverSend(self, content: bytes | str, binary: bool = False) -> None:
+            payload = content if binary else content.encode("utf8")
+            limit = self.maxMessagePayloadSize
+            if (
+                self.state == self.STATE_OPEN
+                and self._perMessageCompress is None
+                and not self.autoFragmentSize
+                and not self.maskServerFrames
+                and not self.send_queue
+                and not self.logFrames
+                and not self.logOctets
+                and not self.trackedTimings
+                and not (0 < limit < len(payload))
+                and isinstance(self.transport, Connection)
+            ):
+                write_now(self.transport, data_frame(payload, binary))
+            else:
+                super().serverSend(content, binary)
+
+    return DirectSendProtocol
+
+
+def install() -> bool:
+    """Use ``DirectSendProtocol`` for daphne's WebSocket connections, if daphne is the server
+    (it has imported its protocol module by the time it loads the application). True if done."""
+    module = sys.modules.get("daphne.ws_protocol")
+    if module is None:
+        return False
+    factory = module.WebSocketFactory
+    if getattr(factory.protocol, "direct_send", False):
+        return True
+    protocol = _direct_protocol_class()
+    protocol.direct_send = True
+    factory.protocol = protocol
+    return True
