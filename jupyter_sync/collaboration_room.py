@@ -1,0 +1,128 @@
+"""jupyter-collaboration's document room, ``/api/collaboration/room/<format>:<type>:<fileId>``.
+
+JupyterLab's collaboration front end (``@jupyter/docprovider``) asks ``PUT
+/api/collaboration/session/<path>`` for a ``fileId`` and a ``sessionId``, then connects a stock
+y-websocket ``WebsocketProvider`` to this room with ``?sessionId=`` (and ``?token=`` when its
+settings append one). The room is the y-websocket relay (``relay.yjs_consumer``) onto the
+document's datastore, found through the ``documents`` record whose id is the ``fileId``; only
+the lookup and jupyter-collaboration's extras differ:
+
+- The room name must be ``json:notebook:<id>`` or ``text:file:<id>`` and match the record;
+  anything else closes with 4400, an unknown or not (yet) opened document with 4404 (the codes
+  the front end reports as "bad request" and "could not find" before giving up).
+- ``sessionId`` (``document_session``) names the datastore the client synced with. A client that
+  presents another one holds state from a document that is gone (the datastore was deleted and
+  made again), which must not be merged: it is closed with 1003, as jupyter-collaboration closes
+  a client of an earlier server session, and asked to reload. No ``sessionId``: nothing claimed,
+  accepted (stock y-websocket clients).
+- Message type 2 is jupyter-collaboration's "raw" message (a string, then its arguments), not
+  y-protocols' auth message; a client sends ``save`` (see ``RoomConsumer.handle``).
+
+Authentication, the Origin check for cookies, roles (the document datastore's, copied from the
+jupyter datastore by the supernode), limits and fan-out are the relay's.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+
+from jupyter_sync.account import JUPYTER_DATASTORE
+from jupyter_sync.documents import KINDS
+from jupyter_sync.models import Document
+from relay.consumers import Refusal, require_user
+from relay.yjs_consumer import YjsConsumer
+from tables.models import Datastore
+from tables.permissions import Access, access_for
+
+SESSION_NAMESPACE = uuid.UUID("6b1f7a52-3a8e-4d0c-9a57-2f0c1e4d8b21")
+
+
+def document_session(datastore: Datastore) -> str:
+    """The ``sessionId`` of a document: stable while its datastore (and so its history) lives.
+
+    jupyter-collaboration draws one per server process, because its rooms live in memory and a
+    restart rebuilds every document from its file. Here the history outlives restarts and is
+    shared by every worker, so a client's local state stays mergeable until the datastore itself
+    is replaced; the id follows the datastore row, not the process.
+    """
+    return str(uuid.uuid5(SESSION_NAMESPACE, f"{datastore.pk}:{datastore.created_at.isoformat()}"))
+
+
+def room_name(document_type: str, document_id: str) -> str:
+    """The room jupyter-collaboration's front end joins for a document."""
+    return f"{KINDS[document_type]}:{document_type}:{document_id}"
+
+
+@dataclass(frozen=True)
+class RoomTarget:
+    access: Access
+    session_id: str
+
+
+def parse_room(room: str) -> tuple[str, str, str]:
+    """``format:type:fileId`` → its parts; ``Refusal`` 4400 for anything else."""
+    parts = room.split(":", 2)
+    if len(parts) != 3 or not parts[2]:
+        raise Refusal(4400, "bad-room", f"a room is <format>:<type>:<fileId>, not {room!r}")
+    file_format, document_type, document_id = parts
+    if KINDS.get(document_type) != file_format:
+        expected = ", ".join(f"{fmt}:{kind}" for kind, fmt in KINDS.items())
+        raise Refusal(
+            4400,
+            "bad-room",
+            f"unsupported document {file_format}:{document_type} (supported: {expected})",
+        )
+    return file_format, document_type, document_id
+
+
+def _room_target(room: str, user) -> RoomTarget:
+    _format, document_type, document_id = parse_room(room)
+    jupyter = Datastore.objects.filter(name=JUPYTER_DATASTORE).first()
+    if jupyter is None:
+        raise Refusal(4404, "unknown-document", "no documents here: no supernode has run yet")
+    if not access_for(user, jupyter).can_read:
+        raise Refusal(4403, "forbidden", f"no access to datastore {JUPYTER_DATASTORE!r}")
+    record = Document.objects.filter(datastore=jupyter, record_id=document_id).first()
+    if record is None:
+        raise Refusal(4404, "unknown-document", f"no document with id {document_id!r}")
+    if record.type and record.type != document_type:
+        raise Refusal(
+            4400, "bad-room", f"document {document_id!r} is a {record.type}, not a {document_type}"
+        )
+    datastore = Datastore.objects.filter(name=record.datastore_name).first()
+    if not record.datastore_name or datastore is None:
+        raise Refusal(
+            4404,
+            "document-not-open",
+            f"document {document_id!r} is not open (status {record.status or 'requested'}); "
+            "open it with PUT /api/collaboration/session/<path>",
+        )
+    access = access_for(user, datastore)
+    if not access.can_read:
+        raise Refusal(4403, "forbidden", f"no access to document {document_id!r}")
+    return RoomTarget(access, document_session(datastore))
+
+
+class RoomConsumer(YjsConsumer):
+    """``YjsConsumer`` on the datastore of the room's document."""
+
+    async def datastore_access(self, user) -> Access:
+        require_user(user)
+        room = self.scope["url_route"]["kwargs"]["room"]
+        target = await database_sync_to_async(_room_target)(room, user)
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
+        claimed = (query.get("sessionId") or [""])[-1]
+        if claimed and claimed != target.session_id:
+            payload = {"reason": "unknown_session", "sessionId": claimed, "reloadable": True}
+            raise Refusal(
+                1003,
+                "session-expired",
+                "this document was replaced since you opened it: drop your copy and reload",
+                close_reason=json.dumps(payload),
+            )
+        return target.access

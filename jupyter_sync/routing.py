@@ -1,0 +1,10 @@
+"""WebSocket routes of jupyter-collaboration's protocol (JupyterLab's collaboration front end)."""
+
+from django.urls import re_path
+
+from jupyter_sync.collaboration_room import RoomConsumer
+
+websocket_urlpatterns = [
+    # y-websocket joins the server URL and the room with "/"; the room is format:type:fileId.
+    re_path(r"^api/collaboration/room/(?P<room>[^/]{1,300})/?$", RoomConsumer.as_asgi()),
+]
