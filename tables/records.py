@@ -80,8 +80,12 @@ def set_fields(
     *,
     author_id: int | None = None,
     origin: str = Origin.ADMIN,
+    authorize: service.Authorizer | None = None,
 ) -> Outcome:
-    """Create or update one record's fields (plain Python values; text as str)."""
+    """Create or update one record's fields (plain Python values; text as str).
+
+    ``authorize`` is the caller's write-path hook (``Access.authorizer()``) when the edit is
+    made on a user's behalf rather than by the server itself."""
     spec = _table_schema(datastore, table).tables[table]
     unknown = sorted(set(values) - set(spec.fields))
     if unknown:
@@ -96,7 +100,8 @@ def set_fields(
             _assign(record, name, spec.fields[name].kind, value)
 
     update = update_from(datastore, mutate)
-    return service.write_one(datastore, Proposal(update, author_id=author_id, origin=origin))
+    proposal = Proposal(update, author_id=author_id, origin=origin)
+    return service.write_one(datastore, proposal, authorize)
 
 
 def delete_record(
