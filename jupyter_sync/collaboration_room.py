@@ -12,9 +12,10 @@ the lookup and jupyter-collaboration's extras differ:
   the front end reports as "bad request" and "could not find" before giving up).
 - ``sessionId`` (``document_session``) names the datastore the client synced with. A client that
   presents another one holds state from a document that is gone (the datastore was deleted and
-  made again), which must not be merged: it is closed with 1003, as jupyter-collaboration closes
-  a client of an earlier server session, and asked to reload. No ``sessionId``: nothing claimed,
-  accepted (stock y-websocket clients).
+  made again), which must not be merged: it is refused, as jupyter-collaboration refuses a
+  client of an earlier server session, but with 4409 rather than its 1003, which daphne
+  (autobahn) cannot send: a server may close with 1000 or 3000-4999 only. No ``sessionId``:
+  nothing claimed, accepted (stock y-websocket clients).
 - Message type 2 is jupyter-collaboration's "raw" message (a string, then its arguments), not
   y-protocols' auth message; a client sends ``save`` (see ``RoomConsumer.handle``).
 
@@ -24,7 +25,6 @@ jupyter datastore by the supernode), limits and fan-out are the relay's.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -118,11 +118,9 @@ class RoomConsumer(YjsConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         claimed = (query.get("sessionId") or [""])[-1]
         if claimed and claimed != target.session_id:
-            payload = {"reason": "unknown_session", "sessionId": claimed, "reloadable": True}
             raise Refusal(
-                1003,
+                4409,
                 "session-expired",
                 "this document was replaced since you opened it: drop your copy and reload",
-                close_reason=json.dumps(payload),
             )
         return target.access

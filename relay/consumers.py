@@ -33,13 +33,11 @@ logger = logging.getLogger(__name__)
 class Refusal(Exception):
     """The connection must be closed, with a close code and a reason the client can read."""
 
-    def __init__(self, close_code: int, code: str, reason: str, close_reason: str | None = None):
+    def __init__(self, close_code: int, code: str, reason: str):
         super().__init__(reason)
         self.close_code = close_code
         self.code = code
         self.reason = reason
-        self.close_reason = close_reason
-        """Sent as the close frame's reason, for clients that read it (daphne drops it)."""
 
 
 def require_user(user) -> None:

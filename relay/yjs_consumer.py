@@ -94,7 +94,7 @@ class YjsConsumer(RelayConsumer):
 
     async def refuse(self, refusal: Refusal) -> None:
         await self.deny(refusal.code, refusal.reason)
-        await self.close(code=refusal.close_code, reason=refusal.close_reason)
+        await self.close(code=refusal.close_code)
 
     async def rate_limited(self) -> None:
         # An update dropped here would leave the client diverged: make it reconnect instead.
