@@ -273,6 +273,12 @@ class JupyterClient:
     async def delete_contents(self, path: str) -> None:
         await self.request("DELETE", self._contents_path(path))
 
+    async def copy_contents(self, directory: str, copy_from: str) -> Json:
+        """A copy of ``copy_from`` in ``directory``, named by the server (``name-Copy1.ext``)."""
+        return await self.request(
+            "POST", self._contents_path(directory), body={"copy_from": copy_from}
+        )
+
     async def new_untitled(self, path: str, type: str, *, ext: str | None = None) -> Json:
         """A new untitled ``type`` ("notebook", "file", "directory") in directory ``path``."""
         body: Json = {"type": type}

@@ -19,6 +19,11 @@ ACTIONS = (
     "terminal.create",
     "terminal.delete",
     "contents.list",
+    "contents.get",
+    "contents.new",
+    "contents.save",
+    "contents.rename",
+    "contents.delete",
 )
 EXECUTION_STATUSES = ("requested", "queued", "running", "completed", "error", "cancelled")
 DOCUMENT_STATUSES = ("requested", "opening", "open", "saving", "closed", "error")
@@ -36,6 +41,7 @@ JUPYTER = TableSchema(
                 "kernels": register("integer"),
                 "version": register("string"),
                 "connected": register("boolean", doc="The supernode is connected to Jupyter."),
+                "default_kernelspec": register("string", doc="The server's default kernelspec."),
             },
             writable_by="service",
             doc="One record, 'server': the server's /api/status.",
@@ -136,7 +142,11 @@ JUPYTER = TableSchema(
                 "action": register("string", choices=ACTIONS),
                 "params": register("object", doc="The action's arguments (see docs)."),
                 "status": register("string", choices=REQUEST_STATUSES),
-                "result": register("object", doc="Jupyter's answer, e.g. the started kernel."),
+                "result": register(
+                    "object",
+                    doc="Jupyter's answer, e.g. the started kernel; on error, error: {status, "
+                    "message} (the HTTP status a client should see).",
+                ),
                 "error": register("string"),
                 "requested_by": register("string"),
                 "created_at": register("string"),

@@ -21,7 +21,15 @@ from channels.db import database_sync_to_async
 from pycrdt import Array, Map
 
 from jupyter_sync import account
-from jupyter_sync.actions import ACTIONS, BadParams, content_key, directory_records, parent_key
+from jupyter_sync.actions import (
+    ACTIONS,
+    BadParams,
+    content_key,
+    directory_records,
+    failure,
+    folders_touched,
+    parent_key,
+)
 from jupyter_sync.documents import DocumentManager
 from jupyter_sync.jupyter import (
     JupyterClient,
@@ -61,6 +69,7 @@ def server_state(
                 "connections": status.get("connections"),
                 "kernels": status.get("kernels"),
                 "connected": True,
+                "default_kernelspec": kernelspecs.get("default"),
             }
         },
         "kernelspecs": {
@@ -352,15 +361,17 @@ class Supernode:
         try:
             if action is None:
                 raise BadParams(f"unknown action {record.get('action')!r}")
-            result = await action(self.jupyter, params if isinstance(params, dict) else {})
-            if record.get("action") == "contents.list":
-                await self.sync_directory(params.get("path") or "")
+            params = params if isinstance(params, dict) else {}
+            result = await action(self.jupyter, params)
+            await self._sync_folders(record.get("action"), params, result)
         except (JupyterClientError, BadParams, TimeoutError) as error:
             message = str(error) or type(error).__name__
+            told = failure(error)
 
             def fail() -> None:
                 record["status"] = "error"
                 record["error"] = message
+                record["result"] = {"error": told}
                 record["finished_at"] = now()
 
             self.edit(fail)
@@ -373,6 +384,13 @@ class Supernode:
 
             self.edit(finish)
         self.refresh_requested.set()
+
+    async def _sync_folders(self, action: str, params: dict, result: dict) -> None:
+        """The folders an action touched, re-read if watched (a listing watches its folder)."""
+        for folder in folders_touched(action, params, result):
+            watched = isinstance(self.table("contents").get(content_key(folder)), Map)
+            if watched or action in ("contents.list", "contents.get"):
+                await self.sync_directory(folder)
 
     async def _execute(self, execution_id: str) -> None:
         record = self.table("executions").get(execution_id)

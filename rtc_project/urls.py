@@ -10,4 +10,5 @@ urlpatterns = [
         "api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="openapi-docs"
     ),
     path("api/", include("tables.api.urls")),
+    path("api/", include("jupyter_sync.api.urls")),
 ]

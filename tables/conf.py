@@ -143,6 +143,13 @@ SETTINGS: tuple[Setting, ...] = (
         _rate,
         "REST API requests an anonymous client (by address) may make; empty: no limit.",
     ),
+    Setting(
+        "API_ACTION_TIMEOUT",
+        15.0,
+        _positive_float,
+        "Seconds a REST action on Jupyter waits for the supernode before answering 202 with the "
+        "URL of its request record.",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -14,7 +14,7 @@ from pycrdt import Array, Doc, Map, Text
 from tables import service
 from tables.models import Datastore, Origin
 from tables.schema import FieldKind, SchemaViolation, TableSchema, get_schema
-from tables.service import Outcome, Proposal
+from tables.service import Authorizer, Outcome, Proposal
 
 
 def update_from(datastore: Datastore, mutate: Callable[[Doc], None]) -> bytes:
@@ -80,12 +80,13 @@ def set_fields(
     *,
     author_id: int | None = None,
     origin: str = Origin.ADMIN,
-    authorize: service.Authorizer | None = None,
+    authorize: Authorizer | None = None,
 ) -> Outcome:
     """Create or update one record's fields (plain Python values; text as str).
 
-    ``authorize`` is the caller's write-path hook (``Access.authorizer()``) when the edit is
-    made on a user's behalf rather than by the server itself."""
+    ``authorize`` is the caller's write-path hook (e.g. ``Access.authorizer()``), so a record
+    edit is refused exactly as the same change sent by a client would be.
+    """
     spec = _table_schema(datastore, table).tables[table]
     unknown = sorted(set(values) - set(spec.fields))
     if unknown:

@@ -1,0 +1,311 @@
+"""The pipeline of every Jupyter endpoint: REST framework's (authenticate, permissions, throttle,
+validate, perform), run in a database thread, then an asynchronous wait for the supernode.
+
+A view class is a REST framework ``APIView`` whose handlers are synchronous and short: they read
+the shared model, or write a request record (``submit``) and return ``self.pending(...)``: the
+``202`` answer (the record's URL) together with what to wait for and how to answer once it is
+done. ``as_view`` wraps ``dispatch`` in an ``async`` Django view that runs it through
+``database_sync_to_async`` and then waits with ``waiting.wait_for_record``: no thread is held while
+the supernode works. Within ``RTC_API_ACTION_TIMEOUT`` the answer is Jupyter's (built by the
+``finish`` callback, in a database thread again); past it, the ``202``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jupyter_sync.account import JUPYTER_DATASTORE
+from jupyter_sync.api.waiting import Record, WaitTimeout, read_record, wait_for_record
+from jupyter_sync.models import SupernodeLease
+from tables import records
+from tables.api.errors import APIError, JSONRenderer, api_exception_handler, refused
+from tables.api.permissions import lookup_access
+from tables.conf import rtc_settings
+from tables.models import Datastore, Origin
+from tables.permissions import Access
+from tables.schema import Analysis
+from tables.service import Authorizer, Proposal, Status, live_python
+
+REQUEST_DONE = ("completed", "error")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def whole(value: Any) -> Any:
+    """Numbers as JSON has them: Yjs stores every number as a double, so 3 comes back as 3.0;
+    answered as 3, as Jupyter would (and as an OpenAPI ``integer`` demands)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole(item) for item in value]
+    return value
+
+
+class JupyterAccess(BasePermission):
+    """The caller's role on the ``jupyter`` datastore, decided by ``tables.permissions``.
+
+    As for any datastore: no role answers 404 (as a datastore that does not exist), and only
+    owners and editors may act (POST, PUT, PATCH, DELETE); viewers read.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        authenticated = bool(request.user and request.user.is_authenticated)
+        if not authenticated and not rtc_settings.ANONYMOUS_ROLE:
+            return False
+        access = lookup_access(request, JUPYTER_DATASTORE)
+        if request.method not in SAFE_METHODS and not access.can_write:
+            raise exceptions.PermissionDenied(
+                f"role {access.role} may only read {JUPYTER_DATASTORE!r}", code="permission-denied"
+            )
+        request.rtc_access = access
+        return True
+
+
+def unavailable(detail: str) -> APIError:
+    return APIError(status.HTTP_503_SERVICE_UNAVAILABLE, "supernode-unavailable", detail)
+
+
+def supernode_problem(datastore: Datastore) -> str | None:
+    """Why no action can be carried out now (None: a supernode holds the lease and reaches
+    Jupyter)."""
+    live = SupernodeLease.objects.filter(
+        name=JUPYTER_DATASTORE, expires_at__gt=timezone.now()
+    ).exists()
+    if not live:
+        return "no supernode is connected: start one with manage.py run_supernode"
+    server = read_record(datastore, "status", "server")
+    if server is not None and server.get("connected") is False:
+        return "the supernode cannot reach the Jupyter Server at the moment"
+    return None
+
+
+def _requests_only(access: Access) -> Authorizer:
+    """For reads that need the supernode (a file's content): the request record, nothing else."""
+
+    def authorize(proposal: Proposal, analysis: Analysis) -> str | None:
+        other = sorted(set(analysis.tables) - {"requests"})
+        return f"a read may only write requests, not {', '.join(other)}" if other else None
+
+    return authorize if access.can_read else access.authorizer()
+
+
+@dataclass
+class Pending:
+    """What a handler waits for: a record becoming ``done``, then ``finish(record)`` answers.
+
+    ``settle(record)`` may name a further (table, id, condition) to wait for within the same
+    deadline (a started kernel appearing in ``kernels``), so a read right after the answer sees
+    the change; if it does not happen in time the answer is given anyway.
+    """
+
+    table: str
+    record_id: str
+    done: Callable[[Record], bool]
+    finish: Callable[[dict[str, Any]], Response]
+    settle: Callable[[dict[str, Any]], tuple[str, str, Callable[[Record], bool]] | None] | None = (
+        None
+    )
+
+
+class JupyterView(APIView):
+    permission_classes = [JupyterAccess]
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]
+    _pending: Pending | None = None
+
+    def get_exception_handler(self):
+        return api_exception_handler
+
+    @property
+    def access(self) -> Access:
+        return self.request.rtc_access
+
+    @property
+    def datastore(self) -> Datastore:
+        return self.access.datastore
+
+    # --- reading the model ------------------------------------------------------------------
+
+    def table(self, name: str) -> dict[str, Any]:
+        state, _ = live_python(self.datastore)
+        return whole(state.get(name) or {})
+
+    def record(self, table: str, record_id: str) -> Record:
+        return whole(read_record(self.datastore, table, record_id))
+
+    def check_kernelspec(self, name: str | None, field: str) -> None:
+        """A kernelspec the server has, when the model knows them (Jupyter answers an unknown
+        one with a 500)."""
+        specs = self.table("kernelspecs")
+        if name is not None and specs and name not in specs:
+            known = ", ".join(sorted(specs))
+            raise serializers.ValidationError({field: [f"Unknown kernelspec (known: {known})."]})
+
+    # --- acting -----------------------------------------------------------------------------
+
+    def write_record(self, table: str, fields: dict[str, Any]) -> str:
+        """Write a new record (id: a fresh uuid) through the write path; 503 without a
+        supernode, and then nothing is written."""
+        problem = supernode_problem(self.datastore)
+        if problem:
+            raise unavailable(problem)
+        record_id = uuid.uuid4().hex
+        user = self.request.user
+        fields = {
+            **fields,
+            "requested_by": user.get_username() if user.is_authenticated else "anonymous",
+            "created_at": now(),
+        }
+        outcome = records.set_fields(
+            self.datastore,
+            table,
+            record_id,
+            fields,
+            author_id=self.access.user_id,
+            origin=Origin.REST,
+            authorize=_requests_only(self.access)
+            if self.request.method in SAFE_METHODS
+            else self.access.authorizer(),
+        )
+        if outcome.status is Status.REJECTED:
+            raise refused(outcome.error_code, outcome.error)
+        return record_id
+
+    def submit(self, action: str, params: dict[str, Any]) -> str:
+        """A ``requests`` record asking the supernode for ``action``; its id."""
+        return self.write_record(
+            "requests", {"action": action, "params": params, "status": "requested"}
+        )
+
+    def pending(
+        self,
+        table: str,
+        record_id: str,
+        done: Callable[[Record], bool],
+        finish: Callable[[dict[str, Any]], Response],
+        *,
+        url: str,
+        settle: Callable[[dict[str, Any]], Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Response:
+        """Wait for ``done`` (after this handler returns); answer 202 with ``url`` meanwhile."""
+        self._pending = Pending(table, record_id, done, finish, settle)
+        return Response(
+            body if body is not None else {"id": record_id, "status": "requested", "url": url},
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": url},
+        )
+
+    def pending_request(
+        self,
+        action: str,
+        params: dict[str, Any],
+        finish: Callable[[dict[str, Any]], Response],
+        settle: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Response:
+        """Submit ``action`` and wait for its record; a failure answers Jupyter's status."""
+        record_id = self.submit(action, params)
+
+        def answer(record: dict[str, Any]) -> Response:
+            if record.get("status") == "error":
+                raise failure(record)
+            return finish(whole(record.get("result") or {}))
+
+        return self.pending(
+            "requests",
+            record_id,
+            lambda record: record is not None and record.get("status") in REQUEST_DONE,
+            answer,
+            url=f"/api/requests/{record_id}",
+            settle=(
+                (lambda record: settle(whole(record.get("result") or {})))
+                if settle is not None
+                else None
+            ),
+        )
+
+    # --- the asynchronous half --------------------------------------------------------------
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any):
+        sync_view = super().as_view(**initkwargs)
+
+        async def view(request, *args: Any, **kwargs: Any):
+            self = cls(**initkwargs)
+            self.setup(request, *args, **kwargs)
+            response = await database_sync_to_async(self.dispatch)(request, *args, **kwargs)
+            if self._pending is None or response.status_code != status.HTTP_202_ACCEPTED:
+                return response
+            return await self._wait(self._pending, response)
+
+        # What REST framework and drf-spectacular look for on a view function.
+        for name in ("cls", "initkwargs", "csrf_exempt", "view_class", "view_initkwargs"):
+            if hasattr(sync_view, name):
+                setattr(view, name, getattr(sync_view, name))
+        view.__doc__, view.__name__ = sync_view.__doc__, sync_view.__name__
+        return view
+
+    async def _wait(self, pending: Pending, accepted: Response):
+        loop = asyncio.get_running_loop()
+        timeout = float(rtc_settings.API_ACTION_TIMEOUT)
+        deadline = loop.time() + timeout
+        try:
+            record = await wait_for_record(
+                JUPYTER_DATASTORE, pending.table, pending.record_id, pending.done, timeout
+            )
+        except WaitTimeout:
+            return accepted
+        further = None
+        if pending.settle is not None and record.get("status") != "error":
+            further = pending.settle(record)
+        if further is not None and isinstance(further[1], str):
+            table, record_id, condition = further
+            # The action is done; if the table lags, it follows at the supernode's next refresh.
+            with contextlib.suppress(WaitTimeout):
+                await wait_for_record(
+                    JUPYTER_DATASTORE, table, record_id, condition, max(0.0, deadline - loop.time())
+                )
+        return await database_sync_to_async(self._complete)(pending, record)
+
+    def _complete(self, pending: Pending, record: dict[str, Any]) -> Response:
+        try:
+            response = pending.finish(record)
+        except Exception as error:
+            response = self.handle_exception(error)
+        return self.finalize_response(self.request, response)
+
+
+def failure(record: dict[str, Any]) -> APIError:
+    """A failed request as the status Jupyter answered (404 for an unknown kernel...)."""
+    detail = record.get("error") or "the action failed"
+    info = whole((record.get("result") or {}).get("error") or {})
+    code_status = info.get("status")
+    if not isinstance(code_status, int) or not 400 <= code_status <= 599:
+        code_status = status.HTTP_502_BAD_GATEWAY
+    codes = {
+        400: "invalid",
+        403: "permission-denied",
+        404: "not-found",
+        409: "conflict",
+        503: "supernode-unavailable",
+        504: "timeout",
+    }
+    return APIError(code_status, codes.get(code_status, "jupyter-error"), str(detail))
