@@ -19,7 +19,7 @@ class PathField(StrictCharField):
     """A file's path under the Jupyter Server's root, normalized (no ``..``, no leading ``/``)."""
 
     def __init__(self, **kwargs: Any):
-        kwargs.setdefault("max_length", 4096)
+        kwargs.setdefault("max_length", 1024)  # URL-encoded, it still fits a request line
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
