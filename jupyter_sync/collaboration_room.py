@@ -17,7 +17,11 @@ the lookup and jupyter-collaboration's extras differ:
   (autobahn) cannot send: a server may close with 1000 or 3000-4999 only. No ``sessionId``:
   nothing claimed, accepted (stock y-websocket clients).
 - Message type 2 is jupyter-collaboration's "raw" message (a string, then its arguments), not
-  y-protocols' auth message; a client sends ``save`` (see ``RoomConsumer.handle``).
+  y-protocols' auth message. The front end sends ``save`` with a number (Ctrl+S): the document's
+  record gets ``request: save`` (through the write path, as the user: a viewer's save fails),
+  and once the supernode has written the file the answer is a raw JSON message ``{"type":
+  "save", "responseTo": <number>, "status": "success" | "skipped" | "failed"}`` (skipped: a
+  request is already under way).
 
 Authentication, the Origin check for cookies, roles (the document datastore's, copied from the
 jupyter datastore by the supernode), limits and fan-out are the relay's.
@@ -25,20 +29,29 @@ jupyter datastore by the supernode), limits and fan-out are the relay's.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
+from jupyter_sync import document_records
 from jupyter_sync.account import JUPYTER_DATASTORE
+from jupyter_sync.api.base import supernode_problem
+from jupyter_sync.api.waiting import WaitTimeout, wait_for_record
 from jupyter_sync.documents import KINDS
 from jupyter_sync.models import Document
+from relay import yprotocol
 from relay.consumers import Refusal, require_user
 from relay.yjs_consumer import YjsConsumer
+from tables.conf import rtc_settings
 from tables.models import Datastore
 from tables.permissions import Access, access_for
 
+RAW = 2
+"""jupyter-collaboration's message type for JSON strings (y-protocols' auth type, which clients
+never send to a server)."""
 SESSION_NAMESPACE = uuid.UUID("6b1f7a52-3a8e-4d0c-9a57-2f0c1e4d8b21")
 
 
@@ -62,6 +75,8 @@ def room_name(document_type: str, document_id: str) -> str:
 class RoomTarget:
     access: Access
     session_id: str
+    jupyter_access: Access
+    document_id: str
 
 
 def parse_room(room: str) -> tuple[str, str, str]:
@@ -85,7 +100,8 @@ def _room_target(room: str, user) -> RoomTarget:
     jupyter = Datastore.objects.filter(name=JUPYTER_DATASTORE).first()
     if jupyter is None:
         raise Refusal(4404, "unknown-document", "no documents here: no supernode has run yet")
-    if not access_for(user, jupyter).can_read:
+    jupyter_access = access_for(user, jupyter)
+    if not jupyter_access.can_read:
         raise Refusal(4403, "forbidden", f"no access to datastore {JUPYTER_DATASTORE!r}")
     record = Document.objects.filter(datastore=jupyter, record_id=document_id).first()
     if record is None:
@@ -105,7 +121,26 @@ def _room_target(room: str, user) -> RoomTarget:
     access = access_for(user, datastore)
     if not access.can_read:
         raise Refusal(4403, "forbidden", f"no access to document {document_id!r}")
-    return RoomTarget(access, document_session(datastore))
+    return RoomTarget(access, document_session(datastore), jupyter_access, document_id)
+
+
+def _ask_save(target: RoomTarget, username: str) -> str | None:
+    """Write ``request: save`` on the document; the reply status when it cannot be asked."""
+    row = document_records.find(target.jupyter_access.datastore, target.document_id)
+    if row is None or supernode_problem(target.jupyter_access.datastore):
+        return "failed"
+    try:
+        document_records.ask(target.jupyter_access, row, "save", username)
+    except document_records.Busy:
+        return "skipped"  # jupyter-collaboration's answer while a save is under way
+    except document_records.Refused:
+        return "failed"
+    return None
+
+
+def raw_message(message: dict) -> bytes:
+    """jupyter-collaboration's raw message: type 2, then a JSON string."""
+    return bytes([RAW]) + yprotocol.write_var_string(json.dumps(message))
 
 
 class RoomConsumer(YjsConsumer):
@@ -123,4 +158,43 @@ class RoomConsumer(YjsConsumer):
                 "session-expired",
                 "this document was replaced since you opened it: drop your copy and reload",
             )
+        self.target = target
         return target.access
+
+    async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        if bytes_data is None or bytes_data[:1] != bytes([RAW]):
+            await super().handle(text_data, bytes_data)
+            return
+        reader = yprotocol.Reader(bytes_data)
+        try:
+            reader.var_uint()
+            name = reader.var_string()
+            save_id = reader.var_uint() if name == "save" else None
+        except yprotocol.ProtocolError as error:
+            await self.deny("bad-message", f"raw message: {error}")
+            return
+        if save_id is not None:
+            self.spawn(self.save(save_id))
+        # Other raw messages (none is sent by the front end today) mean nothing here.
+
+    async def save(self, save_id: int) -> None:
+        """``save``: ask the supernode to write the file now, answer when it has."""
+        user = self.scope.get("user")
+        username = user.get_username() if user is not None and user.is_authenticated else ""
+        status = await database_sync_to_async(_ask_save)(self.target, username)
+        if status is None:
+            try:
+                record = await wait_for_record(
+                    JUPYTER_DATASTORE,
+                    "documents",
+                    self.target.document_id,
+                    lambda record: record is None or record.get("request") != "save",
+                    rtc_settings.API_ACTION_TIMEOUT,
+                )
+                failed = record is None or record.get("status") == "error"
+                status = "failed" if failed else "success"
+            except WaitTimeout:
+                status = "failed"
+        await self.send(
+            bytes_data=raw_message({"type": "save", "responseTo": save_id, "status": status})
+        )

@@ -233,6 +233,13 @@ def test_jupyterlab_opens_a_notebook_edits_a_cell_and_the_edit_is_stored_and_sav
     assert (stored[0].author_id, stored[0].origin) == (editor.pk, "client")
     wait_until(lambda: disk_source(path, 0) == "x = 10", WAIT, "the edit saved to the .ipynb")
 
+    # Ctrl+S: jupyter-collaboration's raw "save" message, answered once the file is written.
+    saved_before = Document.objects.get(pk=record.pk).last_saved
+    lab.send_save(7)
+    reply = json.loads(lab.wait_event("raw")["message"])
+    assert reply == {"type": "save", "responseTo": 7, "status": "success"}
+    assert Document.objects.get(pk=record.pk).last_saved > saved_before
+
     # The documents API tells the same document, with both protocols' URLs.
     with site.http("ed") as client:
         shown = client.get(f"/api/documents/{session['fileId']}").json()
@@ -268,6 +275,8 @@ def test_who_may_join_a_room_and_what_a_refused_room_says(site, node_client):
     denied = viewer.wait_event("permission-denied")
     assert denied["reason"].startswith("permission-denied")
     assert Datastore.objects.get(pk=datastore.pk).last_serial == serial
+    viewer.send_save(1)
+    assert json.loads(viewer.wait_event("raw")["message"])["status"] == "failed"
 
     # ...nor open one (opening is a write): refused, nothing written.
     write_notebook(site.root / "collab2" / "c.ipynb", "z = 3")
