@@ -43,7 +43,7 @@ from jupyter_sync.api.waiting import WaitTimeout, wait_for_record
 from jupyter_sync.documents import KINDS
 from jupyter_sync.models import Document
 from relay import yprotocol
-from relay.consumers import Refusal, require_user
+from relay.consumers import Refusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
 from tables.conf import rtc_settings
 from tables.models import Datastore
@@ -52,6 +52,8 @@ from tables.permissions import Access, access_for
 RAW = 2
 """jupyter-collaboration's message type for JSON strings (y-protocols' auth type, which clients
 never send to a server)."""
+EMPTY_UPDATE = b"\x00\x00"
+"""A Yjs update with nothing in it."""
 SESSION_NAMESPACE = uuid.UUID("6b1f7a52-3a8e-4d0c-9a57-2f0c1e4d8b21")
 
 
@@ -198,3 +200,38 @@ class RoomConsumer(YjsConsumer):
         await self.send(
             bytes_data=raw_message({"type": "save", "responseTo": save_id, "status": status})
         )
+
+
+GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
+
+
+class GlobalAwarenessConsumer(YjsConsumer):
+    """JupyterLab's ``JupyterLab:globalAwareness`` room: presence only (who is on the server,
+    which documents they have open), shared by the readers of the jupyter datastore.
+
+    The front end's ``WebSocketAwarenessProvider`` is a y-websocket provider over an empty
+    document: it is answered an empty sync so that it counts as synced, its document updates are
+    dropped (nothing is stored), and no transaction of the jupyter datastore is sent to it. Its
+    awareness goes through the jupyter datastore's room, to every worker.
+    """
+
+    async def datastore_access(self, user) -> Access:
+        return await resolve_access(JUPYTER_DATASTORE, user)
+
+    async def joined(self) -> None:
+        presence = self.room.presence_snapshot()
+        if presence:
+            await self.send(bytes_data=yprotocol.awareness(presence))
+
+    async def answer_step1(self, state_vector: bytes) -> None:
+        async def sync() -> int:
+            await self.send(bytes_data=yprotocol.sync_step2(EMPTY_UPDATE))
+            return self.room.serial
+
+        await self.room.admit(self, sync)
+
+    def write(self, update: bytes) -> None:
+        pass  # an awareness room shares no document
+
+    async def send_transactions(self, batch) -> None:
+        pass

@@ -234,7 +234,9 @@ def test_jupyterlab_opens_a_notebook_edits_a_cell_and_the_edit_is_stored_and_sav
     wait_until(lambda: disk_source(path, 0) == "x = 10", WAIT, "the edit saved to the .ipynb")
 
     # Ctrl+S: jupyter-collaboration's raw "save" message, answered once the file is written.
-    saved_before = Document.objects.get(pk=record.pk).last_saved
+    saved_before = wait_until(
+        lambda: Document.objects.get(pk=record.pk).last_saved, WAIT, "the autosave recorded"
+    )
     lab.send_save(7)
     reply = json.loads(lab.wait_event("raw")["message"])
     assert reply == {"type": "save", "responseTo": 7, "status": "success"}
@@ -395,3 +397,28 @@ def test_the_documents_api_opens_and_carries_out_requests(site):
     with site.http("stranger") as client:
         assert client.get("/api/documents").status_code == 404
         assert client.get(f"/api/documents/{document['id']}").status_code == 404
+
+
+def test_the_global_awareness_room_shares_presence_and_nothing_else(site, node_client):
+    """JupyterLab's collaborators panel: ``JupyterLab:globalAwareness``, awareness only."""
+    room = "JupyterLab:globalAwareness"
+    serial = Datastore.objects.get(pk=site.jupyter.pk).last_serial
+    ada = join(node_client, site, "ed", room, None)
+    bob = join(node_client, site, "vi", room, None)
+    ada.wait_synced()
+    bob.wait_synced()
+    ada.set_awareness({"user": {"name": "ed"}, "documents": ["collab6/a.ipynb"]})
+    seen = bob.wait_awareness(lambda states: ada.client_id in states)
+    assert seen[ada.client_id]["documents"] == ["collab6/a.ipynb"]
+
+    # The provider's document is not the jupyter datastore: nothing comes in, nothing is stored.
+    ada.set(["stray"], "key", "value")
+    assert ada.get(["status", "documents"]) == {"status": {}, "documents": {}}
+    # Frames are handled in order: once this later awareness arrives, the edit was handled.
+    ada.set_awareness({"user": {"name": "ed"}, "documents": []})
+    bob.wait_awareness(lambda states: states.get(ada.client_id, {}).get("documents") == [])
+    assert Datastore.objects.get(pk=site.jupyter.pk).last_serial == serial
+    assert bob.get(["stray"]) == {"stray": {}}
+
+    stranger = join(node_client, site, "stranger", room, None)
+    closed_with(stranger, 4403)
