@@ -422,3 +422,28 @@ def test_the_global_awareness_room_shares_presence_and_nothing_else(site, node_c
 
     stranger = join(node_client, site, "stranger", room, None)
     closed_with(stranger, 4403)
+
+
+def test_past_the_timeout_open_answers_202_and_the_session_504(site, start_server):
+    """A relay whose wait is over at once (RTC_API_ACTION_TIMEOUT=0): the supernode is there,
+    but the answer cannot wait for it."""
+    site.with_supernode()
+    impatient = start_server(env={"RTC_API_ACTION_TIMEOUT": "0"})
+    write_notebook(site.root / "collab7" / "h.ipynb", "t = 7")
+    write_notebook(site.root / "collab7" / "i.ipynb", "t = 8")
+    headers = {"Authorization": f"Token {site.tokens['ed']}"}
+    with httpx.Client(base_url=impatient.url, headers=headers, timeout=WAIT) as client:
+        opened = client.post("/api/documents", json={"path": "collab7/h.ipynb"})
+        assert opened.status_code == 202, opened.text
+        body = opened.json()
+        assert body["request"] == "open" and body["websockets"] is None
+        assert opened.headers["Location"] == body["url"]
+        assert body["url"] == f"{impatient.url}/api/documents/{body['id']}"
+
+        session = client.put(
+            f"/api/collaboration/session/{quote('collab7/i.ipynb', safe='')}",
+            json={"format": "json", "type": "notebook"},
+        )
+        assert session.status_code == 504, session.text
+        assert session.json()["code"] == "timeout"
+        assert "collab7/i.ipynb" in session.json()["message"]
