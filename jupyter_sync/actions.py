@@ -66,7 +66,10 @@ async def _session_delete(j: JupyterClient, params: dict[str, Any]) -> dict[str,
 
 
 async def _terminal_create(j: JupyterClient, params: dict[str, Any]) -> dict[str, Any]:
-    return {"terminal": await j.create_terminal()}
+    cwd = params.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        raise BadParams("params.cwd must be a string")
+    return {"terminal": await j.create_terminal(cwd=cwd or None)}
 
 
 async def _terminal_delete(j: JupyterClient, params: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +122,15 @@ async def _contents_save(j: JupyterClient, params: dict[str, Any]) -> dict[str, 
     model = params.get("model")
     if not isinstance(model, dict):
         raise BadParams("params.model (an object: type, format, content) is required")
-    return {"model": await j.save_contents(_path(params), model)}
+    path = _path(params)
+    try:
+        await j.get_contents(path, content=False)
+        created = False
+    except JupyterError as error:
+        if error.status != 404:
+            raise
+        created = True
+    return {"model": await j.save_contents(path, model), "created": created}
 
 
 async def _contents_rename(j: JupyterClient, params: dict[str, Any]) -> dict[str, Any]:

@@ -163,12 +163,20 @@ SPECTACULAR_SETTINGS = {
         "Datastores (collaborative documents with tables), their state at any serial, their "
         "history, and writes through the same path as the WebSocket protocols. Authenticate "
         "with `Authorization: Token <key>` (manage.py create_token) or a session cookie (with "
-        "the CSRF token on writes). Errors are JSON: {code, detail}."
+        "the CSRF token on writes). Errors are JSON: {code, detail}. The jupyter endpoints "
+        "(/api/kernels, /api/sessions, /api/contents, /api/executions...) are Jupyter Server's "
+        "REST API, answered from the shared model and carried out by the supernode."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components (with what validation demands: minLength...).
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets with the same field name in several components get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "DocumentTypeEnum": "jupyter_sync.api.document_serializers.DOCUMENT_TYPES",
+        "DocumentFormatEnum": "jupyter_sync.api.document_serializers.FORMATS",
+        "ContentTypeEnum": "jupyter_sync.api.serializers.CONTENT_TYPES",
+    },
     # The schema and its viewer are public; the endpoints they describe are not.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
@@ -125,6 +126,65 @@ class Pending:
     )
 
 
+def jupyter_exception_handler(exc: Exception, context: dict[str, Any]):
+    """The datastore API's error body, plus ``message`` (the same text), where Jupyter clients
+    (e.g. @jupyterlab/services) look for it."""
+    response = api_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        response.data["message"] = response.data["detail"]
+    return response
+
+
+def _flat(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested serializer errors as ``{"kernel.name": [messages]}``: the error body's shape."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = (
+                key if not prefix else (prefix if key == "non_field_errors" else f"{prefix}.{key}")
+            )
+            flat.update(_flat(value, name))
+        return flat
+    if isinstance(detail, list) and detail and not all(isinstance(i, str) for i in detail):
+        flat = {}
+        for item in detail:
+            for key, value in _flat(item, prefix).items():
+                flat.setdefault(key, []).extend(value)
+        return flat
+    return {
+        prefix or "non_field_errors": [str(item) for item in detail]
+        if isinstance(detail, list)
+        else [str(detail)]
+    }
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """The serializer's validated data; its errors as a 400 with one message list per field."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise serializers.ValidationError(_flat(serializer.errors))
+    return serializer.validated_data
+
+
+def storable_text(value: Any, where: str) -> None:
+    """Every string (keys too) of a request must be storable: no NUL (PostgreSQL's JSON has
+    none) and no lone surrogates (not UTF-8). Refused as a 400, not left to fail the write."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise serializers.ValidationError({where: ["Not valid Unicode."]}) from None
+        if "\x00" in value:
+            raise serializers.ValidationError({where: ["NUL characters are not allowed."]})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable_text(key, where)
+            storable_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            storable_text(item, where)
+
+
 class JupyterView(APIView):
     permission_classes = [JupyterAccess]
     renderer_classes = [JSONRenderer]
@@ -132,7 +192,21 @@ class JupyterView(APIView):
     _pending: Pending | None = None
 
     def get_exception_handler(self):
-        return api_exception_handler
+        return jupyter_exception_handler
+
+    def handle_exception(self, exc: Exception):
+        if isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+            # 400 too-large, as the write path's refusal of an oversize update.
+            exc = APIError(status.HTTP_400_BAD_REQUEST, "too-large", str(exc))
+        return super().handle_exception(exc)
+
+    def initial(self, request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        for name, value in kwargs.items():
+            storable_text(value, name)
+        for name, values in request.query_params.lists():
+            storable_text(values, name)
+        storable_text(request.data, "body")
 
     @property
     def access(self) -> Access:

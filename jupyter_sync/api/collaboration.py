@@ -8,8 +8,9 @@ jupyter-collaboration only indexes the file here and loads it when the room open
 opens the document here (the supernode reads the file), so that a missing file or a refused
 write is reported to this request, and waits for it (``RTC_API_ACTION_TIMEOUT``; past it 504,
 since the front end would take a 202 for a session and join a room that is not there yet).
-Errors carry ``message`` too, where the front end reads it. A viewer may join a document that is
-open already, but not open one (opening is a write, refused by the write path's hook).
+Errors carry ``message`` too (as every Jupyter endpoint's), where the front end reads it. A
+viewer may join a document that is open already, but not open one (opening is a write, refused
+by the write path's hook).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from rest_framework.response import Response
 from jupyter_sync import document_records as documents
 from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api import document_serializers as s
-from jupyter_sync.api.base import Pending
+from jupyter_sync.api.base import Pending, validated
 from jupyter_sync.api.documents import DocumentsView, failure, request_done
+from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration_room import document_session
-from tables.api.errors import APIError, api_exception_handler, refused
+from tables.api.errors import APIError, refused
 from tables.api.permissions import lookup_access
-from tables.api.views import validated
 from tables.conf import rtc_settings
 from tables.models import Datastore
 
@@ -48,15 +49,8 @@ class JoinAccess(BasePermission):
         return True
 
 
-def session_exception_handler(exc: Exception, context: dict[str, Any]):
-    response = api_exception_handler(exc, context)
-    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
-        response.data["message"] = response.data["detail"]
-    return response
-
-
 def session_errors(*codes: int) -> dict[int, Any]:
-    return dict.fromkeys((*codes, 401, 403, 404, 429), s.SessionErrorSerializer)
+    return dict.fromkeys((*codes, 401, 403, 404, 429), JupyterErrorSerializer)
 
 
 def timed_out(path: str) -> APIError:
@@ -69,9 +63,6 @@ def timed_out(path: str) -> APIError:
 
 class CollaborationSessionView(DocumentsView):
     permission_classes = [JoinAccess]
-
-    def get_exception_handler(self):
-        return session_exception_handler
 
     @extend_schema(
         operation_id="collaboration_session",
@@ -92,15 +83,15 @@ class CollaborationSessionView(DocumentsView):
                 description="The file, relative to the Jupyter Server's root (URL-encoded).",
             )
         ],
-        request=s.SessionRequestSerializer,
+        request=s.CollaborationSessionRequestSerializer,
         responses={
-            201: s.SessionSerializer,
-            200: s.SessionSerializer,
+            201: s.CollaborationSessionSerializer,
+            200: s.CollaborationSessionSerializer,
             **session_errors(400, 503, 504),
         },
     )
     def put(self, request: Request, path: str) -> Response:
-        data = validated(s.SessionRequestSerializer, request.data)
+        data = validated(s.CollaborationSessionRequestSerializer, request.data)
         path = validated(s.RenameSerializer, {"new_path": path})["new_path"]
         self.require_supernode()
         try:
@@ -151,4 +142,4 @@ class CollaborationSessionView(DocumentsView):
             "sessionId": document_session(datastore),
         }
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(s.SessionSerializer(body).data, status=code)
+        return Response(s.CollaborationSessionSerializer(body).data, status=code)

@@ -10,9 +10,10 @@ from rest_framework import serializers
 from jupyter_sync.document_records import BadPath, normalize_path
 from jupyter_sync.documents import KINDS
 from jupyter_sync.schema import DOCUMENT_STATUSES
-from tables.api.serializers import ErrorSerializer, QuerySerializer, StrictCharField
+from tables.api.serializers import QuerySerializer, StrictCharField
 
 DOCUMENT_TYPES = tuple(KINDS)
+FORMATS = tuple(sorted(set(KINDS.values())))
 
 
 class PathField(StrictCharField):
@@ -38,7 +39,7 @@ class OpenSerializer(serializers.Serializer):
         help_text="notebook or file; by default notebook for .ipynb, file otherwise.",
     )
     format = serializers.ChoiceField(
-        choices=sorted(set(KINDS.values())),
+        choices=FORMATS,
         required=False,
         help_text="The contents API format: json for notebooks, text for files (the default).",
     )
@@ -96,8 +97,8 @@ class DocumentListSerializer(serializers.Serializer):
     results = DocumentSerializer(many=True)
 
 
-class SessionRequestSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=sorted(set(KINDS.values())))
+class CollaborationSessionRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=FORMATS)
     type = serializers.ChoiceField(choices=DOCUMENT_TYPES)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class SessionRequestSerializer(serializers.Serializer):
         return data
 
 
-class SessionSerializer(serializers.Serializer):
+class CollaborationSessionSerializer(serializers.Serializer):
     """jupyter-collaboration's document session."""
 
     format = serializers.CharField()
@@ -119,7 +120,3 @@ class SessionSerializer(serializers.Serializer):
         help_text="Names the document's datastore; a client holding state from another one "
         "must drop it (the room refuses it with 4409)."
     )
-
-
-class SessionErrorSerializer(ErrorSerializer):
-    message = serializers.CharField(help_text="The detail again, where JupyterLab reads it.")

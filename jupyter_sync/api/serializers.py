@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tables.api.serializers import StrictCharField
+from tables.api.serializers import ErrorSerializer, QuerySerializer, StrictCharField
 
 NAME = {"max_length": 200}
 PATH = {"max_length": 4096, "allow_blank": True}
@@ -22,6 +22,10 @@ class StrictObject(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         return super().to_internal_value(data)
+
+
+class JupyterErrorSerializer(ErrorSerializer):
+    message = serializers.CharField(help_text="The same as detail, where Jupyter clients read it.")
 
 
 # --- Status and kernelspecs -----------------------------------------------------------------
@@ -140,3 +144,164 @@ class RequestRecordSerializer(serializers.Serializer):
 
 class EmptySerializer(StrictObject):
     pass
+
+
+# --- Contents -------------------------------------------------------------------------------
+
+CONTENT_TYPES = ("file", "directory", "notebook")
+FORMATS = ("text", "base64", "json")
+
+
+class ContentsModelSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_null=True)
+    path = serializers.CharField(allow_null=True, allow_blank=True)
+    type = serializers.CharField(allow_null=True)
+    created = serializers.CharField(allow_null=True)
+    last_modified = serializers.CharField(allow_null=True)
+    mimetype = serializers.CharField(allow_null=True)
+    format = serializers.CharField(allow_null=True)
+    size = serializers.IntegerField(allow_null=True, required=False)
+    writable = serializers.BooleanField(allow_null=True)
+    content = serializers.JSONField(
+        allow_null=True,
+        help_text="A directory's entries (models without content), a notebook (json), a file's "
+        "text or base64; null when not asked for.",
+    )
+
+
+class ContentsQuerySerializer(QuerySerializer):
+    type = serializers.ChoiceField(choices=CONTENT_TYPES, required=False)
+    format = serializers.ChoiceField(choices=FORMATS, required=False)
+    content = serializers.ChoiceField(
+        choices=("0", "1"), required=False, help_text="0: the model without its content."
+    )
+
+
+class ContentsCreateSerializer(StrictObject):
+    type = serializers.ChoiceField(choices=CONTENT_TYPES, required=False)
+    ext = StrictCharField(required=False, max_length=50, help_text="e.g. .txt, for type file.")
+    copy_from = StrictCharField(required=False, max_length=4096, help_text="Copy this path here.")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "copy_from" in data and ("type" in data or "ext" in data):
+            raise serializers.ValidationError("Give copy_from, or type and ext, not both.")
+        return data
+
+
+class ContentsSaveSerializer(StrictObject):
+    type = serializers.ChoiceField(choices=CONTENT_TYPES)
+    format = serializers.ChoiceField(choices=FORMATS, required=False, allow_null=True)
+    content = serializers.JSONField(required=False, allow_null=True)
+    name = StrictCharField(required=False, **PATH)
+    path = StrictCharField(required=False, **PATH)
+    chunk = serializers.IntegerField(required=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "chunk" in data:
+            raise serializers.ValidationError({"chunk": ["Chunked uploads are not supported."]})
+        return data
+
+
+class ContentsRenameSerializer(StrictObject):
+    path = StrictCharField(max_length=4096, help_text="The new path.")
+
+
+# --- Executions -----------------------------------------------------------------------------
+
+CODE = {"max_length": 1_000_000, "allow_blank": True}
+
+
+class ExecutionCreateSerializer(StrictObject):
+    document_id = StrictCharField(
+        required=False, **NAME, help_text="With cell_id: a notebook cell."
+    )
+    cell_id = StrictCharField(required=False, **NAME)
+    kernel_id = StrictCharField(required=False, **NAME, help_text="With code: console code.")
+    code = StrictCharField(required=False, **CODE)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        cell = {"document_id", "cell_id"} & set(data)
+        console = {"kernel_id", "code"} & set(data)
+        if cell and console:
+            raise serializers.ValidationError(
+                "Give document_id and cell_id, or kernel_id and code."
+            )
+        wanted = ("document_id", "cell_id") if cell else ("kernel_id", "code")
+        missing = [name for name in wanted if name not in data]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in missing}
+            )
+        return data
+
+
+class InputRequestSerializer(serializers.Serializer):
+    prompt = serializers.CharField(allow_blank=True)
+    password = serializers.BooleanField()
+
+
+class ExecutionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    document_id = serializers.CharField(allow_null=True)
+    cell_id = serializers.CharField(allow_null=True)
+    kernel_id = serializers.CharField(allow_null=True)
+    code = serializers.CharField(allow_null=True, allow_blank=True)
+    status = serializers.CharField(
+        allow_null=True, help_text="requested, queued, running, completed, error, cancelled."
+    )
+    requested_by = serializers.CharField(allow_null=True)
+    outputs = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="nbformat outputs (for a cell: the cell's outputs in the notebook).",
+    )
+    execution_count = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    created_at = serializers.CharField(allow_null=True)
+    started_at = serializers.CharField(allow_null=True)
+    finished_at = serializers.CharField(allow_null=True)
+    input_request = InputRequestSerializer(
+        allow_null=True, help_text="Set while the kernel waits for input: answer at .../input."
+    )
+
+
+class InputReplySerializer(StrictObject):
+    value = StrictCharField(**CODE)
+
+
+class KernelExecuteSerializer(serializers.Serializer):
+    """Both front ends' shapes: ``{cell_id, document_id}`` (jupyter-collaboration) or ``{code,
+    metadata: {cell_id, document_id}}`` (jupyter-server-nbmodel)."""
+
+    code = StrictCharField(required=False, **CODE)
+    metadata = serializers.DictField(required=False)
+    cell_id = StrictCharField(required=False, **NAME)
+    document_id = StrictCharField(required=False, **NAME)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        metadata = data.get("metadata") or {}
+        cell_id = data.get("cell_id", metadata.get("cell_id"))
+        document_id = data.get("document_id", metadata.get("document_id"))
+        for name, value in (("cell_id", cell_id), ("document_id", document_id)):
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 200):
+                raise serializers.ValidationError({name: ["Not a string of 1-200 characters."]})
+        if cell_id and document_id:
+            return {"cell_id": cell_id, "document_id": document_id}
+        if "code" in data:
+            return {"code": data["code"]}
+        raise serializers.ValidationError("Give code, or cell_id and document_id.")
+
+
+class KernelInputReplySerializer(StrictObject):
+    input = StrictCharField(**CODE)
+
+
+class KernelResultSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="ok, error or aborted.")
+    execution_count = serializers.IntegerField(allow_null=True)
+    outputs = serializers.CharField(help_text="The outputs, as a JSON string.")
+    error = serializers.CharField(required=False)
+
+
+class KernelInputRequestSerializer(serializers.Serializer):
+    parent_header = serializers.DictField()
+    input_request = InputRequestSerializer()

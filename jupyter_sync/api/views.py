@@ -14,11 +14,9 @@ from rest_framework.response import Response
 
 from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import REQUEST_DONE, JupyterView
+from jupyter_sync.api.base import REQUEST_DONE, JupyterView, validated
 from jupyter_sync.models import SupernodeLease
 from tables.api.errors import not_found
-from tables.api.serializers import ErrorSerializer
-from tables.api.views import validated
 
 TAG = "jupyter"
 ACCEPTED = OpenApiResponse(
@@ -29,8 +27,9 @@ ACCEPTED = OpenApiResponse(
 
 
 def errors(*codes: int) -> dict[int, Any]:
-    """Every operation may answer these (same body as the datastore API's errors)."""
-    return dict.fromkeys((*codes, 401, 403, 404, 429), ErrorSerializer)
+    """Every operation may answer these (same body as the datastore API's errors; 400 too-large
+    for a body beyond Django's DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    return dict.fromkeys((*codes, 400, 401, 403, 404, 429), s.JupyterErrorSerializer)
 
 
 def action_errors(*codes: int) -> dict[int, Any]:
@@ -300,3 +299,227 @@ class RequestDetailView(JupyterView):
         body["id"] = request_id
         done = record.get("status") in REQUEST_DONE
         return Response(body, status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+def session_model(view: JupyterView, session_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    kernel_id = record.get("kernel_id")
+    kernel = view.record("kernels", kernel_id) if kernel_id else None
+    return {
+        "id": session_id,
+        "path": record.get("path"),
+        "name": record.get("name"),
+        "type": record.get("type"),
+        "kernel": kernel_model(kernel_id, kernel) if kernel_id else None,
+        "notebook": {"path": record.get("path"), "name": record.get("name")},
+    }
+
+
+def sessions_list(view: JupyterView) -> list[dict[str, Any]]:
+    return [session_model(view, key, record) for key, record in view.table("sessions").items()]
+
+
+def session_shown(session: dict[str, Any]):
+    """The sessions table shows ``session`` (Jupyter's answer): its path and its kernel."""
+    kernel_id = (session.get("kernel") or {}).get("id")
+
+    def shown(record: Any) -> bool:
+        return (
+            record is not None
+            and record.get("path") == session.get("path")
+            and record.get("kernel_id") == kernel_id
+        )
+
+    return ("sessions", session.get("id"), shown)
+
+
+def session_params(data: dict[str, Any]) -> dict[str, Any]:
+    kernel = data.pop("kernel", None) or {}
+    if "id" in kernel:
+        data["kernel_id"] = kernel["id"]
+    if "name" in kernel:
+        data["kernel_name"] = kernel["name"]
+    return data
+
+
+class SessionListView(JupyterView):
+    @extend_schema(
+        operation_id="jupyter_sessions_list",
+        tags=[TAG],
+        summary="The sessions",
+        responses={200: s.SessionSerializer(many=True), **errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(sessions_list(self))
+
+    @extend_schema(
+        operation_id="jupyter_sessions_create",
+        tags=[TAG],
+        summary="Create a session (on an existing kernel, or a new one); the existing session "
+        "of the path if it has one",
+        request=s.SessionCreateSerializer,
+        responses={201: s.SessionSerializer, **action_errors()},
+    )
+    def post(self, request: Request) -> Response:
+        params = session_params(dict(validated(s.SessionCreateSerializer, request.data)))
+        self.check_kernelspec(params.get("kernel_name"), "kernel")
+        if "kernel_id" in params and self.record("kernels", params["kernel_id"]) is None:
+            raise not_found("not-found", f"Kernel does not exist: {params['kernel_id']}")
+
+        def created(result: dict[str, Any]) -> Response:
+            session = result.get("session") or {}
+            location = f"/api/sessions/{session.get('id')}"
+            return Response(session, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+        return self.pending_request(
+            "session.create",
+            params,
+            created,
+            settle=lambda result: session_shown(result.get("session") or {}),
+        )
+
+
+class SessionsRefreshView(RefreshView):
+    @extend_schema(
+        operation_id="jupyter_sessions_refresh",
+        tags=[TAG],
+        summary="Re-read the sessions from Jupyter now, and answer them",
+        request=None,
+        responses={200: s.SessionSerializer(many=True), **action_errors()},
+    )
+    def post(self, request: Request) -> Response:
+        return self.refreshed(lambda: Response(sessions_list(self)))
+
+
+class SessionDetailView(JupyterView):
+    def known_session(self, session_id: str) -> dict[str, Any]:
+        record = self.record("sessions", session_id)
+        if record is None:
+            raise not_found("not-found", f"Session not found: {session_id}")
+        return record
+
+    @extend_schema(
+        operation_id="jupyter_sessions_retrieve",
+        tags=[TAG],
+        summary="One session",
+        responses={200: s.SessionSerializer, **errors()},
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        return Response(session_model(self, session_id, self.known_session(session_id)))
+
+    @extend_schema(
+        operation_id="jupyter_sessions_update",
+        tags=[TAG],
+        summary="Rename or move a session, or change its kernel",
+        request=s.SessionUpdateSerializer,
+        responses={200: s.SessionSerializer, **action_errors()},
+    )
+    def patch(self, request: Request, session_id: str) -> Response:
+        fields = dict(validated(s.SessionUpdateSerializer, request.data))
+        kernel = fields.get("kernel")
+        if kernel is not None:
+            self.check_kernelspec(kernel.get("name"), "kernel")
+        return self.pending_request(
+            "session.update",
+            {**fields, "session_id": session_id},
+            lambda result: Response(result.get("session") or {}),
+            settle=lambda result: session_shown(result.get("session") or {}),
+        )
+
+    @extend_schema(
+        operation_id="jupyter_sessions_delete",
+        tags=[TAG],
+        summary="Delete a session (and shut its kernel down)",
+        responses={204: NO_BODY, **action_errors()},
+    )
+    def delete(self, request: Request, session_id: str) -> Response:
+        return self.pending_request(
+            "session.delete",
+            {"session_id": session_id},
+            lambda result: Response(status=status.HTTP_204_NO_CONTENT),
+            settle=lambda result: ("sessions", session_id, absent),
+        )
+
+
+# --- terminals ------------------------------------------------------------------------------
+
+
+def terminal_model(name: str, record: dict[str, Any] | None) -> dict[str, Any]:
+    return {"name": name, "last_activity": (record or {}).get("last_activity")}
+
+
+def terminals_list(view: JupyterView) -> list[dict[str, Any]]:
+    return [terminal_model(key, record) for key, record in view.table("terminals").items()]
+
+
+class TerminalListView(JupyterView):
+    @extend_schema(
+        operation_id="jupyter_terminals_list",
+        tags=[TAG],
+        summary="The terminals",
+        responses={200: s.TerminalSerializer(many=True), **errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(terminals_list(self))
+
+    @extend_schema(
+        operation_id="jupyter_terminals_create",
+        tags=[TAG],
+        summary="Open a terminal (404 when the Jupyter Server has no terminals)",
+        request=s.TerminalCreateSerializer,
+        responses={200: s.TerminalSerializer, **action_errors()},
+    )
+    def post(self, request: Request) -> Response:
+        params = validated(s.TerminalCreateSerializer, request.data)
+        return self.pending_request(
+            "terminal.create",
+            dict(params),
+            lambda result: Response(result.get("terminal") or {}),
+            settle=lambda result: (
+                "terminals",
+                (result.get("terminal") or {}).get("name"),
+                present,
+            ),
+        )
+
+
+class TerminalsRefreshView(RefreshView):
+    @extend_schema(
+        operation_id="jupyter_terminals_refresh",
+        tags=[TAG],
+        summary="Re-read the terminals from Jupyter now, and answer them",
+        request=None,
+        responses={200: s.TerminalSerializer(many=True), **action_errors()},
+    )
+    def post(self, request: Request) -> Response:
+        return self.refreshed(lambda: Response(terminals_list(self)))
+
+
+class TerminalDetailView(JupyterView):
+    @extend_schema(
+        operation_id="jupyter_terminals_retrieve",
+        tags=[TAG],
+        summary="One terminal",
+        responses={200: s.TerminalSerializer, **errors()},
+    )
+    def get(self, request: Request, terminal_name: str) -> Response:
+        record = self.record("terminals", terminal_name)
+        if record is None:
+            raise not_found("not-found", f"Terminal not found: {terminal_name}")
+        return Response(terminal_model(terminal_name, record))
+
+    @extend_schema(
+        operation_id="jupyter_terminals_delete",
+        tags=[TAG],
+        summary="Close a terminal",
+        responses={204: NO_BODY, **action_errors()},
+    )
+    def delete(self, request: Request, terminal_name: str) -> Response:
+        return self.pending_request(
+            "terminal.delete",
+            {"name": terminal_name},
+            lambda result: Response(status=status.HTTP_204_NO_CONTENT),
+            settle=lambda result: ("terminals", terminal_name, absent),
+        )

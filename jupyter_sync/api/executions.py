@@ -1,0 +1,249 @@
+"""Running code: ``/api/executions`` (records of the ``executions`` table), and the shapes
+Jupyter front ends send, ``POST /api/kernels/<id>/execute`` with its request URL and input.
+
+An execution is a record (``status: requested``) the supernode runs: console code on a kernel,
+or a notebook cell by id (its outputs go into the notebook). A kernel asking for input sets the
+record's ``input_request``; the answer is written as ``input_reply``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jupyter_sync.api import serializers as s
+from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, validated, whole
+from jupyter_sync.api.views import TAG, action_errors, errors
+from jupyter_sync.models import Output
+from tables import records
+from tables.api.errors import conflict, not_found, refused
+from tables.models import Origin
+from tables.service import Status
+
+FINISHED = ("completed", "error", "cancelled")
+FIELDS = tuple(s.ExecutionSerializer().fields)
+
+
+def finished(record: Any) -> bool:
+    return record is not None and record.get("status") in FINISHED
+
+
+def settled(record: Any) -> bool:
+    """Finished, or waiting for input: either way the caller has something to do."""
+    return finished(record) or bool(record and record.get("input_request"))
+
+
+class ExecutionBase(JupyterView):
+    def known_kernel(self, kernel_id: str) -> None:
+        if self.record("kernels", kernel_id) is None:
+            raise not_found("not-found", f"Unknown kernel with id: {kernel_id}")
+
+    def known_document(self, document_id: str) -> dict[str, Any]:
+        document = self.record("documents", document_id)
+        if document is None:
+            raise not_found("unknown-document", f"no document {document_id!r}")
+        return document
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        record = self.record("executions", execution_id)
+        if record is None:
+            raise not_found("unknown-execution", f"no execution {execution_id!r}")
+        return record
+
+    def outputs(self, record: dict[str, Any]) -> list[Any]:
+        """The record's outputs; for a cell, the cell's outputs in the notebook's projection."""
+        if not record.get("document_id"):
+            return record.get("outputs") or []
+        document = self.record("documents", record["document_id"]) or {}
+        rows = Output.objects.filter(
+            cell__notebook__datastore__name=document.get("datastore_name") or "",
+            cell__cell_id=record.get("cell_id") or "",
+        ).order_by("index")
+        return whole([row.content for row in rows])
+
+    def body(self, execution_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        body = {name: record.get(name) for name in FIELDS}
+        body.update(id=execution_id, outputs=self.outputs(record))
+        return body
+
+    def answer(self, execution_id: str, record: dict[str, Any]) -> Response:
+        """200 once finished; 202 (Location: the record) while running or waiting for input."""
+        body = self.body(execution_id, record)
+        if finished(record):
+            return Response(body)
+        url = f"/api/executions/{execution_id}"
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    def write_reply(self, execution_id: str, value: str) -> None:
+        outcome = records.set_fields(
+            self.datastore,
+            "executions",
+            execution_id,
+            {"input_reply": value},
+            author_id=self.access.user_id,
+            origin=Origin.REST,
+            authorize=self.access.authorizer(),
+        )
+        if outcome.status is Status.REJECTED:
+            raise refused(outcome.error_code, outcome.error)
+
+
+class ExecutionListView(ExecutionBase):
+    @extend_schema(
+        operation_id="jupyter_executions_create",
+        tags=[TAG],
+        summary="Run a notebook cell (document_id, cell_id) or console code (kernel_id, code)",
+        description="200 with the outputs once finished within RTC_API_ACTION_TIMEOUT; 202 "
+        "(Location: the execution) while it runs or waits for input.",
+        request=s.ExecutionCreateSerializer,
+        responses={200: s.ExecutionSerializer, **action_errors()},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(s.ExecutionCreateSerializer, request.data)
+        if "kernel_id" in data:
+            self.known_kernel(data["kernel_id"])
+        else:
+            self.known_document(data["document_id"])
+        execution_id = self.write_record("executions", {**data, "status": "requested"})
+        return self.pending(
+            "executions",
+            execution_id,
+            settled,
+            lambda record: self.answer(execution_id, whole(record)),
+            url=f"/api/executions/{execution_id}",
+        )
+
+
+class ExecutionDetailView(ExecutionBase):
+    @extend_schema(
+        operation_id="jupyter_executions_retrieve",
+        tags=[TAG],
+        summary="An execution: 202 while it runs (or waits for input), 200 once finished",
+        responses={200: s.ExecutionSerializer, 202: s.ExecutionSerializer, **errors()},
+    )
+    def get(self, request: Request, execution_id: str) -> Response:
+        return self.answer(execution_id, self.execution(execution_id))
+
+
+def no_input(execution_id: str):
+    return conflict("no-input-request", f"execution {execution_id!r} is not waiting for input")
+
+
+class ExecutionInputView(ExecutionBase):
+    @extend_schema(
+        operation_id="jupyter_executions_input",
+        tags=[TAG],
+        summary="Answer the kernel's input request",
+        request=s.InputReplySerializer,
+        responses={204: OpenApiResponse(description="Sent to the kernel."), **action_errors(409)},
+    )
+    def post(self, request: Request, execution_id: str) -> Response:
+        value = validated(s.InputReplySerializer, request.data)["value"]
+        if not self.execution(execution_id).get("input_request"):
+            raise no_input(execution_id)
+        return self.send(execution_id, value, status.HTTP_204_NO_CONTENT)
+
+    def send(self, execution_id: str, value: str, code: int) -> Response:
+        """Write the reply, and answer once the supernode has passed it on (it clears it)."""
+        problem = supernode_problem(self.datastore)
+        if problem:
+            raise unavailable(problem)
+        self.write_reply(execution_id, value)
+        return self.pending(
+            "executions",
+            execution_id,
+            lambda record: finished(record) or not (record or {}).get("input_reply"),
+            lambda record: Response(status=code),
+            url=f"/api/executions/{execution_id}",
+        )
+
+
+# --- The front ends' shapes ---------------------------------------------------------------
+
+
+class KernelExecuteView(ExecutionBase):
+    @extend_schema(
+        operation_id="jupyter_kernels_execute",
+        tags=[TAG],
+        summary="Run code or a notebook cell on a kernel (jupyter-server-nbmodel's shape)",
+        description="Answers 202 at once, Location: /api/kernels/<id>/requests/<uid>.",
+        request=s.KernelExecuteSerializer,
+        responses={
+            202: OpenApiResponse(description="Queued; poll the Location."),
+            **errors(400, 503),
+        },
+    )
+    def post(self, request: Request, kernel_id: str) -> Response:
+        data = validated(s.KernelExecuteSerializer, request.data)
+        self.known_kernel(kernel_id)
+        if "document_id" in data:
+            self.known_document(data["document_id"])
+        execution_id = self.write_record(
+            "executions", {**data, "kernel_id": kernel_id, "status": "requested"}
+        )
+        url = f"/api/kernels/{kernel_id}/requests/{execution_id}"
+        return Response({}, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+
+class KernelRequestView(ExecutionBase):
+    @extend_schema(
+        operation_id="jupyter_kernels_request",
+        tags=[TAG],
+        summary="An execution request: 202 pending, 300 waiting for input, 200 the result",
+        responses={
+            200: s.KernelResultSerializer,
+            202: OpenApiResponse(description="Still running."),
+            300: OpenApiResponse(
+                s.KernelInputRequestSerializer,
+                description="The kernel asks for input: POST it to the Location.",
+            ),
+            **errors(),
+        },
+    )
+    def get(self, request: Request, kernel_id: str, request_id: str) -> Response:
+        record = self.execution(request_id)
+        if finished(record):
+            result = {
+                "status": {"completed": "ok", "cancelled": "aborted"}.get(
+                    record["status"], "error"
+                ),
+                "execution_count": record.get("execution_count"),
+                "outputs": json.dumps(self.outputs(record)),
+            }
+            if record.get("error"):
+                result["error"] = record["error"]
+            return Response(result)
+        if record.get("input_request"):
+            body = {"parent_header": {}, "input_request": record["input_request"]}
+            location = f"/api/kernels/{kernel_id}/input"
+            return Response(
+                body, status=status.HTTP_300_MULTIPLE_CHOICES, headers={"Location": location}
+            )
+        return Response({}, status=status.HTTP_202_ACCEPTED)
+
+
+class KernelInputView(ExecutionInputView):
+    @extend_schema(
+        operation_id="jupyter_kernels_input",
+        tags=[TAG],
+        summary="Answer the input request of the execution waiting on this kernel",
+        request=s.KernelInputReplySerializer,
+        responses={201: OpenApiResponse(description="Sent to the kernel."), **action_errors(409)},
+    )
+    def post(self, request: Request, kernel_id: str) -> Response:
+        value = validated(s.KernelInputReplySerializer, request.data)["input"]
+        waiting = [
+            execution_id
+            for execution_id, record in self.table("executions").items()
+            if record.get("kernel_id") == kernel_id
+            and record.get("input_request")
+            and not finished(record)
+        ]
+        if not waiting:
+            raise conflict("no-input-request", f"nothing on kernel {kernel_id} waits for input")
+        return self.send(waiting[0], value, status.HTTP_201_CREATED)
