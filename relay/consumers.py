@@ -40,10 +40,15 @@ class Refusal(Exception):
         self.reason = reason
 
 
-@database_sync_to_async
-def resolve_access(name: str, user) -> Access:
+def require_user(user) -> None:
+    """Refuse (4401) a connection without a user, unless anonymous users have a role."""
     if not (user is not None and user.is_authenticated) and not rtc_settings.ANONYMOUS_ROLE:
         raise Refusal(4401, "unauthenticated", "log in, or pass an API token as ?token=")
+
+
+@database_sync_to_async
+def resolve_access(name: str, user) -> Access:
+    require_user(user)
     try:
         datastore = Datastore.objects.get(name=name)
     except Datastore.DoesNotExist:
@@ -97,8 +102,13 @@ class RelayConsumer(AsyncWebsocketConsumer):
                 "forbidden",
                 "a session cookie from another site's page is not accepted; use an API token",
             )
-        name = self.scope["url_route"]["kwargs"]["datastore"]
-        return await resolve_access(name, self.scope.get("user"))
+        return await self.datastore_access(self.scope.get("user"))
+
+    async def datastore_access(self, user) -> Access:
+        """The user's access to the datastore this connection is for: by default the one the
+        URL names. A route that names its datastore another way (a document id) overrides
+        this, and raises ``Refusal`` like ``resolve_access``."""
+        return await resolve_access(self.scope["url_route"]["kwargs"]["datastore"], user)
 
     async def disconnect(self, code: int) -> None:
         for task in list(self.tasks):

@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from jupyter_sync.routing import websocket_urlpatterns as collaboration_routes  # noqa: E402
 from relay import daphne_send  # noqa: E402
 from relay.auth import RTCAuthMiddlewareStack  # noqa: E402
 from relay.routing import websocket_urlpatterns  # noqa: E402
@@ -22,6 +23,8 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": RTCAuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": RTCAuthMiddlewareStack(
+            URLRouter([*websocket_urlpatterns, *collaboration_routes])
+        ),
     }
 )

@@ -172,6 +172,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components (with what validation demands: minLength...).
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets with the same field name in several components get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "DocumentTypeEnum": "jupyter_sync.api.document_serializers.DOCUMENT_TYPES",
+        "DocumentFormatEnum": "jupyter_sync.api.document_serializers.FORMATS",
+        "ContentTypeEnum": "jupyter_sync.api.serializers.CONTENT_TYPES",
+    },
     # The schema and its viewer are public; the endpoints they describe are not.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # Swagger UI's assets are served from this server's static files, not from a CDN.

@@ -241,6 +241,10 @@ class NodeYClient:
         """The whole document as one Yjs update (``Y.encodeStateAsUpdate``)."""
         return base64.b64decode(self.request("encode-state")["update"])
 
+    def send_save(self, save_id: int) -> None:
+        """jupyter-collaboration's ``save`` raw message; the answer arrives as a ``raw`` event."""
+        self.request("send-save", saveId=save_id)
+
     def set_awareness(self, state: dict[str, Any] | None) -> None:
         self.request("set-awareness", state=state)
 

@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from jupyter_sync import account
-from tables import service
+from tables import records, service
 from tables.management.commands.export_openapi import openapi_schema
 from tables.permissions import grant
 from tests.factories import Client, add_todo
@@ -32,6 +32,7 @@ pytest_plugins = ["tests.liveserver"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DATASTORE = "fuzz"
+DOCUMENT = "fuzzdoc"
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "25"))
 RANDOM = os.environ.get("API_FUZZ_RANDOM", "") not in ("", "0")
 
@@ -39,8 +40,8 @@ RANDOM = os.environ.get("API_FUZZ_RANDOM", "") not in ("", "0")
 @pytest.fixture
 def api_server(start_server):
     """A server with a user (and token) owning a todo datastore with a few changes, and editor
-    of the jupyter datastore. No supernode runs: Jupyter actions answer 503 (documented), reads
-    answer from the (empty) model."""
+    of the jupyter datastore, which has a document. No supernode runs: Jupyter and document
+    actions answer 503 (documented), reads answer from the model."""
     owner = User.objects.create_user("fuzzer")
     account.ensure_service_account()
     grant(account.ensure_jupyter_datastore(), owner, "editor")
@@ -48,6 +49,12 @@ def api_server(start_server):
     writer = Client(datastore, author_id=owner.pk)
     writer.send(lambda d: add_todo(d, "milk", "Buy milk"))
     writer.send(lambda d: add_todo(d, "eggs", "Eggs", done=True))
+    records.set_fields(
+        account.ensure_jupyter_datastore(),
+        "documents",
+        DOCUMENT,
+        {"path": "fuzz/a.ipynb", "type": "notebook", "status": "closed"},
+    )
     token = Token.objects.create(user=owner).key
     # No throttling: every generated request reaches the endpoint.
     server = start_server(env={"RTC_API_RATE_USER": "", "RTC_API_RATE_ANON": ""})
@@ -79,6 +86,8 @@ def test_no_input_makes_the_server_fail(case, api_server):
         case.path_parameters["name"] = DATASTORE
     if "table" in case.path_parameters:
         case.path_parameters["table"] = "items"
+    if "document_id" in case.path_parameters:
+        case.path_parameters["document_id"] = DOCUMENT
     headers = {"Authorization": f"Token {token}"}
     response = case.call(base_url=server.url, headers=headers, timeout=10)
     case.validate_response(

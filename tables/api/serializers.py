@@ -291,8 +291,19 @@ class TransactionResultSerializer(serializers.Serializer):
     )
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, and only that: REST framework would take 5.0, "5" and true."""
+
+    default_error_messages = {"not_an_integer": "Not an integer."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("not_an_integer")
+        return super().to_internal_value(data)
+
+
 class RevertSerializer(serializers.Serializer):
-    serial = serializers.IntegerField(
+    serial = StrictIntegerField(
         required=False,
         allow_null=True,
         min_value=1,

@@ -15,6 +15,8 @@ import { WebsocketProvider, messageAuth } from 'y-websocket'
 import * as authProtocol from 'y-protocols/auth'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import WebSocket from 'ws'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import readline from 'node:readline'
 import { parseArgs } from 'node:util'
 
@@ -145,10 +147,17 @@ const connect = ({ url, room, token, params }) => {
     disableBc: true // peers in this process must not sync around the server
   })
   // The stock auth handler only console.warns; report the reason instead.
+  // Type 2 is y-protocols' auth message (0 = permission denied, then a reason) and also
+  // jupyter-collaboration's raw message (a JSON string): report either.
   provider.messageHandlers[messageAuth] = (_encoder, decoder, _provider) => {
-    authProtocol.readAuthMessage(decoder, doc, (_doc, reason) => {
-      emit('permission-denied', { reason })
-    })
+    const rest = decoding.readTailAsUint8Array(decoder)
+    if (rest.length > 0 && rest[0] === 0) {
+      authProtocol.readAuthMessage(decoding.createDecoder(rest), doc, (_doc, reason) => {
+        emit('permission-denied', { reason })
+      })
+    } else {
+      emit('raw', { message: decoding.readVarString(decoding.createDecoder(rest)) })
+    }
   }
   provider.on('status', ({ status }) => emit('status', { status }))
   provider.on('synced', (synced) => emit('synced', { synced }))
@@ -208,6 +217,16 @@ const commands = {
         run(op)
       }
     })
+    return {}
+  },
+  // jupyter-collaboration's save request: type 2, the string "save", a number.
+  'send-save': ({ saveId }) => {
+    if (provider === null || provider.ws === null) throw new Error('not connected')
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, messageAuth)
+    encoding.writeVarString(encoder, 'save')
+    encoding.writeVarUint(encoder, saveId)
+    provider.ws.send(encoding.toUint8Array(encoder))
     return {}
   },
   'set-awareness': ({ state }) => { awareness.setLocalState(state); return {} },

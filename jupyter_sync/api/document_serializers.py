@@ -1,0 +1,122 @@
+"""What the documents and collaboration-session endpoints accept and answer (and so what the
+OpenAPI schema says)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from jupyter_sync.document_records import BadPath, normalize_path
+from jupyter_sync.documents import KINDS
+from jupyter_sync.schema import DOCUMENT_STATUSES
+from tables.api.serializers import QuerySerializer, StrictCharField
+
+DOCUMENT_TYPES = tuple(KINDS)
+FORMATS = tuple(sorted(set(KINDS.values())))
+
+
+class PathField(StrictCharField):
+    """A file's path under the Jupyter Server's root, normalized (no ``..``, no leading ``/``)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("max_length", 1024)  # URL-encoded, it still fits a request line
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        try:
+            return normalize_path(text)
+        except BadPath as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class OpenSerializer(serializers.Serializer):
+    path = PathField(help_text="The file, relative to the Jupyter Server's root.")
+    type = serializers.ChoiceField(
+        choices=DOCUMENT_TYPES,
+        required=False,
+        help_text="notebook or file; by default notebook for .ipynb, file otherwise.",
+    )
+    format = serializers.ChoiceField(
+        choices=FORMATS,
+        required=False,
+        help_text="The contents API format: json for notebooks, text for files (the default).",
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        kind = data.get("type") or ("notebook" if data["path"].endswith(".ipynb") else "file")
+        data["type"] = kind
+        if data.get("format", KINDS[kind]) != KINDS[kind]:
+            raise serializers.ValidationError(
+                {"format": [f"a {kind} is loaded and saved as {KINDS[kind]}"]}
+            )
+        data["format"] = KINDS[kind]
+        return data
+
+
+class RenameSerializer(serializers.Serializer):
+    new_path = PathField(help_text="Where the file goes, relative to the root.")
+
+
+class DocumentListQuerySerializer(QuerySerializer):
+    path = PathField(required=False, help_text="Only the documents of this path.")
+
+
+class WebSocketsSerializer(serializers.Serializer):
+    yjs = serializers.CharField(help_text="y-websocket protocol (stock Yjs providers).")
+    datastore = serializers.CharField(help_text="The JSON datastore protocol.")
+    collaboration = serializers.CharField(
+        help_text="jupyter-collaboration's room (JupyterLab's collaboration front end)."
+    )
+
+
+class DocumentSerializer(serializers.Serializer):
+    id = serializers.CharField(source="record_id", help_text="The stable document id.")
+    path = serializers.CharField()
+    type = serializers.CharField()
+    format = serializers.CharField()
+    status = serializers.ChoiceField(choices=("", *DOCUMENT_STATUSES))
+    request = serializers.CharField(help_text="What the supernode is asked to do (empty: none).")
+    error = serializers.CharField()
+    conflict = serializers.JSONField(allow_null=True)
+    last_saved = serializers.DateTimeField(allow_null=True)
+    last_modified = serializers.DateTimeField(allow_null=True)
+    datastore_name = serializers.CharField(help_text="The document's datastore (once open).")
+    url = serializers.CharField(help_text="This document's URL.")
+    websockets = WebSocketsSerializer(
+        allow_null=True, help_text="Where to edit it, once open (null before)."
+    )
+    session_id = serializers.CharField(
+        allow_null=True,
+        help_text="jupyter-collaboration's sessionId for this document (null before open).",
+    )
+
+
+class DocumentListSerializer(serializers.Serializer):
+    results = DocumentSerializer(many=True)
+
+
+class CollaborationSessionRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=FORMATS)
+    type = serializers.ChoiceField(choices=DOCUMENT_TYPES)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        expected = KINDS[data["type"]]
+        if data["format"] != expected:
+            raise serializers.ValidationError(
+                {"format": [f"a {data['type']} is loaded and saved as {expected}"]}
+            )
+        return data
+
+
+class CollaborationSessionSerializer(serializers.Serializer):
+    """jupyter-collaboration's document session."""
+
+    format = serializers.CharField()
+    type = serializers.CharField()
+    fileId = serializers.CharField(help_text="The stable document id (the room's last part).")
+    sessionId = serializers.CharField(
+        help_text="Names the document's datastore; a client holding state from another one "
+        "must drop it (the room refuses it with 4409)."
+    )

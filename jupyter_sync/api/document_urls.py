@@ -1,0 +1,32 @@
+"""The documents and collaboration-session endpoints, mounted at ``/api/`` (rtc_project/urls.py).
+
+Paths without a trailing slash, as the Jupyter endpoints beside them (``jupyter_sync.api.urls``).
+"""
+
+from django.urls import path
+
+from jupyter_sync.api import collaboration, documents
+
+app_name = "documents"
+
+urlpatterns = [
+    path("documents", documents.DocumentListView.as_view(), name="document-list"),
+    path(
+        "documents/<str:document_id>",
+        documents.DocumentDetailView.as_view(),
+        name="document-detail",
+    ),
+    *(
+        path(
+            f"documents/<str:document_id>/{action}",
+            view.as_view(),
+            name=f"document-{action}",
+        )
+        for action, view in documents.ACTION_VIEWS.items()
+    ),
+    path(
+        "collaboration/session/<path:path>",
+        collaboration.CollaborationSessionView.as_view(),
+        name="collaboration-session",
+    ),
+]

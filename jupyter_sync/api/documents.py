@@ -1,0 +1,256 @@
+"""``/api/documents``: open files as collaborative documents, and ask for work on them.
+
+Opening writes (or reuses) a ``documents`` record of the jupyter datastore with ``request:
+open`` (``jupyter_sync.document_records``); the supernode opens the file into the document's
+datastore and clears the request. The view waits for that through the Jupyter endpoints'
+pipeline (``base.JupyterView.pending``: asynchronously, at most ``RTC_API_ACTION_TIMEOUT``),
+then answers with where to edit the document, or 202 with the document's URL while the supernode
+is still at it. Requests (save, reload, rename, close, delete) go the same way. With no
+supernode connected nothing is written and the answer is 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jupyter_sync import document_records as documents
+from jupyter_sync.api import document_serializers as s
+from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, validated
+from jupyter_sync.api.serializers import JupyterErrorSerializer
+from jupyter_sync.collaboration_room import document_session, room_name
+from jupyter_sync.models import Document
+from tables.api.errors import APIError, conflict, not_found, refused
+from tables.models import Datastore
+
+TAG = "documents"
+STILL_WORKING = OpenApiResponse(
+    s.DocumentSerializer,
+    description="The supernode is still working (RTC_API_ACTION_TIMEOUT passed): the document "
+    "as it stands; Location gives its URL.",
+)
+
+
+def errors(*codes: int) -> dict[int, Any]:
+    return dict.fromkeys((*codes, 401, 403, 404, 429), JupyterErrorSerializer)
+
+
+def request_done(record: dict[str, Any] | None) -> bool:
+    """The supernode has carried out the record's request (or the record is gone)."""
+    return record is None or not record.get("request")
+
+
+def unknown_document(document_id: str) -> APIError:
+    return not_found("unknown-document", f"no document with id {document_id!r}")
+
+
+def document_url(request: Request, document_id: str) -> str:
+    return request.build_absolute_uri(
+        reverse("documents:document-detail", kwargs={"document_id": document_id})
+    )
+
+
+def represent(request: Request, row: Document) -> dict[str, Any]:
+    """A document as the API shows it, with its WebSocket URLs once it has a datastore."""
+    datastore = (
+        Datastore.objects.filter(name=row.datastore_name).first() if row.datastore_name else None
+    )
+    sockets = session = None
+    if datastore is not None:
+        base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
+        sockets = {
+            "yjs": f"{base}/ws/yjs/{datastore.name}",
+            "datastore": f"{base}/ws/datastores/{datastore.name}/",
+            "collaboration": (
+                f"{base}/api/collaboration/room/{room_name(row.type or 'file', row.record_id)}"
+            ),
+        }
+        session = document_session(datastore)
+    return {
+        "record_id": row.record_id,
+        "path": row.path,
+        "type": row.type,
+        "format": row.format,
+        "status": row.status,
+        "request": row.request,
+        "error": row.error,
+        "conflict": row.conflict,
+        "last_saved": row.last_saved,
+        "last_modified": row.last_modified,
+        "datastore_name": row.datastore_name,
+        "url": document_url(request, row.record_id),
+        "websockets": sockets,
+        "session_id": session,
+    }
+
+
+def failure(row: Document) -> APIError:
+    """The supernode could not carry the request out: why, as it said."""
+    message = row.error or "the supernode reported an error"
+    if "no such file" in message:
+        return not_found("no-such-file", message)
+    return APIError(status.HTTP_400_BAD_REQUEST, "request-failed", message)
+
+
+class DocumentsView(JupyterView):
+    """What the documents endpoints share: finding a document, asking and waiting."""
+
+    def find(self, document_id: str) -> Document:
+        row = documents.find(self.datastore, document_id)
+        if row is None:
+            raise unknown_document(document_id)
+        return row
+
+    def username(self) -> str:
+        user = self.request.user
+        return user.get_username() if user.is_authenticated else "anonymous"
+
+    def require_supernode(self) -> None:
+        """503 before anything is written when nobody would carry the request out."""
+        problem = supernode_problem(self.datastore)
+        if problem:
+            raise unavailable(problem)
+
+    def answer(self, document_id: str, *, created: bool = False) -> Response:
+        """The document once the supernode is done: 201/200, or the error it reported."""
+        row = self.find(document_id)
+        if row.status == "error" and not row.request:
+            raise failure(row)
+        body = s.DocumentSerializer(represent(self.request, row)).data
+        if created:
+            return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+        return Response(body)
+
+    def wait_then_answer(self, document_id: str, *, created: bool = False) -> Response:
+        """202 now; within the timeout, ``answer`` once the request is carried out."""
+        row = self.find(document_id)
+        body = s.DocumentSerializer(represent(self.request, row)).data
+        return self.pending(
+            "documents",
+            document_id,
+            request_done,
+            lambda _record: self.answer(document_id, created=created),
+            url=body["url"],
+            body=body,
+        )
+
+
+class DocumentListView(DocumentsView):
+    @extend_schema(
+        operation_id="documents_list",
+        tags=[TAG],
+        summary="The documents (open or not) of the jupyter datastore",
+        parameters=[s.DocumentListQuerySerializer],
+        responses={200: s.DocumentListSerializer, **errors(400)},
+    )
+    def get(self, request: Request) -> Response:
+        query = validated(s.DocumentListQuerySerializer, request.query_params)
+        rows = documents.jupyter_records(self.datastore).order_by("record_id")
+        if "path" in query:
+            rows = rows.filter(path=query["path"])
+        body = {"results": [represent(request, row) for row in rows]}
+        return Response(s.DocumentListSerializer(body).data)
+
+    @extend_schema(
+        operation_id="documents_open",
+        tags=[TAG],
+        summary="Open a file as a collaborative document (and wait for the supernode)",
+        description=(
+            "Finds the document of this path, or creates one, and asks the supernode to open it. "
+            "201: created and open; 200: it existed and is open; 202: the supernode is still "
+            "opening it. 404 no-such-file; 400 invalid (a path outside the root) or "
+            "request-failed (the supernode's reason); 503 supernode-unavailable (nothing is "
+            "written)."
+        ),
+        request=s.OpenSerializer,
+        responses={
+            201: s.DocumentSerializer,
+            200: s.DocumentSerializer,
+            202: STILL_WORKING,
+            **errors(400, 503),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(s.OpenSerializer, request.data)
+        self.require_supernode()
+        try:
+            opened = documents.open_document(
+                self.access, data["path"], data["type"], self.username(), data["format"]
+            )
+        except documents.Refused as error:
+            raise refused(error.code, error.detail) from None
+        if not opened.requested:
+            return self.answer(opened.document_id)
+        return self.wait_then_answer(opened.document_id, created=opened.created)
+
+
+class DocumentDetailView(DocumentsView):
+    @extend_schema(
+        operation_id="documents_retrieve",
+        tags=[TAG],
+        summary="One document: its status and where to edit it",
+        responses={200: s.DocumentSerializer, **errors()},
+    )
+    def get(self, request: Request, document_id: str) -> Response:
+        return Response(s.DocumentSerializer(represent(request, self.find(document_id))).data)
+
+
+ACTION_HELP = (
+    "Writes the request on the document and waits for the supernode. 200: done; 202: still "
+    "under way; 409 busy: another request is pending; 400 request-failed / 404 no-such-file: "
+    "the supernode's reason; 503 supernode-unavailable (nothing is written)."
+)
+
+
+class DocumentActionView(DocumentsView):
+    """One request on a document (``action``, set per URL)."""
+
+    action = ""
+    body_serializer: type | None = None
+
+    def post(self, request: Request, document_id: str) -> Response:
+        new_path = None
+        if self.body_serializer is not None:
+            new_path = validated(self.body_serializer, request.data)["new_path"]
+        row = self.find(document_id)
+        self.require_supernode()
+        try:
+            documents.ask(self.access, row, self.action, self.username(), new_path)
+        except documents.Busy as error:
+            raise conflict("busy", str(error)) from None
+        except documents.Refused as error:
+            raise refused(error.code, error.detail) from None
+        return self.wait_then_answer(document_id)
+
+
+def _action_view(action: str, summary: str, body: type | None = None) -> type[DocumentActionView]:
+    @extend_schema(
+        operation_id=f"documents_{action}",
+        tags=[TAG],
+        summary=summary,
+        description=ACTION_HELP,
+        request=body,
+        responses={200: s.DocumentSerializer, 202: STILL_WORKING, **errors(400, 409, 503)},
+    )
+    def post(self, request: Request, document_id: str) -> Response:
+        return DocumentActionView.post(self, request, document_id)
+
+    return type(
+        f"Document{action.title()}View",
+        (DocumentActionView,),
+        {"action": action, "body_serializer": body, "post": post, "__module__": __name__},
+    )
+
+
+ACTION_VIEWS = {
+    "save": _action_view("save", "Save the document to its file now (the document wins)"),
+    "reload": _action_view("reload", "Load the file into the document now (the file wins)"),
+    "rename": _action_view("rename", "Rename the file (the document follows)", s.RenameSerializer),
+    "close": _action_view("close", "Save pending changes and stop following the file"),
+    "delete": _action_view("delete", "Delete the file and close the document"),
+}

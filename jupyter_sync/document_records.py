@@ -1,0 +1,165 @@
+"""``documents`` records written on a user's behalf: open a path, ask for a request.
+
+The REST API and jupyter-collaboration's endpoints both come here. Everything is written through
+the write path with the caller's ``authorize`` hook (``Access.authorizer()`` for the jupyter
+datastore), so a viewer is refused there as anywhere else, and the supernode, a peer of the relay,
+sees the change like any client's. Records are read from their projection (``Document`` rows),
+which the write path keeps equal to the committed records.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_sync.documents import KINDS
+from jupyter_sync.models import Document
+from tables import records
+from tables.models import Datastore, Origin
+from tables.permissions import Access
+from tables.service import Outcome, Status
+
+TABLE = "documents"
+REQUESTS = ("save", "reload", "rename", "close", "delete")
+"""What a client may ask of a document once it has one (``open`` is asked by opening it)."""
+DOCUMENT_ID_NAMESPACE = uuid.UUID("0f7c2b0e-5f4b-4d55-8a8e-4c7b9b1f6a10")
+
+
+class BadPath(ValueError):
+    """A path that cannot name a file under the Jupyter Server's root."""
+
+
+class Refused(Exception):
+    """The write path refused the edit (``code`` as the write path says it)."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.error or outcome.error_code)
+        self.code = outcome.error_code or "refused"
+        self.detail = outcome.error or self.code
+
+
+def normalize_path(path: str) -> str:
+    """The contents API path for ``path``: relative to the root, no ``.``/``..`` steps.
+
+    Jupyter Server refuses paths outside its root too, but only the supernode would hear it;
+    refusing here gives the caller the reason and writes nothing.
+    """
+    if "\x00" in path or "\\" in path:
+        raise BadPath("a path may not contain NUL characters or backslashes")
+    parts = path.strip("/").split("/")
+    if parts == [""]:
+        raise BadPath("a path names a file under the server's root, not the root itself")
+    if any(part in ("", ".", "..") for part in parts):
+        raise BadPath(
+            f"a path must stay inside the server's root: no '.', '..' or empty steps (got {path!r})"
+        )
+    return posixpath.join(*parts)
+
+
+def document_type_for(path: str, requested: str | None) -> str:
+    """The document type: the one asked for, else from the name (``.ipynb``: notebook)."""
+    if requested:
+        return requested
+    return "notebook" if path.endswith(".ipynb") else "file"
+
+
+def new_document_id(path: str, taken: set[str]) -> str:
+    """A document id for ``path``: derived from the path, so that two clients opening the same
+    new file at once write the same record rather than two; another one (still derived, so
+    still shared) when a renamed document holds that id."""
+    for attempt in range(1000):
+        seed = path if attempt == 0 else f"{path}\n{attempt}"
+        candidate = uuid.uuid5(DOCUMENT_ID_NAMESPACE, seed).hex
+        if candidate not in taken:
+            return candidate
+    raise RuntimeError(f"no free document id for {path!r}")  # 1000 renames away: not plausible
+
+
+def jupyter_records(jupyter: Datastore):
+    return Document.objects.filter(datastore=jupyter)
+
+
+def find(jupyter: Datastore, document_id: str) -> Document | None:
+    return jupyter_records(jupyter).filter(record_id=document_id).first()
+
+
+def find_by_path(jupyter: Datastore, path: str) -> Document | None:
+    """The record for ``path``: an open one first, then any (a closed one is opened again)."""
+    rows = list(jupyter_records(jupyter).filter(path=path).order_by("record_id"))
+    rows.sort(key=lambda row: row.status not in ("open", "opening", "saving"))
+    return rows[0] if rows else None
+
+
+def _write(access: Access, document_id: str, values: dict[str, Any]) -> None:
+    outcome = records.set_fields(
+        access.datastore,
+        TABLE,
+        document_id,
+        values,
+        author_id=access.user_id,
+        origin=Origin.REST,
+        authorize=access.authorizer(),
+    )
+    if outcome.status is Status.REJECTED:
+        raise Refused(outcome)
+
+
+@dataclass(frozen=True)
+class Opened:
+    document_id: str
+    created: bool
+    """A new record was written (no document for this path before)."""
+    requested: bool
+    """``request: open`` was written: the supernode has work to do."""
+
+
+def open_document(
+    access: Access, path: str, document_type: str, username: str, file_format: str | None = None
+) -> Opened:
+    """Find the document for ``path`` or create its record, asking the supernode to open it
+    unless it is open already. ``path`` is normalized (``BadPath``)."""
+    jupyter = access.datastore
+    existing = find_by_path(jupyter, path)
+    if existing is not None:
+        if existing.status in ("open", "saving") and existing.datastore_name:
+            return Opened(existing.record_id, created=False, requested=False)
+        if existing.request == "open":  # already asked for; the supernode is on it
+            return Opened(existing.record_id, created=False, requested=True)
+        values: dict[str, Any] = {"request": "open", "requested_by": username}
+        if not existing.type:
+            values["type"] = document_type
+        _write(access, existing.record_id, values)
+        return Opened(existing.record_id, created=False, requested=True)
+    taken = set(jupyter_records(jupyter).values_list("record_id", flat=True))
+    document_id = new_document_id(path, taken)
+    _write(
+        access,
+        document_id,
+        {
+            "path": path,
+            "type": document_type,
+            "format": file_format or KINDS[document_type],
+            "status": "requested",
+            "request": "open",
+            "requested_by": username,
+        },
+    )
+    return Opened(document_id, created=True, requested=True)
+
+
+class Busy(Exception):
+    """The document has a request the supernode has not carried out yet."""
+
+
+def ask(
+    access: Access, document: Document, request: str, username: str, new_path: str | None = None
+) -> None:
+    """Write ``request`` (and ``new_path`` for a rename) on the document's record."""
+    if document.request:
+        raise Busy(f"document {document.record_id!r} is still carrying out {document.request!r}")
+    values: dict[str, Any] = {"request": request, "requested_by": username}
+    if request == "rename":
+        values["new_path"] = new_path
+    _write(access, document.record_id, values)

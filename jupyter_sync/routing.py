@@ -1,0 +1,11 @@
+"""WebSocket routes of jupyter-collaboration's protocol (JupyterLab's collaboration front end)."""
+
+from django.urls import re_path
+
+from jupyter_sync.collaboration_room import GLOBAL_AWARENESS, GlobalAwarenessConsumer, RoomConsumer
+
+websocket_urlpatterns = [
+    re_path(rf"^api/collaboration/room/{GLOBAL_AWARENESS}/?$", GlobalAwarenessConsumer.as_asgi()),
+    # y-websocket joins the server URL and the room with "/"; the room is format:type:fileId.
+    re_path(r"^api/collaboration/room/(?P<room>[^/]{1,300})/?$", RoomConsumer.as_asgi()),
+]
