@@ -29,10 +29,11 @@ from jupyter_sync.jupyter import (
     JupyterError,
     JupyterUnavailable,
 )
-from jupyter_sync.outputs import OutputSink
+from jupyter_sync.outputs import NotebookOutputSink
 from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import JUPYTER
 from relay.client import DatastoreClient
+from tables.conf import rtc_settings
 
 logger = logging.getLogger(__name__)
 
@@ -414,10 +415,12 @@ class Supernode:
 
             self.edit(start)
             connection = await self.kernel(kernel_id)
-            sink = OutputSink(record["outputs"])
+            # As a notebook cell holds them: a stream grows its text, so a write costs what it
+            # appends, not what was printed before it.
+            sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
 
             def on_output(message: dict[str, Any]) -> None:
-                self.edit(lambda: sink.apply(message))
+                self.edit(lambda: sink.apply(record["outputs"], message))
 
             result = await connection.execute(str(code), on_output=on_output)
 
