@@ -274,15 +274,10 @@ async def test_a_kernel_restarted_by_jupyter_mid_execution_ends_it_and_comes_bac
             )
             assert execution(watcher, "crash")["status"] == "error"
             assert "restarting" in execution(watcher, "crash")["error"]
-            # Jupyter restarted it: the same kernel id runs code again, once its iopub is back
-            # (the row says idle again: a status message came through it).
-            await watcher.wait_for(
-                lambda: (
-                    "restarting" in states.seen
-                    and records(watcher, "kernels").get(kernel, {}).get("execution_state") == "idle"
-                ),
-                timeout=WAIT,
-            )
+            # Jupyter restarted it: the same kernel id runs code again, once the new process
+            # answers (a kernel websocket opens only after the kernel replied to kernel_info).
+            async with await jupyter.connect_kernel(kernel, timeout=WAIT) as probe:
+                await probe.kernel_info(timeout=WAIT)
             request_execution(
                 watcher, "again", kernel_id=kernel, code="print('back')", status="requested"
             )
