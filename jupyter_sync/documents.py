@@ -76,6 +76,7 @@ from jupyter_sync.jupyter import (
 )
 from jupyter_sync.outputs import NotebookOutputSink
 from relay.client import ClientClosed, DatastoreClient, RTCError
+from tables.conf import rtc_settings
 from tables.models import Datastore, DatastoreRole
 from tables.permissions import grant
 from tables.schema import jsonable
@@ -348,7 +349,7 @@ class _CellOutputs:
         self.document = document
         self.cell_id = cell_id
         self.interval = interval
-        self.sink = NotebookOutputSink()
+        self.sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
         self.pending: list[dict[str, Any]] = []
         self.handle: asyncio.TimerHandle | None = None
         self.execution_count: int | None = None

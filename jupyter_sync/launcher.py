@@ -109,6 +109,11 @@ class LocalJupyterServer:
         return self._process is not None and self._process.poll() is None
 
     @property
+    def runtime_dir(self) -> Path:
+        """Where the server writes its kernels' connection files (``kernel-<id>.json``)."""
+        return self._work_dir / "runtime"
+
+    @property
     def log_path(self) -> Path:
         return self._log_path
 

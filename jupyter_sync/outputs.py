@@ -4,12 +4,14 @@ Consecutive stream outputs of the same name are merged into one (a cell printing
 keeps one output, not 100,000), ``clear_output`` is honoured (waiting for the next output when
 ``wait`` is set), and ``update_display_data`` replaces the outputs with the same display id.
 
-``OutputSink`` keeps plain nbformat dicts (an execution record's ``outputs``);
-``NotebookOutputSink`` keeps them as a notebook cell holds them in jupyter_ydoc's layout.
+``NotebookOutputSink`` keeps them as a notebook cell holds them in jupyter_ydoc's layout (each
+output a ``Map``, a stream's text a ``Text`` that grows, so each write costs what it appends);
+console executions keep their outputs the same way. Output beyond a limit is not kept.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pycrdt import Array, Map, Text
@@ -54,73 +56,6 @@ def to_output(message: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-class OutputSink:
-    """Applies one execution's iopub messages to its outputs Array."""
-
-    def __init__(self, outputs: Array):
-        self.outputs = outputs
-        self.clear_pending = False
-
-    def apply(self, message: dict[str, Any]) -> bool:
-        """Apply a message; True when the outputs changed."""
-        kind = message.get("msg_type") or message.get("header", {}).get("msg_type")
-        if kind == "clear_output":
-            if message.get("content", {}).get("wait"):
-                self.clear_pending = True
-                return False
-            return self._clear()
-        output = to_output(message)
-        if output is None:
-            return False
-        if kind == "update_display_data":
-            return self._update_display(output)
-        if self.clear_pending:
-            self._clear()
-        if output["output_type"] == "stream" and len(self.outputs):
-            last = self.outputs[len(self.outputs) - 1]
-            if (
-                isinstance(last, dict)
-                and last.get("output_type") == "stream"
-                and (last.get("name") == output["name"])
-            ):
-                merged = {**last, "text": last.get("text", "") + output["text"]}
-                index = len(self.outputs) - 1
-                del self.outputs[index]
-                self.outputs.insert(index, merged)
-                return True
-        self.outputs.append(output)
-        return True
-
-    def _clear(self) -> bool:
-        self.clear_pending = False
-        if not len(self.outputs):
-            return False
-        del self.outputs[0 : len(self.outputs)]
-        return True
-
-    def _update_display(self, output: dict[str, Any]) -> bool:
-        display_id = output.get("transient", {}).get("display_id")
-        changed = False
-        for index in range(len(self.outputs)):
-            existing = self.outputs[index]
-            if (
-                isinstance(existing, dict)
-                and existing.get("transient", {}).get("display_id") == display_id
-            ):
-                del self.outputs[index]
-                self.outputs.insert(index, output)
-                changed = True
-        return changed
-
-
-def append_output(outputs: Array, message: dict[str, Any]) -> bool:
-    """Apply one message to ``outputs`` (stateless: ``clear_output(wait=True)`` clears now)."""
-    return OutputSink(outputs).apply(message)
-
-
-# --- The notebook variant ---------------------------------------------------------------------
-
-
 def to_youtput(output: dict[str, Any]) -> Map:
     """An nbformat output as a shared Map laid out as jupyter_ydoc's ``YNotebook`` does.
 
@@ -144,9 +79,12 @@ class NotebookOutputSink:
     looked up afresh.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 0) -> None:
         self.clear_pending = False
         self.displays: dict[str, list[Map]] = {}
+        self.limit = limit  # characters of output kept (0: no limit), see `_within_limit`
+        self.used = 0
+        self.truncated = False
 
     def apply(self, outputs: Array, message: dict[str, Any]) -> bool:
         """Apply a message; True when the outputs changed."""
@@ -164,6 +102,9 @@ class NotebookOutputSink:
             return self._update_display(display_id, output)
         if self.clear_pending:
             self._clear(outputs)
+        output = self._within_limit(output)
+        if output is None:
+            return False
         if output["output_type"] == "stream" and len(outputs):
             last = outputs[len(outputs) - 1]
             if (
@@ -182,9 +123,36 @@ class NotebookOutputSink:
             self.displays.setdefault(display_id, []).append(outputs[len(outputs) - 1])
         return True
 
+    def _within_limit(self, output: dict[str, Any]) -> dict[str, Any] | None:
+        """The output as far as the limit allows, or None once the limit was reached.
+
+        The limit counts stream text and the JSON of other outputs. What goes past it is not
+        kept; the last stream says so. Keeping the head rather than the tail is deliberate:
+        deleted content stays in a CRDT document (and its history), so dropping old text would
+        not make the document smaller, while never writing the rest does.
+        """
+        if not self.limit:
+            return output
+        if self.truncated:
+            return None
+        stream = output["output_type"] == "stream"
+        size = len(output["text"]) if stream else len(json.dumps(output, default=str))
+        if self.used + size <= self.limit:
+            self.used += size
+            return output
+        self.truncated = True
+        notice = (
+            f"\n[output truncated: more than {self.limit:,} characters; the rest is not kept]\n"
+        )
+        if stream:
+            return {**output, "text": output["text"][: self.limit - self.used] + notice}
+        return {"output_type": "stream", "name": "stderr", "text": notice}
+
     def _clear(self, outputs: Array) -> bool:
         self.clear_pending = False
         self.displays.clear()
+        self.used = 0
+        self.truncated = False
         if not len(outputs):
             return False
         del outputs[0 : len(outputs)]

@@ -114,7 +114,10 @@ JUPYTER = TableSchema(
                 "code": text(),
                 "status": register("string", choices=EXECUTION_STATUSES),
                 "requested_by": register("string"),
-                "outputs": list_(),
+                "outputs": list_(
+                    doc="nbformat outputs; each a map, a stream's text a shared text that grows.",
+                    item_texts=("text",),
+                ),
                 "execution_count": register("integer"),
                 "error": register("string"),
                 "created_at": register("string"),

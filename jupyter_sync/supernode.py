@@ -37,10 +37,11 @@ from jupyter_sync.jupyter import (
     JupyterError,
     JupyterUnavailable,
 )
-from jupyter_sync.outputs import OutputSink
+from jupyter_sync.outputs import NotebookOutputSink
 from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import JUPYTER
 from relay.client import DatastoreClient
+from tables.conf import rtc_settings
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class Supernode:
                 self.client = client
                 await client.wait_synced(timeout=30)
                 client.doc.observe(lambda event: self._wake())
-                self._recover_interrupted()
+                self._end_unfinished("interrupted: the supernode restarted")
                 async with anyio.create_task_group() as group:
                     group.start_soon(self._renew_lease, stop)
                     group.start_soon(self._refresh_loop)
@@ -161,15 +162,26 @@ class Supernode:
                     group.start_soon(self.documents.run)
                     await stop.wait()
                     group.cancel_scope.cancel()
+                await self._cancel_tasks()
+                self._end_unfinished("interrupted: the supernode stopped")
                 await self._mark_disconnected()
                 await client.wait_acked(timeout=10)
         finally:
-            for connection in self.kernel_connections.values():
+            await self._cancel_tasks()
+            for connection in list(self.kernel_connections.values()):
                 await connection.close()
             await database_sync_to_async(account.release_lease)(
                 account.JUPYTER_DATASTORE, self.holder
             )
             logger.info("%s stopped", self.holder)
+
+    async def _cancel_tasks(self) -> None:
+        """Kernel watchers and executions run outside the task group: they must not outlive
+        the client they edit."""
+        tasks = [*self.kernel_watchers.values(), *self.running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _wait_for_lease(self, stop: asyncio.Event) -> None:
         acquire = database_sync_to_async(account.acquire_lease)
@@ -262,6 +274,8 @@ class Supernode:
             except JupyterUnavailable as error:
                 logger.warning("Jupyter Server unreachable: %s", error)
                 await self._mark_disconnected()
+            except JupyterError as error:  # it answered, wrongly: try again at the next round
+                logger.warning("refresh failed: %s", error)
             with anyio.move_on_after(self.refresh_interval):
                 await self.refresh_requested.wait()
             self.refresh_requested.clear()
@@ -281,6 +295,9 @@ class Supernode:
             task.add_done_callback(lambda _t, k=kernel_id: self.kernel_watchers.pop(k, None))
         for kernel_id in set(self.kernel_watchers) - kernel_ids:
             self.kernel_watchers[kernel_id].cancel()
+        for kernel_id in set(self.kernel_connections) - kernel_ids:
+            if self.kernel_connections[kernel_id].closed:  # a kernel gone: forget it
+                del self.kernel_connections[kernel_id]
 
     async def kernel(self, kernel_id: str):
         connection = self.kernel_connections.get(kernel_id)
@@ -290,7 +307,12 @@ class Supernode:
         return connection
 
     async def _watch_kernel(self, kernel_id: str) -> None:
-        """Keep kernels[id].execution_state live from the kernel's status messages."""
+        """Keep kernels[id].execution_state live from the kernel's status messages.
+
+        When the connection ends (the kernel was shut down or died, the server went away) the
+        kernel is marked dead and a refresh asked for: it removes the kernel, or, if it still
+        runs, restores its state and watches it again.
+        """
         try:
             connection = await self.kernel(kernel_id)
             async for message in connection.messages():
@@ -304,24 +326,27 @@ class Supernode:
                             "execution_state", state
                         )
                     )
+            reason = "its connection closed"
         except JupyterClientError as error:
-            logger.info("kernel %s: %s", kernel_id, error)
-            record = self.table("kernels").get(kernel_id)
-            if isinstance(record, Map):
-                self.edit(lambda: record.__setitem__("execution_state", "dead"))
-            self.refresh_requested.set()
+            reason = str(error)
+        logger.info("kernel %s: %s", kernel_id, reason)
+        record = self.table("kernels").get(kernel_id)
+        if isinstance(record, Map) and record.get("execution_state") != "dead":
+            self.edit(lambda: record.__setitem__("execution_state", "dead"))
+        self.refresh_requested.set()
 
     # --- executions -------------------------------------------------------------------------
 
-    def _recover_interrupted(self) -> None:
-        """Executions a previous run left unfinished end in a clear state, never 'running'."""
+    def _end_unfinished(self, reason: str) -> None:
+        """Executions left queued or running (by a previous run that crashed, or by this one
+        stopping) end in a clear state, never 'running'."""
         executions = self.table("executions")
 
         def apply() -> None:
             for record in executions.values():
                 if isinstance(record, Map) and record.get("status") in ("queued", "running"):
                     record["status"] = "error"
-                    record["error"] = "interrupted: the supernode restarted"
+                    record["error"] = reason
                     record["finished_at"] = now()
 
         self.edit(apply)
@@ -408,10 +433,12 @@ class Supernode:
 
             self.edit(start)
             connection = await self.kernel(kernel_id)
-            sink = OutputSink(record["outputs"])
+            # As a notebook cell holds them: a stream grows its text, so a write costs what it
+            # appends, not what was printed before it.
+            sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
 
             def on_output(message: dict[str, Any]) -> None:
-                self.edit(lambda: sink.apply(message))
+                self.edit(lambda: sink.apply(record["outputs"], message))
 
             result = await connection.execute(str(code), on_output=on_output)
 

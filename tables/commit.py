@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from channels.db import database_sync_to_async
 
@@ -48,7 +48,7 @@ class CommitQueue:
                 outcomes = write(self.datastore, [(p, a) for p, a, _ in batch])
             except Exception as error:  # every waiter of this batch must hear about it
                 for _, _, future in batch:
-                    future.set_exception(error)
+                    _resolve(future, error=error)
                 continue
             except BaseException as error:  # interrupted: fail everything queued, then stop
                 with self._lock:
@@ -56,11 +56,26 @@ class CommitQueue:
                     self._pending = []
                     self._draining = False
                 for _, _, future in batch:
-                    future.set_exception(error)
+                    _resolve(future, error=error)
                 raise
             self.batches += 1
             for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-                future.set_result(outcome)
+                _resolve(future, outcome)
+
+
+def _resolve(
+    future: Future[Outcome], outcome: Outcome | None = None, error: BaseException | None = None
+) -> None:
+    """Answer a waiter, unless it stopped waiting: a writer whose wait was cancelled (its
+    connection closed mid-commit) cancels the future, and setting a cancelled future raises,
+    which would end the drain with the queue still marked as draining, i.e. stuck for ever."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:
+        pass
 
 
 _queues: dict[int, CommitQueue] = {}

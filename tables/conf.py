@@ -126,6 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Messages a WebSocket connection may send in a burst above the rate.",
     ),
     Setting(
+        "OUTPUT_MAX_CHARS",
+        1_000_000,
+        _positive_int,
+        "Output the supernode keeps per execution, in characters (stream text and the JSON of "
+        "other outputs); the rest is dropped with a notice. 0: no limit.",
+    ),
+    Setting(
         "ANONYMOUS_ROLE",
         "",
         _role,

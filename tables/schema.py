@@ -110,6 +110,9 @@ class Field:
     nullable: bool = True
     choices: tuple[Any, ...] | None = None
     doc: str = ""
+    item_texts: tuple[str, ...] = ()
+    """List fields: items may also be maps of JSON values whose keys named here hold a shared
+    text (a stream's output grows in place: each write costs what it appends)."""
 
     def check(self, value: Any) -> str | None:
         """Return why ``value`` does not fit this field, or None when it does."""
@@ -139,7 +142,17 @@ class Field:
         return None
 
     def check_item(self, value: Any) -> str | None:
-        """Items of list fields and values of map fields must be plain JSON."""
+        """Items of list fields and values of map fields must be plain JSON (or, for a list
+        with ``item_texts``, maps of JSON values with shared text under those keys)."""
+        if self.item_texts and isinstance(value, Map):
+            for key, entry in value.items():
+                if key in self.item_texts and isinstance(entry, (Text, str)):
+                    continue
+                if _contains_shared(entry):
+                    return f"item key {key!r}: expected a JSON value, got {describe_value(entry)}"
+                if _non_finite(entry):
+                    return f"item key {key!r}: expected a JSON value, got {NON_FINITE}"
+            return None
         if _contains_shared(value):
             return f"items must be JSON values, got {describe_value(value)}"
         if _non_finite(value):
@@ -154,6 +167,8 @@ class Field:
             exported["nullable"] = self.nullable
         if self.choices is not None:
             exported["choices"] = list(self.choices)
+        if self.item_texts:
+            exported["item_texts"] = list(self.item_texts)
         if self.doc:
             exported["doc"] = self.doc
         return exported
@@ -179,8 +194,8 @@ def text(doc: str = "") -> Field:
     return Field(FieldKind.TEXT, doc=doc)
 
 
-def list_(doc: str = "") -> Field:
-    return Field(FieldKind.LIST, doc=doc)
+def list_(doc: str = "", *, item_texts: Iterable[str] = ()) -> Field:
+    return Field(FieldKind.LIST, doc=doc, item_texts=tuple(item_texts))
 
 
 def map_(doc: str = "") -> Field:
@@ -409,6 +424,22 @@ class TableSchema(Schema):
                 )
             return []
         where = f"{table_name}[{record_id!r}].{path[1]}"
+        spec = self.tables[table_name].fields.get(str(path[1]))
+        if spec is not None and spec.item_texts and len(path) > 2:
+            # Inside an item of a list with texts: an item's keys set, or its text edited.
+            if len(path) == 3 and isinstance(event, MapEvent):
+                for key, info in event.keys.items():
+                    value = info.get("newValue")
+                    if info.get("action") == "delete" or (
+                        key in spec.item_texts and isinstance(value, (Text, str))
+                    ):
+                        continue
+                    if isinstance(value, BaseType) or spec.check_item(value):
+                        return [f"{where}[{path[2]}].{key}: expected a JSON value"]
+                return []
+            if len(path) == 4 and str(path[3]) in spec.item_texts:
+                return []
+            return [f"{where}: only the {list(spec.item_texts)} of an item may be shared text"]
         if len(path) > 2:
             return [f"{where}: items must be JSON values, not shared types"]
         if isinstance(event, ArrayEvent):
@@ -417,6 +448,9 @@ class TableSchema(Schema):
             values = [info.get("newValue") for info in event.keys.values()]
         else:
             values = []
+        if spec is not None and spec.item_texts:
+            problem = next(filter(None, (spec.check_item(v) for v in values)), None)
+            return [f"{where}: {problem}"] if problem else []
         if any(_contains_shared(value) for value in values):
             return [f"{where}: items must be JSON values, got a shared type"]
         if any(_non_finite(value) for value in values):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -30,13 +30,14 @@ def missing_requirements() -> list[str]:
 
 
 def start_local_server(
-    root_dir: str | os.PathLike[str], timeout: float = 60.0
+    root_dir: str | os.PathLike[str], timeout: float = 60.0, args: Sequence[str] = ()
 ) -> LocalJupyterServer:
-    """A started ``LocalJupyterServer`` on ``root_dir``, or a skip saying why there is none."""
+    """A started ``LocalJupyterServer`` on ``root_dir`` (``args``: extra server options), or a
+    skip saying why there is none."""
     missing = missing_requirements()
     if missing:
         pytest.skip(f"needs {' and '.join(missing)} to run a Jupyter Server")
-    server = LocalJupyterServer(root_dir)
+    server = LocalJupyterServer(root_dir, args=args)
     try:
         server.start(timeout)
     except JupyterLaunchError as error:

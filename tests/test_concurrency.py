@@ -141,3 +141,21 @@ def test_a_failing_batch_reaches_its_writers_and_the_queue_recovers():
     with pytest.raises(type(datastore).DoesNotExist):
         commit(datastore, Proposal(new_item(doc, "b")))
     assert not queue._draining and not queue._pending
+
+
+async def test_a_writer_that_stops_waiting_does_not_stop_the_queue():
+    """A connection closed mid-commit cancels its wait; the writes after it are still stored."""
+    datastore = await sync_to_async(service.create_datastore)("cancelled", "todo")
+    doc = Doc()
+    queue = queue_for(datastore)
+    # Queued but not drained yet: the wait is cancelled before the commit answers it.
+    future, lead = queue.enqueue(Proposal(new_item(doc, "a"), txid="a"), None)
+    assert lead
+    # Cancelling `await asubmit(...)` cancels this future (asyncio.wrap_future chains it).
+    assert future.cancel()
+    await sync_to_async(queue.drain)()
+    assert not queue._draining
+    outcome = await acommit(datastore, Proposal(new_item(doc, "b"), txid="b"))
+    assert outcome.status is Status.STORED and outcome.serial == 2
+    await sync_to_async(assert_gapless)(datastore, 2)
+    await sync_to_async(assert_converged)(datastore, {"a", "b"})

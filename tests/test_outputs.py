@@ -1,18 +1,33 @@
-"""iopub messages into nbformat outputs: coalesced streams, clear_output, display updates."""
+"""iopub messages into nbformat outputs: coalesced streams, clear_output, display updates, the
+output limit; and the jupyter schema's outputs (maps whose text grows)."""
 
-from pycrdt import Array, Doc
+import pytest
+from pycrdt import Array, Doc, Map, Text
 
-from jupyter_sync.outputs import OutputSink, to_output
+from jupyter_sync.outputs import NotebookOutputSink, to_output
+from tables.service import Status, create_datastore
+from tests.factories import Client
 
 
 def msg(kind: str, **content) -> dict:
     return {"msg_type": kind, "content": content}
 
 
-def sink() -> tuple[Doc, OutputSink]:
+class Sink:
+    """A NotebookOutputSink on one Array."""
+
+    def __init__(self, outputs: Array, limit: int = 0):
+        self.outputs = outputs
+        self.sink = NotebookOutputSink(limit=limit)
+
+    def apply(self, message: dict) -> bool:
+        return self.sink.apply(self.outputs, message)
+
+
+def sink(limit: int = 0) -> tuple[Doc, Sink]:
     doc = Doc()
     doc["outputs"] = outputs = Array()
-    return doc, OutputSink(outputs)
+    return doc, Sink(outputs, limit)
 
 
 def test_streams_of_the_same_name_are_coalesced():
@@ -68,3 +83,69 @@ def test_update_display_data_replaces_by_display_id():
         )
     outputs = out.outputs.to_py()
     assert outputs[0]["data"] == {"text/plain": "100%"} and len(outputs) == 2
+
+
+def test_a_stream_grows_by_what_is_appended():
+    doc, out = sink()
+    with doc.transaction():
+        out.apply(msg("stream", name="stdout", text="x" * 100_000))
+    before = doc.get_state()
+    with doc.transaction():
+        out.apply(msg("stream", name="stdout", text="more\n"))
+    assert len(doc.get_update(before)) < 100  # the chunk, not the text printed before it
+    assert isinstance(out.outputs[0]["text"], Text) and len(out.outputs) == 1
+
+
+def test_output_beyond_the_limit_is_dropped_with_a_notice():
+    doc, out = sink(limit=1000)
+    with doc.transaction():
+        for i in range(10_000):
+            out.apply(msg("stream", name="stdout", text=f"{i}\n"))
+        assert not out.apply(msg("display_data", data={"text/plain": "late"}, metadata={}))
+    outputs = out.outputs.to_py()
+    assert len(outputs) == 1
+    text = outputs[0]["text"]
+    assert text.startswith("0\n1\n") and "[output truncated: more than 1,000 characters" in text
+    assert len(text) < 1100
+    # A display that does not fit ends the output too; clearing starts afresh.
+    doc, out = sink(limit=100)
+    with doc.transaction():
+        out.apply(msg("display_data", data={"text/plain": "y" * 200}, metadata={}))
+        assert "truncated" in out.outputs.to_py()[0]["text"]
+        out.apply(msg("clear_output", wait=False))
+        assert out.apply(msg("stream", name="stdout", text="fresh"))
+    assert out.outputs.to_py() == [{"output_type": "stream", "name": "stdout", "text": "fresh"}]
+
+
+@pytest.mark.django_db
+def test_execution_outputs_hold_maps_whose_text_is_shared():
+    datastore = create_datastore("outputs", "jupyter")
+    client = Client(datastore)
+
+    def record(doc: Doc) -> Map:
+        return doc.get("executions", type=Map)["e1"]
+
+    def create(doc: Doc) -> None:
+        doc.get("executions", type=Map)["e1"] = Map({"status": "requested", "outputs": Array()})
+
+    assert client.send(create).status is Status.STORED
+    sink = NotebookOutputSink()
+    stream = {"msg_type": "stream", "content": {"name": "stdout", "text": "a"}}
+    assert client.send(lambda doc: sink.apply(record(doc)["outputs"], stream)).status is (
+        Status.STORED
+    )
+    grown = {"msg_type": "stream", "content": {"name": "stdout", "text": "b"}}
+    assert client.send(lambda doc: sink.apply(record(doc)["outputs"], grown)).status is (
+        Status.STORED
+    )
+    assert record(client.doc)["outputs"].to_py() == [
+        {"output_type": "stream", "name": "stdout", "text": "ab"}
+    ]
+    # Shared types anywhere else in an item are refused, added or set later.
+    bad = client.send(
+        lambda doc: record(doc)["outputs"].append(Map({"data": Map({"text/plain": "x"})}))
+    )
+    assert bad.status is Status.REJECTED and "item key 'data'" in bad.error
+    client = Client(datastore)  # a peer without the refused change
+    bad = client.send(lambda doc: record(doc)["outputs"][0].__setitem__("name", Text("x")))
+    assert bad.status is Status.REJECTED and "expected a JSON value" in bad.error

@@ -1,0 +1,367 @@
+"""The supernode: what running code through the relay adds, and what a long output costs.
+
+Real processes: one daphne (the relay), one Jupyter Server with ipykernel, and the supernode as
+``manage.py run_supernode`` (its own process, as deployed). Two clients of the relay use an
+editor's token: one writes ``executions`` records, the other watches.
+
+(a) **Latency to the first output.** ``print('x')`` on one kernel, three ways, interleaved, each
+    repeated ``--repeat`` times:
+
+    * ``jupyter_client``: an ``AsyncKernelClient`` on the kernel's connection file (ZMQ, no
+      server in between): from ``execute()`` to the first ``stream`` message;
+    * ``kernel websocket``: the Jupyter Server's channels websocket, the supernode's own path to
+      the kernel (``jupyter_sync.jupyter.KernelConnection``);
+    * ``supernode``: from writing the ``executions`` record (one client) to the first output
+      appearing in the record at the other client.
+
+(b) **A cell printing ``--lines`` lines** (``for i in range(n): print(i)``), through the
+    supernode and with jupyter_client: time to completion; the messages the kernel sent; the
+    output items the record holds; the stored transactions and their bytes; and how much the
+    encoded document grew.
+
+Run: ``.venv/bin/python bench/supernode.py [--repeat 20] [--lines 100000] [--postgres]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    ROOT,
+    add_common_arguments,
+    kib,
+    load_average,
+    median,
+    print_table,
+    setup_django,
+    vendor,
+)
+
+WAIT = 120.0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--repeat", type=int, default=20, help="runs of (a) per path")
+    parser.add_argument("--lines", type=int, default=100_000, help="lines printed in (b)")
+    parser.add_argument("--long-repeat", type=int, default=3, help="runs of (b) per path")
+    return parser.parse_args()
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+class Processes:
+    """daphne, a Jupyter Server and ``manage.py run_supernode``; all stopped at exit."""
+
+    def __init__(self, url: str, data_dir: str):
+        from jupyter_sync.launcher import LocalJupyterServer, free_port
+
+        self.env = dict(os.environ, DATABASE_URL=url, DATA_DIR=data_dir, PYTHONUNBUFFERED="1")
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="rtc-bench-jupyter-"))
+        self.jupyter = LocalJupyterServer(self.root)
+        self.logs = Path(tempfile.mkdtemp(prefix="rtc-bench-logs-"))
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        with (self.logs / f"{name}.log").open("wb") as log:
+            child = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        self.children.append(child)
+        return child
+
+    async def start(self, service_token: str) -> None:
+        import http.client
+
+        await asyncio.to_thread(self.jupyter.start)
+        daphne = str(Path(sys.executable).with_name("daphne"))
+        self.spawn(
+            "daphne",
+            [daphne, "-b", "127.0.0.1", "-p", str(self.port), "rtc_project.asgi:application"],
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/admin/login/")
+                conn.getresponse().read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"daphne did not start; see {self.logs}") from None
+                await asyncio.sleep(0.1)  # polling a process that tells us nothing
+        self.spawn(
+            "supernode",
+            [
+                sys.executable,
+                "manage.py",
+                "run_supernode",
+                "--jupyter-url",
+                self.jupyter.url,
+                "--jupyter-token",
+                self.jupyter.token,
+                "--server-url",
+                self.ws_url,
+                "--refresh",
+                "5",
+            ],
+        )
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        self.jupyter.close()
+
+
+def accounts() -> tuple[str, str]:
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    from jupyter_sync import account
+    from tables.permissions import grant
+
+    service_token = account.ensure_service_account()
+    datastore = account.ensure_jupyter_datastore()
+    editor = User.objects.create_user(f"bench-{uuid.uuid4().hex[:6]}")
+    grant(datastore, editor, "editor")
+    return service_token, Token.objects.create(user=editor).key
+
+
+def stored_since(serial: int) -> tuple[int, int]:
+    """Transactions of the jupyter datastore after ``serial``: how many, and their bytes."""
+    from django.db.models import Sum
+    from django.db.models.functions import Length
+
+    from tables.models import Transaction
+
+    rows = Transaction.objects.filter(datastore__name="jupyter", serial__gt=serial)
+    total = rows.aggregate(bytes=Sum(Length("update")))["bytes"] or 0
+    return rows.count(), total
+
+
+def request(client, execution_id: str, kernel_id: str, code: str) -> None:
+    from pycrdt import Map, Text
+
+    with client.doc.transaction():
+        client.doc.get("executions", type=Map)[execution_id] = Map(
+            {"kernel_id": kernel_id, "code": Text(code), "status": "requested"}
+        )
+
+
+def record(client, execution_id: str) -> dict:
+    from pycrdt import Map
+
+    found = client.doc.get("executions", type=Map).get(execution_id)
+    return found.to_py() if isinstance(found, Map) else {}
+
+
+async def via_supernode(writer, watcher, kernel_id: str, code: str) -> tuple[float, float]:
+    """Seconds from writing the record to its first output at the watcher, and to completion."""
+    execution_id = f"x-{uuid.uuid4().hex[:8]}"
+    start = time.perf_counter()
+    request(writer, execution_id, kernel_id, code)
+    await watcher.wait_for(lambda: bool(record(watcher, execution_id).get("outputs")), WAIT)
+    first = time.perf_counter() - start
+    await watcher.wait_for(
+        lambda: record(watcher, execution_id).get("status") in ("completed", "error"), WAIT
+    )
+    done = time.perf_counter() - start
+    if record(watcher, execution_id)["status"] != "completed":
+        raise SystemExit(f"execution failed: {record(watcher, execution_id)}")
+    return first, done
+
+
+async def via_zmq(kc, code: str) -> tuple[float, float, int]:
+    """jupyter_client: seconds to the first stream message and to idle; messages received."""
+    start = time.perf_counter()
+    msg_id = kc.execute(code)
+    first = None
+    messages = 0
+    while True:
+        message = await kc.get_iopub_msg(timeout=WAIT)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = message["msg_type"]
+        if kind == "stream":
+            messages += 1
+            if first is None:
+                first = time.perf_counter() - start
+        elif kind == "status" and message["content"]["execution_state"] == "idle":
+            break
+    await kc.get_shell_msg(timeout=WAIT)
+    return first or float("nan"), time.perf_counter() - start, messages
+
+
+async def via_websocket(connection, code: str) -> tuple[float, float]:
+    start = time.perf_counter()
+    first: list[float] = []
+
+    def on_output(message) -> None:
+        if not first and message.get("msg_type") == "stream":
+            first.append(time.perf_counter() - start)
+
+    await connection.execute(code, on_output=on_output)
+    return first[0], time.perf_counter() - start
+
+
+async def main(args: argparse.Namespace) -> None:
+    from channels.db import database_sync_to_async
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    from jupyter_sync.jupyter import JupyterClient
+    from relay.client import DatastoreClient
+
+    print(f"supernode benchmark on {vendor()}; {load_average()}")
+    service_token, editor_token = await database_sync_to_async(accounts)()
+    processes = Processes(os.environ["DATABASE_URL"], os.environ["DATA_DIR"])
+    await processes.start(service_token)
+    try:
+        async with (
+            JupyterClient(processes.jupyter.url, processes.jupyter.token) as jupyter,
+            DatastoreClient(processes.ws_url, "jupyter", token=editor_token) as writer,
+            DatastoreClient(processes.ws_url, "jupyter", token=editor_token) as watcher,
+        ):
+            kernel_id = (await jupyter.start_kernel("python3"))["id"]
+            kc = AsyncKernelClient()
+            kc.load_connection_file(processes.jupyter.runtime_dir / f"kernel-{kernel_id}.json")
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=WAIT)
+            connection = await jupyter.connect_kernel(kernel_id)
+            # Warm up every path (imports, the supernode's kernel connection).
+            await via_zmq(kc, "print('warm')")
+            await via_websocket(connection, "print('warm')")
+            await via_supernode(writer, watcher, kernel_id, "print('warm')")
+
+            firsts: dict[str, list[float]] = {
+                "jupyter_client": [],
+                "websocket": [],
+                "supernode": [],
+            }
+            for _ in range(args.repeat):
+                firsts["jupyter_client"].append((await via_zmq(kc, "print('x')"))[0])
+                firsts["websocket"].append((await via_websocket(connection, "print('x')"))[0])
+                firsts["supernode"].append(
+                    (await via_supernode(writer, watcher, kernel_id, "print('x')"))[0]
+                )
+            base = median(firsts["jupyter_client"])
+            print_table(
+                ["path", "first output ms (median)", "min", "max", "added ms", "ratio"],
+                [
+                    [
+                        name,
+                        ms(median(values)),
+                        ms(min(values)),
+                        ms(max(values)),
+                        ms(median(values) - base),
+                        f"{median(values) / base:.1f}x",
+                    ]
+                    for name, values in firsts.items()
+                ],
+                title=f"(a) print('x'): execute to first output, {args.repeat} runs each",
+            )
+
+            code = f"for i in range({args.lines}):\n    print(i)"
+            rows = []
+            for _ in range(args.long_repeat):
+                _first, zmq_done, messages = await via_zmq(kc, code)
+                serial = watcher.serial
+                size_before = len(watcher.doc.get_update())
+                execution_id = f"long-{uuid.uuid4().hex[:6]}"
+                start = time.perf_counter()
+                request(writer, execution_id, kernel_id, code)
+                await watcher.wait_for(
+                    lambda execution_id=execution_id: (
+                        record(watcher, execution_id).get("status") in ("completed", "error")
+                    ),
+                    WAIT,
+                )
+                done = time.perf_counter() - start
+                await writer.wait_acked(WAIT)
+                outputs = record(watcher, execution_id)["outputs"]
+                count, patch_bytes = await database_sync_to_async(stored_since)(serial)
+                rows.append(
+                    (
+                        zmq_done,
+                        done,
+                        messages,
+                        len(outputs),
+                        len(outputs[0]["text"]) if outputs else 0,
+                        count,
+                        patch_bytes,
+                        len(watcher.doc.get_update()) - size_before,
+                    )
+                )
+            zmq_done = median(r[0] for r in rows)
+            done = median(r[1] for r in rows)
+            print_table(
+                [
+                    "path",
+                    "completion s (median)",
+                    "ratio",
+                    "stream messages",
+                    "output items",
+                    "text chars",
+                    "transactions stored",
+                    "patch bytes",
+                    "document grew",
+                ],
+                [
+                    [
+                        "jupyter_client",
+                        f"{zmq_done:.2f}",
+                        "1.0x",
+                        str(int(median(r[2] for r in rows))),
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                    ],
+                    [
+                        "supernode",
+                        f"{done:.2f}",
+                        f"{done / zmq_done:.1f}x",
+                        "-",
+                        str(int(median(r[3] for r in rows))),
+                        f"{int(median(r[4] for r in rows)):,}",
+                        str(int(median(r[5] for r in rows))),
+                        kib(median(r[6] for r in rows)),
+                        kib(median(r[7] for r in rows)),
+                    ],
+                ],
+                title=f"(b) printing {args.lines:,} lines, {args.long_repeat} runs each",
+            )
+            kc.stop_channels()
+            await connection.close()
+            await jupyter.shutdown_kernel(kernel_id)
+    finally:
+        await asyncio.to_thread(processes.stop)
+        print(f"\n{load_average()}")
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    setup_django(arguments)
+    asyncio.run(main(arguments))
