@@ -112,7 +112,22 @@ def datastore_name(document_id: str) -> str:
 
 
 class DocumentError(Exception):
-    """A request that cannot be carried out; the message goes into the record's ``error``."""
+    """A request that cannot be carried out; the message goes into the record's ``error``, and
+    ``status`` (the HTTP status a client should see) into its ``error_status``."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def error_status(error: BaseException) -> int:
+    """The HTTP status a client should see for a failed document request, as for ``requests``:
+    the request's own fault (400, 404), Jupyter's refusal (its 4xx), or a failure (502)."""
+    if isinstance(error, DocumentError):
+        return error.status
+    if isinstance(error, JupyterError) and 400 <= error.status < 500:
+        return error.status
+    return 502
 
 
 def describe(error: BaseException) -> str:
@@ -458,9 +473,9 @@ class DocumentManager:
 
         self.supernode.edit(apply)
 
-    def _fail(self, document_id: str, message: str) -> None:
+    def _fail(self, document_id: str, message: str, status: int = 502) -> None:
         logger.warning("document %s: %s", document_id, message)
-        self._update("documents", document_id, status="error", error=message)
+        self._update("documents", document_id, status="error", error=message, error_status=status)
 
     # --- Lifecycle ----------------------------------------------------------------------
 
@@ -534,7 +549,7 @@ class DocumentManager:
                         f"unknown request {request!r} (open, save, reload, rename, delete, close)"
                     )
         except (DocumentError, JupyterClientError, RTCError, ClientClosed, TimeoutError) as error:
-            self._fail(document_id, describe(error))
+            self._fail(document_id, describe(error), error_status(error))
         except Exception as error:  # a bug must not leave the request pending for ever
             logger.exception("document %s: %s failed", document_id, request)
             self._fail(document_id, f"{request} failed: {describe(error)}")
@@ -571,7 +586,7 @@ class DocumentManager:
         try:
             return await self._open(document_id)
         except Exception as error:
-            self._fail(document_id, describe(error))
+            self._fail(document_id, describe(error), error_status(error))
             raise
 
     async def _open(self, document_id: str) -> OpenDocument:
@@ -589,7 +604,9 @@ class DocumentManager:
             model = await self._read_file(path, kind)
         except JupyterError as error:
             if error.status == 404:
-                raise DocumentError(f"{path}: no such file on the Jupyter Server") from error
+                raise DocumentError(
+                    f"{path}: no such file on the Jupyter Server", status=404
+                ) from error
             raise
         name = datastore_name(document_id)
         created = await database_sync_to_async(ensure_document_datastore)(
@@ -629,6 +646,7 @@ class DocumentManager:
             format=KINDS[kind],
             last_modified=document.disk_last_modified,
             error=None,
+            error_status=None,
             conflict=conflict,
         )
         return document
@@ -690,6 +708,7 @@ class DocumentManager:
             last_modified=document.disk_last_modified,
             conflict=None,
             error=None,
+            error_status=None,
         )
 
     async def _read_file(self, path: str, kind: str) -> dict[str, Any]:
@@ -721,6 +740,7 @@ class DocumentManager:
                     document.id,
                     f"{document.path} is gone from the Jupyter Server (deleted or renamed "
                     "there); the document is kept; request 'save' to write it back",
+                    404,
                 )
             return
         if not document.dirty:
@@ -747,6 +767,7 @@ class DocumentManager:
             last_modified=document.disk_last_modified,
             conflict=None,
             error=None,
+            error_status=None,
         )
 
     async def _autosave(self, document: OpenDocument) -> None:
@@ -773,7 +794,11 @@ class DocumentManager:
                 try:
                     await self._save(document, force=False)
                 except (JupyterClientError, RTCError, ClientClosed, TimeoutError) as error:
-                    self._fail(document.id, f"saving {document.path}: {describe(error)}")
+                    self._fail(
+                        document.id,
+                        f"saving {document.path}: {describe(error)}",
+                        error_status(error),
+                    )
 
     async def _poll_loop(self) -> None:
         while True:
@@ -793,7 +818,13 @@ class DocumentManager:
                             await self._disk_changed(document, current)
                         elif document.missing:  # back where it was
                             document.missing = False
-                            self._update("documents", document.id, status="open", error=None)
+                            self._update(
+                                "documents",
+                                document.id,
+                                status="open",
+                                error=None,
+                                error_status=None,
+                            )
                     except JupyterUnavailable as error:
                         logger.info("not polling files: %s", error)
                         break
@@ -829,6 +860,7 @@ class DocumentManager:
             path=new_path,
             new_path=None,
             error=None,
+            error_status=None,
             status="open" if document is not None else record.get("status"),
         )
 
@@ -852,7 +884,14 @@ class DocumentManager:
                 await self._save(document, force=False)
             self.open.pop(document_id, None)
             await self._disconnect(document)
-        self._update("documents", document_id, status="closed", conflict=None, error=None)
+        self._update(
+            "documents",
+            document_id,
+            status="closed",
+            conflict=None,
+            error=None,
+            error_status=None,
+        )
 
     async def _disconnect(self, document: OpenDocument) -> None:
         if document.autosave is not None:

@@ -127,6 +127,7 @@ class Document(ProjectedRecord):
     last_modified = models.DateTimeField(null=True, blank=True)
     conflict = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    error_status = models.IntegerField(null=True, blank=True)
 
     class Meta(ProjectedRecord.Meta):
         pass

@@ -184,6 +184,12 @@ JUPYTER = TableSchema(
                     "wins) request clears it.",
                 ),
                 "error": register("string"),
+                "error_status": register(
+                    "integer",
+                    doc="With error: the HTTP status a client should see (404: no such file; "
+                    "400: a bad request; a 4xx Jupyter answered; 502: the supernode or Jupyter "
+                    "failed).",
+                ),
             },
             doc=(
                 "Documents (id: a stable document id chosen by the creator). A record asks the "

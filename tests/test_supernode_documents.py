@@ -314,6 +314,7 @@ async def test_documents_open_save_follow_the_disk_conflict_rename_delete(
                 timeout=WAIT,
             )
             assert "no such file" in record(watcher, "documents", "gone")["error"]
+            assert record(watcher, "documents", "gone")["error_status"] == 404
         finally:
             await running.close()
 

@@ -92,7 +92,7 @@ def represent(request: Request, row: Document) -> dict[str, Any]:
 def failure(row: Document) -> APIError:
     """The supernode could not carry the request out: why, as it said."""
     message = row.error or "the supernode reported an error"
-    if "no such file" in message:
+    if row.error_status == status.HTTP_404_NOT_FOUND:
         return not_found("no-such-file", message)
     return APIError(status.HTTP_400_BAD_REQUEST, "request-failed", message)
 
