@@ -34,6 +34,15 @@ def execution(client: DatastoreClient, execution_id: str) -> dict:
     return records(client, "executions").get(execution_id, {})
 
 
+async def finished(client: DatastoreClient, execution_id: str) -> dict:
+    """The execution once it has ended (completed or error)."""
+    await client.wait_for(
+        lambda: execution(client, execution_id).get("status") in ("completed", "error"),
+        timeout=WAIT,
+    )
+    return execution(client, execution_id)
+
+
 async def test_a_restarted_jupyter_server_is_noticed_and_the_tables_resynchronised(
     start_server, tmp_path: Path
 ):
@@ -74,11 +83,7 @@ async def test_a_restarted_jupyter_server_is_noticed_and_the_tables_resynchronis
                 request_execution(
                     watcher, "after", kernel_id=new, code="print(6 * 7)", status="requested"
                 )
-                await watcher.wait_for(
-                    lambda: execution(watcher, "after").get("status") in ("completed", "error"),
-                    timeout=WAIT,
-                )
-                done = execution(watcher, "after")
+                done = await finished(watcher, "after")
                 assert done["status"] == "completed", done
                 assert done["outputs"][0]["text"] == "42\n"
                 await jupyter.shutdown_kernel(new)
@@ -228,11 +233,7 @@ async def test_a_kernel_dying_mid_execution_ends_it_in_error_and_the_kernel_dead
                     code="import os, sys\nprint('going', flush=True)\nos._exit(1)",
                     status="requested",
                 )
-                await watcher.wait_for(
-                    lambda: execution(watcher, "fatal").get("status") in ("completed", "error"),
-                    timeout=WAIT,
-                )
-                done = execution(watcher, "fatal")
+                done = await finished(watcher, "fatal")
                 assert done["status"] == "error", done
                 assert "dead" in done["error"], done
                 assert done["finished_at"]
@@ -268,10 +269,7 @@ async def test_a_kernel_restarted_by_jupyter_mid_execution_ends_it_and_comes_bac
                 code="import os\nos._exit(1)",
                 status="requested",
             )
-            await watcher.wait_for(
-                lambda: execution(watcher, "crash").get("status") in ("completed", "error"),
-                timeout=WAIT,
-            )
+            await finished(watcher, "crash")
             assert execution(watcher, "crash")["status"] == "error"
             assert "restarting" in execution(watcher, "crash")["error"]
             # Jupyter restarted it: the same kernel id runs code again, once the new process
@@ -281,10 +279,7 @@ async def test_a_kernel_restarted_by_jupyter_mid_execution_ends_it_and_comes_bac
             request_execution(
                 watcher, "again", kernel_id=kernel, code="print('back')", status="requested"
             )
-            await watcher.wait_for(
-                lambda: execution(watcher, "again").get("status") in ("completed", "error"),
-                timeout=WAIT,
-            )
+            await finished(watcher, "again")
             assert execution(watcher, "again")["status"] == "completed", execution(watcher, "again")
             assert execution(watcher, "again")["outputs"][0]["text"] == "back\n"
             states.close()
