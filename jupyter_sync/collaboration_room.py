@@ -23,8 +23,8 @@ the lookup and jupyter-collaboration's extras differ:
   "save", "responseTo": <number>, "status": "success" | "skipped" | "failed"}`` (skipped: a
   request is already under way).
 
-Authentication, the Origin check for cookies, roles (the document datastore's, copied from the
-jupyter datastore by the supernode), limits and fan-out are the relay's.
+Authentication, the Origin check for cookies, roles (the document datastore's, which follow the
+jupyter datastore's through ``roles_from``), limits and fan-out are the relay's.
 """
 
 from __future__ import annotations

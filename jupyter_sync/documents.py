@@ -6,8 +6,9 @@ chosen by whoever creates the record) asks for work through its ``request`` fiel
 
 - ``open``: load the file through the contents API into the document's own datastore,
   ``doc-<document id>`` (schema ``notebook`` or ``file``, the layouts of jupyter_ydoc), created
-  by the supernode, owned by its service account, with the jupyter datastore's roles copied onto
-  it. Then ``status`` is ``open`` and ``datastore_name`` names it; clients edit that datastore.
+  by the supernode, owned by its service account, its roles following the jupyter datastore's
+  (``roles_from``: a grant or revocation there reaches the document). Then ``status`` is
+  ``open`` and ``datastore_name`` names it; clients edit that datastore.
 - ``save``: write the document to the file now, even over a file changed on disk (this resolves
   a conflict in favour of the document).
 - ``reload``: load the file into the document now, even over unsaved changes (this resolves a
@@ -77,8 +78,7 @@ from jupyter_sync.jupyter import (
 from jupyter_sync.outputs import NotebookOutputSink
 from relay.client import ClientClosed, DatastoreClient, RTCError
 from tables.conf import rtc_settings
-from tables.models import Datastore, DatastoreRole
-from tables.permissions import grant
+from tables.models import Datastore
 from tables.schema import jsonable
 from tables.service import DatastoreExists, create_datastore
 
@@ -137,8 +137,9 @@ def describe(error: BaseException) -> str:
 
 
 def ensure_document_datastore(name: str, schema: str, token: str, jupyter_datastore: str) -> bool:
-    """Create the datastore ``name`` for the supernode (owner) unless it exists; copy the jupyter
-    datastore's roles onto it. True when it was created."""
+    """Create the datastore ``name`` for the supernode (owner) unless it exists; its roles follow
+    the jupyter datastore's (``roles_from``), so a later grant there reaches the document. True
+    when it was created."""
     created = False
     datastore = Datastore.objects.filter(name=name).first()
     if datastore is None:
@@ -150,10 +151,10 @@ def ensure_document_datastore(name: str, schema: str, token: str, jupyter_datast
             datastore = Datastore.objects.get(name=name)
     if datastore.schema != schema:
         raise DocumentError(f"datastore {name!r} holds a {datastore.schema}, not a {schema}")
-    roles = DatastoreRole.objects.filter(datastore__name=jupyter_datastore).select_related("user")
-    for role in roles:
-        if role.user_id != datastore.owner_id:
-            grant(datastore, role.user, role.role)
+    source = Datastore.objects.get(name=jupyter_datastore)
+    if datastore.roles_from_id != source.pk:
+        datastore.roles_from = source
+        datastore.save(update_fields=["roles_from"])
     return created
 
 

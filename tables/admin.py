@@ -242,7 +242,7 @@ class DatastoreAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
         if obj is None:
             return ("name", "schema", "owner")
-        return ("name", "schema", "owner", *self.stats)
+        return ("name", "schema", "owner", "roles_from", *self.stats)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
         return () if obj is None else ("name", "schema", *self.stats)
@@ -251,10 +251,10 @@ class DatastoreAdmin(admin.ModelAdmin):
         return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
 
     def save_model(self, request: HttpRequest, obj: Datastore, form: Any, change: bool) -> None:
-        """New datastores come from the service; on change only the owner may be saved."""
+        """New datastores come from the service; on change only the owner and roles_from."""
         if change:
             # The write path updates the counters concurrently: never save them from a form.
-            obj.save(update_fields=["owner"])
+            obj.save(update_fields=["owner", "roles_from"])
             return
         created = service.create_datastore(obj.name, obj.schema, owner=obj.owner)
         obj.pk = created.pk

@@ -36,6 +36,15 @@ class Datastore(models.Model):
         default=0, help_text="Serial of the newest checkpoint (0: none yet)."
     )
     bytes_since_checkpoint = models.BigIntegerField(default=0)
+    roles_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Users without a role of their own here have the role they have there (a "
+        "document follows the jupyter datastore's roles).",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -61,15 +61,18 @@ class Access:
 
 
 def role_for(user, datastore: Datastore) -> str | None:
+    """The user's role: owner, else a role granted here, else the role they have on the
+    datastore this one takes its roles from (``roles_from``, one level), else none."""
     if user is None or not user.is_authenticated:
         return rtc_settings.ANONYMOUS_ROLE or None
     if user.is_superuser or datastore.owner_id == user.id:
         return Role.OWNER
-    return (
-        DatastoreRole.objects.filter(datastore=datastore, user=user)
-        .values_list("role", flat=True)
-        .first()
+    granted = dict(
+        DatastoreRole.objects.filter(
+            datastore_id__in=[datastore.pk, datastore.roles_from_id], user=user
+        ).values_list("datastore_id", "role")
     )
+    return granted.get(datastore.pk) or granted.get(datastore.roles_from_id)
 
 
 def access_for(user, datastore: Datastore) -> Access:

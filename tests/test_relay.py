@@ -13,7 +13,7 @@ from pycrdt import Map
 from relay import yprotocol
 from tables import records, service
 from tables.models import Transaction
-from tables.permissions import grant
+from tables.permissions import grant, revoke
 from tests.factories import add_todo
 from tests.relay_helpers import JsonPeer, YPeer, connect, token_for
 
@@ -374,3 +374,49 @@ async def test_undo_over_the_websocket_respects_table_policies(jupyter_world):
     assert reply["msgType"] == "error-reply"
     assert reply["content"]["code"] == "permission-denied"
     assert [s for s, _ in await stored(datastore)] == [1]
+
+
+async def test_roles_follow_the_datastore_named_by_roles_from(world):
+    """A document's roles follow the jupyter datastore's: a grant or revocation there reaches
+    it on both protocols; a role granted on the document itself wins."""
+    source, users, tokens = world
+
+    def follower():
+        datastore = service.create_datastore("todo-doc", "todo", owner=users["owner"])
+        datastore.roles_from = source
+        datastore.save(update_fields=["roles_from"])
+        return datastore
+
+    datastore = await db(follower)()
+    editor = await JsonPeer.joined("todo-doc", tokens["ed"])  # an editor of the source
+    assert (await editor.commit(lambda d: add_todo(d, "e", "one"), txid="e-1"))[
+        "msgType"
+    ] == "transaction-ack"
+    await editor.close()
+
+    viewer = await YPeer.synced("todo-doc", tokens["vi"])  # a viewer of the source
+    await viewer.edit(lambda d: add_todo(d, "v", "nope"))
+    await viewer.until(lambda: viewer.denied)
+    assert viewer.denied[0].startswith("permission-denied:")
+    await viewer.close()
+
+    refused = await connect("/ws/datastores/todo-doc/", tokens["x"])
+    assert json.loads(await refused.receive_from(timeout=10))["content"]["code"] == "forbidden"
+
+    # A grant on the source reaches the follower; a role on the follower itself wins over it.
+    await db(grant)(source, users["x"], "editor")
+    await db(grant)(datastore, users["ed"], "viewer")
+    newcomer = await JsonPeer.joined("todo-doc", tokens["x"])
+    assert (await newcomer.commit(lambda d: add_todo(d, "x", "two"), txid="x-1"))[
+        "msgType"
+    ] == "transaction-ack"
+    await newcomer.close()
+    demoted = await JsonPeer.joined("todo-doc", tokens["ed"])
+    assert (await demoted.request("permissions-request"))["content"]["role"] == "viewer"
+    await demoted.close()
+
+    # A revocation on the source takes the follower's role away too.
+    await db(revoke)(source, users["x"])
+    gone = await connect("/ws/yjs/todo-doc", tokens["x"])
+    assert yprotocol.parse(await gone.receive_from(timeout=10)).reason.startswith("forbidden")
+    assert [txid for _, txid in await stored(datastore)] == ["e-1", "x-1"]
