@@ -292,18 +292,16 @@ async def test_sessions_and_terminals_through_the_supernode(start_server, jupyte
             assert_error(await ed.get(f"/api/sessions/{session['id']}"), 404, "not-found")
             assert session["id"] not in [item["id"] for item in await jupyter.sessions()]
 
-            # This Jupyter Server may have no terminals (terminado absent): its 404 comes back.
+            # Terminals (jupyter_server brings jupyter_server_terminals and terminado).
+            assert launcher.terminals_available()
             assert (await ed.get("/api/terminals")).json() == []
             response = await ed.post("/api/terminals", json={})
-            if launcher.terminals_available():
-                assert response.status_code == 200, response.text
-                name = response.json()["name"]
-                assert name in [item["name"] for item in (await ed.get("/api/terminals")).json()]
-                assert (await ed.get(f"/api/terminals/{name}")).json()["name"] == name
-                assert (await ed.delete(f"/api/terminals/{name}")).status_code == 204
-                assert_error(await ed.get(f"/api/terminals/{name}"), 404, "not-found")
-            else:
-                assert_error(response, 404, "not-found")
+            assert response.status_code == 200, response.text
+            name = response.json()["name"]
+            assert name in [item["name"] for item in (await ed.get("/api/terminals")).json()]
+            assert (await ed.get(f"/api/terminals/{name}")).json()["name"] == name
+            assert (await ed.delete(f"/api/terminals/{name}")).status_code == 204
+            assert_error(await ed.get(f"/api/terminals/{name}"), 404, "not-found")
             assert_error(await ed.get("/api/terminals/1"), 404, "not-found")
             assert (await ed.post("/api/terminals/refresh")).status_code == 200
         finally:
