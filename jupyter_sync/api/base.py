@@ -135,37 +135,6 @@ def jupyter_exception_handler(exc: Exception, context: dict[str, Any]):
     return response
 
 
-def _flat(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Nested serializer errors as ``{"kernel.name": [messages]}``: the error body's shape."""
-    if isinstance(detail, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in detail.items():
-            name = (
-                key if not prefix else (prefix if key == "non_field_errors" else f"{prefix}.{key}")
-            )
-            flat.update(_flat(value, name))
-        return flat
-    if isinstance(detail, list) and detail and not all(isinstance(i, str) for i in detail):
-        flat = {}
-        for item in detail:
-            for key, value in _flat(item, prefix).items():
-                flat.setdefault(key, []).extend(value)
-        return flat
-    return {
-        prefix or "non_field_errors": [str(item) for item in detail]
-        if isinstance(detail, list)
-        else [str(detail)]
-    }
-
-
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """The serializer's validated data; its errors as a 400 with one message list per field."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise serializers.ValidationError(_flat(serializer.errors))
-    return serializer.validated_data
-
-
 def storable_text(value: Any, where: str) -> None:
     """Every string (keys too) of a request must be storable: no NUL (PostgreSQL's JSON has
     none) and no lone surrogates (not UTF-8). Refused as a 400, not left to fail the write."""

@@ -14,8 +14,9 @@ from rest_framework.response import Response
 
 from jupyter_sync.actions import content_key
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import JupyterView, validated
+from jupyter_sync.api.base import JupyterView
 from jupyter_sync.api.views import NO_BODY, TAG, action_errors
+from tables.api.views import validated
 
 
 def clean(path: str) -> str:

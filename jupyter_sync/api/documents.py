@@ -21,11 +21,12 @@ from rest_framework.response import Response
 
 from jupyter_sync import document_records as documents
 from jupyter_sync.api import document_serializers as s
-from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, validated
+from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable
 from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration_room import document_session, room_name
 from jupyter_sync.models import Document
 from tables.api.errors import APIError, conflict, not_found, refused
+from tables.api.views import validated
 from tables.models import Datastore
 
 TAG = "documents"

@@ -17,11 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, validated, whole
+from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, whole
 from jupyter_sync.api.views import TAG, action_errors, errors
 from jupyter_sync.models import Output
 from tables import records
 from tables.api.errors import conflict, not_found, refused
+from tables.api.views import validated
 from tables.models import Origin
 from tables.service import Status
 

@@ -14,9 +14,10 @@ from rest_framework.response import Response
 
 from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import REQUEST_DONE, JupyterView, validated
+from jupyter_sync.api.base import REQUEST_DONE, JupyterView
 from jupyter_sync.models import SupernodeLease
 from tables.api.errors import not_found
+from tables.api.views import validated
 
 TAG = "jupyter"
 ACCEPTED = OpenApiResponse(
