@@ -47,6 +47,13 @@ DEFAULT_TIMEOUT = 30.0
 # means the same (a restart or a shutdown through the REST API). Not "starting": a restarted
 # kernel's "starting" can arrive after the next request was sent to it.
 KERNEL_GONE_STATES = frozenset({"dead", "restarting"})
+# After a restart, how long the first kernel_info_request on a new websocket may wait for its
+# reply before the websocket is opened again (each further try waits one step longer).
+RESTART_PROBE_TIMEOUT = 2.0
+# An execution whose reply came waits this long after its last iopub message for iopub's idle
+# before it is taken as done: a lost idle must not leave it waiting forever.
+IOPUB_IDLE_GRACE = 10.0
+PROBE_INTERVAL = 0.25  # kernel_info_request sent again until its reply and iopub both came
 
 
 class JupyterClientError(Exception):
@@ -307,9 +314,20 @@ class JupyterClient:
         ``timeout`` (default: the client's) includes the kernel's start-up.
         """
         session_id = session_id or str(uuid.uuid4())
+        websocket = await self.open_kernel_websocket(kernel_id, session_id, timeout=timeout)
+        connection = KernelConnection(
+            self, kernel_id, websocket, Session(session=session_id, username=username)
+        )
+        self._connections.add(connection)
+        return connection
+
+    async def open_kernel_websocket(
+        self, kernel_id: str, session_id: str, *, timeout: float | None = None
+    ) -> ClientConnection:
+        """The kernel's channels websocket, for ``connect_kernel`` and for reconnecting."""
         url = self.kernel_ws_url(kernel_id, session_id)
         try:
-            websocket = await ws_connect(
+            return await ws_connect(
                 url,
                 additional_headers=self._headers,
                 max_size=None,  # outputs (images, dataframes) can be large
@@ -324,11 +342,6 @@ class JupyterClient:
             raise JupyterError(response.status_code, message, url) from error
         except (OSError, TimeoutError, InvalidHandshake) as error:
             raise JupyterUnavailable(f"websocket {url}: {error!r}") from error
-        connection = KernelConnection(
-            self, kernel_id, websocket, Session(session=session_id, username=username)
-        )
-        self._connections.add(connection)
-        return connection
 
 
 # --- Kernel connections --------------------------------------------------------------------------
@@ -378,13 +391,40 @@ class _Request:
     on_input: InputCallback | None = None
     reply: Json | None = None
     idle: bool = False
+    idle_grace: float = IOPUB_IDLE_GRACE
+    _idle_timer: asyncio.TimerHandle | None = None
 
     def maybe_finish(self) -> None:
         done = self.reply is not None and (self.idle or not self.wait_idle)
         if done and not self.future.done():
             self.future.set_result(self.reply)
+        if self.future.done():
+            self.cancel_timer()
+        elif self.reply is not None:
+            # Replied, but iopub's idle has not come. Should iopub go quiet for idle_grace,
+            # it was lost (a subscription the server had not made yet): done without it.
+            self.cancel_timer()
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self.idle_grace, self._idle_lost
+            )
+
+    def _idle_lost(self) -> None:
+        if not self.future.done():
+            logger.warning(
+                "request %s: replied, but no iopub idle came within %ss; taken as done",
+                self.msg_id,
+                self.idle_grace,
+            )
+            self.idle = True
+            self.maybe_finish()
+
+    def cancel_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
     def fail(self, error: Exception) -> None:
+        self.cancel_timer()
         if not self.future.done():
             self.future.set_exception(error)
 
@@ -465,6 +505,11 @@ class KernelConnection:
     ``on_input`` that waits for a person returns None and calls ``send_input`` later).
 
     ``execution_state`` is the last iopub status of any request (busy, idle, starting, ...).
+
+    A kernel that crashed and was brought back by the server's restarter may listen on new
+    ports, which the server's side of an open websocket never follows. So on "restarting" the
+    connection opens a new websocket (same session) and sends nothing until the new kernel has
+    answered a kernel_info_request on it; requests made meanwhile wait for that.
     """
 
     def __init__(
@@ -483,6 +528,9 @@ class KernelConnection:
         self._failure: JupyterClientError | None = None  # set once reading stopped, says why
         self._kernel_gone: KernelDied | None = None  # shut down for good: stop reading
         self._closing = False
+        self._restarted = False  # the server restarted the kernel: reconnect
+        self._ready = asyncio.Event()  # clear while reconnecting after a restart
+        self._ready.set()
         self.execution_state = "unknown"
         self._reader = asyncio.create_task(self._read(), name=f"kernel-reader-{kernel_id}")
 
@@ -506,17 +554,21 @@ class KernelConnection:
     async def _read(self) -> None:
         failure: JupyterClientError | None = None
         try:
-            async for frame in self._ws:
-                try:
-                    message = decode_frame(frame)
-                except (ValueError, struct.error) as error:
-                    logger.warning("kernel %s: undecodable frame (%s)", self.kernel_id, error)
-                    continue
-                await self._dispatch(message)
-                if self._kernel_gone is not None:
+            while True:
+                async for frame in self._ws:
+                    message = self._decode(frame)
+                    if message is not None:
+                        await self._dispatch(message)
+                    if self._kernel_gone is not None or self._restarted:
+                        break
+                if not self._restarted or self._kernel_gone is not None or self._closing:
                     break
+                self._restarted = False
+                await self._reconnect()
         except ConnectionClosed:
             pass
+        except JupyterClientError as error:  # reconnecting after a restart failed
+            failure = error
         except Exception as error:  # a bug here must not leave requests waiting forever
             logger.exception("kernel %s: reader failed", self.kernel_id)
             failure = KernelDied(f"kernel {self.kernel_id}: the reader failed: {error!r}")
@@ -533,12 +585,105 @@ class KernelConnection:
                         "the kernel or the server is gone"
                     )
             self._failure = failure
+            self._ready.set()  # wake senders waiting for a reconnection: they raise now
             self._fail_pending(failure)
             for stream in list(self._streams):
                 stream.close()
         if self._kernel_gone is not None:
             # The server keeps the websocket of a shut-down kernel open; nothing will come.
             await self._ws.close()
+
+    def _decode(self, frame: str | bytes) -> Json | None:
+        try:
+            return decode_frame(frame)
+        except (ValueError, struct.error) as error:
+            logger.warning("kernel %s: undecodable frame (%s)", self.kernel_id, error)
+            return None
+
+    async def _reconnect(self) -> None:
+        """After a restart: a new websocket on which the new kernel has answered kernel_info.
+
+        The restarter tells the server's connections before the new process has its ports, so a
+        websocket opened too soon is bound to the old ones: no reply comes, and it is opened
+        again. Messages read meanwhile are dispatched as usual. Raises KernelDied (or the
+        server's error) when no answering kernel comes within the client's timeout.
+        """
+        self._ready.clear()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self._client.timeout, 1.0)
+        attempt = 0
+        last_error: JupyterClientError | None = None
+        while True:
+            await self._ws.close()
+            remaining = deadline - loop.time()
+            if self._closing:
+                raise KernelConnectionClosed(f"kernel {self.kernel_id}: closed")
+            if remaining <= 0:
+                detail = f" ({last_error})" if last_error is not None else ""
+                raise KernelDied(
+                    f"kernel {self.kernel_id}: did not come back after a restart{detail}"
+                )
+            if attempt:  # a retry: give the restart time to get on
+                await asyncio.sleep(min(RESTART_PROBE_TIMEOUT * attempt / 4, remaining))
+            attempt += 1
+            try:
+                # The server may briefly not know the kernel while it restarts it (404).
+                websocket = await self._client.open_kernel_websocket(
+                    self.kernel_id, self.session_id, timeout=max(deadline - loop.time(), 0.1)
+                )
+            except JupyterClientError as error:
+                last_error = error
+                continue
+            self._ws = websocket
+            probe = min(RESTART_PROBE_TIMEOUT * attempt, max(deadline - loop.time(), 0.1))
+            if await self._answers_kernel_info(probe):
+                logger.info("kernel %s: reconnected after a restart", self.kernel_id)
+                self._ready.set()
+                return
+
+    async def _answers_kernel_info(self, timeout: float) -> bool:
+        """True once a kernel_info_request on the current websocket has its shell reply and an
+        iopub message: both channels reach the new kernel.
+
+        The server subscribes the websocket's iopub when it opens and does not wait for that
+        subscription when the kernel is busy, so a reply can come before iopub does; a request
+        sent then would lose its iopub messages (outputs, idle). The request is sent again
+        every ``PROBE_INTERVAL`` until both came, as the server's own nudge does.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        probes: set[str] = set()
+        replied = subscribed = False
+        try:
+            while True:
+                message = self.session.msg("kernel_info_request", {})
+                probes.add(message["header"]["msg_id"])
+                frame = dict(message, channel="shell", buffers=[])
+                await self._ws.send(json.dumps(frame, default=json_default))
+                resend_at = min(loop.time() + PROBE_INTERVAL, deadline)
+                while (wait := resend_at - loop.time()) > 0:
+                    try:
+                        async with asyncio.timeout(wait):
+                            received = self._decode(await self._ws.recv())
+                    except TimeoutError:
+                        break
+                    if received is None:
+                        continue
+                    if (received.get("parent_header") or {}).get("msg_id") in probes:
+                        # The probes' own messages go to nobody.
+                        channel = received.get("channel")
+                        replied = replied or channel == "shell"
+                        subscribed = subscribed or channel == "iopub"
+                        if replied and subscribed:
+                            return True
+                        continue
+                    await self._dispatch(received)
+                    if self._kernel_gone is not None:
+                        raise self._kernel_gone
+                if loop.time() >= deadline:
+                    return False
+        except ConnectionClosed:
+            return False
 
     async def _dispatch(self, message: Json) -> None:
         channel = message.get("channel")
@@ -559,7 +704,7 @@ class KernelConnection:
                     await _call(request.on_output, message)
                 if state == "idle":
                     request.idle = True
-                    request.maybe_finish()
+                request.maybe_finish()  # after a reply, each iopub message restarts the grace
             # No reply to an earlier request will come: the kernel crashed (the server
             # restarts it: "restarting", or could not: "dead"), or it was asked to shut down
             # (for a restart, or for good).
@@ -569,6 +714,8 @@ class KernelConnection:
                 self._fail_pending(KernelDied(f"kernel {self.kernel_id}: {state}"))
             if state in ("dead", "shut down"):
                 self._kernel_gone = KernelDied(f"kernel {self.kernel_id}: {state}")
+            elif state == "restarting":
+                self._restarted = True
         elif channel == "stdin":
             if request is not None and msg_type == "input_request":
                 if request.on_input is None:
@@ -599,6 +746,9 @@ class KernelConnection:
     async def send(self, message: Json, channel: str = "shell") -> None:
         """Send a message built with ``self.session.msg(...)`` on ``channel``."""
         self._check_open()
+        if not self._ready.is_set():  # reconnecting after a restart; bounded by _reconnect
+            await self._ready.wait()
+            self._check_open()
         frame = dict(message, channel=channel, buffers=[])
         try:
             await self._ws.send(json.dumps(frame, default=json_default))
@@ -622,6 +772,7 @@ class KernelConnection:
                     f"kernel {self.kernel_id}: no {message['msg_type']} reply within {timeout}s"
                 ) from None
         finally:
+            request.cancel_timer()
             self._pending.pop(request.msg_id, None)
 
     async def request(
@@ -704,14 +855,15 @@ class KernelConnection:
         self._closing = True
         self._client._connections.discard(self)
         if not self._reader.done():
-            await self._ws.close()
-            try:
-                async with asyncio.timeout(self._client.timeout):
-                    await asyncio.shield(self._reader)
-            except TimeoutError:
+            if self._ready.is_set():
+                await self._ws.close()  # the reader sees it closed and ends
+            else:  # reconnecting after a restart: nothing worth waiting for
                 self._reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._reader
+            done, _ = await asyncio.wait([self._reader], timeout=self._client.timeout)
+            if not done:
+                self._reader.cancel()
+                await asyncio.wait([self._reader])
+        await self._ws.close()  # a websocket a cancelled reconnection had opened
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -136,6 +137,7 @@ class Supernode:
         self.running: dict[str, asyncio.Task] = {}
         self.kernel_watchers: dict[str, asyncio.Task] = {}
         self.kernel_connections: dict[str, Any] = {}
+        self._kernel_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.documents = DocumentManager(self)  # documents, and executions by cell id
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -298,12 +300,15 @@ class Supernode:
         for kernel_id in set(self.kernel_connections) - kernel_ids:
             if self.kernel_connections[kernel_id].closed:  # a kernel gone: forget it
                 del self.kernel_connections[kernel_id]
+                self._kernel_locks.pop(kernel_id, None)
 
     async def kernel(self, kernel_id: str):
-        connection = self.kernel_connections.get(kernel_id)
-        if connection is None or connection.closed:
-            connection = await self.jupyter.connect_kernel(kernel_id)
-            self.kernel_connections[kernel_id] = connection
+        # One connection per kernel: the watcher and an execution asking together share it.
+        async with self._kernel_locks[kernel_id]:
+            connection = self.kernel_connections.get(kernel_id)
+            if connection is None or connection.closed:
+                connection = await self.jupyter.connect_kernel(kernel_id)
+                self.kernel_connections[kernel_id] = connection
         return connection
 
     async def _watch_kernel(self, kernel_id: str) -> None:

@@ -18,6 +18,7 @@ from jupyter_sync.jupyter import (
     JupyterUnavailable,
     KernelConnection,
     KernelDied,
+    _Request,
 )
 from jupyter_sync.launcher import LocalJupyterServer, free_port, terminals_available
 from tests.jupyter_fixtures import start_local_server
@@ -253,13 +254,54 @@ async def test_execute_timeout_gives_up_waiting(conn: KernelConnection) -> None:
     assert result.execution_count == 2
 
 
-async def test_kernel_crash_fails_the_pending_execution(conn: KernelConnection) -> None:
-    with pytest.raises(KernelDied, match="restarting"):
-        await conn.execute("import os; os.kill(os.getpid(), 9)", timeout=60)
-    # The server restarted the kernel; the same connection reaches the new one.
-    result = await conn.execute("'back'", timeout=60)
-    assert result.ok
-    assert result.execution_count == 1
+async def test_kernel_crash_fails_the_pending_execution_then_reaches_the_new_kernel(
+    api: JupyterClient, kernel: Json, conn: KernelConnection
+) -> None:
+    # A second connection to the same kernel, as the supernode's watcher and a notebook have.
+    async with await api.connect_kernel(kernel["id"]) as other:
+        with other.messages() as other_messages:
+            with pytest.raises(KernelDied, match="restarting"):
+                await conn.execute("import os; os.kill(os.getpid(), 9)", timeout=60)
+            # A request the other sends before it hears of the restart fails with it: wait.
+            async with asyncio.timeout(30):
+                async for message in other_messages:
+                    if message["content"].get("execution_state") == "restarting":
+                        break
+        # The server restarted the kernel; each connection reaches the new one, its iopub too
+        # (the outputs and the idle of each execution).
+        for connection, code in ((other, "print('other')"), (conn, "print('back')")):
+            outputs: list[Json] = []
+            result = await connection.execute(code, on_output=outputs.append, timeout=60)
+            assert result.ok
+            texts = [m["content"]["text"] for m in outputs if m["header"]["msg_type"] == "stream"]
+            assert texts == [code.split("'")[1] + "\n"]
+        assert not conn.closed and not other.closed
+        # Crashing again: the same.
+        with pytest.raises(KernelDied, match="restarting"):
+            await conn.execute("import os; os._exit(1)", timeout=60)
+        assert (await conn.execute("'again'", timeout=60)).ok
+        assert (await other.execute("'again'", timeout=60)).ok
+
+
+async def test_an_execution_whose_idle_is_lost_ends_after_the_grace() -> None:
+    """A reply whose iopub idle never comes: done once iopub has been quiet for the grace."""
+    loop = asyncio.get_running_loop()
+    request = _Request("m1", loop.create_future(), wait_idle=True, idle_grace=0.2)
+    request.reply = {"content": {"status": "ok"}}
+    request.maybe_finish()
+    assert not request.future.done()
+    began = loop.time()
+    await asyncio.sleep(0.1)
+    request.maybe_finish()  # an iopub message after the reply: the grace starts again
+    assert await asyncio.wait_for(request.future, 5) == request.reply
+    assert loop.time() - began >= 0.3
+    # One that failed meanwhile is not finished by its timer.
+    failed = _Request("m2", loop.create_future(), wait_idle=True, idle_grace=0.05)
+    failed.reply = {"content": {}}
+    failed.maybe_finish()
+    failed.fail(KernelDied("gone"))
+    with pytest.raises(KernelDied):
+        await failed.future
 
 
 async def test_kernel_shutdown_fails_the_pending_execution(
