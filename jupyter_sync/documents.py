@@ -69,15 +69,20 @@ from jupyter_ydoc import YNotebook, YUnicode
 from pycrdt import Array, Doc, Map, Text
 from rest_framework.authtoken.models import Token
 
+from jupyter_sync.executing import (
+    OUTPUT_INTERVAL,
+    Notifier,
+    OutputWriter,
+    final_status,
+    run_execution,
+)
 from jupyter_sync.jupyter import (
     JupyterClientError,
     JupyterError,
     JupyterUnavailable,
     KernelConnection,
 )
-from jupyter_sync.outputs import NotebookOutputSink
 from relay.client import ClientClosed, DatastoreClient, RTCError
-from tables.conf import rtc_settings
 from tables.models import Datastore
 from tables.schema import jsonable
 from tables.service import DatastoreExists, create_datastore
@@ -92,14 +97,6 @@ KINDS = {"notebook": "json", "file": "text"}
 OPEN_STATUSES = ("opening", "open", "saving")
 SAVED_HASH = "saved_hash"
 """Key in a document's ``state``: the fingerprint of what the file held when last read/written."""
-OUTPUT_MESSAGES = {
-    "stream",
-    "display_data",
-    "update_display_data",
-    "execute_result",
-    "error",
-    "clear_output",
-}
 
 
 def now() -> str:
@@ -156,20 +153,6 @@ def ensure_document_datastore(name: str, schema: str, token: str, jupyter_datast
         datastore.roles_from = source
         datastore.save(update_fields=["roles_from"])
     return created
-
-
-class Notifier:
-    """Wakes every waiter at each ``notify()``; take ``waiter()`` before checking, then wait."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    def waiter(self) -> asyncio.Event:
-        return self._event
 
 
 # --- One open document ----------------------------------------------------------------------
@@ -354,54 +337,6 @@ def _set_notebook(notebook: YNotebook, content: dict[str, Any]) -> None:
     notebook.set(content)
 
 
-class _CellOutputs:
-    """Writes one execution's iopub messages into its cell, a batch per ``interval``.
-
-    Messages arrive one by one; writing each as its own transaction would cost a stored patch
-    per line printed. The cell is looked up by id at each write, since it may have moved.
-    """
-
-    def __init__(self, document: OpenDocument, cell_id: str, interval: float):
-        self.document = document
-        self.cell_id = cell_id
-        self.interval = interval
-        self.sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
-        self.pending: list[dict[str, Any]] = []
-        self.handle: asyncio.TimerHandle | None = None
-        self.execution_count: int | None = None
-
-    def add(self, message: dict[str, Any]) -> None:
-        kind = message.get("msg_type") or message.get("header", {}).get("msg_type")
-        if kind == "execute_input":
-            count = message.get("content", {}).get("execution_count")
-            self.execution_count = count if isinstance(count, int) else self.execution_count
-        elif kind not in OUTPUT_MESSAGES:
-            return
-        self.pending.append(message)
-        if self.handle is None:
-            self.handle = asyncio.get_running_loop().call_later(self.interval, self.flush)
-
-    def flush(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
-        messages, self.pending = self.pending, []
-        cell = self.document.cell(self.cell_id)
-        if not messages or cell is None:
-            return
-        with self.document.doc.transaction():
-            outputs = cell.get("outputs")
-            if not isinstance(outputs, Array):
-                cell["outputs"] = Array()
-                outputs = cell["outputs"]
-            for message in messages:
-                kind = message.get("msg_type") or message.get("header", {}).get("msg_type")
-                if kind == "execute_input":
-                    cell["execution_count"] = self.execution_count
-                else:
-                    self.sink.apply(outputs, message)
-
-
 # --- The manager -----------------------------------------------------------------------------
 
 
@@ -419,7 +354,7 @@ class DocumentManager:
         save_delay: float = 2.0,
         save_max_delay: float = 30.0,
         poll_interval: float = 2.0,
-        output_interval: float = 0.05,
+        output_interval: float = OUTPUT_INTERVAL,
         close_timeout: float = 10.0,
     ):
         self.supernode = supernode
@@ -450,29 +385,10 @@ class DocumentManager:
         self._subscription = client.doc.observe(lambda _event: self.notifier.notify())
 
     def _record(self, table: str, record_id: str) -> Map | None:
-        record = self.supernode.table(table).get(record_id)
-        return record if isinstance(record, Map) else None
+        return self.supernode.record(table, record_id)
 
     def _update(self, table: str, record_id: str, **fields: Any) -> None:
-        """Set fields of a record in one transaction, only those that differ."""
-        record = self._record(table, record_id)
-        if record is None:
-            return
-
-        def apply() -> None:
-            for key, value in fields.items():
-                if key == "code":  # a text field
-                    current = record.get("code")
-                    if isinstance(current, Text):
-                        if str(current) != value:
-                            current.clear()
-                            current += value
-                    else:
-                        record["code"] = Text(value)
-                elif record.get(key) != value or (value is not None and key not in record):
-                    record[key] = value
-
-        self.supernode.edit(apply)
+        self.supernode.update_record(table, record_id, **fields)
 
     def _fail(self, document_id: str, message: str, status: int = 502) -> None:
         logger.warning("document %s: %s", document_id, message)
@@ -1024,45 +940,20 @@ class DocumentManager:
             cell["execution_count"] = None
             cell["execution_state"] = "running"
 
-        writer = _CellOutputs(document, cell_id, self.output_interval)
-        inputs: list[dict[str, Any]] = []
-
-        def on_input(message: dict[str, Any]) -> None:
-            content = message.get("content") or {}
-            inputs.append(message)
-            request = {
-                "prompt": content.get("prompt", ""),
-                "password": bool(content.get("password")),
-            }
-            self._update("executions", execution_id, input_request=request, input_reply=None)
-
-        run = asyncio.ensure_future(
-            connection.execute(source, on_output=writer.add, on_input=on_input, allow_stdin=True)
+        writer = OutputWriter(
+            document.doc, lambda: document.cell(cell_id), interval=self.output_interval
         )
-        run.add_done_callback(lambda _task: self.notifier.notify())
-        interrupted = False
         try:
-            while True:
-                waiter = self.notifier.waiter()
-                if run.done():
-                    break
-                record = self._record("executions", execution_id)
-                if record is not None and record.get("cancel") and not interrupted:
-                    interrupted = True
-                    try:
-                        await self.supernode.jupyter.interrupt_kernel(kernel_id)
-                    except JupyterClientError as error:
-                        logger.warning("interrupting kernel %s: %s", kernel_id, error)
-                reply = record.get("input_reply") if record is not None else None
-                if isinstance(reply, str) and inputs:
-                    await connection.send_input(reply, inputs.pop(0))
-                    self._update("executions", execution_id, input_request=None, input_reply=None)
-                if not run.done():
-                    await waiter.wait()
-            result = run.result()
+            outcome = await run_execution(
+                connection,
+                source,
+                record=lambda: self._record("executions", execution_id),
+                update=lambda **fields: self._update("executions", execution_id, **fields),
+                interrupt=lambda: self.supernode.jupyter.interrupt_kernel(kernel_id),
+                notifier=self.notifier,
+                on_output=writer.add,
+            )
         finally:
-            if not run.done():
-                run.cancel()
             writer.flush()
             cell = document.cell(cell_id)
             if cell is not None:
@@ -1071,6 +962,7 @@ class DocumentManager:
                     if writer.execution_count is not None:
                         cell["execution_count"] = writer.execution_count
 
+        result = outcome.result
         count = result.execution_count
         if count is None:
             count = writer.execution_count
@@ -1079,15 +971,8 @@ class DocumentManager:
             with document.doc.transaction():
                 cell["execution_count"] = count
         record = self._record("executions", execution_id)
-        cancelled = interrupted or (record is not None and bool(record.get("cancel")))
-        if result.ok:
-            status, error = "completed", None
-        elif cancelled:
-            status, error = "cancelled", f"{result.ename or 'interrupted'}: {result.evalue or ''}"
-        elif result.status == "aborted":
-            status, error = "error", "aborted: an earlier execution failed"
-        else:
-            status, error = "error", f"{result.ename}: {result.evalue}"
+        cancelled = outcome.interrupted or (record is not None and bool(record.get("cancel")))
+        status, error = final_status(result, cancelled)
         self._update(
             "executions",
             execution_id,

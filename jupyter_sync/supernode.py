@@ -14,12 +14,12 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 from channels.db import database_sync_to_async
-from pycrdt import Array, Map
+from pycrdt import Array, Map, Text
 
 from jupyter_sync import account
 from jupyter_sync.actions import (
@@ -32,13 +32,13 @@ from jupyter_sync.actions import (
     parent_key,
 )
 from jupyter_sync.documents import DocumentManager
+from jupyter_sync.executing import Notifier, OutputWriter, final_status, run_execution
 from jupyter_sync.jupyter import (
     JupyterClient,
     JupyterClientError,
     JupyterError,
     JupyterUnavailable,
 )
-from jupyter_sync.outputs import NotebookOutputSink
 from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import JUPYTER
 from relay.client import DatastoreClient
@@ -56,6 +56,21 @@ def _msg_type(message: dict[str, Any]) -> str | None:
 
 def now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def expired_records(table: Map, cutoff: datetime) -> list[str]:
+    """Ids of the finished records of ``table`` that finished before ``cutoff``."""
+    expired = []
+    for record_id, record in table.items():
+        if not isinstance(record, Map) or record.get("status") not in FINISHED:
+            continue
+        try:
+            finished_at = datetime.fromisoformat(str(record.get("finished_at")))
+        except ValueError:
+            continue  # not written by the supernode: left alone
+        if finished_at.tzinfo is not None and finished_at < cutoff:
+            expired.append(record_id)
+    return expired
 
 
 def server_state(
@@ -134,6 +149,7 @@ class Supernode:
         self.refresh_requested = asyncio.Event()
         self.changed = asyncio.Event()
         self.requests_changed = asyncio.Event()
+        self.records_changed = Notifier()  # for running console executions
         self.running: dict[str, asyncio.Task] = {}
         self.kernel_watchers: dict[str, asyncio.Task] = {}
         self.kernel_connections: dict[str, Any] = {}
@@ -207,6 +223,7 @@ class Supernode:
         """The document changed: every loop waiting for work looks again."""
         self.changed.set()
         self.requests_changed.set()
+        self.records_changed.notify()
 
     # --- tables -----------------------------------------------------------------------------
 
@@ -217,6 +234,31 @@ class Supernode:
         """One document transaction: one patch for everything ``change`` does."""
         with self.client.doc.transaction():
             return change()
+
+    def record(self, table: str, record_id: str) -> Map | None:
+        record = self.table(table).get(record_id)
+        return record if isinstance(record, Map) else None
+
+    def update_record(self, table: str, record_id: str, **fields: Any) -> None:
+        """Set fields of a record in one transaction, only those that differ."""
+        record = self.record(table, record_id)
+        if record is None:
+            return
+
+        def apply() -> None:
+            for key, value in fields.items():
+                if key == "code":  # a text field
+                    current = record.get("code")
+                    if isinstance(current, Text):
+                        if str(current) != value:
+                            current.clear()
+                            current += value
+                    else:
+                        record["code"] = Text(value)
+                elif record.get(key) != value or (value is not None and key not in record):
+                    record[key] = value
+
+        self.edit(apply)
 
     async def refresh(self) -> None:
         """Make the server-state tables equal to what the Jupyter Server says now."""
@@ -278,6 +320,7 @@ class Supernode:
                 await self._mark_disconnected()
             except JupyterError as error:  # it answered, wrongly: try again at the next round
                 logger.warning("refresh failed: %s", error)
+            self.prune_finished()
             with anyio.move_on_after(self.refresh_interval):
                 await self.refresh_requested.wait()
             self.refresh_requested.clear()
@@ -287,6 +330,32 @@ class Supernode:
         record = status.get("server")
         if isinstance(record, Map) and record.get("connected") is not False:
             self.edit(lambda: record.__setitem__("connected", False))
+
+    def prune_finished(self) -> int:
+        """Drop finished requests and executions older than ``RECORD_RETENTION``.
+
+        Every REST action and execution leaves a record; without this the jupyter datastore,
+        which every client loads, would only grow. The history keeps their patches.
+        """
+        retention = rtc_settings.RECORD_RETENTION
+        if not retention:
+            return 0
+        cutoff = datetime.now(UTC) - timedelta(seconds=retention)
+        expired = {
+            name: expired_records(self.table(name), cutoff) for name in ("requests", "executions")
+        }
+        count = sum(len(ids) for ids in expired.values())
+        if count:
+
+            def apply() -> None:
+                for name, ids in expired.items():
+                    table = self.table(name)
+                    for record_id in ids:
+                        del table[record_id]
+
+            self.edit(apply)
+            logger.info("removed %d finished records older than %ss", count, retention)
+        return count
 
     # --- kernel status ----------------------------------------------------------------------
 
@@ -423,8 +492,18 @@ class Supernode:
                 await self.sync_directory(folder)
 
     async def _execute(self, execution_id: str) -> None:
-        record = self.table("executions").get(execution_id)
+        """A console execution: ``code`` on ``kernel_id``, its outputs kept in the record."""
+
+        def update(**fields: Any) -> None:
+            self.update_record("executions", execution_id, **fields)
+
         try:
+            record = self.record("executions", execution_id)
+            if record is None:
+                return
+            if record.get("cancel"):
+                update(status="cancelled", finished_at=now())
+                return
             code = record.get("code")
             kernel_id = record.get("kernel_id")
             if not kernel_id or code is None:
@@ -440,31 +519,41 @@ class Supernode:
             connection = await self.kernel(kernel_id)
             # As a notebook cell holds them: a stream grows its text, so a write costs what it
             # appends, not what was printed before it.
-            sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
-
-            def on_output(message: dict[str, Any]) -> None:
-                self.edit(lambda: sink.apply(record["outputs"], message))
-
-            result = await connection.execute(str(code), on_output=on_output)
-
-            def finish() -> None:
-                record["status"] = "completed" if result.ok else "error"
-                record["execution_count"] = result.execution_count
-                if not result.ok:
-                    record["error"] = f"{result.ename}: {result.evalue}"
-                record["finished_at"] = now()
-
-            self.edit(finish)
+            writer = OutputWriter(self.client.doc, lambda: self.record("executions", execution_id))
+            try:
+                outcome = await run_execution(
+                    connection,
+                    str(code),
+                    record=lambda: self.record("executions", execution_id),
+                    update=update,
+                    interrupt=lambda: self.jupyter.interrupt_kernel(kernel_id),
+                    notifier=self.records_changed,
+                    on_output=writer.add,
+                )
+            finally:
+                writer.flush()
+            result = outcome.result
+            current = self.record("executions", execution_id)
+            cancelled = outcome.interrupted or bool(current is not None and current.get("cancel"))
+            status, error = final_status(result, cancelled)
+            count = result.execution_count
+            update(
+                status=status,
+                error=error,
+                execution_count=count if count is not None else writer.execution_count,
+                input_request=None,
+                input_reply=None,
+                finished_at=now(),
+            )
         except (JupyterClientError, TimeoutError, ValueError) as error:
-
-            def fail(error=error) -> None:
-                record["status"] = "error"
-                record["error"] = str(error) or type(error).__name__
-                record["finished_at"] = now()
-
-            self.edit(fail)
+            update(
+                status="error",
+                error=str(error) or type(error).__name__,
+                input_request=None,
+                finished_at=now(),
+            )
         finally:
             self.running.pop(execution_id, None)
 
 
-__all__ = ["Supernode", "server_state"]
+__all__ = ["Supernode", "expired_records", "server_state"]

@@ -133,6 +133,13 @@ SETTINGS: tuple[Setting, ...] = (
         "other outputs); the rest is dropped with a notice. 0: no limit.",
     ),
     Setting(
+        "RECORD_RETENTION",
+        3600.0,
+        _positive_float,
+        "Seconds a finished requests or executions record stays in the jupyter datastore "
+        "(its patches stay in the history); 0: kept for ever.",
+    ),
+    Setting(
         "ANONYMOUS_ROLE",
         "",
         _role,

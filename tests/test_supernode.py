@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
-from pycrdt import Map, Text
+from django.test import override_settings
+from pycrdt import Doc, Map, Text
 from rest_framework.authtoken.models import Token
 
 from jupyter_sync import account
 from jupyter_sync.jupyter import JupyterClient
-from jupyter_sync.supernode import Supernode
+from jupyter_sync.supernode import Supernode, expired_records
 from relay.client import DatastoreClient
+from tables.models import Datastore
 from tables.permissions import grant
 
 pytest_plugins = ["tests.liveserver", "tests.jupyter_fixtures"]
@@ -155,6 +158,140 @@ async def test_restart_and_kernel_death_end_executions_clearly(start_server, jup
             assert records(watcher, "executions")["long"]["finished_at"]
         finally:
             await running.close()
+
+
+def set_fields(client: DatastoreClient, table: str, record_id: str, **fields) -> None:
+    record = client.doc.get(table, type=Map)[record_id]
+    with client.doc.transaction():
+        for key, value in fields.items():
+            record[key] = value
+
+
+@database_sync_to_async
+def last_serial(name: str) -> int:
+    return Datastore.objects.get(name=name).last_serial
+
+
+async def test_console_executions_batch_outputs_take_input_and_can_be_cancelled(
+    start_server, jupyter_server
+):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        running = Running(jupyter, relay.ws_url, service_token)
+        try:
+            kernel = await jupyter.start_kernel("python3")
+
+            def executions() -> dict:
+                return records(watcher, "executions")
+
+            def run(execution_id: str, code: str, **fields) -> None:
+                request_execution(
+                    watcher, execution_id, kernel_id=kernel["id"], code=code, **fields
+                )
+
+            # Outputs are written a batch at a time, not a stored transaction per line.
+            before = await last_serial("jupyter")
+            code = "for i in range(300):\n    print(i, flush=True)"
+            run("loud", code, status="requested")
+            await watcher.wait_for(
+                lambda: executions()["loud"].get("status") == "completed", timeout=WAIT
+            )
+            printed = "".join(output["text"] for output in executions()["loud"]["outputs"])
+            assert printed == "".join(f"{i}\n" for i in range(300))
+            assert await last_serial("jupyter") - before < 100
+
+            # stdin: the kernel's request appears in the record; an editor's reply reaches it.
+            code = 'name = input("name? ")\nprint("hi", name)'
+            run("ask", code, status="requested")
+            await watcher.wait_for(lambda: executions()["ask"].get("input_request"), timeout=WAIT)
+            assert executions()["ask"]["input_request"] == {"prompt": "name? ", "password": False}
+            set_fields(watcher, "executions", "ask", input_reply="Ada")
+            await watcher.wait_for(
+                lambda: executions()["ask"].get("status") == "completed", timeout=WAIT
+            )
+            answered_input = executions()["ask"]
+            assert answered_input["outputs"][-1]["text"] == "hi Ada\n"
+            assert answered_input.get("input_request") is None
+
+            # Cancelled while it runs: the kernel is interrupted, and lives on.
+            code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
+            run("long", code, status="requested")
+            await watcher.wait_for(lambda: executions()["long"].get("outputs"), timeout=WAIT)
+            set_fields(watcher, "executions", "long", cancel=True)
+            await watcher.wait_for(
+                lambda: executions()["long"].get("status") == "cancelled", timeout=WAIT
+            )
+            assert "KeyboardInterrupt" in executions()["long"]["error"]
+            run("after", "6*7", status="requested")
+            await watcher.wait_for(
+                lambda: executions()["after"].get("status") == "completed", timeout=WAIT
+            )
+            assert executions()["after"]["outputs"][0]["data"]["text/plain"] == "42"
+
+            # Cancelled before it ran: it never starts.
+            run("never", "1", status="requested", cancel=True)
+            await watcher.wait_for(
+                lambda: executions()["never"].get("status") == "cancelled", timeout=WAIT
+            )
+            assert not executions()["never"].get("started_at")
+            await jupyter.shutdown_kernel(kernel["id"])
+        finally:
+            await running.close()
+
+
+def test_expired_records_are_the_finished_ones_older_than_the_cutoff() -> None:
+    table = Doc().get("requests", type=Map)
+    table.update(
+        {
+            "old": Map({"status": "completed", "finished_at": "2026-01-01T10:00:00+00:00"}),
+            "old-error": Map({"status": "error", "finished_at": "2026-01-01T10:00:00+00:00"}),
+            "recent": Map({"status": "cancelled", "finished_at": "2026-01-01T12:00:00+00:00"}),
+            "running": Map({"status": "running", "finished_at": "2026-01-01T10:00:00+00:00"}),
+            "unparsable": Map({"status": "completed", "finished_at": "yesterday"}),
+            "naive": Map({"status": "completed", "finished_at": "2026-01-01T10:00:00"}),
+        }
+    )
+    cutoff = datetime(2026, 1, 1, 11, 0, tzinfo=UTC)
+    assert sorted(expired_records(table, cutoff)) == ["old", "old-error"]
+
+
+async def test_finished_records_are_removed_after_the_retention(start_server, jupyter_server):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        with override_settings(RTC={"RECORD_RETENTION": 1.0}):
+            running = Running(jupyter, relay.ws_url, service_token)
+            try:
+                kernel = await jupyter.start_kernel("python3")
+                code = "import time\ntime.sleep(120)"
+                request_execution(
+                    watcher, "long", kernel_id=kernel["id"], code=code, status="requested"
+                )
+                await watcher.wait_for(
+                    lambda: records(watcher, "executions")["long"].get("status") == "running",
+                    timeout=WAIT,
+                )
+                ask(watcher, "r1", "refresh")
+                assert (await answered(watcher, "r1"))["status"] == "completed"
+                await watcher.wait_for(
+                    lambda: "r1" not in records(watcher, "requests"), timeout=WAIT
+                )
+                # Unfinished: kept, however old.
+                assert records(watcher, "executions")["long"]["status"] == "running"
+                set_fields(watcher, "executions", "long", cancel=True)
+                await watcher.wait_for(
+                    lambda: "long" not in records(watcher, "executions"), timeout=WAIT
+                )
+                await jupyter.shutdown_kernel(kernel["id"])
+            finally:
+                await running.close()
 
 
 def ask(client: DatastoreClient, request_id: str, action: str, **params) -> None:

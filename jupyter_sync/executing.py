@@ -1,0 +1,171 @@
+"""One execution on a kernel, steered by its ``executions`` record.
+
+Cell executions (``documents.py``) and console executions (``supernode.py``) both run through
+``run_execution``, so a record's ``cancel`` (interrupt the kernel), ``input_request`` and
+``input_reply`` (the kernel's stdin) mean the same for both; ``OutputWriter`` writes the
+outputs into the cell or the record, a batch of messages per transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Array, Doc, Map
+
+from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnection
+from jupyter_sync.outputs import NotebookOutputSink
+from tables.conf import rtc_settings
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_MESSAGES = {
+    "stream",
+    "display_data",
+    "update_display_data",
+    "execute_result",
+    "error",
+    "clear_output",
+}
+OUTPUT_INTERVAL = 0.05  # seconds: the iopub messages of one interval go in one transaction
+
+
+class Notifier:
+    """Wakes every waiter at each ``notify()``; take ``waiter()`` before checking, then wait."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def waiter(self) -> asyncio.Event:
+        return self._event
+
+
+def _msg_type(message: dict[str, Any]) -> str | None:
+    return message.get("msg_type") or message.get("header", {}).get("msg_type")
+
+
+class OutputWriter:
+    """Writes one execution's iopub messages into ``target()["outputs"]``, a batch per
+    ``interval``, and ``execution_count`` as execute_input tells it.
+
+    Messages arrive one by one; writing each as its own transaction would cost a stored patch
+    per line printed. ``target`` is looked up at each write: a cell may have moved, or gone.
+    """
+
+    def __init__(
+        self, doc: Doc, target: Callable[[], Map | None], interval: float = OUTPUT_INTERVAL
+    ):
+        self.doc = doc
+        self.target = target
+        self.interval = interval
+        self.sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
+        self.pending: list[dict[str, Any]] = []
+        self.handle: asyncio.TimerHandle | None = None
+        self.execution_count: int | None = None
+
+    def add(self, message: dict[str, Any]) -> None:
+        kind = _msg_type(message)
+        if kind == "execute_input":
+            count = message.get("content", {}).get("execution_count")
+            self.execution_count = count if isinstance(count, int) else self.execution_count
+        elif kind not in OUTPUT_MESSAGES:
+            return
+        self.pending.append(message)
+        if self.handle is None:
+            self.handle = asyncio.get_running_loop().call_later(self.interval, self.flush)
+
+    def flush(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        messages, self.pending = self.pending, []
+        target = self.target()
+        if not messages or target is None:
+            return
+        with self.doc.transaction():
+            outputs = target.get("outputs")
+            if not isinstance(outputs, Array):
+                target["outputs"] = Array()
+                outputs = target["outputs"]
+            for message in messages:
+                if _msg_type(message) == "execute_input":
+                    target["execution_count"] = self.execution_count
+                else:
+                    self.sink.apply(outputs, message)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: ExecuteResult
+    interrupted: bool  # the record asked to cancel and the kernel was interrupted
+
+
+async def run_execution(
+    connection: KernelConnection,
+    code: str,
+    *,
+    record: Callable[[], Map | None],
+    update: Callable[..., None],
+    interrupt: Callable[[], Awaitable[Any]],
+    notifier: Notifier,
+    on_output: Callable[[dict[str, Any]], Any],
+) -> Outcome:
+    """Run ``code`` while following the record: ``cancel`` interrupts the kernel once, an
+    ``input_request`` is set while the kernel waits for input, and an ``input_reply`` is sent
+    to it (both then cleared). ``notifier`` must be notified when the record changes."""
+    inputs: list[dict[str, Any]] = []
+
+    def on_input(message: dict[str, Any]) -> None:
+        content = message.get("content") or {}
+        inputs.append(message)
+        request = {"prompt": content.get("prompt", ""), "password": bool(content.get("password"))}
+        update(input_request=request, input_reply=None)
+
+    run = asyncio.ensure_future(
+        connection.execute(code, on_output=on_output, on_input=on_input, allow_stdin=True)
+    )
+    run.add_done_callback(lambda _task: notifier.notify())
+    interrupted = False
+    try:
+        while True:
+            waiter = notifier.waiter()
+            if run.done():
+                break
+            current = record()
+            if current is not None and current.get("cancel") and not interrupted:
+                interrupted = True
+                try:
+                    await interrupt()
+                except JupyterClientError as error:
+                    logger.warning("interrupting kernel %s: %s", connection.kernel_id, error)
+            reply = current.get("input_reply") if current is not None else None
+            if isinstance(reply, str) and inputs:
+                await connection.send_input(reply, inputs.pop(0))
+                update(input_request=None, input_reply=None)
+            if not run.done():
+                await waiter.wait()
+        return Outcome(run.result(), interrupted)
+    finally:
+        if not run.done():
+            run.cancel()
+
+
+def final_status(result: ExecuteResult, cancelled: bool) -> tuple[str, str | None]:
+    """The record's ``status`` and ``error`` for what an execution came to."""
+    if result.ok:
+        return "completed", None
+    if cancelled:
+        return "cancelled", f"{result.ename or 'interrupted'}: {result.evalue or ''}"
+    if result.status == "aborted":
+        return "error", "aborted: an earlier execution failed"
+    return "error", f"{result.ename}: {result.evalue}"
+
+
+__all__ = ["Notifier", "Outcome", "OutputWriter", "final_status", "run_execution"]
