@@ -577,6 +577,48 @@ def server_status(**fields) -> None:
     records.set_fields(service.get_datastore("jupyter"), "status", "server", fields)
 
 
+async def test_an_execution_is_cancelled_through_the_api(start_server, jupyter_server):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server, env=PATIENT)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+        api(server, tokens["vi"]) as vi,
+    ):
+        running = Running(jupyter, server.ws_url, tokens["service"])
+        try:
+            await connected()
+            kernel_id = (await ed.post("/api/kernels", json={"name": "python3"})).json()["id"]
+            code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
+            response = await ed.post("/api/executions", json={"kernel_id": kernel_id, "code": code})
+            assert response.status_code == 202, response.text
+            execution_id = response.json()["id"]
+            await wait_for_record(
+                "jupyter",
+                "executions",
+                execution_id,
+                lambda record: bool(record and record.get("outputs")),
+                WAIT,
+                poll_interval=0.05,
+            )
+            cancel = f"/api/executions/{execution_id}/cancel"
+            assert_error(await vi.post(cancel), 403, "permission-denied")
+            assert_error(await ed.post("/api/executions/nope/cancel"), 404, "unknown-execution")
+            response = await ed.post(cancel)
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "cancelled"
+            assert "KeyboardInterrupt" in response.json()["error"]
+            # Again: it has ended, nothing changes.
+            again = await ed.post(cancel)
+            assert again.status_code == 200 and again.json() == response.json()
+            # The kernel was interrupted, not lost.
+            response = await ed.post("/api/executions", json={"kernel_id": kernel_id, "code": "7"})
+            assert response.json()["status"] == "completed", response.text
+            await jupyter.shutdown_kernel(kernel_id)
+        finally:
+            await running.close()
+
+
 async def test_a_supernode_that_cannot_reach_jupyter_answers_503_too(start_server):
     tokens = await accounts()
     server = await asyncio.to_thread(start_server)

@@ -80,12 +80,13 @@ class ExecutionBase(JupyterView):
         url = f"/api/executions/{execution_id}"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
-    def write_reply(self, execution_id: str, value: str) -> None:
+    def write_fields(self, execution_id: str, fields: dict[str, Any]) -> None:
+        """Write fields of the record as this user (a viewer is refused)."""
         outcome = records.set_fields(
             self.datastore,
             "executions",
             execution_id,
-            {"input_reply": value},
+            fields,
             author_id=self.access.user_id,
             origin=Origin.REST,
             authorize=self.access.authorizer(),
@@ -154,13 +155,42 @@ class ExecutionInputView(ExecutionBase):
         problem = supernode_problem(self.datastore)
         if problem:
             raise unavailable(problem)
-        self.write_reply(execution_id, value)
+        self.write_fields(execution_id, {"input_reply": value})
         return self.pending(
             "executions",
             execution_id,
             lambda record: finished(record) or not (record or {}).get("input_reply"),
             lambda record: Response(status=code),
             url=f"/api/executions/{execution_id}",
+        )
+
+
+class ExecutionCancelView(ExecutionBase):
+    @extend_schema(
+        operation_id="jupyter_executions_cancel",
+        tags=[TAG],
+        summary="Cancel an execution: one not started never runs, a running one is interrupted",
+        description="200 with the execution once it ended (status cancelled, or how it ended "
+        "if it finished first); 202 (Location: the execution) if it has not ended within "
+        "RTC_API_ACTION_TIMEOUT. Cancelling a finished execution changes nothing.",
+        request=None,
+        responses={200: s.ExecutionSerializer, 202: s.ExecutionSerializer, **action_errors()},
+    )
+    def post(self, request: Request, execution_id: str) -> Response:
+        record = self.execution(execution_id)
+        if finished(record):
+            return self.answer(execution_id, record)
+        problem = supernode_problem(self.datastore)
+        if problem:
+            raise unavailable(problem)
+        self.write_fields(execution_id, {"cancel": True})
+        return self.pending(
+            "executions",
+            execution_id,
+            finished,
+            lambda record: self.answer(execution_id, whole(record)),
+            url=f"/api/executions/{execution_id}",
+            body=self.body(execution_id, record),
         )
 
 

@@ -67,6 +67,11 @@ urlpatterns = [
         executions.ExecutionInputView.as_view(),
         name="execution-input",
     ),
+    path(
+        "executions/<str:execution_id>/cancel",
+        executions.ExecutionCancelView.as_view(),
+        name="execution-cancel",
+    ),
     path("sessions", views.SessionListView.as_view(), name="sessions"),
     path("sessions/refresh", views.SessionsRefreshView.as_view(), name="sessions-refresh"),
     path("sessions/<str:session_id>", views.SessionDetailView.as_view(), name="session"),
