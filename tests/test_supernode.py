@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -47,7 +49,7 @@ def request_execution(client: DatastoreClient, execution_id: str, **fields) -> N
 
 
 class Running:
-    """A supernode running in this event loop until the test ends."""
+    """A supernode running in this event loop until the test ends (or the ``async with``)."""
 
     def __init__(self, jupyter: JupyterClient, server_url: str, token: str):
         self.stop = asyncio.Event()
@@ -59,6 +61,28 @@ class Running:
     async def close(self) -> None:
         self.stop.set()
         await asyncio.wait_for(self.task, WAIT)
+
+    async def __aenter__(self) -> Running:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+
+@contextlib.asynccontextmanager
+async def supernode_and_watcher(
+    start_server, jupyter_server
+) -> AsyncIterator[tuple[JupyterClient, DatastoreClient]]:
+    """A relay process with a supernode on it; the supernode's Jupyter client, and an editor's
+    client of the jupyter datastore to watch and ask with."""
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+        Running(jupyter, relay.ws_url, service_token),
+    ):
+        yield jupyter, watcher
 
 
 async def test_tables_follow_the_jupyter_server_and_console_executions_run(
@@ -175,72 +199,61 @@ def last_serial(name: str) -> int:
 async def test_console_executions_batch_outputs_take_input_and_can_be_cancelled(
     start_server, jupyter_server
 ):
-    service_token, editor_token = await accounts()
-    relay = await asyncio.to_thread(start_server)
-    async with (
-        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
-        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
-    ):
-        running = Running(jupyter, relay.ws_url, service_token)
-        try:
-            kernel = await jupyter.start_kernel("python3")
+    async with supernode_and_watcher(start_server, jupyter_server) as (jupyter, watcher):
+        kernel = await jupyter.start_kernel("python3")
 
-            def executions() -> dict:
-                return records(watcher, "executions")
+        def executions() -> dict:
+            return records(watcher, "executions")
 
-            def run(execution_id: str, code: str, **fields) -> None:
-                request_execution(
-                    watcher, execution_id, kernel_id=kernel["id"], code=code, **fields
-                )
+        def run(execution_id: str, code: str, **fields) -> None:
+            request_execution(watcher, execution_id, kernel_id=kernel["id"], code=code, **fields)
 
-            # Outputs are written a batch at a time, not a stored transaction per line.
-            before = await last_serial("jupyter")
-            code = "for i in range(300):\n    print(i, flush=True)"
-            run("loud", code, status="requested")
-            await watcher.wait_for(
-                lambda: executions()["loud"].get("status") == "completed", timeout=WAIT
-            )
-            printed = "".join(output["text"] for output in executions()["loud"]["outputs"])
-            assert printed == "".join(f"{i}\n" for i in range(300))
-            assert await last_serial("jupyter") - before < 100
+        # Outputs are written a batch at a time, not a stored transaction per line.
+        before = await last_serial("jupyter")
+        code = "for i in range(300):\n    print(i, flush=True)"
+        run("loud", code, status="requested")
+        await watcher.wait_for(
+            lambda: executions()["loud"].get("status") == "completed", timeout=WAIT
+        )
+        printed = "".join(output["text"] for output in executions()["loud"]["outputs"])
+        assert printed == "".join(f"{i}\n" for i in range(300))
+        assert await last_serial("jupyter") - before < 100
 
-            # stdin: the kernel's request appears in the record; an editor's reply reaches it.
-            code = 'name = input("name? ")\nprint("hi", name)'
-            run("ask", code, status="requested")
-            await watcher.wait_for(lambda: executions()["ask"].get("input_request"), timeout=WAIT)
-            assert executions()["ask"]["input_request"] == {"prompt": "name? ", "password": False}
-            set_fields(watcher, "executions", "ask", input_reply="Ada")
-            await watcher.wait_for(
-                lambda: executions()["ask"].get("status") == "completed", timeout=WAIT
-            )
-            answered_input = executions()["ask"]
-            assert answered_input["outputs"][-1]["text"] == "hi Ada\n"
-            assert answered_input.get("input_request") is None
+        # stdin: the kernel's request appears in the record; an editor's reply reaches it.
+        code = 'name = input("name? ")\nprint("hi", name)'
+        run("ask", code, status="requested")
+        await watcher.wait_for(lambda: executions()["ask"].get("input_request"), timeout=WAIT)
+        assert executions()["ask"]["input_request"] == {"prompt": "name? ", "password": False}
+        set_fields(watcher, "executions", "ask", input_reply="Ada")
+        await watcher.wait_for(
+            lambda: executions()["ask"].get("status") == "completed", timeout=WAIT
+        )
+        answered_input = executions()["ask"]
+        assert answered_input["outputs"][-1]["text"] == "hi Ada\n"
+        assert answered_input.get("input_request") is None
 
-            # Cancelled while it runs: the kernel is interrupted, and lives on.
-            code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
-            run("long", code, status="requested")
-            await watcher.wait_for(lambda: executions()["long"].get("outputs"), timeout=WAIT)
-            set_fields(watcher, "executions", "long", cancel=True)
-            await watcher.wait_for(
-                lambda: executions()["long"].get("status") == "cancelled", timeout=WAIT
-            )
-            assert "KeyboardInterrupt" in executions()["long"]["error"]
-            run("after", "6*7", status="requested")
-            await watcher.wait_for(
-                lambda: executions()["after"].get("status") == "completed", timeout=WAIT
-            )
-            assert executions()["after"]["outputs"][0]["data"]["text/plain"] == "42"
+        # Cancelled while it runs: the kernel is interrupted, and lives on.
+        code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
+        run("long", code, status="requested")
+        await watcher.wait_for(lambda: executions()["long"].get("outputs"), timeout=WAIT)
+        set_fields(watcher, "executions", "long", cancel=True)
+        await watcher.wait_for(
+            lambda: executions()["long"].get("status") == "cancelled", timeout=WAIT
+        )
+        assert "KeyboardInterrupt" in executions()["long"]["error"]
+        run("after", "6*7", status="requested")
+        await watcher.wait_for(
+            lambda: executions()["after"].get("status") == "completed", timeout=WAIT
+        )
+        assert executions()["after"]["outputs"][0]["data"]["text/plain"] == "42"
 
-            # Cancelled before it ran: it never starts.
-            run("never", "1", status="requested", cancel=True)
-            await watcher.wait_for(
-                lambda: executions()["never"].get("status") == "cancelled", timeout=WAIT
-            )
-            assert not executions()["never"].get("started_at")
-            await jupyter.shutdown_kernel(kernel["id"])
-        finally:
-            await running.close()
+        # Cancelled before it ran: it never starts.
+        run("never", "1", status="requested", cancel=True)
+        await watcher.wait_for(
+            lambda: executions()["never"].get("status") == "cancelled", timeout=WAIT
+        )
+        assert not executions()["never"].get("started_at")
+        await jupyter.shutdown_kernel(kernel["id"])
 
 
 def test_expired_records_are_the_finished_ones_older_than_the_cutoff() -> None:
@@ -260,38 +273,27 @@ def test_expired_records_are_the_finished_ones_older_than_the_cutoff() -> None:
 
 
 async def test_finished_records_are_removed_after_the_retention(start_server, jupyter_server):
-    service_token, editor_token = await accounts()
-    relay = await asyncio.to_thread(start_server)
-    async with (
-        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
-        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
-    ):
-        with override_settings(RTC={"RECORD_RETENTION": 1.0}):
-            running = Running(jupyter, relay.ws_url, service_token)
-            try:
-                kernel = await jupyter.start_kernel("python3")
-                code = "import time\ntime.sleep(120)"
-                request_execution(
-                    watcher, "long", kernel_id=kernel["id"], code=code, status="requested"
-                )
-                await watcher.wait_for(
-                    lambda: records(watcher, "executions")["long"].get("status") == "running",
-                    timeout=WAIT,
-                )
-                ask(watcher, "r1", "refresh")
-                assert (await answered(watcher, "r1"))["status"] == "completed"
-                await watcher.wait_for(
-                    lambda: "r1" not in records(watcher, "requests"), timeout=WAIT
-                )
-                # Unfinished: kept, however old.
-                assert records(watcher, "executions")["long"]["status"] == "running"
-                set_fields(watcher, "executions", "long", cancel=True)
-                await watcher.wait_for(
-                    lambda: "long" not in records(watcher, "executions"), timeout=WAIT
-                )
-                await jupyter.shutdown_kernel(kernel["id"])
-            finally:
-                await running.close()
+    with override_settings(RTC={"RECORD_RETENTION": 1.0}):
+        async with supernode_and_watcher(start_server, jupyter_server) as (jupyter, watcher):
+            kernel = await jupyter.start_kernel("python3")
+            code = "import time\ntime.sleep(120)"
+            request_execution(
+                watcher, "long", kernel_id=kernel["id"], code=code, status="requested"
+            )
+            await watcher.wait_for(
+                lambda: records(watcher, "executions")["long"].get("status") == "running",
+                timeout=WAIT,
+            )
+            ask(watcher, "r1", "refresh")
+            assert (await answered(watcher, "r1"))["status"] == "completed"
+            await watcher.wait_for(lambda: "r1" not in records(watcher, "requests"), timeout=WAIT)
+            # Unfinished: kept, however old.
+            assert records(watcher, "executions")["long"]["status"] == "running"
+            set_fields(watcher, "executions", "long", cancel=True)
+            await watcher.wait_for(
+                lambda: "long" not in records(watcher, "executions"), timeout=WAIT
+            )
+            await jupyter.shutdown_kernel(kernel["id"])
 
 
 def ask(client: DatastoreClient, request_id: str, action: str, **params) -> None:
@@ -310,71 +312,60 @@ async def answered(client: DatastoreClient, request_id: str) -> dict:
 
 
 async def test_requests_act_on_kernels_sessions_terminals_and_folders(start_server, jupyter_server):
-    service_token, editor_token = await accounts()
-    relay = await asyncio.to_thread(start_server)
     folder = jupyter_server.root_dir / "project"
     folder.mkdir(exist_ok=True)
     (folder / "notes.txt").write_text("hello")
-    async with (
-        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
-        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as client,
-    ):
-        running = Running(jupyter, relay.ws_url, service_token)
-        try:
-            ask(client, "r1", "kernel.start", name="python3")
-            started = await answered(client, "r1")
-            assert started["status"] == "completed", started
-            kernel_id = started["result"]["kernel"]["id"]
-            await client.wait_for(lambda: kernel_id in records(client, "kernels"), timeout=WAIT)
+    async with supernode_and_watcher(start_server, jupyter_server) as (_jupyter, client):
+        ask(client, "r1", "kernel.start", name="python3")
+        started = await answered(client, "r1")
+        assert started["status"] == "completed", started
+        kernel_id = started["result"]["kernel"]["id"]
+        await client.wait_for(lambda: kernel_id in records(client, "kernels"), timeout=WAIT)
 
-            ask(client, "r2", "session.create", path="project/a.ipynb", kernel_id=kernel_id)
-            session = (await answered(client, "r2"))["result"]["session"]
-            await client.wait_for(
-                lambda: (
-                    records(client, "sessions").get(session["id"], {}).get("kernel_id") == kernel_id
-                ),
-                timeout=WAIT,
-            )
+        ask(client, "r2", "session.create", path="project/a.ipynb", kernel_id=kernel_id)
+        session = (await answered(client, "r2"))["result"]["session"]
+        await client.wait_for(
+            lambda: (
+                records(client, "sessions").get(session["id"], {}).get("kernel_id") == kernel_id
+            ),
+            timeout=WAIT,
+        )
 
-            ask(client, "r3", "terminal.create")
-            terminal = (await answered(client, "r3"))["result"]["terminal"]["name"]
-            await client.wait_for(lambda: terminal in records(client, "terminals"), timeout=WAIT)
-            ask(client, "r4", "terminal.delete", name=terminal)
-            assert (await answered(client, "r4"))["status"] == "completed"
-            await client.wait_for(
-                lambda: terminal not in records(client, "terminals"), timeout=WAIT
-            )
+        ask(client, "r3", "terminal.create")
+        terminal = (await answered(client, "r3"))["result"]["terminal"]["name"]
+        await client.wait_for(lambda: terminal in records(client, "terminals"), timeout=WAIT)
+        ask(client, "r4", "terminal.delete", name=terminal)
+        assert (await answered(client, "r4"))["status"] == "completed"
+        await client.wait_for(lambda: terminal not in records(client, "terminals"), timeout=WAIT)
 
-            ask(client, "r5", "contents.list", path="project")
-            assert (await answered(client, "r5"))["status"] == "completed"
-            contents = records(client, "contents")
-            assert contents["project"]["children"] == ["notes.txt"]
-            assert contents["project/notes.txt"]["type"] == "file"
-            # A watched folder stays current.
-            (folder / "more.txt").write_text("x")
-            await client.wait_for(
-                lambda: "project/more.txt" in records(client, "contents"), timeout=WAIT
-            )
+        ask(client, "r5", "contents.list", path="project")
+        assert (await answered(client, "r5"))["status"] == "completed"
+        contents = records(client, "contents")
+        assert contents["project"]["children"] == ["notes.txt"]
+        assert contents["project/notes.txt"]["type"] == "file"
+        # A watched folder stays current.
+        (folder / "more.txt").write_text("x")
+        await client.wait_for(
+            lambda: "project/more.txt" in records(client, "contents"), timeout=WAIT
+        )
 
-            # An action the schema does not know is refused outright (nothing stored)...
-            ask(client, "r6", "kernel.launch-missiles")
-            await client.wait_for(
-                lambda: client.rejections and "r6" not in records(client, "requests"),
-                timeout=WAIT,
-            )
-            assert client.rejections[0].code == "schema-violation"
-            # ...and one with bad params ends in error.
-            ask(client, "r7", "kernel.shutdown")
-            assert "params.kernel_id" in (await answered(client, "r7"))["error"]
+        # An action the schema does not know is refused outright (nothing stored)...
+        ask(client, "r6", "kernel.launch-missiles")
+        await client.wait_for(
+            lambda: client.rejections and "r6" not in records(client, "requests"),
+            timeout=WAIT,
+        )
+        assert client.rejections[0].code == "schema-violation"
+        # ...and one with bad params ends in error.
+        ask(client, "r7", "kernel.shutdown")
+        assert "params.kernel_id" in (await answered(client, "r7"))["error"]
 
-            ask(client, "r8", "session.delete", session_id=session["id"])
-            assert (await answered(client, "r8"))["status"] == "completed"
-            await client.wait_for(
-                lambda: (
-                    kernel_id not in records(client, "kernels")
-                    and session["id"] not in records(client, "sessions")
-                ),
-                timeout=WAIT,
-            )
-        finally:
-            await running.close()
+        ask(client, "r8", "session.delete", session_id=session["id"])
+        assert (await answered(client, "r8"))["status"] == "completed"
+        await client.wait_for(
+            lambda: (
+                kernel_id not in records(client, "kernels")
+                and session["id"] not in records(client, "sessions")
+            ),
+            timeout=WAIT,
+        )

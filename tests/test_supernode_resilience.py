@@ -17,7 +17,13 @@ from jupyter_sync.jupyter import JupyterClient
 from relay.client import Backoff, DatastoreClient
 from tables.models import Datastore, Transaction
 from tests.jupyter_fixtures import start_local_server
-from tests.test_supernode import Running, accounts, records, request_execution
+from tests.test_supernode import (
+    Running,
+    accounts,
+    records,
+    request_execution,
+    supernode_and_watcher,
+)
 
 pytest_plugins = ["tests.liveserver", "tests.jupyter_fixtures"]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -251,13 +257,7 @@ async def test_a_kernel_dying_mid_execution_ends_it_in_error_and_the_kernel_dead
 async def test_a_kernel_restarted_by_jupyter_mid_execution_ends_it_and_comes_back(
     start_server, jupyter_server
 ):
-    service_token, editor_token = await accounts()
-    relay = await asyncio.to_thread(start_server)
-    async with (
-        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
-        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
-    ):
-        running = Running(jupyter, relay.ws_url, service_token)
+    async with supernode_and_watcher(start_server, jupyter_server) as (jupyter, watcher):
         kernel = (await jupyter.start_kernel("python3"))["id"]
         try:
             await watcher.wait_for(lambda: kernel in records(watcher, "kernels"), WAIT)
@@ -286,7 +286,6 @@ async def test_a_kernel_restarted_by_jupyter_mid_execution_ends_it_and_comes_bac
             assert "restarting" in states.seen, states.seen
             assert kernel in records(watcher, "kernels")
         finally:
-            await running.close()
             await jupyter.shutdown_kernel(kernel)
 
 
