@@ -134,7 +134,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "RECORD_RETENTION",
-        3600.0,
+        3600,
         _positive_float,
         "Seconds a finished requests or executions record stays in the jupyter datastore "
         "(its patches stay in the history); 0: kept for ever.",
