@@ -19,7 +19,7 @@ editor's token: one writes ``executions`` records, the other watches.
     output items the record holds; the stored transactions and their bytes; and how much the
     encoded document grew.
 
-Run: ``.venv/bin/python bench/supernode.py [--repeat 20] [--lines 100000] [--postgres]``.
+Run: ``.venv/bin/python bench/supernode.py [--repeat 20] [--lines 100000] [--flush] [--postgres]``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ def parse_args() -> argparse.Namespace:
     add_common_arguments(parser)
     parser.add_argument("--repeat", type=int, default=20, help="runs of (a) per path")
     parser.add_argument("--lines", type=int, default=100_000, help="lines printed in (b)")
+    parser.add_argument(
+        "--flush",
+        action="store_true",
+        help="(b) prints with flush=True: a kernel message per line, as a progress bar sends",
+    )
     parser.add_argument("--long-repeat", type=int, default=3, help="runs of (b) per path")
     return parser.parse_args()
 
@@ -282,7 +287,8 @@ async def main(args: argparse.Namespace) -> None:
                 title=f"(a) print('x'): execute to first output, {args.repeat} runs each",
             )
 
-            code = f"for i in range({args.lines}):\n    print(i)"
+            flush = ", flush=True" if args.flush else ""
+            code = f"for i in range({args.lines}):\n    print(i{flush})"
             rows = []
             for _ in range(args.long_repeat):
                 _first, zmq_done, messages = await via_zmq(kc, code)
@@ -351,7 +357,8 @@ async def main(args: argparse.Namespace) -> None:
                         kib(median(r[7] for r in rows)),
                     ],
                 ],
-                title=f"(b) printing {args.lines:,} lines, {args.long_repeat} runs each",
+                title=f"(b) printing {args.lines:,} lines{' (flush=True)' if args.flush else ''}, "
+                f"{args.long_repeat} runs each",
             )
             kc.stop_channels()
             await connection.close()
