@@ -54,6 +54,8 @@ RESTART_PROBE_TIMEOUT = 2.0
 # before it is taken as done: a lost idle must not leave it waiting forever.
 IOPUB_IDLE_GRACE = 10.0
 PROBE_INTERVAL = 0.25  # kernel_info_request sent again until its reply and iopub both came
+# How Jupyter Server tells a websocket that it drops iopub messages past its rate limits.
+RATE_LIMIT_NOTICES = ("IOPub message rate exceeded.", "IOPub data rate exceeded.")
 
 
 class JupyterClientError(Exception):
@@ -699,6 +701,13 @@ class KernelConnection:
                 self.execution_state = state
             for stream in list(self._streams):
                 stream._put(message)
+            if msg_type == "stream" and str(content.get("text", "")).startswith(RATE_LIMIT_NOTICES):
+                logger.warning(
+                    "kernel %s: the Jupyter Server drops outputs past its iopub rate limit, so "
+                    "they are not saved; start it with "
+                    "--ZMQChannelsWebsocketConnection.limit_rate=False",
+                    self.kernel_id,
+                )
             if request is not None:
                 if request.on_output is not None:
                     await _call(request.on_output, message)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 READY_PATH = "/api/status"
 TERMINALS_EXTENSION = "jupyter_server_terminals"
+LIMIT_RATE = "ZMQChannelsWebsocketConnection.limit_rate"  # iopub rate limits: off unless asked
 
 
 class JupyterLaunchError(RuntimeError):
@@ -140,6 +141,10 @@ class LocalJupyterServer:
             f"--ServerApp.root_dir={self._root_dir}",
             f"--IdentityProvider.token={self._token}",
         ]
+        if not any(arg.startswith(f"--{LIMIT_RATE}=") for arg in self._args):
+            # The server drops iopub messages past a rate (to spare browsers); the supernode
+            # saves outputs, so it must get every one. Browsers get them through the relay.
+            command.append(f"--{LIMIT_RATE}=False")
         if terminals_available():
             # No config file is read (JUPYTER_NO_CONFIG), so nothing enables it but this.
             command.append(f"--ServerApp.jpserver_extensions={TERMINALS_EXTENSION}=True")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
@@ -484,6 +485,47 @@ async def _result_text(conn: KernelConnection, expression: str) -> str | None:
 
     await conn.execute(expression, on_output=keep)
     return results[0] if results else None
+
+
+FAST_PRINTS = "for i in range(5000):\n    print(f'{i:>99}', flush=True)"
+
+
+async def test_the_launched_server_drops_no_output(conn: KernelConnection) -> None:
+    """Jupyter's iopub rate limits (1000 messages, 1 MB a second) are off on the launched server:
+    the supernode saves what it receives, so it must receive everything."""
+    streams: list[Json] = []
+    result = await conn.execute(
+        FAST_PRINTS,
+        on_output=lambda m: streams.append(m["content"]) if m["msg_type"] == "stream" else None,
+        timeout=60,
+    )
+    assert result.ok
+    assert {stream["name"] for stream in streams} == {"stdout"}
+    assert "".join(stream["text"] for stream in streams) == "".join(
+        f"{i:>99}\n" for i in range(5000)
+    )
+
+
+async def test_a_server_that_drops_output_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Jupyter Server run by someone else may keep its rate limits: the loss is told, with the
+    setting that ends it."""
+    server = await asyncio.to_thread(
+        start_local_server, tmp_path, args=["--ZMQChannelsWebsocketConnection.limit_rate=True"]
+    )
+    try:
+        async with JupyterClient(server.url, server.token, timeout=30) as client:
+            kernel = await client.start_kernel()
+            async with await client.connect_kernel(kernel["id"]) as conn:
+                with caplog.at_level(logging.WARNING, logger="jupyter_sync.jupyter"):
+                    assert (await conn.execute(FAST_PRINTS, timeout=60)).ok
+            await client.shutdown_kernel(kernel["id"])
+    finally:
+        await asyncio.to_thread(server.close)
+    assert any("limit_rate=False" in record.getMessage() for record in caplog.records), (
+        "no warning about the server's rate limit"
+    )
 
 
 def test_launcher_isolates_jupyter_directories(tmp_path: Path) -> None:

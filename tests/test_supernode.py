@@ -256,6 +256,23 @@ async def test_console_executions_batch_outputs_take_input_and_can_be_cancelled(
         await jupyter.shutdown_kernel(kernel["id"])
 
 
+async def test_a_fast_printing_cell_keeps_every_line(start_server, jupyter_server):
+    """Jupyter Server drops iopub messages past its rate limits (1000 a second, 1 MB a second)
+    for every websocket; the supernode's must get them all, or the saved outputs lose lines."""
+    async with supernode_and_watcher(start_server, jupyter_server) as (jupyter, watcher):
+        kernel = await jupyter.start_kernel("python3")
+        code = "for i in range(5000):\n    print(f'{i:>99}', flush=True)"
+        request_execution(watcher, "fast", kernel_id=kernel["id"], code=code, status="requested")
+        await watcher.wait_for(
+            lambda: records(watcher, "executions")["fast"].get("status") == "completed",
+            timeout=WAIT,
+        )
+        outputs = records(watcher, "executions")["fast"]["outputs"]
+        assert [output["name"] for output in outputs] == ["stdout"], outputs[1:]
+        assert outputs[0]["text"] == "".join(f"{i:>99}\n" for i in range(5000))
+        await jupyter.shutdown_kernel(kernel["id"])
+
+
 def test_expired_records_are_the_finished_ones_older_than_the_cutoff() -> None:
     table = Doc().get("requests", type=Map)
     table.update(
