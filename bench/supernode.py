@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,6 +35,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from queue import Empty
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -199,13 +201,29 @@ async def via_supernode(writer, watcher, kernel_id: str, code: str) -> tuple[flo
 
 
 async def via_zmq(kc, code: str) -> tuple[float, float, int]:
-    """jupyter_client: seconds to the first stream message and to idle; messages received."""
+    """jupyter_client: seconds to the first stream message and to idle; messages received.
+
+    A subscriber that falls behind loses messages past ZMQ's high-water mark (1000), idle
+    among them: after the shell reply, one second of iopub silence also ends the run.
+    """
     start = time.perf_counter()
     msg_id = kc.execute(code)
     first = None
     messages = 0
+    replied = False
     while True:
-        message = await kc.get_iopub_msg(timeout=WAIT)
+        try:
+            message = await kc.get_iopub_msg(timeout=1.0)
+        except Empty:
+            if replied:
+                print("jupyter_client: idle lost (ZMQ high-water mark); ended on the reply")
+                return first or float("nan"), time.perf_counter() - start - 1.0, messages
+            if time.perf_counter() - start > WAIT:
+                raise
+            with contextlib.suppress(Empty):
+                await kc.get_shell_msg(timeout=0.01)
+                replied = True
+            continue
         if message["parent_header"].get("msg_id") != msg_id:
             continue
         kind = message["msg_type"]
@@ -215,7 +233,8 @@ async def via_zmq(kc, code: str) -> tuple[float, float, int]:
                 first = time.perf_counter() - start
         elif kind == "status" and message["content"]["execution_state"] == "idle":
             break
-    await kc.get_shell_msg(timeout=WAIT)
+    if not replied:
+        await kc.get_shell_msg(timeout=WAIT)
     return first or float("nan"), time.perf_counter() - start, messages
 
 
