@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 import anyio
 from channels.db import database_sync_to_async
+from django.db import DatabaseError
 from pycrdt import Array, Map, Text
 
 from jupyter_sync import account
@@ -42,12 +44,16 @@ from jupyter_sync.jupyter import (
 from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import JUPYTER
 from relay.client import DatastoreClient
+from tables import pruning
 from tables.conf import rtc_settings
+from tables.models import Datastore
 
 logger = logging.getLogger(__name__)
 
 TABLES = JUPYTER.tables
 FINISHED = {"completed", "error", "cancelled"}
+# Seconds between two prunings of the jupyter datastore's history (SERVER_STATE_HISTORY).
+PRUNE_EVERY = 600.0
 
 
 def _msg_type(message: dict[str, Any]) -> str | None:
@@ -155,6 +161,7 @@ class Supernode:
         self.kernel_connections: dict[str, Any] = {}
         self._kernel_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.documents = DocumentManager(self)  # documents, and executions by cell id
+        self._next_prune = 0.0  # time.monotonic() of the next history pruning
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -321,6 +328,9 @@ class Supernode:
             except JupyterError as error:  # it answered, wrongly: try again at the next round
                 logger.warning("refresh failed: %s", error)
             self.prune_finished()
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY
+                await self.prune_history()
             with anyio.move_on_after(self.refresh_interval):
                 await self.refresh_requested.wait()
             self.refresh_requested.clear()
@@ -356,6 +366,36 @@ class Supernode:
             self.edit(apply)
             logger.info("removed %d finished records older than %ss", count, retention)
         return count
+
+    async def prune_history(self) -> pruning.Pruned | None:
+        """Prune the jupyter datastore's patches older than ``SERVER_STATE_HISTORY``.
+
+        Server state changes all day (every execution flips a kernel's status twice), so its
+        history would grow without bound; nobody travels weeks back in it. Documents keep theirs.
+        """
+        retention = rtc_settings.SERVER_STATE_HISTORY
+        if not retention:
+            return None
+        cutoff = datetime.now(UTC) - timedelta(seconds=retention)
+
+        def prune() -> pruning.Pruned:
+            datastore = Datastore.objects.get(name=account.JUPYTER_DATASTORE)
+            return pruning.prune_history(datastore, older_than=cutoff, keep=pruning.DEFAULT_KEEP)
+
+        try:
+            pruned = await database_sync_to_async(prune)()
+        except DatabaseError as error:
+            logger.warning("could not prune the jupyter datastore's history: %s", error)
+            return None
+        if pruned.transactions:
+            logger.info(
+                "pruned %d patches (%d bytes) older than %ss; history starts at serial %d",
+                pruned.transactions,
+                pruned.bytes,
+                retention,
+                pruned.history_start,
+            )
+        return pruned
 
     # --- kernel status ----------------------------------------------------------------------
 

@@ -82,7 +82,9 @@ def _history(datastore_pk: int, since: int | None) -> tuple[dict[str, Any], int]
     datastore = Datastore.objects.get(pk=datastore_pk)
     last = datastore.last_serial
     rows = Transaction.objects.filter(datastore=datastore).order_by("serial")
-    if since is not None and since <= last and last - since <= MAX_REQUESTED:
+    # A resume gets only the tail when it is short and still stored (not behind a pruning).
+    resumable = since is not None and datastore.history_start <= since <= last
+    if resumable and last - since <= MAX_REQUESTED:
         tail = rows.filter(serial__gt=since).values_list("serial", "txid", "store_id", "update")
         return {
             "state": None,
@@ -104,13 +106,17 @@ def _history(datastore_pk: int, since: int | None) -> tuple[dict[str, Any], int]
 
 
 @database_sync_to_async
-def _fetch(datastore_pk: int, serials: list[int] | None, txids: list[str] | None) -> list[dict]:
+def _fetch(
+    datastore_pk: int, serials: list[int] | None, txids: list[str] | None
+) -> tuple[list[dict], int]:
+    """The stored transactions asked for, and the serial the history was pruned up to."""
     rows = Transaction.objects.filter(datastore_id=datastore_pk).order_by("serial")
     rows = rows.filter(serial__in=serials) if serials is not None else rows.filter(txid__in=txids)
-    return [
+    found = [
         _tx_json(s, t, st, bytes(u))
         for s, t, st, u in rows.values_list("serial", "txid", "store_id", "update")
     ]
+    return found, Datastore.objects.values_list("history_start", flat=True).get(pk=datastore_pk)
 
 
 @database_sync_to_async
@@ -265,13 +271,17 @@ class DatastoreConsumer(RelayConsumer):
 
     async def on_transaction_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
         if "serials" in content:
-            found = await _fetch(self.access.datastore.pk, _list_of(content, "serials", int), None)
+            found, pruned = await _fetch(
+                self.access.datastore.pk, _list_of(content, "serials", int), None
+            )
         elif "transactionIds" in content:
             txids = _list_of(content, "transactionIds", str)
-            found = await _fetch(self.access.datastore.pk, None, txids)
+            found, pruned = await _fetch(self.access.datastore.pk, None, txids)
         else:
             raise BadMessage("content.serials or content.transactionIds is required")
-        await self.push("transaction-reply", {"transactions": found}, msg_id)
+        await self.push(
+            "transaction-reply", {"transactions": found, "historyStart": pruned}, msg_id
+        )
 
     async def on_serial_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
         serial = await _last_serial(self.access.datastore.pk)

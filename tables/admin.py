@@ -30,6 +30,7 @@ from tables import service
 from tables.history import doc_at
 from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transaction
 from tables.projection import ProjectedRecord, TableProjector, get_projector
+from tables.pruning import HistoryPruned
 from tables.records import delete_record, set_fields
 from tables.schema import (
     Field,
@@ -225,6 +226,7 @@ class DatastoreAdmin(admin.ModelAdmin):
         "size_display",
         "checkpoint_serial",
         "bytes_since_checkpoint",
+        "history_start",
         "records",
     )
 
@@ -363,10 +365,17 @@ class DatastoreAdmin(admin.ModelAdmin):
             return TemplateResponse(
                 request, "admin/tables/datastore/state.html", context, status=400
             )
+        try:
+            doc = doc_at(obj, serial)
+        except HistoryPruned as error:
+            context["error"] = str(error)
+            return TemplateResponse(
+                request, "admin/tables/datastore/state.html", context, status=410
+            )
         context.update(
             serial=serial,
             serial_input=str(serial),
-            document_json=pretty_json(schema.to_python(doc_at(obj, serial))),
+            document_json=pretty_json(schema.to_python(doc)),
             transaction_url=_transaction_url(obj, serial),
             previous_serial=serial - 1 if serial > 0 else None,
             next_serial=serial + 1 if serial < obj.last_serial else None,

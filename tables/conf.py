@@ -140,6 +140,14 @@ SETTINGS: tuple[Setting, ...] = (
         "(its patches stay in the history); 0: kept for ever.",
     ),
     Setting(
+        "SERVER_STATE_HISTORY",
+        604800,
+        _positive_float,
+        "Seconds of patch history the supernode keeps for the jupyter datastore (server state); "
+        "older patches are pruned behind a checkpoint. 0: kept for ever. Other datastores keep "
+        "theirs unless `manage.py prune_history` is run.",
+    ),
+    Setting(
         "ANONYMOUS_ROLE",
         "",
         _role,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pycrdt import Doc
 
 from tables.models import Checkpoint, Datastore, Transaction
+from tables.pruning import check_available
 
 
 def new_doc() -> Doc:
@@ -33,8 +34,12 @@ class Snapshot:
 
 
 def snapshot(datastore: Datastore, serial: int | None = None) -> Snapshot:
-    """The newest checkpoint at or before ``serial`` (default: now) and the tail after it."""
+    """The newest checkpoint at or before ``serial`` (default: now) and the tail after it.
+
+    Raises ``HistoryPruned`` for a serial behind the datastore's pruned history.
+    """
     target = datastore.last_serial if serial is None else min(serial, datastore.last_serial)
+    check_available(datastore, target)
     checkpoint = (
         Checkpoint.objects.filter(datastore=datastore, serial__lte=target)
         .order_by("-serial")
@@ -66,7 +71,11 @@ def doc_at(datastore: Datastore, serial: int | None = None) -> Doc:
 
 
 def replay(datastore: Datastore, serial: int) -> Doc:
-    """The document at ``serial`` rebuilt from every patch, ignoring checkpoints (for checks)."""
+    """The document at ``serial`` rebuilt from every patch, ignoring checkpoints (for checks).
+
+    Raises ``HistoryPruned`` once the first patches were pruned.
+    """
+    check_available(datastore, 0)
     doc = new_doc()
     for _, update in updates_between(datastore, 0, serial):
         doc.apply_update(update)

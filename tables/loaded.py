@@ -83,7 +83,8 @@ class LoadedDoc:
 
     def catch_up(self, datastore: Datastore) -> None:
         """Bring the doc to ``datastore.last_serial`` (the caller holds the row lock)."""
-        if self.dirty or datastore.last_serial < self.serial:
+        behind_pruning = self.serial < datastore.history_start  # the patches it needs are gone
+        if self.dirty or datastore.last_serial < self.serial or behind_pruning:
             self.rebuild(datastore)
             return
         if datastore.last_serial == self.serial:

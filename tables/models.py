@@ -36,6 +36,11 @@ class Datastore(models.Model):
         default=0, help_text="Serial of the newest checkpoint (0: none yet)."
     )
     bytes_since_checkpoint = models.BigIntegerField(default=0)
+    history_start = models.BigIntegerField(
+        default=0,
+        help_text="Patches up to this serial were pruned; the checkpoint at it is the oldest "
+        "state kept (0: the whole history is kept).",
+    )
     roles_from = models.ForeignKey(
         "self",
         null=True,

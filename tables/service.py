@@ -323,7 +323,9 @@ def _prune_checkpoints(datastore: Datastore) -> None:
     for serial in serials[kept:]:
         stretch = serial // spacing
         first_of_stretch[stretch] = min(serial, first_of_stretch.get(stretch, serial))
-    survivors = set(first_of_stretch.values())
+    # The checkpoint at the pruned history's start is the oldest state left: never thinned
+    # (older ones may still be waiting for the pruning to delete them).
+    survivors = set(first_of_stretch.values()) | {datastore.history_start}
     doomed = [serial for serial in serials[kept:] if serial not in survivors]
     if doomed:
         Checkpoint.objects.filter(datastore=datastore, serial__in=doomed).delete()

@@ -169,4 +169,6 @@ def _transaction(datastore: Datastore, serial: int) -> Transaction:
     try:
         return Transaction.objects.get(datastore=datastore, serial=serial)
     except Transaction.DoesNotExist:
+        if 0 < serial <= datastore.history_start:
+            raise NothingToUndo(f"transaction {serial} was pruned from the history") from None
         raise NothingToUndo(f"no transaction with serial {serial}") from None

@@ -119,6 +119,7 @@ def test_list_shows_the_datastores_each_user_may_read_with_their_role(users, gro
         "owner": "owner",
         "last_serial": 4,
         "size": groceries.size,
+        "history_start": 0,
         "created_at": item["created_at"],
         "role": "viewer",
     }

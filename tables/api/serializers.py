@@ -110,6 +110,10 @@ class DatastoreSerializer(serializers.Serializer):
     owner = serializers.CharField(source="owner.username", allow_null=True)
     last_serial = serializers.IntegerField(help_text="Serial of the newest transaction (0: none).")
     size = serializers.IntegerField(help_text="Bytes of patch history stored.")
+    history_start = serializers.IntegerField(
+        help_text="Patches up to this serial were pruned: the history and time travel start "
+        "here (0: nothing pruned)."
+    )
     created_at = serializers.DateTimeField()
     role = serializers.SerializerMethodField(help_text="Your role on this datastore.")
 

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from tables import history, service, undo
 from tables.api import serializers as s
 from tables.api.errors import (
+    APIError,
     JSONRenderer,
     api_exception_handler,
     conflict,
@@ -32,6 +33,7 @@ from tables.api.permissions import DatastoreAccess
 from tables.conf import rtc_settings
 from tables.models import Datastore, DatastoreRole, Origin, Role, TouchedRecord, Transaction
 from tables.permissions import Access, access_for
+from tables.pruning import HistoryPruned
 from tables.schema import FieldKind, TableSchema, get_schema
 from tables.service import Proposal, Status
 
@@ -181,13 +183,17 @@ class DatastoreDetailView(APIBase):
 
 
 def at_serial(datastore: Datastore, serial: int) -> Any:
-    """The document right after ``serial`` (time travel); 404 beyond the newest serial."""
+    """The document right after ``serial`` (time travel); 404 beyond the newest serial, 410
+    behind the pruned history."""
     if serial > datastore.last_serial:
         raise not_found(
             "unknown-serial",
             f"no transaction {serial} yet; the newest is {datastore.last_serial}",
         )
-    return history.doc_at(datastore, serial)
+    try:
+        return history.doc_at(datastore, serial)
+    except HistoryPruned as error:
+        raise APIError(status.HTTP_410_GONE, error.code, str(error)) from None
 
 
 class StateView(APIBase):
@@ -196,7 +202,7 @@ class StateView(APIBase):
         tags=[TAG],
         summary="The document as JSON, now or at a serial",
         parameters=[s.StateQuerySerializer],
-        responses={200: s.StateSerializer, **errors(400, 404)},
+        responses={200: s.StateSerializer, **errors(400, 404, 410)},
     )
     def get(self, request: Request, name: str) -> Response:
         query = validated(s.StateQuerySerializer, request.query_params)
@@ -214,7 +220,7 @@ class EncodedStateView(APIBase):
         tags=[TAG],
         summary="The document as one Yjs update (base64), now or at a serial",
         parameters=[s.StateQuerySerializer],
-        responses={200: s.EncodedStateSerializer, **errors(400, 404)},
+        responses={200: s.EncodedStateSerializer, **errors(400, 404, 410)},
     )
     def get(self, request: Request, name: str) -> Response:
         query = validated(s.StateQuerySerializer, request.query_params)
