@@ -305,6 +305,7 @@ class DatastoreClient:
         self._joined = False
         self._merged = False
         self._reload_needed = False
+        self._resume_needed = False  # a gap behind the server's pruned history: join again
         self._reloading = False
         self._unannounced: list[Rejection] = []
         self._awareness_dirty = True
@@ -498,7 +499,8 @@ class DatastoreClient:
         while True:
             await conn.resync.wait()
             conn.resync = anyio.Event()
-            if self._reload_needed:
+            if self._reload_needed or self._resume_needed:
+                self._resume_needed = False
                 with anyio.fail_after(self.connect_timeout):
                     await self._join(conn)
                 self._notify()
@@ -758,6 +760,7 @@ class DatastoreClient:
             conn.tg.start_soon(self._fill_gap, conn, gap)
 
     async def _fill_gap(self, conn: _Connection, serials: list[int]) -> None:
+        pruned = 0
         try:
             for start in range(0, len(serials), MAX_REQUEST_TRANSACTIONS):
                 chunk = serials[start : start + MAX_REQUEST_TRANSACTIONS]
@@ -765,8 +768,14 @@ class DatastoreClient:
                     reply = await self._request_on(conn, "transaction-request", {"serials": chunk})
                 for transaction in reply.get("transactions") or []:
                     self._receive(transaction)
+                pruned = max(pruned, int(reply.get("historyStart") or 0))
         finally:
             conn.fetching.difference_update(serials)
+        if pruned > self.serial:
+            # What we miss was pruned from the server's history: resume from its checkpoint.
+            self._resume_needed = True
+            conn.resync.set()
+            return
         self._advance(conn)
 
     def _apply_remote(self, update: bytes) -> None:

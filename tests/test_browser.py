@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import signal
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from django.test import Client
 from tables import records, service
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
+from tables.pruning import prune_history
 
 try:
     from selenium import webdriver
@@ -329,6 +331,24 @@ def test_a_change_the_server_did_not_hear_of_arrives_in_serial_order(
     state = page.wait_settled(2)
     assert titles(state) == {"Unannounced": False, "Loud": False}
     assert stored_serials("groceries") == [1, 2]
+
+
+def test_a_gap_behind_the_pruned_history_is_filled_from_the_checkpoint(
+    start_server, open_browser, groceries, ada, settings
+):
+    settings.RTC = {**settings.RTC, "CHECKPOINT_EVERY": 5, "CHECKPOINTS_KEPT": 100}
+    server = start_server()
+    page = TodoPage(open_browser(), server, "groceries", ada).open()
+    page.wait_settled(0)
+    # Unannounced writes, then pruned: serials 1-10 are gone, 11 and 12 remain.
+    for n in range(12):
+        records.set_fields(groceries, "items", f"quiet-{n}", {"title": f"Q{n}", "done": False})
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
+    assert prune_history(groceries, older_than=cutoff, keep=0).history_start == 10
+    page.add("Loud")
+    state = page.wait_settled(13)
+    assert titles(state) == {**{f"Q{n}": False for n in range(12)}, "Loud": False}
+    assert stored_serials("groceries") == [11, 12, 13]
 
 
 def test_reconnects_after_a_crash_and_sends_each_edit_once(

@@ -11,6 +11,7 @@ import json
 import random
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ from relay.client import (
 from tables import service
 from tables.models import Transaction
 from tables.permissions import grant
+from tables.pruning import prune_history
 from tables.service import Proposal
 from tests.factories import add_todo
 from tests.liveserver import ServerProcess
@@ -47,6 +49,7 @@ pytest_plugins = ["tests.liveserver"]
 live = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
 WAIT = 10.0  # seconds: the deadline of every wait in these tests
+HISTORY_AND_FETCH = {"history-request", "transaction-request"}
 
 
 # --- Pure parts --------------------------------------------------------------------------------
@@ -314,6 +317,51 @@ async def test_a_gap_in_the_pushed_serials_is_filled_by_transaction_request(
         assert len(proxy.dropped) == 1
         requests = [m for m in proxy.from_client if m["msgType"] == "transaction-request"]
         assert [m["content"] for m in requests] == [{"serials": [2]}]
+
+
+@live
+async def test_a_gap_behind_the_pruned_history_is_filled_from_the_checkpoint(
+    world, live_server_process, settings
+):
+    settings.RTC = {**settings.RTC, "CHECKPOINT_EVERY": 5, "CHECKPOINTS_KEPT": 100}
+    datastore, tokens = world["datastore"], world["tokens"]
+    async with (
+        Proxy(live_server_process.ws_url, lambda message: False) as proxy,
+        DatastoreClient(proxy.url, "todo", token=tokens["owner"]) as alice,
+        client_for(live_server_process, tokens["ed"]) as bob,
+    ):
+        add_todo(alice.doc, "a", "a")
+        await alice.wait_acked(WAIT)
+
+        # Writes the server does not hear of (this process has no shared channel layer), then
+        # their history is pruned: serials 2-10 are gone, 11 and 12 remain.
+        @db
+        def behind_the_servers_back() -> int:
+            writer = Doc()
+            for key in "bcdefghijkl":
+                writer.apply_update(service.live_state(datastore)[0])
+                before = writer.get_state()
+                add_todo(writer, key, key)
+                service.write_one(datastore, Proposal(writer.get_update(before)))
+            cutoff = datetime.now(UTC) + timedelta(seconds=1)
+            return prune_history(datastore, older_than=cutoff, keep=0).history_start
+
+        assert await behind_the_servers_back() == 10
+        # Bob's change reaches alice as serial 13: she asks for 2-12, learns that 2-10 were
+        # pruned, and resumes from the checkpoint instead of asking for ever.
+        add_todo(bob.doc, "m", "m")
+        await bob.wait_acked(WAIT)
+        await alice.wait_for_serial(13, WAIT)
+        assert set(items(alice)) == set("abcdefghijklm")
+        sent = [m for m in proxy.from_client if m["msgType"] in HISTORY_AND_FETCH]
+        # (The server's room fills what it can itself, so she may ask for fewer than 2-12.)
+        assert [(m["msgType"], m["content"].get("since")) for m in sent] == [
+            ("history-request", None),
+            ("transaction-request", None),
+            ("history-request", 1),
+        ]
+        assert sent[1]["content"]["serials"][0] == 2
+    assert [serial for serial, _, _ in await stored(datastore)] == [11, 12, 13]
 
 
 @live

@@ -596,18 +596,25 @@ export class DatastoreClient extends EventTarget {
 
   async _fillGap(conn, serials) {
     for (const serial of serials) conn.fetching.add(serial);
+    let pruned = 0;
     try {
       for (let start = 0; start < serials.length; start += MAX_REQUEST_TRANSACTIONS) {
         const chunk = serials.slice(start, start + MAX_REQUEST_TRANSACTIONS);
         const reply = await this._request(conn, "transaction-request", { serials: chunk },
           this.requestTimeout);
         for (const tx of reply.transactions || []) this._receive(tx);
+        pruned = Math.max(pruned, reply.historyStart || 0);
       }
     } catch (error) {
       this._drop(conn, `filling a gap: ${error.message}`);
       return;
     } finally {
       for (const serial of serials) conn.fetching.delete(serial);
+    }
+    if (pruned > this.serial) {
+      // What we miss was pruned from the server's history: resume from its checkpoint.
+      this._startJoin(conn);
+      return;
     }
     this._advance(conn);
   }
