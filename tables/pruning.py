@@ -6,13 +6,14 @@ patches can be pruned: the newest checkpoint that is old enough becomes the olde
 (``Datastore.history_start``), and the patches at or before it are deleted.
 
 Moving the horizon is one short write under the datastore's row lock; the rows behind it are then
-deleted in small batches, so writers wait for none of it. Reads respect the horizon from the
-moment it moves: a join or resume from before it gets the checkpoint, time travel before it
-raises ``HistoryPruned``, and undo cannot reach behind it.
+deleted in batches with a pause between them, so writers wait at most for one batch. Reads
+respect the horizon from the moment it moves: a join or resume from before it gets the
+checkpoint, time travel before it raises ``HistoryPruned``, and undo cannot reach behind it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,9 @@ from tables.models import Checkpoint, Datastore, TouchedRecord, Transaction
 
 # Rows deleted per database transaction: short transactions, bounded memory.
 BATCH = 2000
+# Seconds between two batches. SQLite has one writer at a time and wakes a waiting one by polling,
+# so back-to-back batches would starve every writer until the end (bench/prune.py).
+PAUSE = 0.05
 # The newest patches are never pruned by default: resumes and gap fills ask for recent serials.
 DEFAULT_KEEP = 1000
 
@@ -110,5 +114,6 @@ def _delete_behind(pk: int, horizon: int) -> tuple[int, int]:
             Datastore.objects.filter(pk=pk).update(size=F("size") - batch_size)
         count += len(pks)
         size += batch_size
+        time.sleep(PAUSE)  # a waiting writer's turn
     Checkpoint.objects.filter(datastore_id=pk, serial__lt=horizon).delete()
     return count, size
