@@ -50,6 +50,16 @@ def add_todo(doc: Doc, item_id: str, title: str, done: bool = False) -> None:
     doc.get("items", type=Map)[item_id] = Map({"title": Text(title), "done": done})
 
 
+def edit_many(datastore: Datastore, count: int, author_id: int | None = None) -> Client:
+    """``count`` transactions: item "a", then one "x" appended to its title each time."""
+    client = Client(datastore, author_id=author_id)
+    client.send(lambda d: add_todo(d, "a", ""))
+    for i in range(count - 1):
+        client.send(lambda d, i=i: d.get("items", type=Map)["a"]["title"].insert(i, "x"))
+    datastore.refresh_from_db()
+    return client
+
+
 def owned_datastore(name: str, schema: str = "todo", username: str = "ada") -> str:
     """A datastore owned by a new user; returns that user's API token (for live-server tests)."""
     from django.contrib.auth.models import User

@@ -8,7 +8,7 @@ from pycrdt import Doc, Map
 from tables import history, service
 from tables.loaded import doc_cache
 from tables.models import Checkpoint
-from tests.factories import Client, add_todo
+from tests.factories import Client, add_todo, edit_many
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,14 +16,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def small_checkpoints(settings):
     settings.RTC = {**settings.RTC, "CHECKPOINT_EVERY": 5, "CHECKPOINT_BYTES": 10_000_000}
-
-
-def edit_many(datastore, count: int) -> Client:
-    client = Client(datastore)
-    client.send(lambda d: add_todo(d, "a", ""))
-    for i in range(count - 1):
-        client.send(lambda d, i=i: d.get("items", type=Map)["a"]["title"].insert(i, "x"))
-    return client
 
 
 def as_json(doc: Doc) -> dict:

@@ -24,7 +24,7 @@ from tables.loaded import LoadedDoc, doc_cache
 from tables.management.commands.prune_history import parse_age
 from tables.models import Checkpoint, Datastore, TouchedRecord, Transaction
 from tables.pruning import HistoryPruned, prune_history
-from tests.factories import Client, add_todo
+from tests.factories import add_todo, edit_many
 from tests.relay_helpers import JsonPeer, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,16 +40,6 @@ def small_checkpoints(settings):
         "CHECKPOINT_BYTES": 10_000_000,
         "CHECKPOINTS_KEPT": 100,
     }
-
-
-def edit_many(datastore: Datastore, count: int, author_id: int | None = None) -> Client:
-    """``count`` transactions: item "a", then one character appended to its title each time."""
-    client = Client(datastore, author_id=author_id)
-    client.send(lambda d: add_todo(d, "a", ""))
-    for i in range(count - 1):
-        client.send(lambda d, i=i: d.get("items", type=Map)["a"]["title"].insert(i, "x"))
-    datastore.refresh_from_db()
-    return client
 
 
 def serials(model, datastore: Datastore) -> list[int]:
