@@ -10,9 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction as db_transaction
 from pycrdt import Doc
 
 from tables.conf import rtc_settings
@@ -182,6 +185,19 @@ class DocCache:
 
 
 doc_cache = DocCache()
+
+
+@contextmanager
+def caught_up(datastore: Datastore, *, atomic: bool = False) -> Iterator[LoadedDoc]:
+    """This process's doc of ``datastore`` at the database's newest serial, locked for a read.
+
+    Every live read goes through here: another process may have committed since this one last
+    looked. With ``atomic`` the catch-up and the read share one database transaction.
+    """
+    loaded = doc_cache.get(datastore)
+    with loaded.lock, db_transaction.atomic() if atomic else nullcontext():
+        loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+        yield loaded
 
 
 def empty_doc_for(schema: Schema) -> Doc:

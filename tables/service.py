@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
 
 from tables.conf import rtc_settings
-from tables.loaded import Applied, LoadedDoc, MissingDependencies, doc_cache
+from tables.loaded import Applied, LoadedDoc, MissingDependencies, caught_up, doc_cache
 from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transaction
 from tables.projection import get_projector
 from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
@@ -354,20 +354,13 @@ def write_one(
 
 def live_state(datastore: Datastore | str) -> tuple[bytes, int]:
     """The encoded state now and its serial, from this process's up-to-date doc."""
-    datastore = _resolve(datastore)
-    loaded = doc_cache.get(datastore)
-    with loaded.lock, db_transaction.atomic():
-        current = Datastore.objects.get(pk=datastore.pk)
-        loaded.catch_up(current)
+    with caught_up(_resolve(datastore), atomic=True) as loaded:
         return loaded.encode_state(), loaded.serial
 
 
 def live_state_vector(datastore: Datastore | str) -> tuple[bytes, int]:
     """The live document's state vector and serial (what a sync step 1 announces)."""
-    datastore = _resolve(datastore)
-    loaded = doc_cache.get(datastore)
-    with loaded.lock:
-        loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+    with caught_up(_resolve(datastore)) as loaded:
         return loaded.doc.get_state(), loaded.serial
 
 
@@ -376,11 +369,7 @@ def live_diff(datastore: Datastore | str, state_vector: bytes) -> tuple[bytes, i
 
     Raises MalformedUpdate when the state vector cannot be decoded.
     """
-    datastore = _resolve(datastore)
-    loaded = doc_cache.get(datastore)
-    with loaded.lock:
-        current = Datastore.objects.get(pk=datastore.pk)
-        loaded.catch_up(current)
+    with caught_up(_resolve(datastore)) as loaded:
         try:
             return loaded.doc.get_update(state_vector), loaded.serial
         except Exception as error:
@@ -389,11 +378,7 @@ def live_diff(datastore: Datastore | str, state_vector: bytes) -> tuple[bytes, i
 
 def live_python(datastore: Datastore | str) -> tuple[dict[str, Any], int]:
     """The document now as plain JSON, with its serial."""
-    datastore = _resolve(datastore)
-    loaded = doc_cache.get(datastore)
-    with loaded.lock:
-        current = Datastore.objects.get(pk=datastore.pk)
-        loaded.catch_up(current)
+    with caught_up(_resolve(datastore)) as loaded:
         return loaded.to_python(), loaded.serial
 
 

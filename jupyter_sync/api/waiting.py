@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from pycrdt import Map
 
 from relay.hub import Batch, Room, get_hub
-from tables.loaded import doc_cache
+from tables.loaded import caught_up
 from tables.models import Datastore
 from tables.schema import jsonable
 
@@ -56,9 +56,7 @@ class _Waiter:
 
 def read_record(datastore: Datastore, table: str, record_id: str) -> Record:
     """One record as JSON from this process's loaded document, caught up with the database."""
-    loaded = doc_cache.get(datastore)
-    with loaded.lock:
-        loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+    with caught_up(datastore) as loaded:
         record = loaded.doc.get(table, type=Map).get(record_id)
         return jsonable(record) if isinstance(record, Map) else None
 
