@@ -145,24 +145,25 @@ def undo_last(
     datastore: Datastore, *, author_id: int | None, authorize: Authorizer | None = None
 ) -> Outcome:
     """Undo the author's last change, keeping everyone else's."""
-    undo_stack, _ = author_stacks(datastore, author_id)
-    if not undo_stack:
-        raise NothingToUndo("nothing to undo")
-    return revert(
-        datastore, undo_stack[-1], author_id=author_id, origin=Origin.UNDO, authorize=authorize
-    )
+    return _revert_last(datastore, Origin.UNDO, author_id=author_id, authorize=authorize)
 
 
 def redo_last(
     datastore: Datastore, *, author_id: int | None, authorize: Authorizer | None = None
 ) -> Outcome:
     """Redo the author's last undone change."""
-    _, redo_stack = author_stacks(datastore, author_id)
-    if not redo_stack:
-        raise NothingToUndo("nothing to redo")
-    return revert(
-        datastore, redo_stack[-1], author_id=author_id, origin=Origin.REDO, authorize=authorize
-    )
+    return _revert_last(datastore, Origin.REDO, author_id=author_id, authorize=authorize)
+
+
+def _revert_last(
+    datastore: Datastore, origin: Origin, *, author_id: int | None, authorize: Authorizer | None
+) -> Outcome:
+    """Revert the top of the author's undo stack (origin undo) or redo stack (origin redo)."""
+    undo_stack, redo_stack = author_stacks(datastore, author_id)
+    stack = undo_stack if origin == Origin.UNDO else redo_stack
+    if not stack:
+        raise NothingToUndo(f"nothing to {origin}")
+    return revert(datastore, stack[-1], author_id=author_id, origin=origin, authorize=authorize)
 
 
 def _transaction(datastore: Datastore, serial: int) -> Transaction:
