@@ -7,8 +7,12 @@ with a message that names the variable, instead of surfacing later as a confusin
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
+
+_Number = TypeVar("_Number", int, float)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -32,26 +36,24 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {number}")
-    return number
+    return _env_number(name, default, int, "an integer", minimum)
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    return _env_number(name, default, float, "a number", minimum)
+
+
+def _env_number(
+    name: str, default: _Number, parse: Callable[[str], _Number], kind: str, minimum: _Number
+) -> _Number:
+    """``parse`` applied to the variable, at least ``minimum``; ``kind`` names it in errors."""
     value = os.environ.get(name)
     if value is None:
         return default
     try:
-        number = float(value)
+        number = parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}") from None
     if number < minimum:
         raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {number}")
     return number
