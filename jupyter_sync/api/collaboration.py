@@ -32,7 +32,7 @@ from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration_room import document_session
 from tables.api.errors import APIError, refused
 from tables.api.permissions import lookup_access
-from tables.api.views import validated
+from tables.api.serializers import validated
 from tables.conf import rtc_settings
 from tables.models import Datastore
 

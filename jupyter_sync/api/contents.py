@@ -16,7 +16,7 @@ from jupyter_sync.actions import content_key
 from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView
 from jupyter_sync.api.views import NO_BODY, TAG, action_errors
-from tables.api.views import validated
+from tables.api.serializers import validated
 
 
 def clean(path: str) -> str:

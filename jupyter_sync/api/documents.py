@@ -26,7 +26,7 @@ from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration_room import document_session, room_name
 from jupyter_sync.models import Document
 from tables.api.errors import APIError, conflict, not_found, refused
-from tables.api.views import validated
+from tables.api.serializers import validated
 from tables.models import Datastore
 
 TAG = "documents"

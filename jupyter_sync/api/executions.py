@@ -22,7 +22,7 @@ from jupyter_sync.api.views import TAG, action_errors, errors
 from jupyter_sync.models import Output
 from tables import records
 from tables.api.errors import conflict, not_found, refused
-from tables.api.views import validated
+from tables.api.serializers import validated
 from tables.models import Origin
 from tables.service import Status
 

@@ -17,7 +17,7 @@ from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import REQUEST_DONE, JupyterView
 from jupyter_sync.models import SupernodeLease
 from tables.api.errors import not_found
-from tables.api.views import validated
+from tables.api.serializers import validated
 
 TAG = "jupyter"
 ACCEPTED = OpenApiResponse(

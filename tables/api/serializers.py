@@ -21,6 +21,37 @@ MAX_SERIAL = 2**63 - 1
 MAX_PAGE = 1000
 
 
+def _flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested serializer errors as ``{"kernel.name": [messages]}``: the error body's shape."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = (
+                key if not prefix else (prefix if key == "non_field_errors" else f"{prefix}.{key}")
+            )
+            flat.update(_flat_errors(value, name))
+        return flat
+    if isinstance(detail, list) and detail and not all(isinstance(i, str) for i in detail):
+        flat = {}
+        for item in detail:
+            for key, value in _flat_errors(item, prefix).items():
+                flat.setdefault(key, []).extend(value)
+        return flat
+    return {
+        prefix or "non_field_errors": [str(item) for item in detail]
+        if isinstance(detail, list)
+        else [str(detail)]
+    }
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """The serializer's validated data; its errors as a 400 with one message list per field."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise serializers.ValidationError(_flat_errors(serializer.errors))
+    return serializer.validated_data
+
+
 class StrictCharField(serializers.CharField):
     """A string, and only a string, taken as it is: REST framework would take 0 for "0" and
     strip spaces. Lone surrogates (which JSON's escapes can spell) are refused: no database

@@ -30,6 +30,7 @@ from tables.api.errors import (
     refused,
 )
 from tables.api.permissions import DatastoreAccess
+from tables.api.serializers import validated
 from tables.conf import rtc_settings
 from tables.models import Datastore, DatastoreRole, Origin, Role, TouchedRecord, Transaction
 from tables.permissions import Access, access_for
@@ -43,37 +44,6 @@ TAG = "datastores"
 def errors(*codes: int) -> dict[int, Any]:
     """The error responses an operation may give (every one has the same body)."""
     return dict.fromkeys((*codes, 401, 403, 429), s.ErrorSerializer)
-
-
-def _flat(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Nested serializer errors as ``{"kernel.name": [messages]}``: the error body's shape."""
-    if isinstance(detail, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in detail.items():
-            name = (
-                key if not prefix else (prefix if key == "non_field_errors" else f"{prefix}.{key}")
-            )
-            flat.update(_flat(value, name))
-        return flat
-    if isinstance(detail, list) and detail and not all(isinstance(i, str) for i in detail):
-        flat = {}
-        for item in detail:
-            for key, value in _flat(item, prefix).items():
-                flat.setdefault(key, []).extend(value)
-        return flat
-    return {
-        prefix or "non_field_errors": [str(item) for item in detail]
-        if isinstance(detail, list)
-        else [str(detail)]
-    }
-
-
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """The serializer's validated data; its errors as a 400 with one message list per field."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise serializers.ValidationError(_flat(serializer.errors))
-    return serializer.validated_data
 
 
 def next_page(request: Request, **params: Any) -> str:
