@@ -19,7 +19,7 @@ from django.db import transaction as db_transaction
 from pycrdt import Doc
 
 from tables.conf import rtc_settings
-from tables.history import Snapshot, new_doc, snapshot
+from tables.history import Snapshot, snapshot
 from tables.models import Datastore
 from tables.schema import Analysis, Schema, SchemaViolation, get_schema
 from tables.ydoc import MalformedUpdate, unintegrated
@@ -198,10 +198,3 @@ def caught_up(datastore: Datastore, *, atomic: bool = False) -> Iterator[LoadedD
     with loaded.lock, db_transaction.atomic() if atomic else nullcontext():
         loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
         yield loaded
-
-
-def empty_doc_for(schema: Schema) -> Doc:
-    doc = new_doc()
-    for root, kind in schema.root_types().items():
-        doc.get(root, type=kind)
-    return doc
