@@ -48,7 +48,7 @@ class CommitQueue:
                 outcomes = write(self.datastore, [(p, a) for p, a, _ in batch])
             except Exception as error:  # every waiter of this batch must hear about it
                 for _, _, future in batch:
-                    _resolve(future, error=error)
+                    _answer(future, error=error)
                 continue
             except BaseException as error:  # interrupted: fail everything queued, then stop
                 with self._lock:
@@ -56,14 +56,14 @@ class CommitQueue:
                     self._pending = []
                     self._draining = False
                 for _, _, future in batch:
-                    _resolve(future, error=error)
+                    _answer(future, error=error)
                 raise
             self.batches += 1
             for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-                _resolve(future, outcome)
+                _answer(future, outcome)
 
 
-def _resolve(
+def _answer(
     future: Future[Outcome], outcome: Outcome | None = None, error: BaseException | None = None
 ) -> None:
     """Answer a waiter, unless it stopped waiting: a writer whose wait was cancelled (its

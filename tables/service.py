@@ -146,7 +146,7 @@ def create_datastore(name: str, schema: str, owner: Any = None) -> Datastore:
 # --- The write path -------------------------------------------------------------------------
 
 
-def _resolve(datastore: Datastore | str) -> Datastore:
+def _as_datastore(datastore: Datastore | str) -> Datastore:
     return get_datastore(datastore) if isinstance(datastore, str) else datastore
 
 
@@ -155,7 +155,7 @@ def write(
     batch: Sequence[tuple[Proposal, Authorizer | None]],
 ) -> list[Outcome]:
     """Run a batch of proposals through the write path in one database transaction."""
-    datastore = _resolve(datastore)
+    datastore = _as_datastore(datastore)
     batch = [(proposal.with_txid(), authorize) for proposal, authorize in batch]
     loaded = doc_cache.get(datastore)
     with loaded.lock:
@@ -354,13 +354,13 @@ def write_one(
 
 def live_state(datastore: Datastore | str) -> tuple[bytes, int]:
     """The encoded state now and its serial, from this process's up-to-date doc."""
-    with caught_up(_resolve(datastore), atomic=True) as loaded:
+    with caught_up(_as_datastore(datastore), atomic=True) as loaded:
         return loaded.encode_state(), loaded.serial
 
 
 def live_state_vector(datastore: Datastore | str) -> tuple[bytes, int]:
     """The live document's state vector and serial (what a sync step 1 announces)."""
-    with caught_up(_resolve(datastore)) as loaded:
+    with caught_up(_as_datastore(datastore)) as loaded:
         return loaded.doc.get_state(), loaded.serial
 
 
@@ -369,7 +369,7 @@ def live_diff(datastore: Datastore | str, state_vector: bytes) -> tuple[bytes, i
 
     Raises MalformedUpdate when the state vector cannot be decoded.
     """
-    with caught_up(_resolve(datastore)) as loaded:
+    with caught_up(_as_datastore(datastore)) as loaded:
         try:
             return loaded.doc.get_update(state_vector), loaded.serial
         except Exception as error:
@@ -378,7 +378,7 @@ def live_diff(datastore: Datastore | str, state_vector: bytes) -> tuple[bytes, i
 
 def live_python(datastore: Datastore | str) -> tuple[dict[str, Any], int]:
     """The document now as plain JSON, with its serial."""
-    with caught_up(_resolve(datastore)) as loaded:
+    with caught_up(_as_datastore(datastore)) as loaded:
         return loaded.to_python(), loaded.serial
 
 

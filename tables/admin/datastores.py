@@ -17,7 +17,7 @@ from django.utils.html import format_html_join
 
 from tables import service
 from tables.admin.formatting import human_size, pretty_json, transactions_url
-from tables.admin.table_browser import describe_counts, table_view
+from tables.admin.table_browser import browsed_table, describe_counts
 from tables.history import doc_at
 from tables.models import Datastore, Transaction
 from tables.pruning import HistoryPruned
@@ -178,7 +178,8 @@ class DatastoreAdmin(admin.ModelAdmin):
         context["serial"] = serial
         if isinstance(schema, TableSchema):
             context["tables"] = [
-                table_view(obj, spec, data.get(name) or {}) for name, spec in schema.tables.items()
+                browsed_table(obj, spec, data.get(name) or {})
+                for name, spec in schema.tables.items()
             ]
         else:
             context["document_json"] = pretty_json(data)

@@ -33,18 +33,18 @@ def describe_counts(datastore: Datastore) -> str:
 
 
 @dataclass(frozen=True)
-class TableRow:
+class BrowsedRow:
     record_id: str
     history_url: str
     cells: list[str]
 
 
 @dataclass(frozen=True)
-class TableView:
+class BrowsedTable:
     name: str
     doc: str
     fields: list[str]
-    rows: list[TableRow]
+    rows: list[BrowsedRow]
     total: int
 
 
@@ -58,15 +58,15 @@ def _cell(spec: Field, record: Any, name: str) -> str:
     return compact_json(value)
 
 
-def table_view(datastore: Datastore, spec: Table, records: dict[str, Any]) -> TableView:
+def browsed_table(datastore: Datastore, spec: Table, records: dict[str, Any]) -> BrowsedTable:
     """One table of the Tables page: a row per record, a column per field."""
     fields = list(spec.fields)
     rows = [
-        TableRow(
+        BrowsedRow(
             record_id,
             transactions_url(datastore.pk, table=spec.name, record_id=record_id),
             [_cell(spec.fields[name], record, name) for name in fields],
         )
         for record_id, record in sorted(records.items())[:TABLE_ROWS_LIMIT]
     ]
-    return TableView(spec.name, spec.doc, fields, rows, len(records))
+    return BrowsedTable(spec.name, spec.doc, fields, rows, len(records))

@@ -53,7 +53,7 @@ def next_page(request: Request, **params: Any) -> str:
     return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
-class APIBase(APIView):
+class DatastoreAPIView(APIView):
     permission_classes = [DatastoreAccess]
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONParser]
@@ -73,7 +73,7 @@ class APIBase(APIView):
 # --- Datastores -----------------------------------------------------------------------------
 
 
-def readable(user) -> tuple[Any, Any]:
+def readable_datastores(user) -> tuple[Any, Any]:
     """The datastores ``user`` may read, and their role on a datastore (tables.permissions)."""
     datastores = Datastore.objects.select_related("owner").order_by("name")
     if not user.is_authenticated:
@@ -90,7 +90,7 @@ def readable(user) -> tuple[Any, Any]:
     return datastores, role
 
 
-class DatastoreListView(APIBase):
+class DatastoreListView(DatastoreAPIView):
     @extend_schema(
         operation_id="datastores_list",
         tags=[TAG],
@@ -100,7 +100,7 @@ class DatastoreListView(APIBase):
     )
     def get(self, request: Request) -> Response:
         query = validated(s.DatastoreListQuerySerializer, request.query_params)
-        datastores, role = readable(request.user)
+        datastores, role = readable_datastores(request.user)
         if "after" in query:
             datastores = datastores.filter(name__gt=query["after"])
         page = list(datastores[: query["limit"] + 1])
@@ -137,7 +137,7 @@ class DatastoreListView(APIBase):
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
 
 
-class DatastoreDetailView(APIBase):
+class DatastoreDetailView(DatastoreAPIView):
     @extend_schema(
         operation_id="datastores_retrieve",
         tags=[TAG],
@@ -166,7 +166,7 @@ def at_serial(datastore: Datastore, serial: int) -> Any:
         raise APIError(status.HTTP_410_GONE, error.code, str(error)) from None
 
 
-class StateView(APIBase):
+class StateView(DatastoreAPIView):
     @extend_schema(
         operation_id="datastores_state",
         tags=[TAG],
@@ -184,7 +184,7 @@ class StateView(APIBase):
         return Response({"serial": serial, "state": state})
 
 
-class EncodedStateView(APIBase):
+class EncodedStateView(DatastoreAPIView):
     @extend_schema(
         operation_id="datastores_state_yjs",
         tags=[TAG],
@@ -204,7 +204,7 @@ class EncodedStateView(APIBase):
 # --- History --------------------------------------------------------------------------------
 
 
-class HistoryView(APIBase):
+class HistoryView(DatastoreAPIView):
     @extend_schema(
         operation_id="datastores_history",
         tags=[TAG],
@@ -263,7 +263,7 @@ def parse_literal(raw: str) -> Any:
         return raw
 
 
-class TableBase(APIBase):
+class TableAPIView(DatastoreAPIView):
     def table_schema(self, table: str) -> TableSchema:
         schema = get_schema(self.datastore.schema)
         if not isinstance(schema, TableSchema) or table not in schema.tables:
@@ -275,7 +275,7 @@ class TableBase(APIBase):
         return state.get(table) or {}, serial
 
 
-class TableView(TableBase):
+class TableView(TableAPIView):
     @extend_schema(
         operation_id="datastores_table",
         tags=[TAG],
@@ -331,7 +331,7 @@ def _matches(fields: Any, field: str, raw: str, value: Any) -> bool:
     return actual == value
 
 
-class RecordView(TableBase):
+class RecordView(TableAPIView):
     @extend_schema(
         operation_id="datastores_record",
         tags=[TAG],
@@ -350,7 +350,7 @@ class RecordView(TableBase):
 # --- Writes ---------------------------------------------------------------------------------
 
 
-class TransactionsView(APIBase):
+class TransactionsView(DatastoreAPIView):
     @extend_schema(
         operation_id="datastores_transactions_create",
         tags=[TAG],
@@ -384,7 +384,7 @@ class TransactionsView(APIBase):
         return Response(s.TransactionResultSerializer(body).data, status=code)
 
 
-class RevertView(APIBase):
+class RevertView(DatastoreAPIView):
     """Undo or redo: with a serial that transaction, else your own last one."""
 
     kind = "undo"
