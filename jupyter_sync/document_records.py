@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_sync.documents import KINDS
 from jupyter_sync.models import Document
+from jupyter_sync.schema import DOCUMENT_FORMATS
 from tables import records
 from tables.models import Datastore, Origin
 from tables.permissions import Access
@@ -140,7 +140,7 @@ def open_document(
         {
             "path": path,
             "type": document_type,
-            "format": file_format or KINDS[document_type],
+            "format": file_format or DOCUMENT_FORMATS[document_type],
             "status": "requested",
             "request": "open",
             "requested_by": username,

@@ -60,7 +60,6 @@ import json
 import logging
 import posixpath
 from collections import defaultdict
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -82,6 +81,7 @@ from jupyter_sync.jupyter import (
     JupyterUnavailable,
     KernelConnection,
 )
+from jupyter_sync.schema import DOCUMENT_FORMATS, DOCUMENT_OPEN_STATUSES, timestamp
 from relay.client import ClientClosed, DatastoreClient, RTCError
 from tables.models import Datastore
 from tables.schema import jsonable
@@ -92,15 +92,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KINDS = {"notebook": "json", "file": "text"}
-"""Document type → the contents API format it is loaded and saved in."""
-OPEN_STATUSES = ("opening", "open", "saving")
 SAVED_HASH = "saved_hash"
 """Key in a document's ``state``: the fingerprint of what the file held when last read/written."""
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def datastore_name(document_id: str) -> str:
@@ -185,7 +178,7 @@ class OpenDocument:
 
     @property
     def format(self) -> str:
-        return KINDS[self.kind]
+        return DOCUMENT_FORMATS[self.kind]
 
     @property
     def doc(self) -> Doc:
@@ -404,7 +397,7 @@ class DocumentManager:
             for document_id, record in self.supernode.table("documents").items()
             if isinstance(record, Map)
             and (
-                record.get("status") in OPEN_STATUSES
+                record.get("status") in DOCUMENT_OPEN_STATUSES
                 or (record.get("status") == "error" and record.get("datastore_name"))
             )
         }
@@ -514,7 +507,7 @@ class DocumentManager:
         if not isinstance(path, str) or not path:
             raise DocumentError("a document needs a path")
         kind = record.get("type") or ("notebook" if path.endswith(".ipynb") else "file")
-        if kind not in KINDS:
+        if kind not in DOCUMENT_FORMATS:
             raise DocumentError(f"unknown document type {kind!r}")
         self._update("documents", document_id, status="opening", type=kind)
         try:
@@ -560,7 +553,7 @@ class DocumentManager:
             document_id,
             status="open",
             datastore_name=name,
-            format=KINDS[kind],
+            format=DOCUMENT_FORMATS[kind],
             last_modified=document.disk_last_modified,
             error=None,
             error_status=None,
@@ -571,7 +564,7 @@ class DocumentManager:
     def _conflict(self, document: OpenDocument, disk_last_modified: str | None) -> dict[str, Any]:
         document.conflict_with = disk_last_modified
         return {
-            "detected_at": now(),
+            "detected_at": timestamp(),
             "disk_last_modified": disk_last_modified,
             "message": (
                 f"{document.path} changed on the Jupyter Server while the document had unsaved "
@@ -621,7 +614,7 @@ class DocumentManager:
             "documents",
             document.id,
             status="open",
-            last_saved=now(),
+            last_saved=timestamp(),
             last_modified=document.disk_last_modified,
             conflict=None,
             error=None,
@@ -845,7 +838,9 @@ class DocumentManager:
             if document.kind != "notebook":
                 raise DocumentError(f"{document.path} is not a notebook")
             if not await self._wait_turn(document_id, execution_id):
-                self._update("executions", execution_id, status="cancelled", finished_at=now())
+                self._update(
+                    "executions", execution_id, status="cancelled", finished_at=timestamp()
+                )
                 return
             try:
                 await self._run_cell(document, execution_id, cell_id)
@@ -872,7 +867,7 @@ class DocumentManager:
             status="error",
             error=message,
             input_request=None,
-            finished_at=now(),
+            finished_at=timestamp(),
         )
 
     async def _wait_turn(self, document_id: str, execution_id: str) -> bool:
@@ -926,7 +921,7 @@ class DocumentManager:
             "executions",
             execution_id,
             status="running",
-            started_at=now(),
+            started_at=timestamp(),
             kernel_id=kernel_id,
             code=source,
         )
@@ -981,7 +976,7 @@ class DocumentManager:
             execution_count=count,
             input_request=None,
             input_reply=None,
-            finished_at=now(),
+            finished_at=timestamp(),
         )
 
 

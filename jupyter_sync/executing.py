@@ -16,9 +16,9 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map
 
+from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnection
 from jupyter_sync.outputs import NotebookOutputSink
-from tables.conf import rtc_settings
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class OutputWriter:
         self.doc = doc
         self.target = target
         self.interval = interval
-        self.sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
+        self.sink = NotebookOutputSink(limit=jupyter_settings.OUTPUT_MAX_CHARS)
         self.pending: list[dict[str, Any]] = []
         self.handle: asyncio.TimerHandle | None = None
         self.execution_count: int | None = None

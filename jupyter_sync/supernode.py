@@ -27,12 +27,11 @@ from jupyter_sync import account
 from jupyter_sync.actions import (
     ACTIONS,
     BadParams,
-    content_key,
     directory_records,
     failure,
     folders_touched,
-    parent_key,
 )
+from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.documents import DocumentManager
 from jupyter_sync.executing import Notifier, OutputWriter, final_status, run_execution
 from jupyter_sync.jupyter import (
@@ -42,16 +41,21 @@ from jupyter_sync.jupyter import (
     JupyterUnavailable,
 )
 from jupyter_sync.reconcile import reconcile_table
-from jupyter_sync.schema import JUPYTER
+from jupyter_sync.schema import (
+    EXECUTION_DONE,
+    JUPYTER,
+    JUPYTER_DATASTORE,
+    content_key,
+    parent_key,
+    timestamp,
+)
 from relay.client import DatastoreClient
 from tables import pruning
-from tables.conf import rtc_settings
 from tables.models import Datastore
 
 logger = logging.getLogger(__name__)
 
 TABLES = JUPYTER.tables
-FINISHED = {"completed", "error", "cancelled"}
 # Seconds between two prunings of the jupyter datastore's history (SERVER_STATE_HISTORY).
 PRUNE_EVERY = 600.0
 
@@ -60,15 +64,11 @@ def _msg_type(message: dict[str, Any]) -> str | None:
     return message.get("msg_type") or message.get("header", {}).get("msg_type")
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 def expired_records(table: Map, cutoff: datetime) -> list[str]:
     """Ids of the finished records of ``table`` that finished before ``cutoff``."""
     expired = []
     for record_id, record in table.items():
-        if not isinstance(record, Map) or record.get("status") not in FINISHED:
+        if not isinstance(record, Map) or record.get("status") not in EXECUTION_DONE:
             continue
         try:
             finished_at = datetime.fromisoformat(str(record.get("finished_at")))
@@ -173,7 +173,7 @@ class Supernode:
         logger.info("%s holds the lease; connecting to %s", self.holder, self.server_url)
         try:
             async with DatastoreClient(
-                self.server_url, account.JUPYTER_DATASTORE, token=self.token
+                self.server_url, JUPYTER_DATASTORE, token=self.token
             ) as client:
                 self.client = client
                 await client.wait_synced(timeout=30)
@@ -195,9 +195,7 @@ class Supernode:
             await self._cancel_tasks()
             for connection in list(self.kernel_connections.values()):
                 await connection.close()
-            await database_sync_to_async(account.release_lease)(
-                account.JUPYTER_DATASTORE, self.holder
-            )
+            await database_sync_to_async(account.release_lease)(JUPYTER_DATASTORE, self.holder)
             logger.info("%s stopped", self.holder)
 
     async def _cancel_tasks(self) -> None:
@@ -211,7 +209,7 @@ class Supernode:
     async def _wait_for_lease(self, stop: asyncio.Event) -> None:
         acquire = database_sync_to_async(account.acquire_lease)
         while not stop.is_set():
-            if await acquire(account.JUPYTER_DATASTORE, self.holder, self.lease_seconds):
+            if await acquire(JUPYTER_DATASTORE, self.holder, self.lease_seconds):
                 return
             logger.info("another supernode holds the lease; waiting")
             with anyio.move_on_after(self.lease_seconds / 3):
@@ -221,7 +219,7 @@ class Supernode:
         acquire = database_sync_to_async(account.acquire_lease)
         while True:
             await anyio.sleep(self.lease_seconds / 3)
-            if not await acquire(account.JUPYTER_DATASTORE, self.holder, self.lease_seconds):
+            if not await acquire(JUPYTER_DATASTORE, self.holder, self.lease_seconds):
                 logger.error("lost the lease to another supernode; stopping")
                 stop.set()
                 return
@@ -347,7 +345,7 @@ class Supernode:
         Every REST action and execution leaves a record; without this the jupyter datastore,
         which every client loads, would only grow. The history keeps their patches.
         """
-        retention = rtc_settings.RECORD_RETENTION
+        retention = jupyter_settings.RECORD_RETENTION
         if not retention:
             return 0
         cutoff = datetime.now(UTC) - timedelta(seconds=retention)
@@ -373,13 +371,13 @@ class Supernode:
         Server state changes all day (every execution flips a kernel's status twice), so its
         history would grow without bound; nobody travels weeks back in it. Documents keep theirs.
         """
-        retention = rtc_settings.SERVER_STATE_HISTORY
+        retention = jupyter_settings.SERVER_STATE_HISTORY
         if not retention:
             return None
         cutoff = datetime.now(UTC) - timedelta(seconds=retention)
 
         def prune() -> pruning.Pruned:
-            datastore = Datastore.objects.get(name=account.JUPYTER_DATASTORE)
+            datastore = Datastore.objects.get(name=JUPYTER_DATASTORE)
             return pruning.prune_history(datastore, older_than=cutoff, keep=pruning.DEFAULT_KEEP)
 
         try:
@@ -461,7 +459,7 @@ class Supernode:
                 if isinstance(record, Map) and record.get("status") in ("queued", "running"):
                     record["status"] = "error"
                     record["error"] = reason
-                    record["finished_at"] = now()
+                    record["finished_at"] = timestamp()
 
         self.edit(apply)
 
@@ -511,7 +509,7 @@ class Supernode:
                 record["status"] = "error"
                 record["error"] = message
                 record["result"] = {"error": told}
-                record["finished_at"] = now()
+                record["finished_at"] = timestamp()
 
             self.edit(fail)
         else:
@@ -519,7 +517,7 @@ class Supernode:
             def finish() -> None:
                 record["status"] = "completed"
                 record["result"] = result
-                record["finished_at"] = now()
+                record["finished_at"] = timestamp()
 
             self.edit(finish)
         self.refresh_requested.set()
@@ -542,7 +540,7 @@ class Supernode:
             if record is None:
                 return
             if record.get("cancel"):
-                update(status="cancelled", finished_at=now())
+                update(status="cancelled", finished_at=timestamp())
                 return
             code = record.get("code")
             kernel_id = record.get("kernel_id")
@@ -551,7 +549,7 @@ class Supernode:
 
             def start() -> None:
                 record["status"] = "running"
-                record["started_at"] = now()
+                record["started_at"] = timestamp()
                 if not isinstance(record.get("outputs"), Array):
                     record["outputs"] = Array()
 
@@ -583,14 +581,14 @@ class Supernode:
                 execution_count=count if count is not None else writer.execution_count,
                 input_request=None,
                 input_reply=None,
-                finished_at=now(),
+                finished_at=timestamp(),
             )
         except (JupyterClientError, TimeoutError, ValueError) as error:
             update(
                 status="error",
                 error=str(error) or type(error).__name__,
                 input_request=None,
-                finished_at=now(),
+                finished_at=timestamp(),
             )
         finally:
             self.running.pop(execution_id, None)

@@ -271,9 +271,9 @@ async def test_the_supernode_prunes_the_server_states_history(
 ):
     datastore = await busy_jupyter_datastore()
     supernode = Supernode(jupyter=None, server_url="ws://unused", token="unused")
-    settings.RTC = {**settings.RTC, "SERVER_STATE_HISTORY": 0}
+    settings.RTC_JUPYTER = {**settings.RTC_JUPYTER, "SERVER_STATE_HISTORY": 0}
     assert await supernode.prune_history() is None
-    settings.RTC = {**settings.RTC, "SERVER_STATE_HISTORY": 86400}
+    settings.RTC_JUPYTER = {**settings.RTC_JUPYTER, "SERVER_STATE_HISTORY": 86400}
     # It keeps the newest 1,000 patches, as the command does by default.
     assert (await supernode.prune_history()).transactions == 0
     monkeypatch.setattr(pruning, "DEFAULT_KEEP", 0)

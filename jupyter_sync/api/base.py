@@ -17,7 +17,6 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -29,9 +28,10 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api.waiting import Record, WaitTimeout, read_record, wait_for_record
+from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.models import SupernodeLease
+from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE, timestamp
 from tables import records
 from tables.api.errors import APIError, JSONRenderer, api_exception_handler, refused
 from tables.api.permissions import lookup_access
@@ -40,12 +40,6 @@ from tables.models import Datastore, Origin
 from tables.permissions import Access
 from tables.schema import Analysis
 from tables.service import Authorizer, Proposal, Status, live_python
-
-REQUEST_DONE = ("completed", "error")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def whole(value: Any) -> Any:
@@ -215,7 +209,7 @@ class JupyterView(APIView):
         fields = {
             **fields,
             "requested_by": user.get_username() if user.is_authenticated else "anonymous",
-            "created_at": now(),
+            "created_at": timestamp(),
         }
         outcome = records.set_fields(
             self.datastore,
@@ -308,7 +302,7 @@ class JupyterView(APIView):
 
     async def _wait(self, pending: Pending, accepted: Response):
         loop = asyncio.get_running_loop()
-        timeout = float(rtc_settings.API_ACTION_TIMEOUT)
+        timeout = float(jupyter_settings.API_ACTION_TIMEOUT)
         deadline = loop.time() + timeout
         try:
             record = await wait_for_record(

@@ -24,12 +24,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jupyter_sync import document_records as documents
-from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api import document_serializers as s
 from jupyter_sync.api.base import Pending
 from jupyter_sync.api.documents import DocumentsView, failure, request_done
 from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration_room import document_session
+from jupyter_sync.schema import JUPYTER_DATASTORE
 from tables.api.errors import APIError, refused
 from tables.api.permissions import lookup_access
 from tables.api.views import validated

@@ -20,18 +20,18 @@ from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, whole
 from jupyter_sync.api.views import TAG, action_errors, errors
 from jupyter_sync.models import Output
+from jupyter_sync.schema import EXECUTION_DONE
 from tables import records
 from tables.api.errors import conflict, not_found, refused
 from tables.api.views import validated
 from tables.models import Origin
 from tables.service import Status
 
-FINISHED = ("completed", "error", "cancelled")
 FIELDS = tuple(s.ExecutionSerializer().fields)
 
 
 def finished(record: Any) -> bool:
-    return record is not None and record.get("status") in FINISHED
+    return record is not None and record.get("status") in EXECUTION_DONE
 
 
 def settled(record: Any) -> bool:
