@@ -18,6 +18,7 @@ from pycrdt import Array, Doc, Map
 
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnection
+from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.outputs import NotebookOutputSink
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ class Notifier:
         return self._event
 
 
-def _msg_type(message: dict[str, Any]) -> str | None:
-    return message.get("msg_type") or message.get("header", {}).get("msg_type")
-
-
 class OutputWriter:
     """Writes one execution's iopub messages into ``target()["outputs"]``, a batch per
     ``interval``, and ``execution_count`` as execute_input tells it.
@@ -71,7 +68,7 @@ class OutputWriter:
         self.execution_count: int | None = None
 
     def add(self, message: dict[str, Any]) -> None:
-        kind = _msg_type(message)
+        kind = msg_type(message)
         if kind == "execute_input":
             count = message.get("content", {}).get("execution_count")
             self.execution_count = count if isinstance(count, int) else self.execution_count
@@ -95,7 +92,7 @@ class OutputWriter:
                 target["outputs"] = Array()
                 outputs = target["outputs"]
             for message in messages:
-                if _msg_type(message) == "execute_input":
+                if msg_type(message) == "execute_input":
                     target["execution_count"] = self.execution_count
                 else:
                     self.sink.apply(outputs, message)

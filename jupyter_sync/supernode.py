@@ -40,6 +40,7 @@ from jupyter_sync.jupyter import (
     JupyterError,
     JupyterUnavailable,
 )
+from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import (
     EXECUTION_DONE,
@@ -58,10 +59,6 @@ logger = logging.getLogger(__name__)
 TABLES = JUPYTER.tables
 # Seconds between two prunings of the jupyter datastore's history (SERVER_STATE_HISTORY).
 PRUNE_EVERY = 600.0
-
-
-def _msg_type(message: dict[str, Any]) -> str | None:
-    return message.get("msg_type") or message.get("header", {}).get("msg_type")
 
 
 def expired_records(table: Map, cutoff: datetime) -> list[str]:
@@ -428,7 +425,7 @@ class Supernode:
         try:
             connection = await self.kernel(kernel_id)
             async for message in connection.messages():
-                if _msg_type(message) != "status":
+                if msg_type(message) != "status":
                     continue
                 state = message.get("content", {}).get("execution_state")
                 record = self.table("kernels").get(kernel_id)

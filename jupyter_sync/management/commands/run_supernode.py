@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jupyter_sync import account
 from jupyter_sync.jupyter import JupyterClient
-from jupyter_sync.launcher import JupyterLaunchError, LocalJupyterServer
+from jupyter_sync.jupyter.launcher import JupyterLaunchError, LocalJupyterServer
 from jupyter_sync.supernode import Supernode
 
 logger = logging.getLogger("jupyter_sync.supernode")
