@@ -146,7 +146,7 @@ def accounts() -> tuple[str, str]:
     from django.contrib.auth.models import User
     from rest_framework.authtoken.models import Token
 
-    from jupyter_sync import account
+    from jupyter_sync.supernode import account
     from tables.permissions import grant
 
     service_token = account.ensure_service_account()

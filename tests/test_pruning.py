@@ -17,8 +17,8 @@ from pycrdt import Map
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jupyter_sync.account import ensure_jupyter_datastore, ensure_service_account
-from jupyter_sync.supernode import Supernode
+from jupyter_sync.supernode.account import ensure_jupyter_datastore, ensure_service_account
+from jupyter_sync.supernode.node import Supernode
 from tables import history, pruning, records, service, undo
 from tables.loaded import LoadedDoc, doc_cache
 from tables.management.commands.prune_history import parse_age

@@ -14,9 +14,9 @@ from django.test import override_settings
 from pycrdt import Doc, Map, Text
 from rest_framework.authtoken.models import Token
 
-from jupyter_sync import account
 from jupyter_sync.jupyter import JupyterClient
-from jupyter_sync.supernode import Supernode, expired_records
+from jupyter_sync.supernode import account
+from jupyter_sync.supernode.node import Supernode, expired_records
 from relay.client import DatastoreClient
 from tables.models import Datastore
 from tables.permissions import grant

@@ -14,26 +14,15 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
-from pycrdt import Array, Map, Text
+from pycrdt import Array, Map
 
-from jupyter_sync import account
-from jupyter_sync.actions import (
-    ACTIONS,
-    BadParams,
-    directory_records,
-    failure,
-    folders_touched,
-)
 from jupyter_sync.conf import jupyter_settings
-from jupyter_sync.documents import DocumentManager
-from jupyter_sync.executing import Notifier, OutputWriter, final_status, run_execution
 from jupyter_sync.jupyter import (
     JupyterClient,
     JupyterClientError,
@@ -41,7 +30,6 @@ from jupyter_sync.jupyter import (
     JupyterUnavailable,
 )
 from jupyter_sync.jupyter.frames import msg_type
-from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import (
     EXECUTION_DONE,
     JUPYTER,
@@ -50,6 +38,18 @@ from jupyter_sync.schema import (
     parent_key,
     timestamp,
 )
+from jupyter_sync.supernode import account
+from jupyter_sync.supernode.actions import (
+    ACTIONS,
+    BadParams,
+    directory_records,
+    failure,
+    folders_touched,
+)
+from jupyter_sync.supernode.documents.manager import DocumentManager
+from jupyter_sync.supernode.executing import OutputWriter, final_status, run_execution
+from jupyter_sync.supernode.live_records import LiveRecords
+from jupyter_sync.supernode.reconcile import reconcile_table
 from relay.client import DatastoreClient
 from tables import pruning
 from tables.models import Datastore
@@ -152,7 +152,8 @@ class Supernode:
         self.refresh_requested = asyncio.Event()
         self.changed = asyncio.Event()
         self.requests_changed = asyncio.Event()
-        self.records_changed = Notifier()  # for running console executions
+        # The jupyter datastore as this node holds it; its changes wake running executions.
+        self.records = LiveRecords(lambda: self.client.doc)
         self.running: dict[str, asyncio.Task] = {}
         self.kernel_watchers: dict[str, asyncio.Task] = {}
         self.kernel_connections: dict[str, Any] = {}
@@ -225,42 +226,19 @@ class Supernode:
         """The document changed: every loop waiting for work looks again."""
         self.changed.set()
         self.requests_changed.set()
-        self.records_changed.notify()
+        self.records.changed.notify()
 
     # --- tables -----------------------------------------------------------------------------
 
-    def table(self, name: str) -> Map:
-        return self.client.doc.get(name, type=Map)
+    # --- what the documents side uses (documents.link.SupernodeLink) ----------------------
 
-    def edit(self, change: Callable[[], Any]) -> Any:
-        """One document transaction: one patch for everything ``change`` does."""
-        with self.client.doc.transaction():
-            return change()
+    def request_refresh(self) -> None:
+        self.refresh_requested.set()
 
-    def record(self, table: str, record_id: str) -> Map | None:
-        record = self.table(table).get(record_id)
-        return record if isinstance(record, Map) else None
+    def datastore_client(self, name: str) -> DatastoreClient:
+        return DatastoreClient(self.server_url, name, token=self.token)
 
-    def update_record(self, table: str, record_id: str, **fields: Any) -> None:
-        """Set fields of a record in one transaction, only those that differ."""
-        record = self.record(table, record_id)
-        if record is None:
-            return
-
-        def apply() -> None:
-            for key, value in fields.items():
-                if key == "code":  # a text field
-                    current = record.get("code")
-                    if isinstance(current, Text):
-                        if str(current) != value:
-                            current.clear()
-                            current += value
-                    else:
-                        record["code"] = Text(value)
-                elif record.get(key) != value or (value is not None and key not in record):
-                    record[key] = value
-
-        self.edit(apply)
+    # --- tables -----------------------------------------------------------------------------
 
     async def refresh(self) -> None:
         """Make the server-state tables equal to what the Jupyter Server says now."""
@@ -278,23 +256,23 @@ class Supernode:
 
         def apply() -> None:
             for name, records in state.items():
-                reconcile_table(self.table(name), TABLES[name], records)
+                reconcile_table(self.records.table(name), TABLES[name], records)
 
-        self.edit(apply)
+        self.records.edit(apply)
         await self._watch_kernels(set(state["kernels"]))
-        for record in list(self.table("contents").values()):
+        for record in list(self.records.table("contents").values()):
             if isinstance(record, Map) and record.get("type") == "directory":
                 await self.sync_directory(record.get("path") or "")
 
     async def sync_directory(self, path: str) -> None:
         """Keep a folder someone asked for (and its entries) in the contents table."""
-        contents = self.table("contents")
+        contents = self.records.table("contents")
         try:
             model = await self.jupyter.get_contents(path, content=True)
         except JupyterError as error:
             if error.status != 404:
                 raise
-            self.edit(lambda: contents.pop(content_key(path), None))
+            self.records.edit(lambda: contents.pop(content_key(path), None))
             return
         records = directory_records(model)
         gone = [
@@ -311,7 +289,7 @@ class Supernode:
             for key in gone:
                 del contents[key]
 
-        self.edit(apply)
+        self.records.edit(apply)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -331,10 +309,10 @@ class Supernode:
             self.refresh_requested.clear()
 
     async def _mark_disconnected(self) -> None:
-        status = self.table("status")
+        status = self.records.table("status")
         record = status.get("server")
         if isinstance(record, Map) and record.get("connected") is not False:
-            self.edit(lambda: record.__setitem__("connected", False))
+            self.records.edit(lambda: record.__setitem__("connected", False))
 
     def prune_finished(self) -> int:
         """Drop finished requests and executions older than ``RECORD_RETENTION``.
@@ -347,18 +325,19 @@ class Supernode:
             return 0
         cutoff = datetime.now(UTC) - timedelta(seconds=retention)
         expired = {
-            name: expired_records(self.table(name), cutoff) for name in ("requests", "executions")
+            name: expired_records(self.records.table(name), cutoff)
+            for name in ("requests", "executions")
         }
         count = sum(len(ids) for ids in expired.values())
         if count:
 
             def apply() -> None:
                 for name, ids in expired.items():
-                    table = self.table(name)
+                    table = self.records.table(name)
                     for record_id in ids:
                         del table[record_id]
 
-            self.edit(apply)
+            self.records.edit(apply)
             logger.info("removed %d finished records older than %ss", count, retention)
         return count
 
@@ -428,9 +407,9 @@ class Supernode:
                 if msg_type(message) != "status":
                     continue
                 state = message.get("content", {}).get("execution_state")
-                record = self.table("kernels").get(kernel_id)
+                record = self.records.table("kernels").get(kernel_id)
                 if isinstance(record, Map) and state and record.get("execution_state") != state:
-                    self.edit(
+                    self.records.edit(
                         lambda state=state, record=record: record.__setitem__(
                             "execution_state", state
                         )
@@ -439,9 +418,9 @@ class Supernode:
         except JupyterClientError as error:
             reason = str(error)
         logger.info("kernel %s: %s", kernel_id, reason)
-        record = self.table("kernels").get(kernel_id)
+        record = self.records.table("kernels").get(kernel_id)
         if isinstance(record, Map) and record.get("execution_state") != "dead":
-            self.edit(lambda: record.__setitem__("execution_state", "dead"))
+            self.records.edit(lambda: record.__setitem__("execution_state", "dead"))
         self.refresh_requested.set()
 
     # --- executions -------------------------------------------------------------------------
@@ -449,7 +428,7 @@ class Supernode:
     def _end_unfinished(self, reason: str) -> None:
         """Executions left queued or running (by a previous run that crashed, or by this one
         stopping) end in a clear state, never 'running'."""
-        executions = self.table("executions")
+        executions = self.records.table("executions")
 
         def apply() -> None:
             for record in executions.values():
@@ -458,12 +437,12 @@ class Supernode:
                     record["error"] = reason
                     record["finished_at"] = timestamp()
 
-        self.edit(apply)
+        self.records.edit(apply)
 
     async def _executions_loop(self) -> None:
         while True:
             self.changed.clear()  # before looking: a change while we look wakes us again
-            for execution_id, record in list(self.table("executions").items()):
+            for execution_id, record in list(self.records.table("executions").items()):
                 if (
                     isinstance(record, Map)
                     and record.get("status") == "requested"
@@ -471,7 +450,9 @@ class Supernode:
                 ):
                     # By cell id (document_id): the document manager; otherwise console code.
                     run = self.documents.execute if record.get("document_id") else self._execute
-                    self.running[execution_id] = asyncio.ensure_future(run(execution_id))
+                    task = asyncio.ensure_future(run(execution_id))
+                    self.running[execution_id] = task
+                    task.add_done_callback(lambda _t, e=execution_id: self.running.pop(e, None))
             self.changed.clear()
             await self.changed.wait()
 
@@ -479,7 +460,7 @@ class Supernode:
         """Carry out ``requests`` records (kernels, sessions, terminals, folders)."""
         while True:
             self.requests_changed.clear()
-            for record in list(self.table("requests").values()):
+            for record in list(self.records.table("requests").values()):
                 if isinstance(record, Map) and record.get("status") == "requested":
                     await self._carry_out(record)
             await self.requests_changed.wait()
@@ -491,7 +472,7 @@ class Supernode:
         def start() -> None:
             record["status"] = "running"
 
-        self.edit(start)
+        self.records.edit(start)
         try:
             if action is None:
                 raise BadParams(f"unknown action {record.get('action')!r}")
@@ -508,7 +489,7 @@ class Supernode:
                 record["result"] = {"error": told}
                 record["finished_at"] = timestamp()
 
-            self.edit(fail)
+            self.records.edit(fail)
         else:
 
             def finish() -> None:
@@ -516,13 +497,13 @@ class Supernode:
                 record["result"] = result
                 record["finished_at"] = timestamp()
 
-            self.edit(finish)
+            self.records.edit(finish)
         self.refresh_requested.set()
 
     async def _sync_folders(self, action: str, params: dict, result: dict) -> None:
         """The folders an action touched, re-read if watched (a listing watches its folder)."""
         for folder in folders_touched(action, params, result):
-            watched = isinstance(self.table("contents").get(content_key(folder)), Map)
+            watched = isinstance(self.records.table("contents").get(content_key(folder)), Map)
             if watched or action in ("contents.list", "contents.get"):
                 await self.sync_directory(folder)
 
@@ -530,10 +511,10 @@ class Supernode:
         """A console execution: ``code`` on ``kernel_id``, its outputs kept in the record."""
 
         def update(**fields: Any) -> None:
-            self.update_record("executions", execution_id, **fields)
+            self.records.update("executions", execution_id, **fields)
 
         try:
-            record = self.record("executions", execution_id)
+            record = self.records.record("executions", execution_id)
             if record is None:
                 return
             if record.get("cancel"):
@@ -550,25 +531,27 @@ class Supernode:
                 if not isinstance(record.get("outputs"), Array):
                     record["outputs"] = Array()
 
-            self.edit(start)
+            self.records.edit(start)
             connection = await self.kernel(kernel_id)
             # As a notebook cell holds them: a stream grows its text, so a write costs what it
             # appends, not what was printed before it.
-            writer = OutputWriter(self.client.doc, lambda: self.record("executions", execution_id))
+            writer = OutputWriter(
+                self.client.doc, lambda: self.records.record("executions", execution_id)
+            )
             try:
                 outcome = await run_execution(
                     connection,
                     str(code),
-                    record=lambda: self.record("executions", execution_id),
+                    record=lambda: self.records.record("executions", execution_id),
                     update=update,
                     interrupt=lambda: self.jupyter.interrupt_kernel(kernel_id),
-                    notifier=self.records_changed,
+                    notifier=self.records.changed,
                     on_output=writer.add,
                 )
             finally:
                 writer.flush()
             result = outcome.result
-            current = self.record("executions", execution_id)
+            current = self.records.record("executions", execution_id)
             cancelled = outcome.interrupted or bool(current is not None and current.get("cancel"))
             status, error = final_status(result, cancelled)
             count = result.execution_count
@@ -587,8 +570,6 @@ class Supernode:
                 input_request=None,
                 finished_at=timestamp(),
             )
-        finally:
-            self.running.pop(execution_id, None)
 
 
 __all__ = ["Supernode", "expired_records", "server_state"]

@@ -19,7 +19,7 @@ from pycrdt import Array, Doc, Map
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnection
 from jupyter_sync.jupyter.frames import msg_type
-from jupyter_sync.outputs import NotebookOutputSink
+from jupyter_sync.supernode.outputs import NotebookOutputSink
 
 logger = logging.getLogger(__name__)
 
