@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jupyter_sync.document_records import BadPath, normalize_path
+from jupyter_sync.collaboration.document_records import InvalidDocumentPath, normalize_path
 from jupyter_sync.schema import DOCUMENT_FORMATS, DOCUMENT_STATUSES
 from tables.api.serializers import QuerySerializer, StrictCharField
 
@@ -26,7 +26,7 @@ class PathField(StrictCharField):
         text = super().to_internal_value(data)
         try:
             return normalize_path(text)
-        except BadPath as error:
+        except InvalidDocumentPath as error:
             raise serializers.ValidationError(str(error)) from None
 
 

@@ -17,15 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, whole
+from jupyter_sync.api.base import JupyterView, whole, write_path_refusals
 from jupyter_sync.api.views import TAG, action_errors, errors
 from jupyter_sync.models import Output
+from jupyter_sync.records import do_answer_input, do_cancel_execution
 from jupyter_sync.schema import EXECUTION_DONE
-from tables import records
-from tables.api.errors import conflict, not_found, refused
+from tables.api.errors import conflict, not_found
 from tables.api.views import validated
-from tables.models import Origin
-from tables.service import Status
 
 FIELDS = tuple(s.ExecutionSerializer().fields)
 
@@ -79,20 +77,6 @@ class ExecutionBase(JupyterView):
             return Response(body)
         url = f"/api/executions/{execution_id}"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
-
-    def write_fields(self, execution_id: str, fields: dict[str, Any]) -> None:
-        """Write fields of the record as this user (a viewer is refused)."""
-        outcome = records.set_fields(
-            self.datastore,
-            "executions",
-            execution_id,
-            fields,
-            author_id=self.access.user_id,
-            origin=Origin.REST,
-            authorize=self.access.authorizer(),
-        )
-        if outcome.status is Status.REJECTED:
-            raise refused(outcome.error_code, outcome.error)
 
 
 class ExecutionListView(ExecutionBase):
@@ -152,10 +136,9 @@ class ExecutionInputView(ExecutionBase):
 
     def send(self, execution_id: str, value: str, code: int) -> Response:
         """Write the reply, and answer once the supernode has passed it on (it clears it)."""
-        problem = supernode_problem(self.datastore)
-        if problem:
-            raise unavailable(problem)
-        self.write_fields(execution_id, {"input_reply": value})
+        self.require_supernode()
+        with write_path_refusals():
+            do_answer_input(self.writer(), execution_id, value)
         return self.pending(
             "executions",
             execution_id,
@@ -180,10 +163,9 @@ class ExecutionCancelView(ExecutionBase):
         record = self.execution(execution_id)
         if finished(record):
             return self.answer(execution_id, record)
-        problem = supernode_problem(self.datastore)
-        if problem:
-            raise unavailable(problem)
-        self.write_fields(execution_id, {"cancel": True})
+        self.require_supernode()
+        with write_path_refusals():
+            do_cancel_execution(self.writer(), execution_id)
         return self.pending(
             "executions",
             execution_id,

@@ -30,6 +30,13 @@ from jupyter_sync.jupyter import (
     JupyterUnavailable,
 )
 from jupyter_sync.jupyter.frames import msg_type
+from jupyter_sync.records import (
+    do_end_execution,
+    do_fail_execution,
+    do_fail_request,
+    do_finish_request,
+    do_start_request,
+)
 from jupyter_sync.schema import (
     EXECUTION_DONE,
     JUPYTER,
@@ -460,19 +467,15 @@ class Supernode:
         """Carry out ``requests`` records (kernels, sessions, terminals, folders)."""
         while True:
             self.requests_changed.clear()
-            for record in list(self.records.table("requests").values()):
+            for request_id, record in list(self.records.table("requests").items()):
                 if isinstance(record, Map) and record.get("status") == "requested":
-                    await self._carry_out(record)
+                    await self._carry_out(request_id, record)
             await self.requests_changed.wait()
 
-    async def _carry_out(self, record: Map) -> None:
+    async def _carry_out(self, request_id: str, record: Map) -> None:
         action = ACTIONS.get(record.get("action"))
         params = record.get("params") or {}
-
-        def start() -> None:
-            record["status"] = "running"
-
-        self.records.edit(start)
+        do_start_request(self.records, request_id)
         try:
             if action is None:
                 raise BadParams(f"unknown action {record.get('action')!r}")
@@ -480,24 +483,11 @@ class Supernode:
             result = await action(self.jupyter, params)
             await self._sync_folders(record.get("action"), params, result)
         except (JupyterClientError, BadParams, TimeoutError) as error:
-            message = str(error) or type(error).__name__
-            told = failure(error)
-
-            def fail() -> None:
-                record["status"] = "error"
-                record["error"] = message
-                record["result"] = {"error": told}
-                record["finished_at"] = timestamp()
-
-            self.records.edit(fail)
+            do_fail_request(
+                self.records, request_id, str(error) or type(error).__name__, failure(error)
+            )
         else:
-
-            def finish() -> None:
-                record["status"] = "completed"
-                record["result"] = result
-                record["finished_at"] = timestamp()
-
-            self.records.edit(finish)
+            do_finish_request(self.records, request_id, result)
         self.refresh_requested.set()
 
     async def _sync_folders(self, action: str, params: dict, result: dict) -> None:
@@ -555,21 +545,10 @@ class Supernode:
             cancelled = outcome.interrupted or bool(current is not None and current.get("cancel"))
             status, error = final_status(result, cancelled)
             count = result.execution_count
-            update(
-                status=status,
-                error=error,
-                execution_count=count if count is not None else writer.execution_count,
-                input_request=None,
-                input_reply=None,
-                finished_at=timestamp(),
-            )
+            count = count if count is not None else writer.execution_count
+            do_end_execution(self.records, execution_id, status, error, count)
         except (JupyterClientError, TimeoutError, ValueError) as error:
-            update(
-                status="error",
-                error=str(error) or type(error).__name__,
-                input_request=None,
-                finished_at=timestamp(),
-            )
+            do_fail_execution(self.records, execution_id, str(error) or type(error).__name__)
 
 
 __all__ = ["Supernode", "expired_records", "server_state"]

@@ -13,6 +13,7 @@ from typing import Any
 from pycrdt import Array
 
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, KernelConnection
+from jupyter_sync.records import do_end_execution, do_fail_execution
 from jupyter_sync.schema import timestamp
 from jupyter_sync.supernode.documents.document import DocumentError, OpenDocument, describe
 from jupyter_sync.supernode.documents.file_sync import FileSync
@@ -91,14 +92,7 @@ class CellQueue:
                 self.tasks.discard(task)
 
     def _finish_failed(self, execution_id: str, message: str) -> None:
-        self.records.update(
-            "executions",
-            execution_id,
-            status="error",
-            error=message,
-            input_request=None,
-            finished_at=timestamp(),
-        )
+        do_fail_execution(self.records, execution_id, message)
 
     async def _wait_turn(self, document_id: str, execution_id: str) -> bool:
         """Wait until this execution is the notebook's next; False if cancelled meanwhile."""
@@ -198,13 +192,4 @@ class CellQueue:
         record = self.records.record("executions", execution_id)
         cancelled = outcome.interrupted or (record is not None and bool(record.get("cancel")))
         status, error = final_status(result, cancelled)
-        self.records.update(
-            "executions",
-            execution_id,
-            status=status,
-            error=error,
-            execution_count=count,
-            input_request=None,
-            input_reply=None,
-            finished_at=timestamp(),
-        )
+        do_end_execution(self.records, execution_id, status, error, count)

@@ -17,6 +17,7 @@ import anyio
 from channels.db import database_sync_to_async
 
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, JupyterUnavailable
+from jupyter_sync.records import do_fail_document
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE, timestamp
 from jupyter_sync.supernode.documents.datastore import ensure_document_datastore
 from jupyter_sync.supernode.documents.document import (
@@ -57,9 +58,7 @@ class FileSync:
 
     def fail(self, document_id: str, message: str, status: int = 502) -> None:
         logger.warning("document %s: %s", document_id, message)
-        self.records.update(
-            "documents", document_id, status="error", error=message, error_status=status
-        )
+        do_fail_document(self.records, document_id, message, status)
 
     async def ensure_open(self, document_id: str) -> OpenDocument:
         """The open document (the caller holds its lock); opens it if needed."""

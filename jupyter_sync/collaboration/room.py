@@ -36,12 +36,12 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from jupyter_sync import document_records
-from jupyter_sync.api.base import supernode_problem
-from jupyter_sync.api.waiting import WaitTimeout, wait_for_record
+from jupyter_sync.collaboration import document_records
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.models import Document
+from jupyter_sync.records import RecordRefused, supernode_problem
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE
+from jupyter_sync.waiting import WaitTimeout, wait_for_record
 from relay import yprotocol
 from relay.consumers import Refusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
@@ -134,7 +134,7 @@ def _ask_save(target: RoomTarget, username: str) -> str | None:
         document_records.ask(target.jupyter_access, row, "save", username)
     except document_records.Busy:
         return "skipped"  # jupyter-collaboration's answer while a save is under way
-    except document_records.Refused:
+    except RecordRefused:
         return "failed"
     return None
 
