@@ -45,15 +45,15 @@ from tables.schema import Analysis
 from tables.service import Authorizer, Proposal, live_python
 
 
-def whole(value: Any) -> Any:
+def restore_integers(value: Any) -> Any:
     """Numbers as JSON has them: Yjs stores every number as a double, so 3 comes back as 3.0;
     answered as 3, as Jupyter would (and as an OpenAPI ``integer`` demands)."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):
-        return {key: whole(item) for key, item in value.items()}
+        return {key: restore_integers(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [whole(item) for item in value]
+        return [restore_integers(item) for item in value]
     return value
 
 
@@ -181,10 +181,10 @@ class JupyterView(APIView):
 
     def table(self, name: str) -> dict[str, Any]:
         state, _ = live_python(self.datastore)
-        return whole(state.get(name) or {})
+        return restore_integers(state.get(name) or {})
 
     def record(self, table: str, record_id: str) -> Record:
-        return whole(read_record(self.datastore, table, record_id))
+        return restore_integers(read_record(self.datastore, table, record_id))
 
     def check_kernelspec(self, name: str | None, field: str) -> None:
         """A kernelspec the server has, when the model knows them (Jupyter answers an unknown
@@ -257,7 +257,7 @@ class JupyterView(APIView):
         def answer(record: dict[str, Any]) -> Response:
             if record.get("status") == "error":
                 raise failure(record)
-            return finish(whole(record.get("result") or {}))
+            return finish(restore_integers(record.get("result") or {}))
 
         return self.pending(
             "requests",
@@ -266,7 +266,7 @@ class JupyterView(APIView):
             answer,
             url=f"/api/requests/{record_id}",
             settle=(
-                (lambda record: settle(whole(record.get("result") or {})))
+                (lambda record: settle(restore_integers(record.get("result") or {})))
                 if settle is not None
                 else None
             ),
@@ -326,7 +326,7 @@ class JupyterView(APIView):
 def failure(record: dict[str, Any]) -> APIError:
     """A failed request as the status Jupyter answered (404 for an unknown kernel...)."""
     detail = record.get("error") or "the action failed"
-    info = whole((record.get("result") or {}).get("error") or {})
+    info = restore_integers((record.get("result") or {}).get("error") or {})
     code_status = info.get("status")
     if not isinstance(code_status, int) or not 400 <= code_status <= 599:
         code_status = status.HTTP_502_BAD_GATEWAY

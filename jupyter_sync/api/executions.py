@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import JupyterView, whole, write_path_refusals
+from jupyter_sync.api.base import JupyterView, restore_integers, write_path_refusals
 from jupyter_sync.api.views import TAG, action_errors, errors
 from jupyter_sync.models import Output
 from jupyter_sync.records import do_answer_input, do_cancel_execution
@@ -63,7 +63,7 @@ class ExecutionBase(JupyterView):
             cell__notebook__datastore__name=document.get("datastore_name") or "",
             cell__cell_id=record.get("cell_id") or "",
         ).order_by("index")
-        return whole([row.content for row in rows])
+        return restore_integers([row.content for row in rows])
 
     def body(self, execution_id: str, record: dict[str, Any]) -> dict[str, Any]:
         body = {name: record.get(name) for name in FIELDS}
@@ -100,7 +100,7 @@ class ExecutionListView(ExecutionBase):
             "executions",
             execution_id,
             settled,
-            lambda record: self.answer(execution_id, whole(record)),
+            lambda record: self.answer(execution_id, restore_integers(record)),
             url=f"/api/executions/{execution_id}",
         )
 
@@ -170,7 +170,7 @@ class ExecutionCancelView(ExecutionBase):
             "executions",
             execution_id,
             finished,
-            lambda record: self.answer(execution_id, whole(record)),
+            lambda record: self.answer(execution_id, restore_integers(record)),
             url=f"/api/executions/{execution_id}",
             body=self.body(execution_id, record),
         )

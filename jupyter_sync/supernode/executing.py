@@ -99,7 +99,7 @@ class OutputWriter:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ExecutionEnd:
     result: ExecuteResult
     interrupted: bool  # the record asked to cancel and the kernel was interrupted
 
@@ -113,7 +113,7 @@ async def run_execution(
     interrupt: Callable[[], Awaitable[Any]],
     notifier: Notifier,
     on_output: Callable[[dict[str, Any]], Any],
-) -> Outcome:
+) -> ExecutionEnd:
     """Run ``code`` while following the record: ``cancel`` interrupts the kernel once, an
     ``input_request`` is set while the kernel waits for input, and an ``input_reply`` is sent
     to it (both then cleared). ``notifier`` must be notified when the record changes."""
@@ -148,7 +148,7 @@ async def run_execution(
                 update(input_request=None, input_reply=None)
             if not run.done():
                 await waiter.wait()
-        return Outcome(run.result(), interrupted)
+        return ExecutionEnd(run.result(), interrupted)
     finally:
         if not run.done():
             run.cancel()
@@ -165,4 +165,4 @@ def final_status(result: ExecuteResult, cancelled: bool) -> tuple[str, str | Non
     return "error", f"{result.ename}: {result.evalue}"
 
 
-__all__ = ["Notifier", "Outcome", "OutputWriter", "final_status", "run_execution"]
+__all__ = ["ExecutionEnd", "Notifier", "OutputWriter", "final_status", "run_execution"]
