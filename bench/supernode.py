@@ -75,7 +75,7 @@ class Processes:
     """daphne, a Jupyter Server and ``manage.py run_supernode``; all stopped at exit."""
 
     def __init__(self, url: str, data_dir: str):
-        from jupyter_sync.launcher import LocalJupyterServer, free_port
+        from jupyter_sync.jupyter.launcher import LocalJupyterServer, free_port
 
         self.env = dict(os.environ, DATABASE_URL=url, DATA_DIR=data_dir, PYTHONUNBUFFERED="1")
         self.port = free_port()
@@ -146,7 +146,7 @@ def accounts() -> tuple[str, str]:
     from django.contrib.auth.models import User
     from rest_framework.authtoken.models import Token
 
-    from jupyter_sync import account
+    from jupyter_sync.supernode import account
     from tables.permissions import grant
 
     service_token = account.ensure_service_account()

@@ -1,10 +1,18 @@
-"""The ``jupyter`` datastore: a Jupyter Server's state as tables, plus the action tables.
+"""The ``jupyter`` datastore: a Jupyter Server's state as tables, plus the action tables; and the
+vocabulary of its records that the web side and the supernode share (names, statuses, keys, time).
 
 Server-state tables are written only by the supernode's service account; ``executions`` and
 ``documents`` are where clients ask for work to be done (the supernode writes the results back).
 """
 
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
 from tables.schema import Table, TableSchema, list_, map_, register, text
+
+JUPYTER_DATASTORE = "jupyter"
+"""The datastore's name (one per deployment)."""
 
 REQUEST_STATUSES = ("requested", "running", "completed", "error")
 ACTIONS = (
@@ -25,8 +33,32 @@ ACTIONS = (
     "contents.rename",
     "contents.delete",
 )
+REQUEST_DONE = ("completed", "error")
 EXECUTION_STATUSES = ("requested", "queued", "running", "completed", "error", "cancelled")
+EXECUTION_DONE = ("completed", "error", "cancelled")
 DOCUMENT_STATUSES = ("requested", "opening", "open", "saving", "closed", "error")
+DOCUMENT_OPEN_STATUSES = ("opening", "open", "saving")
+DOCUMENT_FORMATS = {"notebook": "json", "file": "text"}
+"""Document type → the contents API format it is loaded and saved in."""
+
+
+def timestamp() -> str:
+    """Now, as the records' ``*_at`` fields hold it: ISO 8601 in UTC."""
+    return datetime.now(UTC).isoformat()
+
+
+def content_key(path: str) -> str:
+    """Record id of a path in the contents table ("/" for the root, whose path is "")."""
+    return path or "/"
+
+
+def parent_path(path: str) -> str:
+    return path.strip("/").rpartition("/")[0]
+
+
+def parent_key(path: str) -> str:
+    return content_key(path.rpartition("/")[0])
+
 
 JUPYTER = TableSchema(
     "jupyter",
@@ -161,7 +193,7 @@ JUPYTER = TableSchema(
             "documents",
             {
                 "path": register("string"),
-                "type": register("string", choices=("notebook", "file")),
+                "type": register("string", choices=tuple(DOCUMENT_FORMATS)),
                 "format": register("string"),
                 "datastore_name": register("string", doc="The document's own datastore."),
                 "status": register("string", choices=DOCUMENT_STATUSES),
@@ -194,7 +226,7 @@ JUPYTER = TableSchema(
             doc=(
                 "Documents (id: a stable document id chosen by the creator). A record asks the "
                 "supernode to open a file into its own datastore (datastore_name), save, reload, "
-                "rename (to new_path), delete or close it; see jupyter_sync/documents.py."
+                "rename (to new_path), delete or close it; see jupyter_sync/supernode/documents/."
             ),
         ),
     ],

@@ -11,7 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from jupyter_sync.routing import websocket_urlpatterns as collaboration_routes  # noqa: E402
+from jupyter_sync.collaboration.routing import websocket_urlpatterns as collaboration_routes  # noqa: E402
 from relay import daphne_send  # noqa: E402
 from relay.auth import RTCAuthMiddlewareStack  # noqa: E402
 from relay.routing import websocket_urlpatterns  # noqa: E402

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from jupyter_sync import conf as jupyter_conf
 from rtc_project.env import env_bool, env_int, env_list, env_str
 from tables.conf import settings_from_environ
 
@@ -194,6 +195,8 @@ SUPERNODE_SERVER_URL = env_str("SUPERNODE_SERVER_URL", "ws://127.0.0.1:8000")
 
 # The project's own settings (tables/conf.py documents each one).
 RTC = settings_from_environ()
+# The Jupyter side's (jupyter_sync/conf.py).
+RTC_JUPYTER = jupyter_conf.settings_from_environ()
 
 LOGGING = {
     "version": 1,

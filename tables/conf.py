@@ -2,6 +2,8 @@
 
 Each setting can be given in ``settings.RTC`` or through its environment variable. Read them
 through ``rtc_settings.NAME``; tests can override them with ``override_settings(RTC={...})``.
+An app with settings of its own declares its ``SettingsGroup`` the same way
+(``jupyter_sync/conf.py``: ``settings.RTC_JUPYTER``).
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ class Setting:
         return f"RTC_{self.name}"
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
     number = int(value)
     if number < 0:
         raise ValueError("must be >= 0")
     return number
 
 
-def _positive_float(value: str) -> float:
+def positive_float(value: str) -> float:
     number = float(value)
     if number < 0:
         raise ValueError("must be >= 0")
@@ -62,90 +64,68 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CHECKPOINT_EVERY",
         500,
-        _positive_int,
+        positive_int,
         "Write a checkpoint after this many transactions since the last one.",
     ),
     Setting(
         "CHECKPOINT_BYTES",
         1_048_576,
-        _positive_int,
+        positive_int,
         "Write a checkpoint after this many bytes of patches since the last one.",
     ),
     Setting(
         "CHECKPOINTS_KEPT",
         10,
-        _positive_int,
+        positive_int,
         "Keep this many newest checkpoints; older ones are thinned to one per ten intervals.",
     ),
     Setting(
         "IDLE_SECONDS",
         300,
-        _positive_float,
+        positive_float,
         "Evict a loaded document from memory after this many idle seconds.",
     ),
     Setting(
         "MAX_LOADED",
         1000,
-        _positive_int,
+        positive_int,
         "Keep at most this many documents loaded per process (least recently used go first).",
     ),
     Setting(
         "MAX_BATCH",
         256,
-        _positive_int,
+        positive_int,
         "Group commit: at most this many transactions in one database transaction.",
     ),
     Setting(
         "MAX_UPDATE_BYTES",
         8_388_608,
-        _positive_int,
+        positive_int,
         "Largest single Yjs update accepted, in bytes.",
     ),
     Setting(
         "UNDO_DEPTH",
         1000,
-        _positive_int,
+        positive_int,
         "How many of an author's recent transactions per-author undo/redo looks at.",
     ),
     Setting(
         "MAX_MESSAGE_BYTES",
         16_777_216,
-        _positive_int,
+        positive_int,
         "Largest WebSocket message accepted, in bytes; larger ones close the connection (1009).",
     ),
     Setting(
         "RATE_LIMIT",
         200,
-        _positive_int,
+        positive_int,
         "Messages per second a WebSocket connection may send (sustained).",
     ),
     Setting(
         "RATE_BURST",
         400,
-        _positive_int,
+        positive_int,
         "Messages a WebSocket connection may send in a burst above the rate.",
-    ),
-    Setting(
-        "OUTPUT_MAX_CHARS",
-        1_000_000,
-        _positive_int,
-        "Output the supernode keeps per execution, in characters (stream text and the JSON of "
-        "other outputs); the rest is dropped with a notice. 0: no limit.",
-    ),
-    Setting(
-        "RECORD_RETENTION",
-        3600,
-        _positive_float,
-        "Seconds a finished requests or executions record stays in the jupyter datastore "
-        "(its patches stay in the history); 0: kept for ever.",
-    ),
-    Setting(
-        "SERVER_STATE_HISTORY",
-        604800,
-        _positive_float,
-        "Seconds of patch history the supernode keeps for the jupyter datastore (server state); "
-        "older patches are pruned behind a checkpoint. 0: kept for ever. Other datastores keep "
-        "theirs unless `manage.py prune_history` is run.",
     ),
     Setting(
         "ANONYMOUS_ROLE",
@@ -165,44 +145,55 @@ SETTINGS: tuple[Setting, ...] = (
         _rate,
         "REST API requests an anonymous client (by address) may make; empty: no limit.",
     ),
-    Setting(
-        "API_ACTION_TIMEOUT",
-        15.0,
-        _positive_float,
-        "Seconds a REST action on Jupyter waits for the supernode before answering 202 with the "
-        "URL of its request record.",
-    ),
 )
 
-_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+@dataclass(frozen=True)
+class SettingsGroup:
+    """One namespaced settings dict, ``settings.<name>``: its entries, their ``RTC_*``
+    environment variables and defaults. Each app that has settings of its own declares a group."""
+
+    name: str
+    settings: tuple[Setting, ...]
+
+    def from_environ(self, environ: dict[str, str] | None = None) -> dict[str, Any]:
+        """Build the dict from ``RTC_*`` environment variables (defaults otherwise)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in self.settings:
+            raw = environ.get(setting.env)
+            if raw is None:
+                values[setting.name] = setting.default
+                continue
+            try:
+                values[setting.name] = setting.parse(raw)
+            except ValueError as error:
+                raise ImproperlyConfigured(f"{setting.env}={raw!r}: {error}") from None
+        return values
 
 
-def settings_from_environ(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Build the ``RTC`` dict from ``RTC_*`` environment variables (defaults otherwise)."""
-    environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for setting in SETTINGS:
-        raw = environ.get(setting.env)
-        if raw is None:
-            values[setting.name] = setting.default
-            continue
-        try:
-            values[setting.name] = setting.parse(raw)
-        except ValueError as error:
-            raise ImproperlyConfigured(f"{setting.env}={raw!r}: {error}") from None
-    return values
+class SettingsReader:
+    """Attribute access to a group's ``settings.<name>`` dict, the defaults filled in."""
 
-
-class _RTCSettings:
-    """Attribute access to ``settings.RTC`` with the defaults above filled in."""
+    def __init__(self, group: SettingsGroup):
+        self._group = group
+        self._by_name = {setting.name: setting for setting in group.settings}
 
     def __getattr__(self, name: str) -> Any:
         from django.conf import settings
 
-        if name not in _BY_NAME:
-            raise AttributeError(f"unknown RTC setting {name!r}")
-        configured = getattr(settings, "RTC", {}) or {}
-        return configured.get(name, _BY_NAME[name].default)
+        if name not in self._by_name:
+            raise AttributeError(f"unknown {self._group.name} setting {name!r}")
+        configured = getattr(settings, self._group.name, {}) or {}
+        return configured.get(name, self._by_name[name].default)
 
 
-rtc_settings = _RTCSettings()
+RTC = SettingsGroup("RTC", SETTINGS)
+
+
+def settings_from_environ(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the ``RTC`` dict from ``RTC_*`` environment variables (defaults otherwise)."""
+    return RTC.from_environ(environ)
+
+
+rtc_settings = SettingsReader(RTC)

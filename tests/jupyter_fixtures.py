@@ -1,7 +1,7 @@
 """A real Jupyter Server for tests: ``jupyter_server``, one per test session.
 
 Use it with ``pytest_plugins = ["tests.jupyter_fixtures"]`` at the top of a test module. The
-server (``jupyter_sync.launcher.LocalJupyterServer``) serves a temporary root directory
+server (``jupyter_sync.jupyter.launcher.LocalJupyterServer``) serves a temporary root directory
 (``jupyter_server.root_dir``) on 127.0.0.1 with a token, and is stopped at the end of the
 session. Without jupyter_server or ipykernel, or when the server does not come up, the tests that
 use it are skipped (which fails them under ``CI=true``, see conftest.py).
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from jupyter_sync.launcher import JupyterLaunchError, LocalJupyterServer
+from jupyter_sync.jupyter.launcher import JupyterLaunchError, LocalJupyterServer
 
 
 def missing_requirements() -> list[str]:

@@ -40,7 +40,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from jupyter_sync.launcher import free_port
+from jupyter_sync.jupyter.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATION = "rtc_project.asgi:application"

@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from jupyter_sync import account
+from jupyter_sync.supernode import account
 from tables import records, service
 from tables.management.commands.export_openapi import openapi_schema
 from tables.permissions import grant

@@ -14,10 +14,10 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from jupyter_sync import account, launcher
-from jupyter_sync.api.waiting import wait_for_record
-from jupyter_sync.jupyter import JupyterClient
+from jupyter_sync.jupyter import JupyterClient, launcher
 from jupyter_sync.models import SupernodeLease
+from jupyter_sync.supernode import account
+from jupyter_sync.waiting import wait_for_record
 from tables import records, service
 from tables.permissions import access_for, grant
 from tables.service import Status

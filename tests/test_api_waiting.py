@@ -1,4 +1,4 @@
-"""jupyter_sync.api.waiting: waiting for a record, woken by commits, with a polling fallback."""
+"""jupyter_sync.waiting: waiting for a record, woken by commits, with a polling fallback."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import override_settings
 
-from jupyter_sync.api.waiting import WaitTimeout, wait_for_record
+from jupyter_sync.waiting import WaitTimeout, wait_for_record
 from relay.hub import get_hub
 from tables import records, service
 from tables.models import Datastore

@@ -23,8 +23,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from jupyter_sync import account
 from jupyter_sync.models import Document, SupernodeLease
+from jupyter_sync.supernode import account
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
 from tests.liveserver import ROOT, ServerProcess, wait_until

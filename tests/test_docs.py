@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
+from jupyter_sync.conf import SETTINGS as JUPYTER_SETTINGS
 from tables.conf import SETTINGS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def test_every_rtc_setting_is_in_the_configuration_table():
-    for setting in SETTINGS:
+    for setting in (*SETTINGS, *JUPYTER_SETTINGS):
         default = f"`{setting.default}`" if setting.default != "" else "empty"
         assert f"| `{setting.env}` | {default} |" in README, setting.env

@@ -19,9 +19,9 @@ from jupyter_sync.jupyter import (
     JupyterUnavailable,
     KernelConnection,
     KernelDied,
-    _Request,
 )
-from jupyter_sync.launcher import LocalJupyterServer, free_port, terminals_available
+from jupyter_sync.jupyter.kernel import _Request
+from jupyter_sync.jupyter.launcher import LocalJupyterServer, free_port, terminals_available
 from tests.jupyter_fixtures import start_local_server
 
 pytest_plugins = ["tests.jupyter_fixtures"]

@@ -4,7 +4,7 @@ output limit; and the jupyter schema's outputs (maps whose text grows)."""
 import pytest
 from pycrdt import Array, Doc, Map, Text
 
-from jupyter_sync.outputs import NotebookOutputSink, to_output
+from jupyter_sync.supernode.outputs import NotebookOutputSink, to_output
 from tables.service import Status, create_datastore
 from tests.factories import Client
 

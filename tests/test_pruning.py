@@ -17,8 +17,8 @@ from pycrdt import Map
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jupyter_sync.account import ensure_jupyter_datastore, ensure_service_account
-from jupyter_sync.supernode import Supernode
+from jupyter_sync.supernode.account import ensure_jupyter_datastore, ensure_service_account
+from jupyter_sync.supernode.node import Supernode
 from tables import history, pruning, records, service, undo
 from tables.loaded import LoadedDoc, doc_cache
 from tables.management.commands.prune_history import parse_age
@@ -271,9 +271,9 @@ async def test_the_supernode_prunes_the_server_states_history(
 ):
     datastore = await busy_jupyter_datastore()
     supernode = Supernode(jupyter=None, server_url="ws://unused", token="unused")
-    settings.RTC = {**settings.RTC, "SERVER_STATE_HISTORY": 0}
+    settings.RTC_JUPYTER = {**settings.RTC_JUPYTER, "SERVER_STATE_HISTORY": 0}
     assert await supernode.prune_history() is None
-    settings.RTC = {**settings.RTC, "SERVER_STATE_HISTORY": 86400}
+    settings.RTC_JUPYTER = {**settings.RTC_JUPYTER, "SERVER_STATE_HISTORY": 86400}
     # It keeps the newest 1,000 patches, as the command does by default.
     assert (await supernode.prune_history()).transactions == 0
     monkeypatch.setattr(pruning, "DEFAULT_KEEP", 0)

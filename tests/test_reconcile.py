@@ -2,8 +2,8 @@
 
 from pycrdt import Doc, Map
 
-from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import JUPYTER
+from jupyter_sync.supernode.reconcile import reconcile_table
 
 KERNELS = JUPYTER.tables["kernels"]
 SPECS = JUPYTER.tables["kernelspecs"]

@@ -14,9 +14,9 @@ from django.test import override_settings
 from pycrdt import Doc, Map, Text
 from rest_framework.authtoken.models import Token
 
-from jupyter_sync import account
 from jupyter_sync.jupyter import JupyterClient
-from jupyter_sync.supernode import Supernode, expired_records
+from jupyter_sync.supernode import account
+from jupyter_sync.supernode.node import Supernode, expired_records
 from relay.client import DatastoreClient
 from tables.models import Datastore
 from tables.permissions import grant
@@ -290,7 +290,7 @@ def test_expired_records_are_the_finished_ones_older_than_the_cutoff() -> None:
 
 
 async def test_finished_records_are_removed_after_the_retention(start_server, jupyter_server):
-    with override_settings(RTC={"RECORD_RETENTION": 1.0}):
+    with override_settings(RTC_JUPYTER={"RECORD_RETENTION": 1.0}):
         async with supernode_and_watcher(start_server, jupyter_server) as (jupyter, watcher):
             kernel = await jupyter.start_kernel("python3")
             code = "import time\ntime.sleep(120)"

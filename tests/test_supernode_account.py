@@ -6,13 +6,13 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from jupyter_sync.account import (
+from jupyter_sync.models import SupernodeLease
+from jupyter_sync.supernode.account import (
     acquire_lease,
     ensure_jupyter_datastore,
     ensure_service_account,
     release_lease,
 )
-from jupyter_sync.models import SupernodeLease
 from tables.permissions import access_for
 
 pytestmark = pytest.mark.django_db

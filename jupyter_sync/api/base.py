@@ -14,49 +14,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.core.exceptions import RequestDataTooBig
-from django.utils import timezone
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jupyter_sync.account import JUPYTER_DATASTORE
-from jupyter_sync.api.waiting import Record, WaitTimeout, read_record, wait_for_record
-from jupyter_sync.models import SupernodeLease
-from tables import records
+from jupyter_sync.conf import jupyter_settings
+from jupyter_sync.records import (
+    RecordRefused,
+    WritePathWriter,
+    do_new_record,
+    do_request_action,
+    supernode_problem,
+)
+from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
+from jupyter_sync.waiting import Record, WaitTimeout, read_record, wait_for_record
 from tables.api.errors import APIError, JSONRenderer, api_exception_handler, refused
 from tables.api.permissions import lookup_access
 from tables.conf import rtc_settings
-from tables.models import Datastore, Origin
+from tables.models import Datastore
 from tables.permissions import Access
 from tables.schema import Analysis
-from tables.service import Authorizer, Proposal, Status, live_python
-
-REQUEST_DONE = ("completed", "error")
+from tables.service import Authorizer, Proposal, live_python
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def whole(value: Any) -> Any:
+def restore_integers(value: Any) -> Any:
     """Numbers as JSON has them: Yjs stores every number as a double, so 3 comes back as 3.0;
     answered as 3, as Jupyter would (and as an OpenAPI ``integer`` demands)."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):
-        return {key: whole(item) for key, item in value.items()}
+        return {key: restore_integers(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [whole(item) for item in value]
+        return [restore_integers(item) for item in value]
     return value
 
 
@@ -84,20 +81,6 @@ def unavailable(detail: str) -> APIError:
     return APIError(status.HTTP_503_SERVICE_UNAVAILABLE, "supernode-unavailable", detail)
 
 
-def supernode_problem(datastore: Datastore) -> str | None:
-    """Why no action can be carried out now (None: a supernode holds the lease and reaches
-    Jupyter)."""
-    live = SupernodeLease.objects.filter(
-        name=JUPYTER_DATASTORE, expires_at__gt=timezone.now()
-    ).exists()
-    if not live:
-        return "no supernode is connected: start one with manage.py run_supernode"
-    server = read_record(datastore, "status", "server")
-    if server is not None and server.get("connected") is False:
-        return "the supernode cannot reach the Jupyter Server at the moment"
-    return None
-
-
 def _requests_only(access: Access) -> Authorizer:
     """For reads that need the supernode (a file's content): the request record, nothing else."""
 
@@ -106,6 +89,15 @@ def _requests_only(access: Access) -> Authorizer:
         return f"a read may only write requests, not {', '.join(other)}" if other else None
 
     return authorize if access.can_read else access.authorizer()
+
+
+@contextlib.contextmanager
+def write_path_refusals() -> Iterator[None]:
+    """The write path's refusal of a record write, answered as the datastore API answers it."""
+    try:
+        yield
+    except RecordRefused as error:
+        raise refused(error.code, error.detail) from None
 
 
 @dataclass
@@ -189,10 +181,10 @@ class JupyterView(APIView):
 
     def table(self, name: str) -> dict[str, Any]:
         state, _ = live_python(self.datastore)
-        return whole(state.get(name) or {})
+        return restore_integers(state.get(name) or {})
 
     def record(self, table: str, record_id: str) -> Record:
-        return whole(read_record(self.datastore, table, record_id))
+        return restore_integers(read_record(self.datastore, table, record_id))
 
     def check_kernelspec(self, name: str | None, field: str) -> None:
         """A kernelspec the server has, when the model knows them (Jupyter answers an unknown
@@ -204,39 +196,34 @@ class JupyterView(APIView):
 
     # --- acting -----------------------------------------------------------------------------
 
-    def write_record(self, table: str, fields: dict[str, Any]) -> str:
-        """Write a new record (id: a fresh uuid) through the write path; 503 without a
-        supernode, and then nothing is written."""
+    def username(self) -> str:
+        user = self.request.user
+        return user.get_username() if user.is_authenticated else "anonymous"
+
+    def require_supernode(self) -> None:
+        """503 before anything is written when nobody would carry the request out."""
         problem = supernode_problem(self.datastore)
         if problem:
             raise unavailable(problem)
-        record_id = uuid.uuid4().hex
-        user = self.request.user
-        fields = {
-            **fields,
-            "requested_by": user.get_username() if user.is_authenticated else "anonymous",
-            "created_at": now(),
-        }
-        outcome = records.set_fields(
-            self.datastore,
-            table,
-            record_id,
-            fields,
-            author_id=self.access.user_id,
-            origin=Origin.REST,
-            authorize=_requests_only(self.access)
-            if self.request.method in SAFE_METHODS
-            else self.access.authorizer(),
-        )
-        if outcome.status is Status.REJECTED:
-            raise refused(outcome.error_code, outcome.error)
-        return record_id
+
+    def writer(self) -> WritePathWriter:
+        """Writes as the caller; a read (GET) may write its request record and nothing else."""
+        if self.request.method in SAFE_METHODS:
+            return WritePathWriter(self.access, _requests_only(self.access))
+        return WritePathWriter(self.access)
+
+    def write_record(self, table: str, fields: dict[str, Any]) -> str:
+        """Write a new record (id: a fresh uuid) through the write path; 503 without a
+        supernode, and then nothing is written."""
+        self.require_supernode()
+        with write_path_refusals():
+            return do_new_record(self.writer(), table, fields, self.username())
 
     def submit(self, action: str, params: dict[str, Any]) -> str:
         """A ``requests`` record asking the supernode for ``action``; its id."""
-        return self.write_record(
-            "requests", {"action": action, "params": params, "status": "requested"}
-        )
+        self.require_supernode()
+        with write_path_refusals():
+            return do_request_action(self.writer(), action, params, self.username())
 
     def pending(
         self,
@@ -270,7 +257,7 @@ class JupyterView(APIView):
         def answer(record: dict[str, Any]) -> Response:
             if record.get("status") == "error":
                 raise failure(record)
-            return finish(whole(record.get("result") or {}))
+            return finish(restore_integers(record.get("result") or {}))
 
         return self.pending(
             "requests",
@@ -279,7 +266,7 @@ class JupyterView(APIView):
             answer,
             url=f"/api/requests/{record_id}",
             settle=(
-                (lambda record: settle(whole(record.get("result") or {})))
+                (lambda record: settle(restore_integers(record.get("result") or {})))
                 if settle is not None
                 else None
             ),
@@ -308,7 +295,7 @@ class JupyterView(APIView):
 
     async def _wait(self, pending: Pending, accepted: Response):
         loop = asyncio.get_running_loop()
-        timeout = float(rtc_settings.API_ACTION_TIMEOUT)
+        timeout = float(jupyter_settings.API_ACTION_TIMEOUT)
         deadline = loop.time() + timeout
         try:
             record = await wait_for_record(
@@ -339,7 +326,7 @@ class JupyterView(APIView):
 def failure(record: dict[str, Any]) -> APIError:
     """A failed request as the status Jupyter answered (404 for an unknown kernel...)."""
     detail = record.get("error") or "the action failed"
-    info = whole((record.get("result") or {}).get("error") or {})
+    info = restore_integers((record.get("result") or {}).get("error") or {})
     code_status = info.get("status")
     if not isinstance(code_status, int) or not 400 <= code_status <= 599:
         code_status = status.HTTP_502_BAD_GATEWAY

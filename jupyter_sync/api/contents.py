@@ -12,10 +12,10 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jupyter_sync.actions import content_key
 from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView
 from jupyter_sync.api.views import NO_BODY, TAG, action_errors
+from jupyter_sync.schema import content_key
 from tables.api.serializers import validated
 
 

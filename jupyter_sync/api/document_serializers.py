@@ -7,13 +7,12 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jupyter_sync.document_records import BadPath, normalize_path
-from jupyter_sync.documents import KINDS
-from jupyter_sync.schema import DOCUMENT_STATUSES
+from jupyter_sync.collaboration.document_records import InvalidDocumentPath, normalize_path
+from jupyter_sync.schema import DOCUMENT_FORMATS, DOCUMENT_STATUSES
 from tables.api.serializers import QuerySerializer, StrictCharField
 
-DOCUMENT_TYPES = tuple(KINDS)
-FORMATS = tuple(sorted(set(KINDS.values())))
+DOCUMENT_TYPES = tuple(DOCUMENT_FORMATS)
+FORMATS = tuple(sorted(set(DOCUMENT_FORMATS.values())))
 
 
 class PathField(StrictCharField):
@@ -27,7 +26,7 @@ class PathField(StrictCharField):
         text = super().to_internal_value(data)
         try:
             return normalize_path(text)
-        except BadPath as error:
+        except InvalidDocumentPath as error:
             raise serializers.ValidationError(str(error)) from None
 
 
@@ -47,11 +46,11 @@ class OpenSerializer(serializers.Serializer):
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         kind = data.get("type") or ("notebook" if data["path"].endswith(".ipynb") else "file")
         data["type"] = kind
-        if data.get("format", KINDS[kind]) != KINDS[kind]:
+        if data.get("format", DOCUMENT_FORMATS[kind]) != DOCUMENT_FORMATS[kind]:
             raise serializers.ValidationError(
-                {"format": [f"a {kind} is loaded and saved as {KINDS[kind]}"]}
+                {"format": [f"a {kind} is loaded and saved as {DOCUMENT_FORMATS[kind]}"]}
             )
-        data["format"] = KINDS[kind]
+        data["format"] = DOCUMENT_FORMATS[kind]
         return data
 
 
@@ -102,7 +101,7 @@ class CollaborationSessionRequestSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=DOCUMENT_TYPES)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        expected = KINDS[data["type"]]
+        expected = DOCUMENT_FORMATS[data["type"]]
         if data["format"] != expected:
             raise serializers.ValidationError(
                 {"format": [f"a {data['type']} is loaded and saved as {expected}"]}

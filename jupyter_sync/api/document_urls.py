@@ -5,15 +5,15 @@ Paths without a trailing slash, as the Jupyter endpoints beside them (``jupyter_
 
 from django.urls import path
 
-from jupyter_sync.api import collaboration, documents
+from jupyter_sync.api import collaboration_session, document_views
 
 app_name = "documents"
 
 urlpatterns = [
-    path("documents", documents.DocumentListView.as_view(), name="document-list"),
+    path("documents", document_views.DocumentListView.as_view(), name="document-list"),
     path(
         "documents/<str:document_id>",
-        documents.DocumentDetailView.as_view(),
+        document_views.DocumentDetailView.as_view(),
         name="document-detail",
     ),
     *(
@@ -22,11 +22,11 @@ urlpatterns = [
             view.as_view(),
             name=f"document-{action}",
         )
-        for action, view in documents.ACTION_VIEWS.items()
+        for action, view in document_views.ACTION_VIEWS.items()
     ),
     path(
         "collaboration/session/<path:path>",
-        collaboration.CollaborationSessionView.as_view(),
+        collaboration_session.CollaborationSessionView.as_view(),
         name="collaboration-session",
     ),
 ]

@@ -17,21 +17,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable, whole
+from jupyter_sync.api.base import JupyterView, restore_integers, write_path_refusals
 from jupyter_sync.api.views import TAG, action_errors, errors
 from jupyter_sync.models import Output
-from tables import records
-from tables.api.errors import conflict, not_found, refused
+from jupyter_sync.records import do_answer_input, do_cancel_execution
+from jupyter_sync.schema import EXECUTION_DONE
+from tables.api.errors import conflict, not_found
 from tables.api.serializers import validated
-from tables.models import Origin
-from tables.service import Status
 
-FINISHED = ("completed", "error", "cancelled")
 FIELDS = tuple(s.ExecutionSerializer().fields)
 
 
 def finished(record: Any) -> bool:
-    return record is not None and record.get("status") in FINISHED
+    return record is not None and record.get("status") in EXECUTION_DONE
 
 
 def settled(record: Any) -> bool:
@@ -65,7 +63,7 @@ class ExecutionBase(JupyterView):
             cell__notebook__datastore__name=document.get("datastore_name") or "",
             cell__cell_id=record.get("cell_id") or "",
         ).order_by("index")
-        return whole([row.content for row in rows])
+        return restore_integers([row.content for row in rows])
 
     def body(self, execution_id: str, record: dict[str, Any]) -> dict[str, Any]:
         body = {name: record.get(name) for name in FIELDS}
@@ -79,20 +77,6 @@ class ExecutionBase(JupyterView):
             return Response(body)
         url = f"/api/executions/{execution_id}"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
-
-    def write_fields(self, execution_id: str, fields: dict[str, Any]) -> None:
-        """Write fields of the record as this user (a viewer is refused)."""
-        outcome = records.set_fields(
-            self.datastore,
-            "executions",
-            execution_id,
-            fields,
-            author_id=self.access.user_id,
-            origin=Origin.REST,
-            authorize=self.access.authorizer(),
-        )
-        if outcome.status is Status.REJECTED:
-            raise refused(outcome.error_code, outcome.error)
 
 
 class ExecutionListView(ExecutionBase):
@@ -116,7 +100,7 @@ class ExecutionListView(ExecutionBase):
             "executions",
             execution_id,
             settled,
-            lambda record: self.answer(execution_id, whole(record)),
+            lambda record: self.answer(execution_id, restore_integers(record)),
             url=f"/api/executions/{execution_id}",
         )
 
@@ -152,10 +136,9 @@ class ExecutionInputView(ExecutionBase):
 
     def send(self, execution_id: str, value: str, code: int) -> Response:
         """Write the reply, and answer once the supernode has passed it on (it clears it)."""
-        problem = supernode_problem(self.datastore)
-        if problem:
-            raise unavailable(problem)
-        self.write_fields(execution_id, {"input_reply": value})
+        self.require_supernode()
+        with write_path_refusals():
+            do_answer_input(self.writer(), execution_id, value)
         return self.pending(
             "executions",
             execution_id,
@@ -180,15 +163,14 @@ class ExecutionCancelView(ExecutionBase):
         record = self.execution(execution_id)
         if finished(record):
             return self.answer(execution_id, record)
-        problem = supernode_problem(self.datastore)
-        if problem:
-            raise unavailable(problem)
-        self.write_fields(execution_id, {"cancel": True})
+        self.require_supernode()
+        with write_path_refusals():
+            do_cancel_execution(self.writer(), execution_id)
         return self.pending(
             "executions",
             execution_id,
             finished,
-            lambda record: self.answer(execution_id, whole(record)),
+            lambda record: self.answer(execution_id, restore_integers(record)),
             url=f"/api/executions/{execution_id}",
             body=self.body(execution_id, record),
         )

@@ -12,10 +12,10 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api import serializers as s
-from jupyter_sync.api.base import REQUEST_DONE, JupyterView
+from jupyter_sync.api.base import JupyterView
 from jupyter_sync.models import SupernodeLease
+from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
 from tables.api.errors import not_found
 from tables.api.serializers import validated
 

@@ -10,12 +10,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jupyter_sync import account
 from jupyter_sync.jupyter import JupyterClient
-from jupyter_sync.launcher import JupyterLaunchError, LocalJupyterServer
-from jupyter_sync.supernode import Supernode
+from jupyter_sync.jupyter.launcher import JupyterLaunchError, LocalJupyterServer
+from jupyter_sync.supernode import account
+from jupyter_sync.supernode.node import Supernode
 
-logger = logging.getLogger("jupyter_sync.supernode")
+logger = logging.getLogger("jupyter_sync.supernode.node")
 
 
 class Command(BaseCommand):

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jupyter_sync.jupyter import JupyterClient, JupyterError, JupyterUnavailable
+from jupyter_sync.schema import content_key, parent_path
 
 Action = Callable[[JupyterClient, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -228,16 +229,3 @@ def directory_records(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "children": sorted(entry["name"] for entry in entries),
     }
     return records
-
-
-def content_key(path: str) -> str:
-    """Record id of a path in the contents table ("/" for the root, whose path is "")."""
-    return path or "/"
-
-
-def parent_path(path: str) -> str:
-    return path.strip("/").rpartition("/")[0]
-
-
-def parent_key(path: str) -> str:
-    return content_key(path.rpartition("/")[0])

@@ -11,11 +11,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from jupyter_sync.models import SupernodeLease
+from jupyter_sync.schema import JUPYTER_DATASTORE
 from tables.models import Datastore
 from tables.service import create_datastore
 
 SERVICE_USERNAME = "supernode"
-JUPYTER_DATASTORE = "jupyter"
 
 
 def ensure_service_account(username: str = SERVICE_USERNAME) -> str:

@@ -1,12 +1,12 @@
 """``/api/documents``: open files as collaborative documents, and ask for work on them.
 
 Opening writes (or reuses) a ``documents`` record of the jupyter datastore with ``request:
-open`` (``jupyter_sync.document_records``); the supernode opens the file into the document's
-datastore and clears the request. The view waits for that through the Jupyter endpoints'
-pipeline (``base.JupyterView.pending``: asynchronously, at most ``RTC_API_ACTION_TIMEOUT``),
-then answers with where to edit the document, or 202 with the document's URL while the supernode
-is still at it. Requests (save, reload, rename, close, delete) go the same way. With no
-supernode connected nothing is written and the answer is 503.
+open`` (``jupyter_sync.collaboration.document_records``); the supernode opens the file into
+the document's datastore and clears the request. The view waits for that through the Jupyter
+endpoints' pipeline (``base.JupyterView.pending``: asynchronously, at most
+``RTC_API_ACTION_TIMEOUT``), then answers with where to edit the document, or 202 with the
+document's URL while the supernode is still at it. Requests (save, reload, rename, close,
+delete) go the same way. With no supernode connected nothing is written and the answer is 503.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jupyter_sync import document_records as documents
 from jupyter_sync.api import document_serializers as s
-from jupyter_sync.api.base import JupyterView, supernode_problem, unavailable
+from jupyter_sync.api.base import JupyterView
 from jupyter_sync.api.serializers import JupyterErrorSerializer
-from jupyter_sync.collaboration_room import document_session, room_name
+from jupyter_sync.collaboration import document_records
+from jupyter_sync.collaboration.room import document_session, room_name
 from jupyter_sync.models import Document
+from jupyter_sync.records import RecordRefused
 from tables.api.errors import APIError, conflict, not_found, refused
 from tables.api.serializers import validated
 from tables.models import Datastore
@@ -102,20 +103,10 @@ class DocumentsView(JupyterView):
     """What the documents endpoints share: finding a document, asking and waiting."""
 
     def find(self, document_id: str) -> Document:
-        row = documents.find(self.datastore, document_id)
+        row = document_records.find(self.datastore, document_id)
         if row is None:
             raise unknown_document(document_id)
         return row
-
-    def username(self) -> str:
-        user = self.request.user
-        return user.get_username() if user.is_authenticated else "anonymous"
-
-    def require_supernode(self) -> None:
-        """503 before anything is written when nobody would carry the request out."""
-        problem = supernode_problem(self.datastore)
-        if problem:
-            raise unavailable(problem)
 
     def answer(self, document_id: str, *, created: bool = False) -> Response:
         """The document once the supernode is done: 201/200, or the error it reported."""
@@ -151,7 +142,7 @@ class DocumentListView(DocumentsView):
     )
     def get(self, request: Request) -> Response:
         query = validated(s.DocumentListQuerySerializer, request.query_params)
-        rows = documents.jupyter_records(self.datastore).order_by("record_id")
+        rows = document_records.jupyter_records(self.datastore).order_by("record_id")
         if "path" in query:
             rows = rows.filter(path=query["path"])
         body = {"results": [represent(request, row) for row in rows]}
@@ -180,10 +171,10 @@ class DocumentListView(DocumentsView):
         data = validated(s.OpenSerializer, request.data)
         self.require_supernode()
         try:
-            opened = documents.open_document(
+            opened = document_records.open_document(
                 self.access, data["path"], data["type"], self.username(), data["format"]
             )
-        except documents.Refused as error:
+        except RecordRefused as error:
             raise refused(error.code, error.detail) from None
         if not opened.requested:
             return self.answer(opened.document_id)
@@ -221,10 +212,10 @@ class DocumentActionView(DocumentsView):
         row = self.find(document_id)
         self.require_supernode()
         try:
-            documents.ask(self.access, row, self.action, self.username(), new_path)
-        except documents.Busy as error:
+            document_records.ask(self.access, row, self.action, self.username(), new_path)
+        except document_records.Busy as error:
             raise conflict("busy", str(error)) from None
-        except documents.Refused as error:
+        except RecordRefused as error:
             raise refused(error.code, error.detail) from None
         return self.wait_then_answer(document_id)
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map
 
+from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnection
-from jupyter_sync.outputs import NotebookOutputSink
-from tables.conf import rtc_settings
+from jupyter_sync.jupyter.frames import msg_type
+from jupyter_sync.supernode.outputs import NotebookOutputSink
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,6 @@ class Notifier:
         return self._event
 
 
-def _msg_type(message: dict[str, Any]) -> str | None:
-    return message.get("msg_type") or message.get("header", {}).get("msg_type")
-
-
 class OutputWriter:
     """Writes one execution's iopub messages into ``target()["outputs"]``, a batch per
     ``interval``, and ``execution_count`` as execute_input tells it.
@@ -65,13 +62,13 @@ class OutputWriter:
         self.doc = doc
         self.target = target
         self.interval = interval
-        self.sink = NotebookOutputSink(limit=rtc_settings.OUTPUT_MAX_CHARS)
+        self.sink = NotebookOutputSink(limit=jupyter_settings.OUTPUT_MAX_CHARS)
         self.pending: list[dict[str, Any]] = []
         self.handle: asyncio.TimerHandle | None = None
         self.execution_count: int | None = None
 
     def add(self, message: dict[str, Any]) -> None:
-        kind = _msg_type(message)
+        kind = msg_type(message)
         if kind == "execute_input":
             count = message.get("content", {}).get("execution_count")
             self.execution_count = count if isinstance(count, int) else self.execution_count
@@ -95,14 +92,14 @@ class OutputWriter:
                 target["outputs"] = Array()
                 outputs = target["outputs"]
             for message in messages:
-                if _msg_type(message) == "execute_input":
+                if msg_type(message) == "execute_input":
                     target["execution_count"] = self.execution_count
                 else:
                     self.sink.apply(outputs, message)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ExecutionEnd:
     result: ExecuteResult
     interrupted: bool  # the record asked to cancel and the kernel was interrupted
 
@@ -116,7 +113,7 @@ async def run_execution(
     interrupt: Callable[[], Awaitable[Any]],
     notifier: Notifier,
     on_output: Callable[[dict[str, Any]], Any],
-) -> Outcome:
+) -> ExecutionEnd:
     """Run ``code`` while following the record: ``cancel`` interrupts the kernel once, an
     ``input_request`` is set while the kernel waits for input, and an ``input_reply`` is sent
     to it (both then cleared). ``notifier`` must be notified when the record changes."""
@@ -151,7 +148,7 @@ async def run_execution(
                 update(input_request=None, input_reply=None)
             if not run.done():
                 await waiter.wait()
-        return Outcome(run.result(), interrupted)
+        return ExecutionEnd(run.result(), interrupted)
     finally:
         if not run.done():
             run.cancel()
@@ -168,4 +165,4 @@ def final_status(result: ExecuteResult, cancelled: bool) -> tuple[str, str | Non
     return "error", f"{result.ename}: {result.evalue}"
 
 
-__all__ = ["Notifier", "Outcome", "OutputWriter", "final_status", "run_execution"]
+__all__ = ["ExecutionEnd", "Notifier", "OutputWriter", "final_status", "run_execution"]

@@ -36,16 +36,15 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from jupyter_sync import document_records
-from jupyter_sync.account import JUPYTER_DATASTORE
-from jupyter_sync.api.base import supernode_problem
-from jupyter_sync.api.waiting import WaitTimeout, wait_for_record
-from jupyter_sync.documents import KINDS
+from jupyter_sync.collaboration import document_records
+from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.models import Document
+from jupyter_sync.records import RecordRefused, supernode_problem
+from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE
+from jupyter_sync.waiting import WaitTimeout, wait_for_record
 from relay import yprotocol
 from relay.consumers import Refusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
-from tables.conf import rtc_settings
 from tables.models import Datastore
 from tables.permissions import Access, access_for
 
@@ -70,7 +69,7 @@ def document_session(datastore: Datastore) -> str:
 
 def room_name(document_type: str, document_id: str) -> str:
     """The room jupyter-collaboration's front end joins for a document."""
-    return f"{KINDS[document_type]}:{document_type}:{document_id}"
+    return f"{DOCUMENT_FORMATS[document_type]}:{document_type}:{document_id}"
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,8 @@ def parse_room(room: str) -> tuple[str, str, str]:
     if len(parts) != 3 or not parts[2]:
         raise Refusal(4400, "bad-room", f"a room is <format>:<type>:<fileId>, not {room!r}")
     file_format, document_type, document_id = parts
-    if KINDS.get(document_type) != file_format:
-        expected = ", ".join(f"{fmt}:{kind}" for kind, fmt in KINDS.items())
+    if DOCUMENT_FORMATS.get(document_type) != file_format:
+        expected = ", ".join(f"{fmt}:{kind}" for kind, fmt in DOCUMENT_FORMATS.items())
         raise Refusal(
             4400,
             "bad-room",
@@ -135,7 +134,7 @@ def _ask_save(target: RoomTarget, username: str) -> str | None:
         document_records.ask(target.jupyter_access, row, "save", username)
     except document_records.Busy:
         return "skipped"  # jupyter-collaboration's answer while a save is under way
-    except document_records.Refused:
+    except RecordRefused:
         return "failed"
     return None
 
@@ -191,7 +190,7 @@ class RoomConsumer(YjsConsumer):
                     "documents",
                     self.target.document_id,
                     lambda record: record is None or record.get("request") != "save",
-                    rtc_settings.API_ACTION_TIMEOUT,
+                    jupyter_settings.API_ACTION_TIMEOUT,
                 )
                 failed = record is None or record.get("status") == "error"
                 status = "failed" if failed else "success"

@@ -14,61 +14,65 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
-from pycrdt import Array, Map, Text
+from pycrdt import Array, Map
 
-from jupyter_sync import account
-from jupyter_sync.actions import (
-    ACTIONS,
-    BadParams,
-    content_key,
-    directory_records,
-    failure,
-    folders_touched,
-    parent_key,
-)
-from jupyter_sync.documents import DocumentManager
-from jupyter_sync.executing import Notifier, OutputWriter, final_status, run_execution
+from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.jupyter import (
     JupyterClient,
     JupyterClientError,
     JupyterError,
     JupyterUnavailable,
 )
-from jupyter_sync.reconcile import reconcile_table
-from jupyter_sync.schema import JUPYTER
+from jupyter_sync.jupyter.frames import msg_type
+from jupyter_sync.records import (
+    do_end_execution,
+    do_fail_execution,
+    do_fail_request,
+    do_finish_request,
+    do_start_request,
+)
+from jupyter_sync.schema import (
+    EXECUTION_DONE,
+    JUPYTER,
+    JUPYTER_DATASTORE,
+    content_key,
+    parent_key,
+    timestamp,
+)
+from jupyter_sync.supernode import account
+from jupyter_sync.supernode.actions import (
+    ACTIONS,
+    BadParams,
+    directory_records,
+    failure,
+    folders_touched,
+)
+from jupyter_sync.supernode.documents.manager import DocumentManager
+from jupyter_sync.supernode.executing import OutputWriter, final_status, run_execution
+from jupyter_sync.supernode.live_records import LiveRecords
+from jupyter_sync.supernode.reconcile import reconcile_table
 from relay.client import DatastoreClient
 from tables import pruning
-from tables.conf import rtc_settings
 from tables.models import Datastore
 
 logger = logging.getLogger(__name__)
 
 TABLES = JUPYTER.tables
-FINISHED = {"completed", "error", "cancelled"}
 # Seconds between two prunings of the jupyter datastore's history (SERVER_STATE_HISTORY).
 PRUNE_EVERY = 600.0
-
-
-def _msg_type(message: dict[str, Any]) -> str | None:
-    return message.get("msg_type") or message.get("header", {}).get("msg_type")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def expired_records(table: Map, cutoff: datetime) -> list[str]:
     """Ids of the finished records of ``table`` that finished before ``cutoff``."""
     expired = []
     for record_id, record in table.items():
-        if not isinstance(record, Map) or record.get("status") not in FINISHED:
+        if not isinstance(record, Map) or record.get("status") not in EXECUTION_DONE:
             continue
         try:
             finished_at = datetime.fromisoformat(str(record.get("finished_at")))
@@ -155,7 +159,8 @@ class Supernode:
         self.refresh_requested = asyncio.Event()
         self.changed = asyncio.Event()
         self.requests_changed = asyncio.Event()
-        self.records_changed = Notifier()  # for running console executions
+        # The jupyter datastore as this node holds it; its changes wake running executions.
+        self.records = LiveRecords(lambda: self.client.doc)
         self.running: dict[str, asyncio.Task] = {}
         self.kernel_watchers: dict[str, asyncio.Task] = {}
         self.kernel_connections: dict[str, Any] = {}
@@ -173,7 +178,7 @@ class Supernode:
         logger.info("%s holds the lease; connecting to %s", self.holder, self.server_url)
         try:
             async with DatastoreClient(
-                self.server_url, account.JUPYTER_DATASTORE, token=self.token
+                self.server_url, JUPYTER_DATASTORE, token=self.token
             ) as client:
                 self.client = client
                 await client.wait_synced(timeout=30)
@@ -195,9 +200,7 @@ class Supernode:
             await self._cancel_tasks()
             for connection in list(self.kernel_connections.values()):
                 await connection.close()
-            await database_sync_to_async(account.release_lease)(
-                account.JUPYTER_DATASTORE, self.holder
-            )
+            await database_sync_to_async(account.release_lease)(JUPYTER_DATASTORE, self.holder)
             logger.info("%s stopped", self.holder)
 
     async def _cancel_tasks(self) -> None:
@@ -211,7 +214,7 @@ class Supernode:
     async def _wait_for_lease(self, stop: asyncio.Event) -> None:
         acquire = database_sync_to_async(account.acquire_lease)
         while not stop.is_set():
-            if await acquire(account.JUPYTER_DATASTORE, self.holder, self.lease_seconds):
+            if await acquire(JUPYTER_DATASTORE, self.holder, self.lease_seconds):
                 return
             logger.info("another supernode holds the lease; waiting")
             with anyio.move_on_after(self.lease_seconds / 3):
@@ -221,7 +224,7 @@ class Supernode:
         acquire = database_sync_to_async(account.acquire_lease)
         while True:
             await anyio.sleep(self.lease_seconds / 3)
-            if not await acquire(account.JUPYTER_DATASTORE, self.holder, self.lease_seconds):
+            if not await acquire(JUPYTER_DATASTORE, self.holder, self.lease_seconds):
                 logger.error("lost the lease to another supernode; stopping")
                 stop.set()
                 return
@@ -230,42 +233,19 @@ class Supernode:
         """The document changed: every loop waiting for work looks again."""
         self.changed.set()
         self.requests_changed.set()
-        self.records_changed.notify()
+        self.records.changed.notify()
 
     # --- tables -----------------------------------------------------------------------------
 
-    def table(self, name: str) -> Map:
-        return self.client.doc.get(name, type=Map)
+    # --- what the documents side uses (documents.link.SupernodeLink) ----------------------
 
-    def edit(self, change: Callable[[], Any]) -> Any:
-        """One document transaction: one patch for everything ``change`` does."""
-        with self.client.doc.transaction():
-            return change()
+    def request_refresh(self) -> None:
+        self.refresh_requested.set()
 
-    def record(self, table: str, record_id: str) -> Map | None:
-        record = self.table(table).get(record_id)
-        return record if isinstance(record, Map) else None
+    def datastore_client(self, name: str) -> DatastoreClient:
+        return DatastoreClient(self.server_url, name, token=self.token)
 
-    def update_record(self, table: str, record_id: str, **fields: Any) -> None:
-        """Set fields of a record in one transaction, only those that differ."""
-        record = self.record(table, record_id)
-        if record is None:
-            return
-
-        def apply() -> None:
-            for key, value in fields.items():
-                if key == "code":  # a text field
-                    current = record.get("code")
-                    if isinstance(current, Text):
-                        if str(current) != value:
-                            current.clear()
-                            current += value
-                    else:
-                        record["code"] = Text(value)
-                elif record.get(key) != value or (value is not None and key not in record):
-                    record[key] = value
-
-        self.edit(apply)
+    # --- tables -----------------------------------------------------------------------------
 
     async def refresh(self) -> None:
         """Make the server-state tables equal to what the Jupyter Server says now."""
@@ -283,23 +263,23 @@ class Supernode:
 
         def apply() -> None:
             for name, records in state.items():
-                reconcile_table(self.table(name), TABLES[name], records)
+                reconcile_table(self.records.table(name), TABLES[name], records)
 
-        self.edit(apply)
+        self.records.edit(apply)
         await self._watch_kernels(set(state["kernels"]))
-        for record in list(self.table("contents").values()):
+        for record in list(self.records.table("contents").values()):
             if isinstance(record, Map) and record.get("type") == "directory":
                 await self.sync_directory(record.get("path") or "")
 
     async def sync_directory(self, path: str) -> None:
         """Keep a folder someone asked for (and its entries) in the contents table."""
-        contents = self.table("contents")
+        contents = self.records.table("contents")
         try:
             model = await self.jupyter.get_contents(path, content=True)
         except JupyterError as error:
             if error.status != 404:
                 raise
-            self.edit(lambda: contents.pop(content_key(path), None))
+            self.records.edit(lambda: contents.pop(content_key(path), None))
             return
         records = directory_records(model)
         gone = [
@@ -316,7 +296,7 @@ class Supernode:
             for key in gone:
                 del contents[key]
 
-        self.edit(apply)
+        self.records.edit(apply)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -336,10 +316,10 @@ class Supernode:
             self.refresh_requested.clear()
 
     async def _mark_disconnected(self) -> None:
-        status = self.table("status")
+        status = self.records.table("status")
         record = status.get("server")
         if isinstance(record, Map) and record.get("connected") is not False:
-            self.edit(lambda: record.__setitem__("connected", False))
+            self.records.edit(lambda: record.__setitem__("connected", False))
 
     def prune_finished(self) -> int:
         """Drop finished requests and executions older than ``RECORD_RETENTION``.
@@ -347,23 +327,24 @@ class Supernode:
         Every REST action and execution leaves a record; without this the jupyter datastore,
         which every client loads, would only grow. The history keeps their patches.
         """
-        retention = rtc_settings.RECORD_RETENTION
+        retention = jupyter_settings.RECORD_RETENTION
         if not retention:
             return 0
         cutoff = datetime.now(UTC) - timedelta(seconds=retention)
         expired = {
-            name: expired_records(self.table(name), cutoff) for name in ("requests", "executions")
+            name: expired_records(self.records.table(name), cutoff)
+            for name in ("requests", "executions")
         }
         count = sum(len(ids) for ids in expired.values())
         if count:
 
             def apply() -> None:
                 for name, ids in expired.items():
-                    table = self.table(name)
+                    table = self.records.table(name)
                     for record_id in ids:
                         del table[record_id]
 
-            self.edit(apply)
+            self.records.edit(apply)
             logger.info("removed %d finished records older than %ss", count, retention)
         return count
 
@@ -373,13 +354,13 @@ class Supernode:
         Server state changes all day (every execution flips a kernel's status twice), so its
         history would grow without bound; nobody travels weeks back in it. Documents keep theirs.
         """
-        retention = rtc_settings.SERVER_STATE_HISTORY
+        retention = jupyter_settings.SERVER_STATE_HISTORY
         if not retention:
             return None
         cutoff = datetime.now(UTC) - timedelta(seconds=retention)
 
         def prune() -> pruning.Pruned:
-            datastore = Datastore.objects.get(name=account.JUPYTER_DATASTORE)
+            datastore = Datastore.objects.get(name=JUPYTER_DATASTORE)
             return pruning.prune_history(datastore, older_than=cutoff, keep=pruning.DEFAULT_KEEP)
 
         try:
@@ -430,12 +411,12 @@ class Supernode:
         try:
             connection = await self.kernel(kernel_id)
             async for message in connection.messages():
-                if _msg_type(message) != "status":
+                if msg_type(message) != "status":
                     continue
                 state = message.get("content", {}).get("execution_state")
-                record = self.table("kernels").get(kernel_id)
+                record = self.records.table("kernels").get(kernel_id)
                 if isinstance(record, Map) and state and record.get("execution_state") != state:
-                    self.edit(
+                    self.records.edit(
                         lambda state=state, record=record: record.__setitem__(
                             "execution_state", state
                         )
@@ -444,9 +425,9 @@ class Supernode:
         except JupyterClientError as error:
             reason = str(error)
         logger.info("kernel %s: %s", kernel_id, reason)
-        record = self.table("kernels").get(kernel_id)
+        record = self.records.table("kernels").get(kernel_id)
         if isinstance(record, Map) and record.get("execution_state") != "dead":
-            self.edit(lambda: record.__setitem__("execution_state", "dead"))
+            self.records.edit(lambda: record.__setitem__("execution_state", "dead"))
         self.refresh_requested.set()
 
     # --- executions -------------------------------------------------------------------------
@@ -454,21 +435,21 @@ class Supernode:
     def _end_unfinished(self, reason: str) -> None:
         """Executions left queued or running (by a previous run that crashed, or by this one
         stopping) end in a clear state, never 'running'."""
-        executions = self.table("executions")
+        executions = self.records.table("executions")
 
         def apply() -> None:
             for record in executions.values():
                 if isinstance(record, Map) and record.get("status") in ("queued", "running"):
                     record["status"] = "error"
                     record["error"] = reason
-                    record["finished_at"] = now()
+                    record["finished_at"] = timestamp()
 
-        self.edit(apply)
+        self.records.edit(apply)
 
     async def _executions_loop(self) -> None:
         while True:
             self.changed.clear()  # before looking: a change while we look wakes us again
-            for execution_id, record in list(self.table("executions").items()):
+            for execution_id, record in list(self.records.table("executions").items()):
                 if (
                     isinstance(record, Map)
                     and record.get("status") == "requested"
@@ -476,7 +457,9 @@ class Supernode:
                 ):
                     # By cell id (document_id): the document manager; otherwise console code.
                     run = self.documents.execute if record.get("document_id") else self._execute
-                    self.running[execution_id] = asyncio.ensure_future(run(execution_id))
+                    task = asyncio.ensure_future(run(execution_id))
+                    self.running[execution_id] = task
+                    task.add_done_callback(lambda _t, e=execution_id: self.running.pop(e, None))
             self.changed.clear()
             await self.changed.wait()
 
@@ -484,19 +467,15 @@ class Supernode:
         """Carry out ``requests`` records (kernels, sessions, terminals, folders)."""
         while True:
             self.requests_changed.clear()
-            for record in list(self.table("requests").values()):
+            for request_id, record in list(self.records.table("requests").items()):
                 if isinstance(record, Map) and record.get("status") == "requested":
-                    await self._carry_out(record)
+                    await self._carry_out(request_id, record)
             await self.requests_changed.wait()
 
-    async def _carry_out(self, record: Map) -> None:
+    async def _carry_out(self, request_id: str, record: Map) -> None:
         action = ACTIONS.get(record.get("action"))
         params = record.get("params") or {}
-
-        def start() -> None:
-            record["status"] = "running"
-
-        self.edit(start)
+        do_start_request(self.records, request_id)
         try:
             if action is None:
                 raise BadParams(f"unknown action {record.get('action')!r}")
@@ -504,30 +483,17 @@ class Supernode:
             result = await action(self.jupyter, params)
             await self._sync_folders(record.get("action"), params, result)
         except (JupyterClientError, BadParams, TimeoutError) as error:
-            message = str(error) or type(error).__name__
-            told = failure(error)
-
-            def fail() -> None:
-                record["status"] = "error"
-                record["error"] = message
-                record["result"] = {"error": told}
-                record["finished_at"] = now()
-
-            self.edit(fail)
+            do_fail_request(
+                self.records, request_id, str(error) or type(error).__name__, failure(error)
+            )
         else:
-
-            def finish() -> None:
-                record["status"] = "completed"
-                record["result"] = result
-                record["finished_at"] = now()
-
-            self.edit(finish)
+            do_finish_request(self.records, request_id, result)
         self.refresh_requested.set()
 
     async def _sync_folders(self, action: str, params: dict, result: dict) -> None:
         """The folders an action touched, re-read if watched (a listing watches its folder)."""
         for folder in folders_touched(action, params, result):
-            watched = isinstance(self.table("contents").get(content_key(folder)), Map)
+            watched = isinstance(self.records.table("contents").get(content_key(folder)), Map)
             if watched or action in ("contents.list", "contents.get"):
                 await self.sync_directory(folder)
 
@@ -535,14 +501,14 @@ class Supernode:
         """A console execution: ``code`` on ``kernel_id``, its outputs kept in the record."""
 
         def update(**fields: Any) -> None:
-            self.update_record("executions", execution_id, **fields)
+            self.records.update("executions", execution_id, **fields)
 
         try:
-            record = self.record("executions", execution_id)
+            record = self.records.record("executions", execution_id)
             if record is None:
                 return
             if record.get("cancel"):
-                update(status="cancelled", finished_at=now())
+                update(status="cancelled", finished_at=timestamp())
                 return
             code = record.get("code")
             kernel_id = record.get("kernel_id")
@@ -551,49 +517,38 @@ class Supernode:
 
             def start() -> None:
                 record["status"] = "running"
-                record["started_at"] = now()
+                record["started_at"] = timestamp()
                 if not isinstance(record.get("outputs"), Array):
                     record["outputs"] = Array()
 
-            self.edit(start)
+            self.records.edit(start)
             connection = await self.kernel(kernel_id)
             # As a notebook cell holds them: a stream grows its text, so a write costs what it
             # appends, not what was printed before it.
-            writer = OutputWriter(self.client.doc, lambda: self.record("executions", execution_id))
+            writer = OutputWriter(
+                self.client.doc, lambda: self.records.record("executions", execution_id)
+            )
             try:
                 outcome = await run_execution(
                     connection,
                     str(code),
-                    record=lambda: self.record("executions", execution_id),
+                    record=lambda: self.records.record("executions", execution_id),
                     update=update,
                     interrupt=lambda: self.jupyter.interrupt_kernel(kernel_id),
-                    notifier=self.records_changed,
+                    notifier=self.records.changed,
                     on_output=writer.add,
                 )
             finally:
                 writer.flush()
             result = outcome.result
-            current = self.record("executions", execution_id)
+            current = self.records.record("executions", execution_id)
             cancelled = outcome.interrupted or bool(current is not None and current.get("cancel"))
             status, error = final_status(result, cancelled)
             count = result.execution_count
-            update(
-                status=status,
-                error=error,
-                execution_count=count if count is not None else writer.execution_count,
-                input_request=None,
-                input_reply=None,
-                finished_at=now(),
-            )
+            count = count if count is not None else writer.execution_count
+            do_end_execution(self.records, execution_id, status, error, count)
         except (JupyterClientError, TimeoutError, ValueError) as error:
-            update(
-                status="error",
-                error=str(error) or type(error).__name__,
-                input_request=None,
-                finished_at=now(),
-            )
-        finally:
-            self.running.pop(execution_id, None)
+            do_fail_execution(self.records, execution_id, str(error) or type(error).__name__)
 
 
 __all__ = ["Supernode", "expired_records", "server_state"]

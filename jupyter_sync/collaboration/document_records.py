@@ -14,12 +14,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_sync.documents import KINDS
 from jupyter_sync.models import Document
-from tables import records
-from tables.models import Datastore, Origin
+from jupyter_sync.records import WritePathWriter
+from jupyter_sync.schema import DOCUMENT_FORMATS
+from tables.models import Datastore
 from tables.permissions import Access
-from tables.service import Outcome, Status
 
 TABLE = "documents"
 REQUESTS = ("save", "reload", "rename", "close", "delete")
@@ -27,17 +26,8 @@ REQUESTS = ("save", "reload", "rename", "close", "delete")
 DOCUMENT_ID_NAMESPACE = uuid.UUID("0f7c2b0e-5f4b-4d55-8a8e-4c7b9b1f6a10")
 
 
-class BadPath(ValueError):
+class InvalidDocumentPath(ValueError):
     """A path that cannot name a file under the Jupyter Server's root."""
-
-
-class Refused(Exception):
-    """The write path refused the edit (``code`` as the write path says it)."""
-
-    def __init__(self, outcome: Outcome):
-        super().__init__(outcome.error or outcome.error_code)
-        self.code = outcome.error_code or "refused"
-        self.detail = outcome.error or self.code
 
 
 def normalize_path(path: str) -> str:
@@ -47,12 +37,14 @@ def normalize_path(path: str) -> str:
     refusing here gives the caller the reason and writes nothing.
     """
     if "\x00" in path or "\\" in path:
-        raise BadPath("a path may not contain NUL characters or backslashes")
+        raise InvalidDocumentPath("a path may not contain NUL characters or backslashes")
     parts = path.strip("/").split("/")
     if parts == [""]:
-        raise BadPath("a path names a file under the server's root, not the root itself")
+        raise InvalidDocumentPath(
+            "a path names a file under the server's root, not the root itself"
+        )
     if any(part in ("", ".", "..") for part in parts):
-        raise BadPath(
+        raise InvalidDocumentPath(
             f"a path must stay inside the server's root: no '.', '..' or empty steps (got {path!r})"
         )
     return posixpath.join(*parts)
@@ -93,17 +85,7 @@ def find_by_path(jupyter: Datastore, path: str) -> Document | None:
 
 
 def _write(access: Access, document_id: str, values: dict[str, Any]) -> None:
-    outcome = records.set_fields(
-        access.datastore,
-        TABLE,
-        document_id,
-        values,
-        author_id=access.user_id,
-        origin=Origin.REST,
-        authorize=access.authorizer(),
-    )
-    if outcome.status is Status.REJECTED:
-        raise Refused(outcome)
+    WritePathWriter(access).write(TABLE, document_id, values)
 
 
 @dataclass(frozen=True)
@@ -119,7 +101,7 @@ def open_document(
     access: Access, path: str, document_type: str, username: str, file_format: str | None = None
 ) -> Opened:
     """Find the document for ``path`` or create its record, asking the supernode to open it
-    unless it is open already. ``path`` is normalized (``BadPath``)."""
+    unless it is open already. ``path`` is normalized (``InvalidDocumentPath``)."""
     jupyter = access.datastore
     existing = find_by_path(jupyter, path)
     if existing is not None:
@@ -140,7 +122,7 @@ def open_document(
         {
             "path": path,
             "type": document_type,
-            "format": file_format or KINDS[document_type],
+            "format": file_format or DOCUMENT_FORMATS[document_type],
             "status": "requested",
             "request": "open",
             "requested_by": username,

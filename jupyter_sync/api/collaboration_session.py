@@ -3,7 +3,7 @@
 JupyterLab's collaboration front end (``@jupyter/docprovider``, ``requestDocSession``) sends
 ``{"format", "type"}`` for a path (URL-encoded) and expects ``{"format", "type", "fileId",
 "sessionId"}``: 201 the first time the path is seen, 200 after, 404 when the file does not exist;
-then it joins the room ``<format>:<type>:<fileId>`` (``jupyter_sync.collaboration_room``).
+then it joins the room ``<format>:<type>:<fileId>`` (``jupyter_sync.collaboration.room``).
 jupyter-collaboration only indexes the file here and loads it when the room opens; this server
 opens the document here (the supernode reads the file), so that a missing file or a refused
 write is reported to this request, and waits for it (``RTC_API_ACTION_TIMEOUT``; past it 504,
@@ -23,13 +23,14 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jupyter_sync import document_records as documents
-from jupyter_sync.account import JUPYTER_DATASTORE
 from jupyter_sync.api import document_serializers as s
 from jupyter_sync.api.base import Pending
-from jupyter_sync.api.documents import DocumentsView, failure, request_done
+from jupyter_sync.api.document_views import DocumentsView, failure, request_done
 from jupyter_sync.api.serializers import JupyterErrorSerializer
-from jupyter_sync.collaboration_room import document_session
+from jupyter_sync.collaboration import document_records
+from jupyter_sync.collaboration.room import document_session
+from jupyter_sync.records import RecordRefused
+from jupyter_sync.schema import JUPYTER_DATASTORE
 from tables.api.errors import APIError, refused
 from tables.api.permissions import lookup_access
 from tables.api.serializers import validated
@@ -96,10 +97,10 @@ class CollaborationSessionView(DocumentsView):
         path = validated(s.RenameSerializer, {"new_path": path})["new_path"]
         self.require_supernode()
         try:
-            opened = documents.open_document(
+            opened = document_records.open_document(
                 self.access, path, data["type"], self.username(), data["format"]
             )
-        except documents.Refused as error:
+        except RecordRefused as error:
             raise refused(error.code, error.detail) from None
         if not opened.requested:
             return self.session(opened.document_id, data, created=opened.created)

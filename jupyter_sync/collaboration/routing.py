@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from jupyter_sync.collaboration_room import GLOBAL_AWARENESS, GlobalAwarenessConsumer, RoomConsumer
+from jupyter_sync.collaboration.room import GLOBAL_AWARENESS, GlobalAwarenessConsumer, RoomConsumer
 
 websocket_urlpatterns = [
     re_path(rf"^api/collaboration/room/{GLOBAL_AWARENESS}/?$", GlobalAwarenessConsumer.as_asgi()),

@@ -1,0 +1,195 @@
+"""Notebook cells run by id: an ``executions`` record with ``document_id`` and ``cell_id`` runs
+that cell's current source on the notebook's kernel, one execution per notebook at a time, in
+``created_at`` order; outputs go into the cell."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import posixpath
+from typing import Any
+
+from pycrdt import Array
+
+from jupyter_sync.jupyter import JupyterClientError, JupyterError, KernelConnection
+from jupyter_sync.records import do_end_execution, do_fail_execution
+from jupyter_sync.schema import timestamp
+from jupyter_sync.supernode.documents.document import DocumentError, OpenDocument, describe
+from jupyter_sync.supernode.documents.file_sync import FileSync
+from jupyter_sync.supernode.documents.link import SupernodeLink
+from jupyter_sync.supernode.executing import (
+    OUTPUT_INTERVAL,
+    OutputWriter,
+    final_status,
+    run_execution,
+)
+from relay.client import ClientClosed, RTCError
+
+logger = logging.getLogger(__name__)
+
+
+class CellQueue:
+    """The executions by cell id, queued per notebook."""
+
+    def __init__(
+        self, node: SupernodeLink, files: FileSync, *, output_interval: float = OUTPUT_INTERVAL
+    ):
+        self.node = node
+        self.records = node.records
+        self.files = files
+        self.output_interval = output_interval
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._queues: dict[str, dict[str, tuple[str, int]]] = {}
+        self._active: dict[str, str] = {}
+        self._order = itertools.count()
+
+    async def execute(self, execution_id: str) -> None:
+        """Run the cell an ``executions`` record names (started by the supernode's loop)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        self.records.follow()
+        record = self.records.record("executions", execution_id)
+        document_id = str(record.get("document_id")) if record is not None else ""
+        cell_id = record.get("cell_id") if record is not None else None
+        # Join the notebook's queue before anything awaits: executions requested together are
+        # all queued before the first one is picked.
+        queue = self._queues.setdefault(document_id, {})
+        created_at = record.get("created_at") if record is not None else None
+        queue[execution_id] = (str(created_at or ""), next(self._order))
+        try:
+            await asyncio.sleep(0)  # let the executions started with this one join the queue
+            if record is None:
+                return
+            self.records.update("executions", execution_id, status="queued", error=None)
+            if not isinstance(cell_id, str) or not cell_id:
+                raise DocumentError("an execution of a notebook cell needs cell_id")
+            async with self.files.locks[document_id]:
+                document = await self.files.ensure_open(document_id)
+            if document.kind != "notebook":
+                raise DocumentError(f"{document.path} is not a notebook")
+            if not await self._wait_turn(document_id, execution_id):
+                self.records.update(
+                    "executions", execution_id, status="cancelled", finished_at=timestamp()
+                )
+                return
+            try:
+                await self._run_cell(document, execution_id, cell_id)
+            finally:
+                self._active.pop(document_id, None)
+        except (DocumentError, JupyterClientError, RTCError, ClientClosed, TimeoutError) as error:
+            self._finish_failed(execution_id, describe(error))
+        except Exception as error:
+            logger.exception("execution %s failed", execution_id)
+            self._finish_failed(execution_id, describe(error))
+        finally:
+            queue.pop(execution_id, None)
+            if not queue:
+                self._queues.pop(document_id, None)
+            self.records.changed.notify()
+            if task is not None:
+                self.tasks.discard(task)
+
+    def _finish_failed(self, execution_id: str, message: str) -> None:
+        do_fail_execution(self.records, execution_id, message)
+
+    async def _wait_turn(self, document_id: str, execution_id: str) -> bool:
+        """Wait until this execution is the notebook's next; False if cancelled meanwhile."""
+        queue = self._queues[document_id]
+        while True:
+            waiter = self.records.changed.waiter()
+            record = self.records.record("executions", execution_id)
+            if record is None or record.get("cancel"):
+                return False
+            if document_id not in self._active and min(queue, key=queue.__getitem__) == (
+                execution_id
+            ):
+                self._active[document_id] = execution_id
+                return True
+            await waiter.wait()
+
+    async def _kernel_for(self, document: OpenDocument) -> str:
+        """The kernel of the notebook's session; a new session (its kernelspec) if it has none."""
+        jupyter = self.node.jupyter
+        async with document.kernel_lock:
+            for session in await jupyter.sessions():
+                kernel = session.get("kernel") or {}
+                if session.get("path") != document.path or not kernel.get("id"):
+                    continue
+                if kernel.get("execution_state") != "dead":
+                    return kernel["id"]
+                await jupyter.delete_session(session["id"])
+            spec = document.kernelspec_name()
+            name = posixpath.basename(document.path)
+            try:
+                session = await jupyter.create_session(document.path, name=name, kernel_name=spec)
+            except JupyterError:
+                if spec is None:
+                    raise
+                logger.warning("kernelspec %r failed for %s; using the default", spec, name)
+                session = await jupyter.create_session(document.path, name=name)
+            self.node.request_refresh()
+            return session["kernel"]["id"]
+
+    async def _run_cell(self, document: OpenDocument, execution_id: str, cell_id: str) -> None:
+        kernel_id = await self._kernel_for(document)
+        connection: KernelConnection = await self.node.kernel(kernel_id)
+        cell = document.cell(cell_id)
+        if cell is None:
+            raise DocumentError(f"no cell {cell_id!r} in {document.path}")
+        if cell.get("cell_type") != "code":
+            raise DocumentError(f"cell {cell_id!r} is a {cell.get('cell_type')} cell, not code")
+        source = str(cell.get("source") or "")
+        self.records.update(
+            "executions",
+            execution_id,
+            status="running",
+            started_at=timestamp(),
+            kernel_id=kernel_id,
+            code=source,
+        )
+        with document.doc.transaction():
+            outputs = cell.get("outputs")
+            if isinstance(outputs, Array):
+                if len(outputs):
+                    del outputs[0 : len(outputs)]
+            else:
+                cell["outputs"] = Array()
+            cell["execution_count"] = None
+            cell["execution_state"] = "running"
+
+        writer = OutputWriter(
+            document.doc, lambda: document.cell(cell_id), interval=self.output_interval
+        )
+        try:
+            outcome = await run_execution(
+                connection,
+                source,
+                record=lambda: self.records.record("executions", execution_id),
+                update=lambda **fields: self.records.update("executions", execution_id, **fields),
+                interrupt=lambda: self.node.jupyter.interrupt_kernel(kernel_id),
+                notifier=self.records.changed,
+                on_output=writer.add,
+            )
+        finally:
+            writer.flush()
+            cell = document.cell(cell_id)
+            if cell is not None:
+                with document.doc.transaction():
+                    cell["execution_state"] = "idle"
+                    if writer.execution_count is not None:
+                        cell["execution_count"] = writer.execution_count
+
+        result = outcome.result
+        count = result.execution_count
+        if count is None:
+            count = writer.execution_count
+        cell = document.cell(cell_id)
+        if cell is not None and count is not None and cell.get("execution_count") != count:
+            with document.doc.transaction():
+                cell["execution_count"] = count
+        record = self.records.record("executions", execution_id)
+        cancelled = outcome.interrupted or (record is not None and bool(record.get("cancel")))
+        status, error = final_status(result, cancelled)
+        do_end_execution(self.records, execution_id, status, error, count)

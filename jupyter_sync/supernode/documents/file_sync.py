@@ -1,0 +1,398 @@
+"""Open documents kept in step with their files: opened from the file, saved (on request, or
+automatically after changes), reloaded, followed on disk, renamed, deleted, closed.
+
+Methods that take a document expect the caller to hold ``locks[document id]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+from collections import defaultdict
+from typing import Any
+
+import anyio
+from channels.db import database_sync_to_async
+
+from jupyter_sync.jupyter import JupyterClientError, JupyterError, JupyterUnavailable
+from jupyter_sync.records import do_fail_document
+from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE, timestamp
+from jupyter_sync.supernode.documents.datastore import ensure_document_datastore
+from jupyter_sync.supernode.documents.document import (
+    SAVED_HASH,
+    DocumentError,
+    OpenDocument,
+    datastore_name,
+    describe,
+    error_status,
+    fingerprint,
+)
+from jupyter_sync.supernode.documents.link import SupernodeLink
+from relay.client import ClientClosed, RTCError
+
+logger = logging.getLogger(__name__)
+
+
+class FileSync:
+    """The documents open now (``open``), each following its file."""
+
+    def __init__(
+        self,
+        node: SupernodeLink,
+        *,
+        save_delay: float,
+        save_max_delay: float,
+        poll_interval: float,
+        close_timeout: float,
+    ):
+        self.node = node
+        self.records = node.records
+        self.save_delay = save_delay
+        self.save_max_delay = save_max_delay
+        self.poll_interval = poll_interval
+        self.close_timeout = close_timeout
+        self.open: dict[str, OpenDocument] = {}
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def fail(self, document_id: str, message: str, status: int = 502) -> None:
+        logger.warning("document %s: %s", document_id, message)
+        do_fail_document(self.records, document_id, message, status)
+
+    async def ensure_open(self, document_id: str) -> OpenDocument:
+        """The open document (the caller holds its lock); opens it if needed."""
+        document = self.open.get(document_id)
+        if document is not None:
+            return document
+        try:
+            return await self._open(document_id)
+        except Exception as error:
+            self.fail(document_id, describe(error), error_status(error))
+            raise
+
+    async def _open(self, document_id: str) -> OpenDocument:
+        record = self.records.record("documents", document_id)
+        if record is None:
+            raise DocumentError(f"no document {document_id!r}")
+        path = record.get("path")
+        if not isinstance(path, str) or not path:
+            raise DocumentError("a document needs a path")
+        kind = record.get("type") or ("notebook" if path.endswith(".ipynb") else "file")
+        if kind not in DOCUMENT_FORMATS:
+            raise DocumentError(f"unknown document type {kind!r}")
+        self.records.update("documents", document_id, status="opening", type=kind)
+        try:
+            model = await self._read_file(path, kind)
+        except JupyterError as error:
+            if error.status == 404:
+                raise DocumentError(
+                    f"{path}: no such file on the Jupyter Server", status=404
+                ) from error
+            raise
+        name = datastore_name(document_id)
+        created = await database_sync_to_async(ensure_document_datastore)(
+            name, kind, self.node.token, JUPYTER_DATASTORE
+        )
+        client = self.node.datastore_client(name)
+        await client.start()  # closes itself if it fails
+        document = OpenDocument(document_id, kind, path, client)
+        recorded = record.get("last_modified")
+        conflict = None
+        try:
+            # Opened before (a restart, a reopen): the document may have changed since it was
+            # last saved (edits while no supernode ran), and the file too.
+            edited = not created and fingerprint(document.read()) != document.saved_hash()
+            if not edited:
+                document.load(model["content"])
+                document.disk_last_modified = model.get("last_modified")
+            else:
+                document.disk_last_modified = recorded
+                document.dirty = True
+                document.dirty_since = asyncio.get_running_loop().time()
+                document.set_state(dirty=True)
+                if model.get("last_modified") != recorded:
+                    conflict = self._conflict(document, model.get("last_modified"))
+                document.changed.set()
+        except BaseException:
+            await client.aclose()
+            raise
+        document.observe()
+        self.open[document_id] = document
+        document.autosave = asyncio.ensure_future(self._autosave(document))
+        self.records.update(
+            "documents",
+            document_id,
+            status="open",
+            datastore_name=name,
+            format=DOCUMENT_FORMATS[kind],
+            last_modified=document.disk_last_modified,
+            error=None,
+            error_status=None,
+            conflict=conflict,
+        )
+        return document
+
+    def _conflict(self, document: OpenDocument, disk_last_modified: str | None) -> dict[str, Any]:
+        document.conflict_with = disk_last_modified
+        return {
+            "detected_at": timestamp(),
+            "disk_last_modified": disk_last_modified,
+            "message": (
+                f"{document.path} changed on the Jupyter Server while the document had unsaved "
+                "changes; both are kept (the document here, the file on disk) and automatic "
+                "saving is paused. Request 'save' to keep the document, or 'reload' to take "
+                "the file."
+            ),
+        }
+
+    async def save(self, document: OpenDocument, *, force: bool) -> None:
+        """Write the document to its file (the caller holds its lock).
+
+        Without ``force``, a file that changed on disk since it was last read or written is not
+        overwritten (see ``_disk_changed``).
+        """
+        jupyter = self.node.jupyter
+        if not force:
+            if document.conflict_with or document.missing:
+                return
+            current = await self._disk_model(document)
+            if current is None or current.get("last_modified") != document.disk_last_modified:
+                await self._disk_changed(document, current)
+                return
+        content = document.read()
+        saved = fingerprint(content)
+        document.dirty = False
+        dirty_since, document.dirty_since = document.dirty_since, None
+        self.records.update("documents", document.id, status="saving")
+        try:
+            model = await jupyter.save_contents(
+                document.path,
+                {"type": document.kind, "format": document.format, "content": content},
+            )
+        except BaseException:
+            if not document.dirty:
+                document.dirty = True
+                document.dirty_since = dirty_since
+            raise
+        document.disk_last_modified = model.get("last_modified")
+        document.conflict_with = None
+        document.missing = False
+        state: dict[str, Any] = {SAVED_HASH: saved}
+        if not document.dirty:  # edits made during the save are for the next one
+            state["dirty"] = False
+        document.set_state(**state)
+        self.records.update(
+            "documents",
+            document.id,
+            status="open",
+            last_saved=timestamp(),
+            last_modified=document.disk_last_modified,
+            conflict=None,
+            error=None,
+            error_status=None,
+        )
+
+    async def _read_file(self, path: str, kind: str) -> dict[str, Any]:
+        """The file's model with its content (a notebook as JSON, a file as text)."""
+        # Notebooks come in one format, and the API refuses to be told which.
+        return await self.node.jupyter.get_contents(
+            path, type=kind, format="text" if kind == "file" else None
+        )
+
+    async def _disk_model(self, document: OpenDocument) -> dict[str, Any] | None:
+        """The file's model without content; None when it is gone."""
+        try:
+            return await self.node.jupyter.get_contents(document.path, content=False)
+        except JupyterError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def reload(self, document: OpenDocument) -> None:
+        """Load the file into the document, over unsaved changes (the caller holds the lock)."""
+        await self._apply_disk(document, await self._read_file(document.path, document.kind))
+
+    async def _disk_changed(self, document: OpenDocument, current: dict[str, Any] | None) -> None:
+        """The file is not as the supernode last left it (the caller holds the lock)."""
+        if current is None:
+            if not document.missing:
+                document.missing = True
+                self.fail(
+                    document.id,
+                    f"{document.path} is gone from the Jupyter Server (deleted or renamed "
+                    "there); the document is kept; request 'save' to write it back",
+                    404,
+                )
+            return
+        if not document.dirty:
+            model = await self._read_file(document.path, document.kind)
+            if not document.dirty:  # nobody edited while the file was read
+                await self._apply_disk(document, model)
+                return
+            current = model
+        disk_last_modified = current.get("last_modified")
+        if document.conflict_with != disk_last_modified:
+            conflict = self._conflict(document, disk_last_modified)
+            logger.warning("document %s: %s", document.id, conflict["message"])
+            self.records.update("documents", document.id, conflict=conflict)
+
+    async def _apply_disk(self, document: OpenDocument, model: dict[str, Any]) -> None:
+        document.load(model["content"])
+        document.disk_last_modified = model.get("last_modified")
+        document.conflict_with = None
+        document.missing = False
+        self.records.update(
+            "documents",
+            document.id,
+            status="open",
+            last_modified=document.disk_last_modified,
+            conflict=None,
+            error=None,
+            error_status=None,
+        )
+
+    async def _autosave(self, document: OpenDocument) -> None:
+        """Save ``save_delay`` after the last change, at most ``save_max_delay`` after the first.
+
+        Each change wakes it to work the deadline out again.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            await document.changed.wait()
+            document.changed.clear()
+            if not document.dirty or document.conflict_with or document.missing:
+                continue
+            first = document.dirty_since if document.dirty_since is not None else loop.time()
+            due = min(document.last_change + self.save_delay, first + self.save_max_delay)
+            if loop.time() < due:
+                with anyio.move_on_after(due - loop.time()):
+                    await document.changed.wait()
+                document.changed.set()  # look again: saved meanwhile, a new change, or due
+                continue
+            async with self.locks[document.id]:
+                if self.open.get(document.id) is not document:
+                    return
+                try:
+                    await self.save(document, force=False)
+                except (JupyterClientError, RTCError, ClientClosed, TimeoutError) as error:
+                    self.fail(
+                        document.id,
+                        f"saving {document.path}: {describe(error)}",
+                        error_status(error),
+                    )
+
+    async def poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            for document in list(self.open.values()):
+                lock = self.locks[document.id]
+                if lock.locked():
+                    continue  # busy: saving, renaming... looks again next time
+                async with lock:
+                    if self.open.get(document.id) is not document:
+                        continue
+                    try:
+                        current = await self._disk_model(document)
+                        if current is None or (
+                            current.get("last_modified") != document.disk_last_modified
+                        ):
+                            await self._disk_changed(document, current)
+                        elif document.missing:  # back where it was
+                            document.missing = False
+                            self.records.update(
+                                "documents",
+                                document.id,
+                                status="open",
+                                error=None,
+                                error_status=None,
+                            )
+                    except JupyterUnavailable as error:
+                        logger.info("not polling files: %s", error)
+                        break
+                    except (JupyterClientError, RTCError, ClientClosed) as error:
+                        logger.warning("document %s: %s", document.id, describe(error))
+
+    # --- Rename, delete, close ------------------------------------------------------------
+
+    async def rename(self, document_id: str, new_path: Any) -> None:
+        record = self.records.record("documents", document_id)
+        if record is None:
+            raise DocumentError(f"no document {document_id!r}")
+        old_path = record.get("path")
+        if not isinstance(new_path, str) or not new_path.strip("/"):
+            raise DocumentError("a rename needs new_path")
+        if not isinstance(old_path, str) or not old_path:
+            raise DocumentError("a document needs a path")
+        jupyter = self.node.jupyter
+        await jupyter.rename_contents(old_path, new_path)
+        document = self.open.get(document_id)
+        if document is not None:
+            document.path = new_path
+            document.set_state(path=new_path)
+        for session in await jupyter.sessions():
+            if session.get("path") == old_path:
+                await jupyter.update_session(
+                    session["id"], path=new_path, name=posixpath.basename(new_path)
+                )
+                self.node.request_refresh()
+        self.records.update(
+            "documents",
+            document_id,
+            path=new_path,
+            new_path=None,
+            error=None,
+            error_status=None,
+            status="open" if document is not None else record.get("status"),
+        )
+
+    async def delete(self, document_id: str) -> None:
+        record = self.records.record("documents", document_id)
+        if record is None:
+            raise DocumentError(f"no document {document_id!r}")
+        path = record.get("path")
+        if isinstance(path, str) and path:
+            try:
+                await self.node.jupyter.delete_contents(path)
+            except JupyterError as error:
+                if error.status != 404:
+                    raise
+        await self.close(document_id, save=False)
+
+    async def close(self, document_id: str, *, save: bool) -> None:
+        document = self.open.get(document_id)
+        if document is not None:
+            if save and document.dirty and not document.conflict_with and not document.missing:
+                await self.save(document, force=False)
+            self.open.pop(document_id, None)
+            await self.disconnect(document)
+        self.records.update(
+            "documents",
+            document_id,
+            status="closed",
+            conflict=None,
+            error=None,
+            error_status=None,
+        )
+
+    async def disconnect(self, document: OpenDocument) -> None:
+        if document.autosave is not None:
+            document.autosave.cancel()
+        with contextlib.suppress(TimeoutError, ClientClosed, RTCError):
+            await document.client.wait_acked(timeout=self.close_timeout)
+        await document.client.aclose()
+
+    async def save_and_disconnect_all(self) -> None:
+        """On stop: save what can be saved, and close every document's client."""
+        for document_id, document in list(self.open.items()):
+            if document.dirty and not document.conflict_with and not document.missing:
+                with contextlib.suppress(Exception):
+                    await self.save(document, force=False)
+            await self.disconnect(document)
+            self.open.pop(document_id, None)
+
+    async def abort_all(self) -> None:
+        """Close the clients of the documents still open (no time was left to save them)."""
+        for document in list(self.open.values()):
+            await document.client.aclose()
+        self.open.clear()
