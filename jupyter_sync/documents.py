@@ -68,6 +68,7 @@ from channels.db import database_sync_to_async
 from jupyter_ydoc import YNotebook, YUnicode
 from pycrdt import Array, Doc, Map, Text
 from rest_framework.authtoken.models import Token
+from rtc_client import ClientClosed, DatastoreClient, RTCError
 
 from jupyter_sync.executing import (
     OUTPUT_INTERVAL,
@@ -82,7 +83,6 @@ from jupyter_sync.jupyter import (
     JupyterUnavailable,
     KernelConnection,
 )
-from relay.client import ClientClosed, DatastoreClient, RTCError
 from tables.models import Datastore
 from tables.schema import jsonable
 from tables.service import DatastoreExists, create_datastore

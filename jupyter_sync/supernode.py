@@ -1,7 +1,7 @@
 """The supernode: a server-side peer that keeps the jupyter tables equal to a Jupyter Server and
 carries out the actions clients ask for in them.
 
-It reaches the datastore through the relay like any client (``relay.client.DatastoreClient``), so
+It reaches the datastore through the relay like any client (``rtc_client.DatastoreClient``), so
 it works in every deployment and may run on another machine. Every background task belongs to one
 task group and is cancelled when the supernode stops. Only the holder of the database lease acts;
 another supernode started meanwhile waits as a standby.
@@ -22,6 +22,7 @@ import anyio
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 from pycrdt import Array, Map, Text
+from rtc_client import DatastoreClient
 
 from jupyter_sync import account
 from jupyter_sync.actions import (
@@ -43,7 +44,6 @@ from jupyter_sync.jupyter import (
 )
 from jupyter_sync.reconcile import reconcile_table
 from jupyter_sync.schema import JUPYTER
-from relay.client import DatastoreClient
 from tables import pruning
 from tables.conf import rtc_settings
 from tables.models import Datastore

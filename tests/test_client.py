@@ -1,4 +1,4 @@
-"""The asyncio datastore client (relay/client.py): pure helpers, then against a real server.
+"""The asyncio datastore client (client/rtc_client/): pure helpers, then against a real server.
 
 The end-to-end tests run daphne in its own process (tests/liveserver.py) on the test database,
 so a server can be frozen, killed and started again on the same port.
@@ -19,11 +19,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from pycrdt import Doc, Map
 from rest_framework.authtoken.models import Token
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-
-from relay.client import (
+from rtc_client.client import (
     Backoff,
     DatastoreClient,
     Rejection,
@@ -36,6 +32,10 @@ from relay.client import (
     missing_serials,
     parse_message,
 )
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
 from tables import service
 from tables.models import Transaction
 from tables.permissions import grant
