@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from rtc_client.wire import yjs_protocol
 
 from jupyter_sync import document_records
 from jupyter_sync.account import JUPYTER_DATASTORE
@@ -42,7 +43,6 @@ from jupyter_sync.api.base import supernode_problem
 from jupyter_sync.api.waiting import WaitTimeout, wait_for_record
 from jupyter_sync.documents import KINDS
 from jupyter_sync.models import Document
-from relay import yprotocol
 from relay.consumers import Refusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
 from tables.conf import rtc_settings
@@ -142,7 +142,7 @@ def _ask_save(target: RoomTarget, username: str) -> str | None:
 
 def raw_message(message: dict) -> bytes:
     """jupyter-collaboration's raw message: type 2, then a JSON string."""
-    return bytes([RAW]) + yprotocol.write_var_string(json.dumps(message))
+    return bytes([RAW]) + yjs_protocol.write_var_string(json.dumps(message))
 
 
 class RoomConsumer(YjsConsumer):
@@ -167,12 +167,12 @@ class RoomConsumer(YjsConsumer):
         if bytes_data is None or bytes_data[:1] != bytes([RAW]):
             await super().handle(text_data, bytes_data)
             return
-        reader = yprotocol.Reader(bytes_data)
+        reader = yjs_protocol.Reader(bytes_data)
         try:
             reader.var_uint()
             name = reader.var_string()
             save_id = reader.var_uint() if name == "save" else None
-        except yprotocol.ProtocolError as error:
+        except yjs_protocol.ProtocolError as error:
             await self.deny("bad-message", f"raw message: {error}")
             return
         if save_id is not None:
@@ -221,11 +221,11 @@ class GlobalAwarenessConsumer(YjsConsumer):
     async def joined(self) -> None:
         presence = self.room.presence_snapshot()
         if presence:
-            await self.send(bytes_data=yprotocol.awareness(presence))
+            await self.send(bytes_data=yjs_protocol.awareness(presence))
 
     async def answer_step1(self, state_vector: bytes) -> None:
         async def sync() -> int:
-            await self.send(bytes_data=yprotocol.sync_step2(EMPTY_UPDATE))
+            await self.send(bytes_data=yjs_protocol.sync_step2(EMPTY_UPDATE))
             return self.room.serial
 
         await self.room.admit(self, sync)

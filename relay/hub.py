@@ -13,9 +13,7 @@ received them out of order) still gives every connection the whole story.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
-import json
 import logging
 import threading
 import time
@@ -30,8 +28,8 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from pycrdt import merge_updates
+from rtc_client.wire import json_protocol, yjs_protocol
 
-from relay import yprotocol
 from relay.groups import datastore_group
 from tables.models import Datastore, Transaction
 from tables.service import Committed
@@ -60,24 +58,18 @@ class Batch:
     @cached_property
     def json_transactions(self) -> list[dict[str, Any]]:
         return [
-            {
-                "id": tx.txid,
-                "storeId": tx.store_id,
-                "serial": tx.serial,
-                "patch": base64.b64encode(tx.update).decode(),
-            }
+            json_protocol.transaction_json(tx.txid, tx.store_id, tx.update, tx.serial)
             for tx in self.transactions
         ]
 
     @cached_property
     def json_frame(self) -> str:
         """The whole batch as one JSON-protocol message, encoded once for every connection."""
-        message = {
-            "msgId": f"s-b{self.transactions[-1].serial}",
-            "msgType": "transaction-broadcast",
-            "content": {"transactions": self.json_transactions},
-        }
-        return json.dumps(message, separators=(",", ":"))
+        return json_protocol.make_message(
+            f"s-b{self.transactions[-1].serial}",
+            json_protocol.MessageType.TRANSACTION_BROADCAST,
+            json_protocol.transaction_broadcast(self.json_transactions),
+        )
 
     def y_frame(self, indices: Sequence[int]) -> bytes:
         """One y-websocket sync-update frame for these transactions, built once per distinct
@@ -91,7 +83,7 @@ class Batch:
         if frame is None:
             updates = [self.transactions[index].update for index in key]
             update = updates[0] if len(updates) == 1 else merge_updates(*updates)
-            frame = self._y_frames[key] = yprotocol.sync_update(update)
+            frame = self._y_frames[key] = yjs_protocol.sync_update(update)
         return frame
 
 
@@ -167,8 +159,8 @@ class Room:
     # --- presence ---------------------------------------------------------------------------
 
     def record_presence(self, update: bytes, member_id: str | None) -> None:
-        """Remember the states in an awareness update (raises yprotocol.ProtocolError)."""
-        for entry in yprotocol.decode_awareness(update):
+        """Remember the states in an awareness update (raises yjs_protocol.ProtocolError)."""
+        for entry in yjs_protocol.decode_awareness(update):
             known = self.presence.get(entry.client_id)
             if known is not None and known.clock > entry.clock:
                 continue
@@ -191,20 +183,20 @@ class Room:
             del self.presence[client_id]
         if not self.presence:
             return None
-        return yprotocol.encode_awareness(
-            [yprotocol.AwarenessEntry(c, p.clock, p.state) for c, p in self.presence.items()]
+        return yjs_protocol.encode_awareness(
+            [yjs_protocol.AwarenessEntry(c, p.clock, p.state) for c, p in self.presence.items()]
         )
 
     def departures(self, member_id: str) -> bytes | None:
         """An awareness update removing every client this member announced."""
         gone = [
-            yprotocol.AwarenessEntry(client_id, presence.clock + 1, None)
+            yjs_protocol.AwarenessEntry(client_id, presence.clock + 1, None)
             for client_id, presence in self.presence.items()
             if presence.member_id == member_id
         ]
         for entry in gone:
             del self.presence[entry.client_id]
-        return yprotocol.encode_awareness(gone) if gone else None
+        return yjs_protocol.encode_awareness(gone) if gone else None
 
     # --- stable serial ----------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from pycrdt import Doc
 from rest_framework.authtoken.models import Token
+from rtc_client.wire import yjs_protocol
 
-from relay import yprotocol
 from rtc_project.asgi import application
 
 _ids = itertools.count(1)
@@ -136,25 +136,25 @@ class YPeer:
 
     async def handshake(self) -> None:
         """Answer the server's step 1, send ours, apply its step 2."""
-        await self.ws.send_to(bytes_data=yprotocol.sync_step1(self.doc.get_state()))
+        await self.ws.send_to(bytes_data=yjs_protocol.sync_step1(self.doc.get_state()))
         while True:
             message = await self.next_message()
-            if message.type is yprotocol.MessageType.SYNC:
-                if message.sync_type is yprotocol.SyncType.STEP1:
+            if message.type is yjs_protocol.MessageType.SYNC:
+                if message.sync_type is yjs_protocol.SyncType.STEP1:
                     diff = self.doc.get_update(message.payload)
-                    await self.ws.send_to(bytes_data=yprotocol.sync_step2(diff))
-                elif message.sync_type is yprotocol.SyncType.STEP2:
+                    await self.ws.send_to(bytes_data=yjs_protocol.sync_step2(diff))
+                elif message.sync_type is yjs_protocol.SyncType.STEP2:
                     self.doc.apply_update(message.payload)
                     return
 
-    async def next_message(self, timeout: float = 10) -> yprotocol.Message:
-        message = yprotocol.parse(await self.ws.receive_from(timeout=timeout))
-        if message.type is yprotocol.MessageType.AUTH:
+    async def next_message(self, timeout: float = 10) -> yjs_protocol.Message:
+        message = yjs_protocol.parse(await self.ws.receive_from(timeout=timeout))
+        if message.type is yjs_protocol.MessageType.AUTH:
             self.denied.append(message.reason)
-        elif message.type is yprotocol.MessageType.AWARENESS:
+        elif message.type is yjs_protocol.MessageType.AWARENESS:
             self.awareness.append(message.payload)
-        elif message.type is yprotocol.MessageType.SYNC and message.sync_type is not (
-            yprotocol.SyncType.STEP1
+        elif message.type is yjs_protocol.MessageType.SYNC and message.sync_type is not (
+            yjs_protocol.SyncType.STEP1
         ):
             self.doc.apply_update(message.payload)
         return message
@@ -167,7 +167,7 @@ class YPeer:
         before = self.doc.get_state()
         with self.doc.transaction():
             mutate(self.doc)
-        await self.ws.send_to(bytes_data=yprotocol.sync_update(self.doc.get_update(before)))
+        await self.ws.send_to(bytes_data=yjs_protocol.sync_update(self.doc.get_update(before)))
 
     async def close(self) -> None:
         await self.ws.disconnect()

@@ -9,8 +9,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from pycrdt import Map
+from rtc_client.wire import yjs_protocol
 
-from relay import yprotocol
 from tables import records, service
 from tables.models import Transaction
 from tables.permissions import grant, revoke
@@ -188,8 +188,8 @@ async def test_refused_json_connections_say_why(world, user, path, close_code, c
 
 async def test_refused_y_websocket_connection_says_why(world):
     communicator = await connect("/ws/yjs/nope", world[2]["owner"])
-    message = yprotocol.parse(await communicator.receive_from(timeout=10))
-    assert message.type is yprotocol.MessageType.AUTH
+    message = yjs_protocol.parse(await communicator.receive_from(timeout=10))
+    assert message.type is yjs_protocol.MessageType.AUTH
     assert message.reason.startswith("unknown-datastore:")
     assert (await communicator.receive_output(timeout=10))["code"] == 4404
 
@@ -296,14 +296,14 @@ async def test_awareness_crosses_protocols_and_is_cleaned_up(world):
     datastore, _, tokens = world
     y_peer = await YPeer.synced("todo", tokens["owner"])
     json_peer = await JsonPeer.joined("todo", tokens["ed"])
-    hello = yprotocol.encode_awareness([yprotocol.AwarenessEntry(7, 1, {"user": "ed"})])
+    hello = yjs_protocol.encode_awareness([yjs_protocol.AwarenessEntry(7, 1, {"user": "ed"})])
     await json_peer.send("awareness-update", {"update": base64.b64encode(hello).decode()})
     await y_peer.until(lambda: y_peer.awareness)
-    assert yprotocol.decode_awareness(y_peer.awareness[-1])[0].state == {"user": "ed"}
+    assert yjs_protocol.decode_awareness(y_peer.awareness[-1])[0].state == {"user": "ed"}
 
     await json_peer.close()
     await y_peer.until(lambda: len(y_peer.awareness) >= 2)
-    gone = yprotocol.decode_awareness(y_peer.awareness[-1])
+    gone = yjs_protocol.decode_awareness(y_peer.awareness[-1])
     assert [(e.client_id, e.state) for e in gone] == [(7, None)]
     assert await stored(datastore) == []  # presence is never history
 
@@ -356,10 +356,10 @@ async def test_y_websocket_gets_a_batch_as_one_merged_update(world):
     await sender.edit(lambda d: add_todo(d, "c", "third"))
 
     message = await reader.next_message()
-    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert message.sync_type is yjs_protocol.SyncType.UPDATE
     assert set(reader.doc.get("items", type=Map).keys()) == {"q", "c"}
     message = await sender.next_message()
-    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert message.sync_type is yjs_protocol.SyncType.UPDATE
     assert set(sender.doc.get("items", type=Map).keys()) == {"q", "c"}
     assert b"third" not in message.payload  # its own edit is not sent back
     assert [serial for serial, _ in await stored(datastore)] == [1, 2]
@@ -418,5 +418,5 @@ async def test_roles_follow_the_datastore_named_by_roles_from(world):
     # A revocation on the source takes the follower's role away too.
     await db(revoke)(source, users["x"])
     gone = await connect("/ws/yjs/todo-doc", tokens["x"])
-    assert yprotocol.parse(await gone.receive_from(timeout=10)).reason.startswith("forbidden")
+    assert yjs_protocol.parse(await gone.receive_from(timeout=10)).reason.startswith("forbidden")
     assert [txid for _, txid in await stored(datastore)] == ["e-1", "x-1"]
