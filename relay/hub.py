@@ -31,7 +31,9 @@ from pycrdt import merge_updates
 from rtc_client.wire import json_protocol, yjs_protocol
 
 from relay.groups import datastore_group
-from tables.models import Datastore, Transaction
+from tables import history
+from tables.history import StoredTransaction
+from tables.models import Datastore
 from tables.service import Committed
 
 logger = logging.getLogger(__name__)
@@ -40,18 +42,10 @@ AWARENESS_TIMEOUT = 30.0  # seconds, as y-protocols: clients renew their state e
 GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
 
 
-@dataclass(frozen=True)
-class Tx:
-    serial: int
-    txid: str
-    store_id: str
-    update: bytes
-
-
 class Batch:
     """Transactions delivered together; encodings are computed once and shared."""
 
-    def __init__(self, transactions: list[Tx]):
+    def __init__(self, transactions: list[StoredTransaction]):
         self.transactions = transactions
         self._y_frames: dict[tuple[int, ...], bytes] = {}
 
@@ -130,7 +124,7 @@ class Room:
 
     # --- transactions -----------------------------------------------------------------------
 
-    async def deliver(self, transactions: list[Tx]) -> None:
+    async def deliver(self, transactions: list[StoredTransaction]) -> None:
         async with self.lock:
             fresh = sorted(
                 (tx for tx in transactions if tx.serial > self.serial), key=lambda tx: tx.serial
@@ -145,7 +139,9 @@ class Room:
                     self.serial + 1,
                     fresh[-1].serial,
                 )
-                fresh = await _load_transactions(self.datastore.pk, self.serial, fresh[-1].serial)
+                fresh = await database_sync_to_async(history.transactions_between)(
+                    self.datastore.pk, self.serial, fresh[-1].serial
+                )
                 if not fresh:
                     return
             self.serial = fresh[-1].serial
@@ -209,21 +205,6 @@ class Room:
         return min(self.reported.values(), default=self.serial)
 
 
-@database_sync_to_async
-def _load_transactions(datastore_pk: int, after: int, upto: int) -> list[Tx]:
-    rows = (
-        Transaction.objects.filter(datastore_id=datastore_pk, serial__gt=after, serial__lte=upto)
-        .order_by("serial")
-        .values_list("serial", "txid", "store_id", "update")
-    )
-    return [Tx(serial, txid, store_id, bytes(update)) for serial, txid, store_id, update in rows]
-
-
-@database_sync_to_async
-def _current_serial(datastore_pk: int) -> int:
-    return Datastore.objects.values_list("last_serial", flat=True).get(pk=datastore_pk)
-
-
 class Hub:
     """This worker's rooms and its one channel-layer subscription."""
 
@@ -266,7 +247,8 @@ class Hub:
                 if self.channel is not None:
                     # Subscribe before reading the serial: nothing committed after it is missed.
                     await self.layer.group_add(datastore_group(datastore.pk), self.channel)
-                room = Room(self, datastore, await _current_serial(datastore.pk))
+                serial = await database_sync_to_async(history.last_serial)(datastore.pk)
+                room = Room(self, datastore, serial)
                 self.rooms[datastore.pk] = room
             return room
 
@@ -296,7 +278,9 @@ class Hub:
                 },
             )
 
-    async def _publish_transactions(self, datastore_pk: int, transactions: list[Tx]) -> None:
+    async def _publish_transactions(
+        self, datastore_pk: int, transactions: list[StoredTransaction]
+    ) -> None:
         room = self.rooms.get(datastore_pk)
         if room is not None:
             await room.deliver(transactions)
@@ -325,7 +309,7 @@ class Hub:
         if room is None:
             return
         if message.get("type") == "rtc.transactions":
-            await room.deliver([Tx(*fields) for fields in message["transactions"]])
+            await room.deliver([StoredTransaction(*fields) for fields in message["transactions"]])
         elif message.get("type") == "rtc.awareness":
             room.record_presence(message["update"], None)
             await room.relay_presence(message["update"], None)
@@ -337,7 +321,9 @@ class Hub:
                 await self.layer.group_add(room.group, self.channel)
 
 
-def _transactions_message(worker: str, datastore_pk: int, transactions: list[Tx]) -> dict:
+def _transactions_message(
+    worker: str, datastore_pk: int, transactions: list[StoredTransaction]
+) -> dict:
     return {
         "type": "rtc.transactions",
         "worker": worker,
@@ -366,7 +352,7 @@ def on_committed(
     sender: Any, datastore: Datastore, transactions: list[Committed], **kwargs
 ) -> None:
     """``transactions_committed`` receiver: runs after commit, in whichever thread committed."""
-    txs = [Tx(c.serial, c.txid, c.store_id, c.update) for c in transactions]
+    txs = [StoredTransaction(c.serial, c.txid, c.store_id, c.update) for c in transactions]
     with _hubs_lock:
         hubs = [hub for hub in _hubs.values() if not hub.loop.is_closed()]
     for hub in hubs:

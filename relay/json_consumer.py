@@ -20,54 +20,15 @@ from rtc_client.wire.json_protocol import (
 from relay.consumers import Refusal, RelayConsumer
 from relay.hub import Batch
 from tables import history, undo
-from tables.models import Datastore, Transaction
+from tables.history import StoredTransaction
+from tables.models import Datastore
 from tables.service import Outcome, Status
 
 _server_ids = itertools.count(1)
 
 
-# --- reads (in a database thread) ------------------------------------------------------------
-
-
-@database_sync_to_async
-def _history(datastore_pk: int, since: int | None) -> tuple[dict[str, Any], int]:
-    datastore = Datastore.objects.get(pk=datastore_pk)
-    last = datastore.last_serial
-    rows = Transaction.objects.filter(datastore=datastore).order_by("serial")
-    # A resume gets only the tail when it is short and still stored (not behind a pruning).
-    resumable = since is not None and datastore.history_start <= since <= last
-    if resumable and last - since <= MAX_REQUESTED:
-        tail = rows.filter(serial__gt=since).values_list("serial", "txid", "store_id", "update")
-        transactions = [transaction_json(t, st, bytes(u), s) for s, t, st, u in tail]
-        return json_protocol.history_reply(None, None, last, transactions), last
-    snap = history.snapshot(datastore)
-    tail = rows.filter(serial__gt=snap.checkpoint_serial, serial__lte=snap.serial).values_list(
-        "serial", "txid", "store_id", "update"
-    )
-    transactions = [transaction_json(t, st, bytes(u), s) for s, t, st, u in tail]
-    reply = json_protocol.history_reply(
-        snap.checkpoint_state, snap.checkpoint_serial, snap.serial, transactions
-    )
-    return reply, snap.serial
-
-
-@database_sync_to_async
-def _fetch(
-    datastore_pk: int, serials: list[int] | None, txids: list[str] | None
-) -> tuple[list[dict], int]:
-    """The stored transactions asked for, and the serial the history was pruned up to."""
-    rows = Transaction.objects.filter(datastore_id=datastore_pk).order_by("serial")
-    rows = rows.filter(serial__in=serials) if serials is not None else rows.filter(txid__in=txids)
-    found = [
-        transaction_json(t, st, bytes(u), s)
-        for s, t, st, u in rows.values_list("serial", "txid", "store_id", "update")
-    ]
-    return found, Datastore.objects.values_list("history_start", flat=True).get(pk=datastore_pk)
-
-
-@database_sync_to_async
-def _last_serial(datastore_pk: int) -> int:
-    return Datastore.objects.values_list("last_serial", flat=True).get(pk=datastore_pk)
+def _transactions_json(transactions: list[StoredTransaction]) -> list[dict[str, Any]]:
+    return [transaction_json(t.txid, t.store_id, t.update, t.serial) for t in transactions]
 
 
 @database_sync_to_async
@@ -84,17 +45,6 @@ def _revert(
     if serial is None:
         return undo.redo_last(datastore, **who)
     return undo.redo(datastore, serial, **who)
-
-
-@database_sync_to_async
-def _reverted_serial(transaction_pk: int | None) -> int | None:
-    if transaction_pk is None:
-        return None
-    return (
-        Transaction.objects.filter(pk=transaction_pk)
-        .values_list("reverts__serial", flat=True)
-        .first()
-    )
 
 
 class DatastoreConsumer(RelayConsumer):
@@ -150,9 +100,17 @@ class DatastoreConsumer(RelayConsumer):
         since = read_serial(content, "since")
 
         async def sync() -> int:
-            reply, serial = await _history(self.access.datastore.pk, since)
+            catch_up = await database_sync_to_async(history.catch_up)(
+                self.access.datastore.pk, since, MAX_REQUESTED
+            )
+            reply = json_protocol.history_reply(
+                catch_up.state,
+                catch_up.checkpoint_serial,
+                catch_up.serial,
+                _transactions_json(catch_up.transactions),
+            )
             await self.push(MessageType.HISTORY_REPLY, reply, msg_id)
-            return serial
+            return catch_up.serial
 
         await self.room.admit(self, sync)
 
@@ -188,19 +146,19 @@ class DatastoreConsumer(RelayConsumer):
 
     async def on_transaction_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
         if "serials" in content:
-            found, pruned = await _fetch(
-                self.access.datastore.pk, read_list(content, "serials", int), None
-            )
+            wanted = {"serials": read_list(content, "serials", int)}
         elif "transactionIds" in content:
-            txids = read_list(content, "transactionIds", str)
-            found, pruned = await _fetch(self.access.datastore.pk, None, txids)
+            wanted = {"txids": read_list(content, "transactionIds", str)}
         else:
             raise BadMessage("content.serials or content.transactionIds is required")
-        reply = json_protocol.transaction_reply(found, pruned)
+        found, pruned = await database_sync_to_async(history.find_transactions)(
+            self.access.datastore.pk, **wanted
+        )
+        reply = json_protocol.transaction_reply(_transactions_json(found), pruned)
         await self.push(MessageType.TRANSACTION_REPLY, reply, msg_id)
 
     async def on_serial_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        serial = await _last_serial(self.access.datastore.pk)
+        serial = await database_sync_to_async(history.last_serial)(self.access.datastore.pk)
         await self.push(MessageType.SERIAL_REPLY, {"serial": serial}, msg_id)
 
     async def on_permissions_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
@@ -244,7 +202,7 @@ class DatastoreConsumer(RelayConsumer):
         if outcome.status is not Status.STORED:
             await self.error(msg_id, outcome.error_code or "nothing-to-undo", outcome.error or "")
             return
-        reverts = await _reverted_serial(outcome.transaction_pk)
+        reverts = await database_sync_to_async(history.reverted_serial)(outcome.transaction_pk)
         await self.push(reply_type, json_protocol.revert_reply(outcome.serial, reverts), msg_id)
 
     async def on_awareness_update(self, msg_id: str | None, content: dict[str, Any]) -> None:
