@@ -122,6 +122,13 @@ class Room:
             # Until it reports, a member counts as holding what it joined with.
             self.reported.setdefault(member.member_id, member.serial)
 
+    def leave(self, member: Member) -> bytes | None:
+        """Forget a member; returns the awareness update removing every client it announced
+        (None: it announced none), for the others."""
+        self.members.pop(member.member_id, None)
+        self.reported.pop(member.member_id, None)
+        return self.departures(member.member_id)
+
     # --- transactions -----------------------------------------------------------------------
 
     async def deliver(self, transactions: list[StoredTransaction]) -> None:
@@ -253,9 +260,8 @@ class Hub:
             return room
 
     async def leave(self, room: Room, member: Member) -> None:
-        room.members.pop(member.member_id, None)
-        room.reported.pop(member.member_id, None)
-        departures = room.departures(member.member_id)
+        """Take a member out of its room, tell the others it left, and drop the room once empty."""
+        departures = room.leave(member)
         if departures:
             await room.relay_presence(departures, None)
             await self.publish_presence(room, departures)
