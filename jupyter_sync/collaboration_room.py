@@ -43,7 +43,7 @@ from jupyter_sync.api.base import supernode_problem
 from jupyter_sync.api.waiting import WaitTimeout, wait_for_record
 from jupyter_sync.documents import KINDS
 from jupyter_sync.models import Document
-from relay.consumers import Refusal, require_user, resolve_access
+from relay.consumers import ConnectionRefusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
 from tables.conf import rtc_settings
 from tables.models import Datastore
@@ -82,14 +82,16 @@ class RoomTarget:
 
 
 def parse_room(room: str) -> tuple[str, str, str]:
-    """``format:type:fileId`` → its parts; ``Refusal`` 4400 for anything else."""
+    """``format:type:fileId`` → its parts; ``ConnectionRefusal`` 4400 for anything else."""
     parts = room.split(":", 2)
     if len(parts) != 3 or not parts[2]:
-        raise Refusal(4400, "bad-room", f"a room is <format>:<type>:<fileId>, not {room!r}")
+        raise ConnectionRefusal(
+            4400, "bad-room", f"a room is <format>:<type>:<fileId>, not {room!r}"
+        )
     file_format, document_type, document_id = parts
     if KINDS.get(document_type) != file_format:
         expected = ", ".join(f"{fmt}:{kind}" for kind, fmt in KINDS.items())
-        raise Refusal(
+        raise ConnectionRefusal(
             4400,
             "bad-room",
             f"unsupported document {file_format}:{document_type} (supported: {expected})",
@@ -101,20 +103,22 @@ def _room_target(room: str, user) -> RoomTarget:
     _format, document_type, document_id = parse_room(room)
     jupyter = Datastore.objects.filter(name=JUPYTER_DATASTORE).first()
     if jupyter is None:
-        raise Refusal(4404, "unknown-document", "no documents here: no supernode has run yet")
+        raise ConnectionRefusal(
+            4404, "unknown-document", "no documents here: no supernode has run yet"
+        )
     jupyter_access = access_for(user, jupyter)
     if not jupyter_access.can_read:
-        raise Refusal(4403, "forbidden", f"no access to datastore {JUPYTER_DATASTORE!r}")
+        raise ConnectionRefusal(4403, "forbidden", f"no access to datastore {JUPYTER_DATASTORE!r}")
     record = Document.objects.filter(datastore=jupyter, record_id=document_id).first()
     if record is None:
-        raise Refusal(4404, "unknown-document", f"no document with id {document_id!r}")
+        raise ConnectionRefusal(4404, "unknown-document", f"no document with id {document_id!r}")
     if record.type and record.type != document_type:
-        raise Refusal(
+        raise ConnectionRefusal(
             4400, "bad-room", f"document {document_id!r} is a {record.type}, not a {document_type}"
         )
     datastore = Datastore.objects.filter(name=record.datastore_name).first()
     if not record.datastore_name or datastore is None:
-        raise Refusal(
+        raise ConnectionRefusal(
             4404,
             "document-not-open",
             f"document {document_id!r} is not open (status {record.status or 'requested'}); "
@@ -122,7 +126,7 @@ def _room_target(room: str, user) -> RoomTarget:
         )
     access = access_for(user, datastore)
     if not access.can_read:
-        raise Refusal(4403, "forbidden", f"no access to document {document_id!r}")
+        raise ConnectionRefusal(4403, "forbidden", f"no access to document {document_id!r}")
     return RoomTarget(access, document_session(datastore), jupyter_access, document_id)
 
 
@@ -155,7 +159,7 @@ class RoomConsumer(YjsConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         claimed = (query.get("sessionId") or [""])[-1]
         if claimed and claimed != target.session_id:
-            raise Refusal(
+            raise ConnectionRefusal(
                 4409,
                 "session-expired",
                 "this document was replaced since you opened it: drop your copy and reload",

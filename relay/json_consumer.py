@@ -17,7 +17,7 @@ from rtc_client.wire.json_protocol import (
     transaction_json,
 )
 
-from relay.consumers import Refusal, RelayConsumer
+from relay.consumers import ConnectionRefusal, RelayConsumer
 from relay.hub import Batch
 from tables import history, undo
 from tables.history import StoredTransaction
@@ -234,7 +234,7 @@ class DatastoreConsumer(RelayConsumer):
 
     # --- RelayConsumer ------------------------------------------------------------------------
 
-    async def refuse(self, refusal: Refusal) -> None:
+    async def refuse(self, refusal: ConnectionRefusal) -> None:
         await self.error(None, refusal.code, refusal.reason)
         await self.close(code=refusal.close_code)
 

@@ -7,7 +7,7 @@ import uuid
 from channels.db import database_sync_to_async
 from rtc_client.wire import yjs_protocol
 
-from relay.consumers import Refusal, RelayConsumer
+from relay.consumers import ConnectionRefusal, RelayConsumer
 from relay.hub import Batch
 from tables import service
 from tables.service import Status
@@ -92,13 +92,13 @@ class YjsConsumer(RelayConsumer):
 
     # --- RelayConsumer --------------------------------------------------------------------------
 
-    async def refuse(self, refusal: Refusal) -> None:
+    async def refuse(self, refusal: ConnectionRefusal) -> None:
         await self.deny(refusal.code, refusal.reason)
         await self.close(code=refusal.close_code)
 
     async def rate_limited(self) -> None:
         # An update dropped here would leave the client diverged: make it reconnect instead.
-        await self.refuse(Refusal(4429, "rate-limited", "too many messages; slow down"))
+        await self.refuse(ConnectionRefusal(4429, "rate-limited", "too many messages; slow down"))
 
     async def report_error(self, code: str, reason: str) -> None:
         await self.deny(code, reason)
