@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
 
 from rtc_client.wire import yjs_protocol  # noqa: E402  (pure: no Django)
 
-from bench.common import postgres_drop, postgres_recreate  # noqa: E402  (no Django)
+from bench.common import percentile, postgres_drop, postgres_recreate  # noqa: E402  (no Django)
 
 APPLICATION = "rtc_project.asgi:application"
 USERNAME = "fanout-bench"
@@ -230,17 +230,17 @@ class Project:
         self.env.update(extra)
         self.token = ""
 
-    def manage(self, *args: str) -> str:
+    def python(self, what: str, *args: str) -> str:
+        """``python <args>`` in this site's environment: its output, or RuntimeError."""
         done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
+            [sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True
         )
         if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+            raise RuntimeError(f"{what} failed:\n{done.stdout}{done.stderr}")
         return done.stdout.strip()
+
+    def manage(self, *args: str) -> str:
+        return self.python(f"manage.py {' '.join(args)}", "manage.py", *args)
 
     def provision(self, datastores: Iterable[str]) -> None:
         self.manage("migrate", "--verbosity", "0")
@@ -253,16 +253,7 @@ class Project:
             self.manage("create_datastore", name, "--schema", "freeform", "--owner", USERNAME)
 
     def write_history(self, name: str, updates_file: Path) -> str:
-        done = subprocess.run(
-            [sys.executable, __file__, "--write-history", name, str(updates_file)],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"writing history failed:\n{done.stdout}{done.stderr}")
-        return done.stdout.strip()
+        return self.python("writing history", __file__, "--write-history", name, str(updates_file))
 
     def daphne(
         self,
@@ -579,15 +570,6 @@ class RunResult:
     bench_cpu: float
     by_worker: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 async def run_fanout(
