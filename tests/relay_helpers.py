@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -13,7 +15,9 @@ from pycrdt import Doc
 from rest_framework.authtoken.models import Token
 from rtc_client.wire import yjs_protocol
 
+from relay.hub import on_committed
 from rtc_project.asgi import application
+from tables.signals import transactions_committed
 
 _ids = itertools.count(1)
 
@@ -21,6 +25,17 @@ _ids = itertools.count(1)
 @database_sync_to_async
 def token_for(user) -> str:
     return Token.objects.get_or_create(user=user)[0].key
+
+
+@contextlib.contextmanager
+def unannounced() -> Iterator[None]:
+    """Commits made inside are not broadcast by this process's hub, as if made by a process
+    whose broadcast got lost: clients get them only when a later delivery fills the gap."""
+    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
+    try:
+        yield
+    finally:
+        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
 
 
 async def connect(path: str, token: str | None = None, headers=None) -> WebsocketCommunicator:
@@ -51,6 +66,14 @@ class JsonPeer:
         peer = await cls.open(datastore, token, **kwargs)
         await peer.join()
         return peer
+
+    @classmethod
+    async def joined_together(cls, datastore: str, *tokens: str) -> list[JsonPeer]:
+        """One peer per token, all opened before any of them joins."""
+        peers = [await cls.open(datastore, token) for token in tokens]
+        for peer in peers:
+            await peer.join()
+        return peers
 
     async def send(self, msg_type: str, content: dict | None = None, **extra) -> str:
         msg_id = f"c-{next(_ids)}"

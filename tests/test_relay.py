@@ -15,7 +15,7 @@ from tables import records, service
 from tables.models import Transaction
 from tables.permissions import grant, revoke
 from tests.factories import add_todo
-from tests.relay_helpers import JsonPeer, YPeer, connect, token_for
+from tests.relay_helpers import JsonPeer, YPeer, connect, token_for, unannounced
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -281,10 +281,7 @@ async def test_transaction_and_serial_requests(world):
 
 async def test_serial_update_reports_the_stable_serial(world):
     _, _, tokens = world
-    a = await JsonPeer.open("todo", tokens["owner"])
-    b = await JsonPeer.open("todo", tokens["ed"])
-    await a.join()
-    await b.join()
+    a, b = await JsonPeer.joined_together("todo", tokens["owner"], tokens["ed"])
     await a.commit(lambda d: add_todo(d, "a", "x"))
     assert (await a.request("serial-update", {"serial": 1}))["content"] == {"serial": 0}
     reply = await b.request("serial-update", {"serial": 1})
@@ -310,20 +307,12 @@ async def test_awareness_crosses_protocols_and_is_cleaned_up(world):
 
 async def test_a_missed_broadcast_is_filled_from_the_database(world):
     """A commit this worker never heard of reaches its clients with the next one, in order."""
-    from relay.hub import on_committed
-    from tables.signals import transactions_committed
 
     datastore, _, tokens = world
-    sender = await JsonPeer.open("todo", tokens["owner"])
-    reader = await JsonPeer.open("todo", tokens["ed"])
-    await sender.join()
-    await reader.join()
+    sender, reader = await JsonPeer.joined_together("todo", tokens["owner"], tokens["ed"])
     await sender.commit(lambda d: add_todo(d, "a", "first"))
-    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
-    try:  # as if written by a process whose broadcast got lost
+    with unannounced():  # as if written by a process whose broadcast got lost
         await db(records.set_fields)(datastore, "items", "q", {"title": "unannounced"})
-    finally:
-        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
     await sender.commit(lambda d: add_todo(d, "c", "third"))
 
     seen = []
@@ -340,19 +329,14 @@ async def test_a_missed_broadcast_is_filled_from_the_database(world):
 async def test_y_websocket_gets_a_batch_as_one_merged_update(world):
     """Transactions delivered together reach a y-websocket client as one sync update, without
     the ones it sent itself."""
-    from relay.hub import on_committed
-    from tables.signals import transactions_committed
 
     datastore, _, tokens = world
     reader = await YPeer.open("todo", tokens["ed"])
     sender = await YPeer.open("todo", tokens["owner"])
     await reader.handshake()
     await sender.handshake()
-    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
-    try:  # unannounced: delivered with the next commit, from the database
+    with unannounced():  # delivered with the next commit, from the database
         await db(records.set_fields)(datastore, "items", "q", {"title": "unannounced"})
-    finally:
-        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
     await sender.edit(lambda d: add_todo(d, "c", "third"))
 
     message = await reader.next_message()
