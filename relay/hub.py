@@ -42,6 +42,14 @@ AWARENESS_TIMEOUT = 30.0  # seconds, as y-protocols: clients renew their state e
 GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
 
 
+def transactions_json(transactions: list[StoredTransaction]) -> list[dict[str, Any]]:
+    """Stored transactions as the JSON protocol's messages carry them."""
+    return [
+        json_protocol.transaction_json(tx.txid, tx.store_id, tx.update, tx.serial)
+        for tx in transactions
+    ]
+
+
 class Batch:
     """Transactions delivered together; encodings are computed once and shared."""
 
@@ -51,10 +59,7 @@ class Batch:
 
     @cached_property
     def json_transactions(self) -> list[dict[str, Any]]:
-        return [
-            json_protocol.transaction_json(tx.txid, tx.store_id, tx.update, tx.serial)
-            for tx in self.transactions
-        ]
+        return transactions_json(self.transactions)
 
     @cached_property
     def json_frame(self) -> str:

@@ -14,21 +14,15 @@ from rtc_client.wire.json_protocol import (
     read_list,
     read_patch,
     read_serial,
-    transaction_json,
 )
 
 from relay.consumers import ConnectionRefusal, RelayConsumer
-from relay.hub import Batch
+from relay.hub import Batch, transactions_json
 from tables import history, undo
-from tables.history import StoredTransaction
 from tables.models import Datastore
 from tables.service import Outcome, Status
 
 _server_ids = itertools.count(1)
-
-
-def _transactions_json(transactions: list[StoredTransaction]) -> list[dict[str, Any]]:
-    return [transaction_json(t.txid, t.store_id, t.update, t.serial) for t in transactions]
 
 
 @database_sync_to_async
@@ -107,7 +101,7 @@ class DatastoreConsumer(RelayConsumer):
                 catch_up.state,
                 catch_up.checkpoint_serial,
                 catch_up.serial,
-                _transactions_json(catch_up.transactions),
+                transactions_json(catch_up.transactions),
             )
             await self.push(MessageType.HISTORY_REPLY, reply, msg_id)
             return catch_up.serial
@@ -154,7 +148,7 @@ class DatastoreConsumer(RelayConsumer):
         found, pruned = await database_sync_to_async(history.find_transactions)(
             self.access.datastore.pk, **wanted
         )
-        reply = json_protocol.transaction_reply(_transactions_json(found), pruned)
+        reply = json_protocol.transaction_reply(transactions_json(found), pruned)
         await self.push(MessageType.TRANSACTION_REPLY, reply, msg_id)
 
     async def on_serial_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
