@@ -53,8 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import postgres_drop, postgres_recreate  # noqa: E402  (no Django)
-from relay import yprotocol  # noqa: E402  (pure: no Django)
+from rtc_client.wire import yjs_protocol  # noqa: E402  (pure: no Django)
+
+from bench.common import percentile, postgres_drop, postgres_recreate  # noqa: E402  (no Django)
 
 APPLICATION = "rtc_project.asgi:application"
 USERNAME = "fanout-bench"
@@ -62,7 +63,7 @@ MARK = re.compile(rb"#(\d{7})#")
 MARK_TEXT = re.compile(r"#(\d{7})#")
 FANOUT_DATABASE_PREFIXES = ("rtc_fanout", "rtc_bench", "bench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SYNC_UPDATE_PREFIX = bytes([yprotocol.MessageType.SYNC, yprotocol.SyncType.UPDATE])
+SYNC_UPDATE_PREFIX = bytes([yjs_protocol.MessageType.SYNC, yjs_protocol.SyncType.UPDATE])
 TARGET_READERS, TARGET_RATE, TARGET_P99_MS = 100, 50, 25.0
 
 
@@ -229,17 +230,17 @@ class Project:
         self.env.update(extra)
         self.token = ""
 
-    def manage(self, *args: str) -> str:
+    def python(self, what: str, *args: str) -> str:
+        """``python <args>`` in this site's environment: its output, or RuntimeError."""
         done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
+            [sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True
         )
         if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+            raise RuntimeError(f"{what} failed:\n{done.stdout}{done.stderr}")
         return done.stdout.strip()
+
+    def manage(self, *args: str) -> str:
+        return self.python(f"manage.py {' '.join(args)}", "manage.py", *args)
 
     def provision(self, datastores: Iterable[str]) -> None:
         self.manage("migrate", "--verbosity", "0")
@@ -252,16 +253,7 @@ class Project:
             self.manage("create_datastore", name, "--schema", "freeform", "--owner", USERNAME)
 
     def write_history(self, name: str, updates_file: Path) -> str:
-        done = subprocess.run(
-            [sys.executable, __file__, "--write-history", name, str(updates_file)],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"writing history failed:\n{done.stdout}{done.stderr}")
-        return done.stdout.strip()
+        return self.python("writing history", __file__, "--write-history", name, str(updates_file))
 
     def daphne(
         self,
@@ -436,16 +428,16 @@ async def open_client(url: str, doc: Any = None, timeout: float = 30.0) -> tuple
         )
         try:
             state = doc.get_state() if doc is not None else EMPTY_STATE_VECTOR
-            await ws.send(yprotocol.sync_step1(state))
+            await ws.send(yjs_protocol.sync_step1(state))
             while True:
-                message = yprotocol.parse(await ws.recv())
-                if message.type is yprotocol.MessageType.SYNC:
-                    if message.sync_type is yprotocol.SyncType.STEP1:
+                message = yjs_protocol.parse(await ws.recv())
+                if message.type is yjs_protocol.MessageType.SYNC:
+                    if message.sync_type is yjs_protocol.SyncType.STEP1:
                         diff = doc.get_update(message.payload) if doc is not None else EMPTY_UPDATE
-                        await ws.send(yprotocol.sync_step2(diff))
-                    elif message.sync_type is yprotocol.SyncType.STEP2:
+                        await ws.send(yjs_protocol.sync_step2(diff))
+                    elif message.sync_type is yjs_protocol.SyncType.STEP2:
                         return ws, message.payload
-                elif message.type is yprotocol.MessageType.AUTH:
+                elif message.type is yjs_protocol.MessageType.AUTH:
                     raise Refused(message.reason)
         except BaseException:
             await ws.close()
@@ -580,15 +572,6 @@ class RunResult:
     problems: list[str] = field(default_factory=list)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
 async def run_fanout(
     target: Target,
     name: str,
@@ -633,7 +616,7 @@ async def run_fanout(
         with contextlib.suppress(Exception):
             async for frame in writer:
                 if frame[:1] == b"\x02":
-                    writer_denied.append(yprotocol.parse(frame).reason)
+                    writer_denied.append(yjs_protocol.parse(frame).reason)
 
     drain = asyncio.get_running_loop().create_task(drain_writer())
     await asyncio.sleep(0.5)
@@ -652,7 +635,7 @@ async def run_fanout(
             await asyncio.sleep(delay)
         updates.clear()
         text += f"#{seq:07d}#"
-        frame = yprotocol.sync_update(updates[0])
+        frame = yjs_protocol.sync_update(updates[0])
         sends[seq] = time.perf_counter()
         await writer.send(frame)
     send_seconds = sends[-1] - sends[0] if total > 1 else 0.0
@@ -820,8 +803,8 @@ async def measure_joins(
 
         task = asyncio.get_running_loop().create_task(drain())
         for update in history:
-            await holder.send(yprotocol.sync_update(update))
-        await holder.send(yprotocol.sync_step1(EMPTY_STATE_VECTOR))
+            await holder.send(yjs_protocol.sync_update(update))
+        await holder.send(yjs_protocol.sync_step1(EMPTY_STATE_VECTOR))
         await asyncio.wait_for(got_step2.wait(), 300)
     times, size = [], 0
     for _ in range(joins):

@@ -253,9 +253,9 @@ async def via_websocket(connection, code: str) -> tuple[float, float]:
 async def main(args: argparse.Namespace) -> None:
     from channels.db import database_sync_to_async
     from jupyter_client.asynchronous import AsyncKernelClient
+    from rtc_client import DatastoreClient
 
     from jupyter_sync.jupyter import JupyterClient
-    from relay.client import DatastoreClient
 
     print(f"supernode benchmark on {vendor()}; {load_average()}")
     service_token, editor_token = await database_sync_to_async(accounts)()

@@ -81,7 +81,7 @@ async def _join(datastore: Datastore, waiter: _Waiter) -> Room:
         if hub.rooms.get(datastore.pk) is room:
             return room
         # The room was dropped (its last member left) between finding and joining it.
-        room.members.pop(waiter.member_id, None)
+        room.leave(waiter)
 
 
 async def wait_for_record(

@@ -30,7 +30,7 @@ from tables.service import Outcome, Proposal, Status
 logger = logging.getLogger(__name__)
 
 
-class Refusal(Exception):
+class ConnectionRefusal(Exception):
     """The connection must be closed, with a close code and a reason the client can read."""
 
     def __init__(self, close_code: int, code: str, reason: str):
@@ -43,7 +43,7 @@ class Refusal(Exception):
 def require_user(user) -> None:
     """Refuse (4401) a connection without a user, unless anonymous users have a role."""
     if not (user is not None and user.is_authenticated) and not rtc_settings.ANONYMOUS_ROLE:
-        raise Refusal(4401, "unauthenticated", "log in, or pass an API token as ?token=")
+        raise ConnectionRefusal(4401, "unauthenticated", "log in, or pass an API token as ?token=")
 
 
 @database_sync_to_async
@@ -52,10 +52,10 @@ def resolve_access(name: str, user) -> Access:
     try:
         datastore = Datastore.objects.get(name=name)
     except Datastore.DoesNotExist:
-        raise Refusal(4404, "unknown-datastore", f"unknown datastore {name!r}") from None
+        raise ConnectionRefusal(4404, "unknown-datastore", f"unknown datastore {name!r}") from None
     access = access_for(user, datastore)
     if not access.can_read:
-        raise Refusal(4403, "forbidden", f"no access to datastore {name!r}")
+        raise ConnectionRefusal(4403, "forbidden", f"no access to datastore {name!r}")
     return access
 
 
@@ -85,7 +85,7 @@ class RelayConsumer(AsyncWebsocketConsumer):
         self.limiter = TokenBucket(rtc_settings.RATE_LIMIT, rtc_settings.RATE_BURST)
         try:
             self.access = await self.check_connection()
-        except Refusal as refusal:
+        except ConnectionRefusal as refusal:
             await self.refuse(refusal)
             return
         self.hub = get_hub()
@@ -95,9 +95,9 @@ class RelayConsumer(AsyncWebsocketConsumer):
 
     async def check_connection(self) -> Access:
         if self.scope.get("rtc_auth_error"):
-            raise Refusal(4401, "unauthenticated", self.scope["rtc_auth_error"])
+            raise ConnectionRefusal(4401, "unauthenticated", self.scope["rtc_auth_error"])
         if self.scope.get("rtc_auth") == "session" and not origin_allowed(self.scope):
-            raise Refusal(
+            raise ConnectionRefusal(
                 4403,
                 "forbidden",
                 "a session cookie from another site's page is not accepted; use an API token",
@@ -107,7 +107,7 @@ class RelayConsumer(AsyncWebsocketConsumer):
     async def datastore_access(self, user) -> Access:
         """The user's access to the datastore this connection is for: by default the one the
         URL names. A route that names its datastore another way (a document id) overrides
-        this, and raises ``Refusal`` like ``resolve_access``."""
+        this, and raises ``ConnectionRefusal`` like ``resolve_access``."""
         return await resolve_access(self.scope["url_route"]["kwargs"]["datastore"], user)
 
     async def disconnect(self, code: int) -> None:
@@ -124,13 +124,17 @@ class RelayConsumer(AsyncWebsocketConsumer):
         size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
         if size > limit:
             await self.refuse(
-                Refusal(1009, "too-large", f"message of {size} bytes exceeds {limit} bytes")
+                ConnectionRefusal(
+                    1009, "too-large", f"message of {size} bytes exceeds {limit} bytes"
+                )
             )
             return
         if not self.limiter.allow():
             if self.limiter.refused > max(rtc_settings.RATE_BURST, 1):
                 await self.answer_pending()
-                await self.refuse(Refusal(4429, "rate-limited", "too many messages; slow down"))
+                await self.refuse(
+                    ConnectionRefusal(4429, "rate-limited", "too many messages; slow down")
+                )
             else:
                 await self.rate_limited()
             return
@@ -203,7 +207,7 @@ class RelayConsumer(AsyncWebsocketConsumer):
     async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
         raise NotImplementedError
 
-    async def refuse(self, refusal: Refusal) -> None:
+    async def refuse(self, refusal: ConnectionRefusal) -> None:
         raise NotImplementedError
 
     async def rate_limited(self) -> None:

@@ -13,9 +13,7 @@ received them out of order) still gives every connection the whole story.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
-import json
 import logging
 import threading
 import time
@@ -30,10 +28,12 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from pycrdt import merge_updates
+from rtc_client.wire import json_protocol, yjs_protocol
 
-from relay import yprotocol
 from relay.groups import datastore_group
-from tables.models import Datastore, Transaction
+from tables import history
+from tables.history import StoredTransaction
+from tables.models import Datastore
 from tables.service import Committed
 
 logger = logging.getLogger(__name__)
@@ -42,42 +42,33 @@ AWARENESS_TIMEOUT = 30.0  # seconds, as y-protocols: clients renew their state e
 GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
 
 
-@dataclass(frozen=True)
-class Tx:
-    serial: int
-    txid: str
-    store_id: str
-    update: bytes
+def transactions_json(transactions: list[StoredTransaction]) -> list[dict[str, Any]]:
+    """Stored transactions as the JSON protocol's messages carry them."""
+    return [
+        json_protocol.transaction_json(tx.txid, tx.store_id, tx.update, tx.serial)
+        for tx in transactions
+    ]
 
 
 class Batch:
     """Transactions delivered together; encodings are computed once and shared."""
 
-    def __init__(self, transactions: list[Tx]):
+    def __init__(self, transactions: list[StoredTransaction]):
         self.transactions = transactions
         self._y_frames: dict[tuple[int, ...], bytes] = {}
 
     @cached_property
     def json_transactions(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": tx.txid,
-                "storeId": tx.store_id,
-                "serial": tx.serial,
-                "patch": base64.b64encode(tx.update).decode(),
-            }
-            for tx in self.transactions
-        ]
+        return transactions_json(self.transactions)
 
     @cached_property
     def json_frame(self) -> str:
         """The whole batch as one JSON-protocol message, encoded once for every connection."""
-        message = {
-            "msgId": f"s-b{self.transactions[-1].serial}",
-            "msgType": "transaction-broadcast",
-            "content": {"transactions": self.json_transactions},
-        }
-        return json.dumps(message, separators=(",", ":"))
+        return json_protocol.make_message(
+            f"s-b{self.transactions[-1].serial}",
+            json_protocol.MessageType.TRANSACTION_BROADCAST,
+            json_protocol.transaction_broadcast(self.json_transactions),
+        )
 
     def y_frame(self, indices: Sequence[int]) -> bytes:
         """One y-websocket sync-update frame for these transactions, built once per distinct
@@ -91,7 +82,7 @@ class Batch:
         if frame is None:
             updates = [self.transactions[index].update for index in key]
             update = updates[0] if len(updates) == 1 else merge_updates(*updates)
-            frame = self._y_frames[key] = yprotocol.sync_update(update)
+            frame = self._y_frames[key] = yjs_protocol.sync_update(update)
         return frame
 
 
@@ -136,9 +127,16 @@ class Room:
             # Until it reports, a member counts as holding what it joined with.
             self.reported.setdefault(member.member_id, member.serial)
 
+    def leave(self, member: Member) -> bytes | None:
+        """Forget a member; returns the awareness update removing every client it announced
+        (None: it announced none), for the others."""
+        self.members.pop(member.member_id, None)
+        self.reported.pop(member.member_id, None)
+        return self.departures(member.member_id)
+
     # --- transactions -----------------------------------------------------------------------
 
-    async def deliver(self, transactions: list[Tx]) -> None:
+    async def deliver(self, transactions: list[StoredTransaction]) -> None:
         async with self.lock:
             fresh = sorted(
                 (tx for tx in transactions if tx.serial > self.serial), key=lambda tx: tx.serial
@@ -153,7 +151,9 @@ class Room:
                     self.serial + 1,
                     fresh[-1].serial,
                 )
-                fresh = await _load_transactions(self.datastore.pk, self.serial, fresh[-1].serial)
+                fresh = await database_sync_to_async(history.transactions_between)(
+                    self.datastore.pk, self.serial, fresh[-1].serial
+                )
                 if not fresh:
                     return
             self.serial = fresh[-1].serial
@@ -167,8 +167,8 @@ class Room:
     # --- presence ---------------------------------------------------------------------------
 
     def record_presence(self, update: bytes, member_id: str | None) -> None:
-        """Remember the states in an awareness update (raises yprotocol.ProtocolError)."""
-        for entry in yprotocol.decode_awareness(update):
+        """Remember the states in an awareness update (raises yjs_protocol.ProtocolError)."""
+        for entry in yjs_protocol.decode_awareness(update):
             known = self.presence.get(entry.client_id)
             if known is not None and known.clock > entry.clock:
                 continue
@@ -191,20 +191,20 @@ class Room:
             del self.presence[client_id]
         if not self.presence:
             return None
-        return yprotocol.encode_awareness(
-            [yprotocol.AwarenessEntry(c, p.clock, p.state) for c, p in self.presence.items()]
+        return yjs_protocol.encode_awareness(
+            [yjs_protocol.AwarenessEntry(c, p.clock, p.state) for c, p in self.presence.items()]
         )
 
     def departures(self, member_id: str) -> bytes | None:
         """An awareness update removing every client this member announced."""
         gone = [
-            yprotocol.AwarenessEntry(client_id, presence.clock + 1, None)
+            yjs_protocol.AwarenessEntry(client_id, presence.clock + 1, None)
             for client_id, presence in self.presence.items()
             if presence.member_id == member_id
         ]
         for entry in gone:
             del self.presence[entry.client_id]
-        return yprotocol.encode_awareness(gone) if gone else None
+        return yjs_protocol.encode_awareness(gone) if gone else None
 
     # --- stable serial ----------------------------------------------------------------------
 
@@ -215,21 +215,6 @@ class Room:
     def stable_serial(self) -> int:
         """The lowest serial every member has reported (or joined with)."""
         return min(self.reported.values(), default=self.serial)
-
-
-@database_sync_to_async
-def _load_transactions(datastore_pk: int, after: int, upto: int) -> list[Tx]:
-    rows = (
-        Transaction.objects.filter(datastore_id=datastore_pk, serial__gt=after, serial__lte=upto)
-        .order_by("serial")
-        .values_list("serial", "txid", "store_id", "update")
-    )
-    return [Tx(serial, txid, store_id, bytes(update)) for serial, txid, store_id, update in rows]
-
-
-@database_sync_to_async
-def _current_serial(datastore_pk: int) -> int:
-    return Datastore.objects.values_list("last_serial", flat=True).get(pk=datastore_pk)
 
 
 class Hub:
@@ -274,14 +259,14 @@ class Hub:
                 if self.channel is not None:
                     # Subscribe before reading the serial: nothing committed after it is missed.
                     await self.layer.group_add(datastore_group(datastore.pk), self.channel)
-                room = Room(self, datastore, await _current_serial(datastore.pk))
+                serial = await database_sync_to_async(history.last_serial)(datastore.pk)
+                room = Room(self, datastore, serial)
                 self.rooms[datastore.pk] = room
             return room
 
     async def leave(self, room: Room, member: Member) -> None:
-        room.members.pop(member.member_id, None)
-        room.reported.pop(member.member_id, None)
-        departures = room.departures(member.member_id)
+        """Take a member out of its room, tell the others it left, and drop the room once empty."""
+        departures = room.leave(member)
         if departures:
             await room.relay_presence(departures, None)
             await self.publish_presence(room, departures)
@@ -304,7 +289,9 @@ class Hub:
                 },
             )
 
-    async def _publish_transactions(self, datastore_pk: int, transactions: list[Tx]) -> None:
+    async def _publish_transactions(
+        self, datastore_pk: int, transactions: list[StoredTransaction]
+    ) -> None:
         room = self.rooms.get(datastore_pk)
         if room is not None:
             await room.deliver(transactions)
@@ -333,7 +320,7 @@ class Hub:
         if room is None:
             return
         if message.get("type") == "rtc.transactions":
-            await room.deliver([Tx(*fields) for fields in message["transactions"]])
+            await room.deliver([StoredTransaction(*fields) for fields in message["transactions"]])
         elif message.get("type") == "rtc.awareness":
             room.record_presence(message["update"], None)
             await room.relay_presence(message["update"], None)
@@ -345,7 +332,9 @@ class Hub:
                 await self.layer.group_add(room.group, self.channel)
 
 
-def _transactions_message(worker: str, datastore_pk: int, transactions: list[Tx]) -> dict:
+def _transactions_message(
+    worker: str, datastore_pk: int, transactions: list[StoredTransaction]
+) -> dict:
     return {
         "type": "rtc.transactions",
         "worker": worker,
@@ -374,7 +363,7 @@ def on_committed(
     sender: Any, datastore: Datastore, transactions: list[Committed], **kwargs
 ) -> None:
     """``transactions_committed`` receiver: runs after commit, in whichever thread committed."""
-    txs = [Tx(c.serial, c.txid, c.store_id, c.update) for c in transactions]
+    txs = [StoredTransaction(c.serial, c.txid, c.store_id, c.update) for c in transactions]
     with _hubs_lock:
         hubs = [hub for hub in _hubs.values() if not hub.loop.is_closed()]
     for hub in hubs:

@@ -2,126 +2,27 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
-import json
 from typing import Any
 
 from channels.db import database_sync_to_async
+from rtc_client.wire import json_protocol, yjs_protocol
+from rtc_client.wire.json_protocol import (
+    MAX_REQUESTED,
+    BadMessage,
+    MessageType,
+    read_list,
+    read_patch,
+    read_serial,
+)
 
-from relay import yprotocol
-from relay.consumers import Refusal, RelayConsumer
-from relay.hub import Batch
+from relay.consumers import ConnectionRefusal, RelayConsumer
+from relay.hub import Batch, transactions_json
 from tables import history, undo
-from tables.models import Datastore, Transaction
+from tables.models import Datastore
 from tables.service import Outcome, Status
 
-MAX_REQUESTED = 1000
 _server_ids = itertools.count(1)
-
-
-class BadMessage(ValueError):
-    code = "bad-message"
-
-
-def _field(
-    content: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True
-):
-    if name not in content:
-        if required:
-            raise BadMessage(f"content.{name} is required")
-        return None
-    value = content[name]
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise BadMessage(f"content.{name} must be {names}, got {type(value).__name__}")
-    return value
-
-
-def _serial(content: dict[str, Any], name: str, required: bool = False) -> int | None:
-    value = _field(content, name, int, required)
-    if value is not None and value < 0:
-        raise BadMessage(f"content.{name} must be >= 0")
-    return value
-
-
-def _list_of(content: dict[str, Any], name: str, kind: type) -> list:
-    values = _field(content, name, list)
-    if len(values) > MAX_REQUESTED:
-        raise BadMessage(f"content.{name} has more than {MAX_REQUESTED} entries")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise BadMessage(f"content.{name} must hold {kind.__name__} values")
-    return values
-
-
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise BadMessage(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadMessage(f"{what} is not valid base64") from None
-
-
-def _tx_json(serial: int, txid: str, store_id: str, update: bytes) -> dict[str, Any]:
-    return {
-        "id": txid,
-        "storeId": store_id,
-        "serial": serial,
-        "patch": base64.b64encode(update).decode(),
-    }
-
-
-# --- reads (in a database thread) ------------------------------------------------------------
-
-
-@database_sync_to_async
-def _history(datastore_pk: int, since: int | None) -> tuple[dict[str, Any], int]:
-    datastore = Datastore.objects.get(pk=datastore_pk)
-    last = datastore.last_serial
-    rows = Transaction.objects.filter(datastore=datastore).order_by("serial")
-    # A resume gets only the tail when it is short and still stored (not behind a pruning).
-    resumable = since is not None and datastore.history_start <= since <= last
-    if resumable and last - since <= MAX_REQUESTED:
-        tail = rows.filter(serial__gt=since).values_list("serial", "txid", "store_id", "update")
-        return {
-            "state": None,
-            "checkpointSerial": None,
-            "serial": last,
-            "transactions": [_tx_json(s, t, st, bytes(u)) for s, t, st, u in tail],
-        }, last
-    snap = history.snapshot(datastore)
-    tail = rows.filter(serial__gt=snap.checkpoint_serial, serial__lte=snap.serial).values_list(
-        "serial", "txid", "store_id", "update"
-    )
-    state = base64.b64encode(snap.checkpoint_state).decode() if snap.checkpoint_state else None
-    return {
-        "state": state,
-        "checkpointSerial": snap.checkpoint_serial,
-        "serial": snap.serial,
-        "transactions": [_tx_json(s, t, st, bytes(u)) for s, t, st, u in tail],
-    }, snap.serial
-
-
-@database_sync_to_async
-def _fetch(
-    datastore_pk: int, serials: list[int] | None, txids: list[str] | None
-) -> tuple[list[dict], int]:
-    """The stored transactions asked for, and the serial the history was pruned up to."""
-    rows = Transaction.objects.filter(datastore_id=datastore_pk).order_by("serial")
-    rows = rows.filter(serial__in=serials) if serials is not None else rows.filter(txid__in=txids)
-    found = [
-        _tx_json(s, t, st, bytes(u))
-        for s, t, st, u in rows.values_list("serial", "txid", "store_id", "update")
-    ]
-    return found, Datastore.objects.values_list("history_start", flat=True).get(pk=datastore_pk)
-
-
-@database_sync_to_async
-def _last_serial(datastore_pk: int) -> int:
-    return Datastore.objects.values_list("last_serial", flat=True).get(pk=datastore_pk)
 
 
 @database_sync_to_async
@@ -140,32 +41,21 @@ def _revert(
     return undo.redo(datastore, serial, **who)
 
 
-@database_sync_to_async
-def _reverted_serial(transaction_pk: int | None) -> int | None:
-    if transaction_pk is None:
-        return None
-    return (
-        Transaction.objects.filter(pk=transaction_pk)
-        .values_list("reverts__serial", flat=True)
-        .first()
-    )
-
-
 class DatastoreConsumer(RelayConsumer):
     """One JSON object per text frame: ``{msgId, msgType, parentId?, content}``."""
 
     async def joined(self) -> None:
         self.handlers = {
-            "history-request": self.on_history_request,
-            "transaction-broadcast": self.on_transaction_broadcast,
-            "transaction-request": self.on_transaction_request,
-            "serial-request": self.on_serial_request,
-            "permissions-request": self.on_permissions_request,
-            "serial-update": self.on_serial_update,
-            "undo-request": self.on_undo_request,
-            "redo-request": self.on_redo_request,
-            "awareness-update": self.on_awareness_update,
-            "awareness-query": self.on_awareness_query,
+            MessageType.HISTORY_REQUEST: self.on_history_request,
+            MessageType.TRANSACTION_BROADCAST: self.on_transaction_broadcast,
+            MessageType.TRANSACTION_REQUEST: self.on_transaction_request,
+            MessageType.SERIAL_REQUEST: self.on_serial_request,
+            MessageType.PERMISSIONS_REQUEST: self.on_permissions_request,
+            MessageType.SERIAL_UPDATE: self.on_serial_update,
+            MessageType.UNDO_REQUEST: self.on_undo_request,
+            MessageType.REDO_REQUEST: self.on_redo_request,
+            MessageType.AWARENESS_UPDATE: self.on_awareness_update,
+            MessageType.AWARENESS_QUERY: self.on_awareness_query,
         }
 
     async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
@@ -173,82 +63,62 @@ class DatastoreConsumer(RelayConsumer):
             await self.error(None, "bad-message", "frames must be text (JSON)")
             return
         try:
-            message = json.loads(text_data)
-        except (json.JSONDecodeError, RecursionError):
-            await self.error(None, "bad-json", "the frame is not valid JSON")
+            message = json_protocol.read_message(text_data)
+        except BadMessage as error:
+            await self.error(error.msg_id, error.code, str(error))
             return
-        if not isinstance(message, dict):
-            await self.error(None, "bad-json", "a message must be a JSON object")
-            return
-        msg_id = message.get("msgId")
-        if msg_id is not None and not isinstance(msg_id, str):
-            await self.error(None, "bad-message", "msgId must be a string")
-            return
-        msg_type = message.get("msgType")
-        content = message.get("content", {})
-        if not isinstance(msg_type, str):
-            await self.error(msg_id, "bad-message", "msgType must be a string")
-            return
-        if not isinstance(content, dict):
-            await self.error(msg_id, "bad-message", "content must be an object")
-            return
-        handler = self.handlers.get(msg_type)
+        handler = self.handlers.get(message.msg_type)
         if handler is None:
-            await self.error(msg_id, "unknown-message-type", f"unknown msgType {msg_type!r}")
+            reason = f"unknown msgType {message.msg_type!r}"
+            await self.error(message.msg_id, "unknown-message-type", reason)
             return
         try:
-            await handler(msg_id, content)
+            await handler(message.msg_id, message.content)
         except BadMessage as error:
-            await self.error(msg_id, error.code, str(error))
+            await self.error(message.msg_id, error.code, str(error))
 
     # --- sending ----------------------------------------------------------------------------
 
     async def push(self, msg_type: str, content: dict[str, Any], parent_id: str | None = None):
-        message: dict[str, Any] = {"msgId": f"s-{next(_server_ids)}", "msgType": msg_type}
-        if parent_id is not None:
-            message["parentId"] = parent_id
-        message["content"] = content
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        msg_id = f"s-{next(_server_ids)}"
+        await self.send(text_data=json_protocol.make_message(msg_id, msg_type, content, parent_id))
 
     async def error(self, parent_id: str | None, code: str, reason: str, **extra: Any) -> None:
-        await self.push("error-reply", {"code": code, "reason": reason, **extra}, parent_id)
+        await self.push(
+            MessageType.ERROR_REPLY, json_protocol.error_reply(code, reason, **extra), parent_id
+        )
 
     # --- handlers -----------------------------------------------------------------------------
 
     async def on_history_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        since = _serial(content, "since")
+        since = read_serial(content, "since")
 
         async def sync() -> int:
-            reply, serial = await _history(self.access.datastore.pk, since)
-            await self.push("history-reply", reply, msg_id)
-            return serial
+            catch_up = await database_sync_to_async(history.catch_up)(
+                self.access.datastore.pk, since, MAX_REQUESTED
+            )
+            reply = json_protocol.history_reply(
+                catch_up.state,
+                catch_up.checkpoint_serial,
+                catch_up.serial,
+                transactions_json(catch_up.transactions),
+            )
+            await self.push(MessageType.HISTORY_REPLY, reply, msg_id)
+            return catch_up.serial
 
         await self.room.admit(self, sync)
 
     async def on_transaction_broadcast(self, msg_id: str | None, content: dict[str, Any]):
-        entries = _list_of(content, "transactions", dict)
-        if not entries:
-            raise BadMessage("content.transactions is empty")
-        parsed = []
-        for number, entry in enumerate(entries):
-            txid = entry.get("id")
-            if not isinstance(txid, str) or not 0 < len(txid) <= 100:
-                raise BadMessage(f"transactions[{number}].id must be a string of 1-100 chars")
-            store_id = entry.get("storeId", "")
-            if isinstance(store_id, bool) or not isinstance(store_id, (str, int)):
-                raise BadMessage(f"transactions[{number}].storeId must be a string or number")
-            parsed.append(
-                (txid, str(store_id), _b64(entry.get("patch"), f"transactions[{number}].patch"))
-            )
+        proposed = json_protocol.read_transactions(content)
         if not self.access.can_write:
             await self.error(
                 msg_id,
                 "permission-denied",
                 f"role {self.access.role} may not write",
-                transactionIds=[txid for txid, _, _ in parsed],
+                transactionIds=[txid for txid, _, _ in proposed],
             )
             return
-        futures = [self.submit(update, txid, store_id) for txid, store_id, update in parsed]
+        futures = [self.submit(update, txid, store_id) for txid, store_id, update in proposed]
 
         async def acknowledge() -> None:
             ids, serials = [], []
@@ -263,61 +133,56 @@ class DatastoreConsumer(RelayConsumer):
                     ids.append(outcome.txid)
                     serials.append(None if outcome.status is Status.NOOP else outcome.serial)
             if ids:
-                await self.push(
-                    "transaction-ack", {"transactionIds": ids, "serials": serials}, msg_id
-                )
+                ack = json_protocol.transaction_ack(ids, serials)
+                await self.push(MessageType.TRANSACTION_ACK, ack, msg_id)
 
         self.spawn(acknowledge())
 
     async def on_transaction_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
         if "serials" in content:
-            found, pruned = await _fetch(
-                self.access.datastore.pk, _list_of(content, "serials", int), None
-            )
+            wanted = {"serials": read_list(content, "serials", int)}
         elif "transactionIds" in content:
-            txids = _list_of(content, "transactionIds", str)
-            found, pruned = await _fetch(self.access.datastore.pk, None, txids)
+            wanted = {"txids": read_list(content, "transactionIds", str)}
         else:
             raise BadMessage("content.serials or content.transactionIds is required")
-        await self.push(
-            "transaction-reply", {"transactions": found, "historyStart": pruned}, msg_id
+        found, pruned = await database_sync_to_async(history.find_transactions)(
+            self.access.datastore.pk, **wanted
         )
+        reply = json_protocol.transaction_reply(transactions_json(found), pruned)
+        await self.push(MessageType.TRANSACTION_REPLY, reply, msg_id)
 
     async def on_serial_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        serial = await _last_serial(self.access.datastore.pk)
-        await self.push("serial-reply", {"serial": serial}, msg_id)
+        serial = await database_sync_to_async(history.last_serial)(self.access.datastore.pk)
+        await self.push(MessageType.SERIAL_REPLY, {"serial": serial}, msg_id)
 
     async def on_permissions_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
         access = self.access
-        await self.push(
-            "permissions-reply",
-            {
-                "read": access.can_read,
-                "write": access.can_write,
-                "role": access.role,
-                "readOnlyTables": await database_sync_to_async(access.read_only_tables)(),
-            },
-            msg_id,
+        read_only_tables = await database_sync_to_async(access.read_only_tables)()
+        reply = json_protocol.permissions_reply(
+            access.can_read, access.can_write, access.role, read_only_tables
         )
+        await self.push(MessageType.PERMISSIONS_REPLY, reply, msg_id)
 
     async def on_serial_update(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        serial = _serial(content, "serial", required=True)
+        serial = read_serial(content, "serial", required=True)
         before = self.room.stable_serial()
         stable = self.room.report_serial(self.member_id, serial)
-        await self.push("state-stable", {"serial": stable}, msg_id)
+        await self.push(MessageType.STATE_STABLE, {"serial": stable}, msg_id)
         if stable != before:
             for member in list(self.room.members.values()):
                 if member is not self and isinstance(member, DatastoreConsumer):
-                    await member.push("state-stable", {"serial": stable})
+                    await member.push(MessageType.STATE_STABLE, {"serial": stable})
 
     async def on_undo_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        await self._revert("undo", msg_id, content)
+        await self._revert("undo", MessageType.UNDO_REPLY, msg_id, content)
 
     async def on_redo_request(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        await self._revert("redo", msg_id, content)
+        await self._revert("redo", MessageType.REDO_REPLY, msg_id, content)
 
-    async def _revert(self, kind: str, msg_id: str | None, content: dict[str, Any]) -> None:
-        serial = _serial(content, "serial")
+    async def _revert(
+        self, kind: str, reply_type: MessageType, msg_id: str | None, content: dict[str, Any]
+    ) -> None:
+        serial = read_serial(content, "serial")
         if not self.access.can_write:
             await self.error(msg_id, "permission-denied", f"role {self.access.role} may not write")
             return
@@ -331,19 +196,21 @@ class DatastoreConsumer(RelayConsumer):
         if outcome.status is not Status.STORED:
             await self.error(msg_id, outcome.error_code or "nothing-to-undo", outcome.error or "")
             return
-        reverts = await _reverted_serial(outcome.transaction_pk)
-        await self.push(f"{kind}-reply", {"serial": outcome.serial, "reverts": reverts}, msg_id)
+        reverts = await database_sync_to_async(history.reverted_serial)(outcome.transaction_pk)
+        await self.push(reply_type, json_protocol.revert_reply(outcome.serial, reverts), msg_id)
 
     async def on_awareness_update(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        update = _b64(content.get("update"), "content.update")
+        update = read_patch(content.get("update"), "content.update")
         try:
             await self.presence_from_client(update)
-        except yprotocol.ProtocolError as error:
+        except yjs_protocol.ProtocolError as error:
             raise BadMessage(f"content.update: {error}") from None
 
     async def on_awareness_query(self, msg_id: str | None, content: dict[str, Any]) -> None:
-        presence = self.room.presence_snapshot() or yprotocol.encode_awareness([])
-        await self.push("awareness-update", {"update": base64.b64encode(presence).decode()}, msg_id)
+        presence = self.room.presence_snapshot() or yjs_protocol.encode_awareness([])
+        await self.push(
+            MessageType.AWARENESS_UPDATE, json_protocol.awareness_update(presence), msg_id
+        )
 
     # --- Member -------------------------------------------------------------------------------
 
@@ -353,16 +220,15 @@ class DatastoreConsumer(RelayConsumer):
             await self.send(text_data=batch.json_frame)
         elif unseen:
             transactions = batch.json_transactions
-            await self.push(
-                "transaction-broadcast", {"transactions": [transactions[i] for i in unseen]}
-            )
+            content = json_protocol.transaction_broadcast([transactions[i] for i in unseen])
+            await self.push(MessageType.TRANSACTION_BROADCAST, content)
 
     async def send_awareness(self, update: bytes) -> None:
-        await self.push("awareness-update", {"update": base64.b64encode(update).decode()})
+        await self.push(MessageType.AWARENESS_UPDATE, json_protocol.awareness_update(update))
 
     # --- RelayConsumer ------------------------------------------------------------------------
 
-    async def refuse(self, refusal: Refusal) -> None:
+    async def refuse(self, refusal: ConnectionRefusal) -> None:
         await self.error(None, refusal.code, refusal.reason)
         await self.close(code=refusal.close_code)
 

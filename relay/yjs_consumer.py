@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from channels.db import database_sync_to_async
+from rtc_client.wire import yjs_protocol
 
-from relay import yprotocol
-from relay.consumers import Refusal, RelayConsumer
+from relay.consumers import ConnectionRefusal, RelayConsumer
 from relay.hub import Batch
 from tables import service
 from tables.service import Status
@@ -20,35 +20,35 @@ class YjsConsumer(RelayConsumer):
         state_vector, _ = await database_sync_to_async(service.live_state_vector)(
             self.access.datastore
         )
-        await self.send(bytes_data=yprotocol.sync_step1(state_vector))
+        await self.send(bytes_data=yjs_protocol.sync_step1(state_vector))
         presence = self.room.presence_snapshot()
         if presence:
-            await self.send(bytes_data=yprotocol.awareness(presence))
+            await self.send(bytes_data=yjs_protocol.awareness(presence))
 
     async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if bytes_data is None:
             await self.deny("bad-message", "y-websocket frames are binary")
             return
         try:
-            message = yprotocol.parse(bytes_data)
-        except yprotocol.ProtocolError as error:
+            message = yjs_protocol.parse(bytes_data)
+        except yjs_protocol.ProtocolError as error:
             await self.deny("bad-message", str(error))
             return
         kind = message.type
-        if kind is yprotocol.MessageType.SYNC:
-            if message.sync_type is yprotocol.SyncType.STEP1:
+        if kind is yjs_protocol.MessageType.SYNC:
+            if message.sync_type is yjs_protocol.SyncType.STEP1:
                 await self.answer_step1(message.payload)
             else:
                 self.write(message.payload)
-        elif kind is yprotocol.MessageType.AWARENESS:
+        elif kind is yjs_protocol.MessageType.AWARENESS:
             try:
                 await self.presence_from_client(message.payload)
-            except yprotocol.ProtocolError as error:
+            except yjs_protocol.ProtocolError as error:
                 await self.deny("bad-message", f"awareness: {error}")
-        elif kind is yprotocol.MessageType.QUERY_AWARENESS:
+        elif kind is yjs_protocol.MessageType.QUERY_AWARENESS:
             presence = self.room.presence_snapshot()
             if presence:
-                await self.send(bytes_data=yprotocol.awareness(presence))
+                await self.send(bytes_data=yjs_protocol.awareness(presence))
         # Auth messages from a client mean nothing to the server.
 
     async def answer_step1(self, state_vector: bytes) -> None:
@@ -58,7 +58,7 @@ class YjsConsumer(RelayConsumer):
             diff, serial = await database_sync_to_async(service.live_diff)(
                 self.access.datastore, state_vector
             )
-            await self.send(bytes_data=yprotocol.sync_step2(diff))
+            await self.send(bytes_data=yjs_protocol.sync_step2(diff))
             return serial
 
         try:
@@ -78,7 +78,7 @@ class YjsConsumer(RelayConsumer):
         self.spawn(report())
 
     async def deny(self, code: str, reason: str) -> None:
-        await self.send(bytes_data=yprotocol.permission_denied(f"{code}: {reason}"))
+        await self.send(bytes_data=yjs_protocol.permission_denied(f"{code}: {reason}"))
 
     # --- Member ---------------------------------------------------------------------------------
 
@@ -88,17 +88,17 @@ class YjsConsumer(RelayConsumer):
             await self.send(bytes_data=batch.y_frame(unseen))
 
     async def send_awareness(self, update: bytes) -> None:
-        await self.send(bytes_data=yprotocol.awareness(update))
+        await self.send(bytes_data=yjs_protocol.awareness(update))
 
     # --- RelayConsumer --------------------------------------------------------------------------
 
-    async def refuse(self, refusal: Refusal) -> None:
+    async def refuse(self, refusal: ConnectionRefusal) -> None:
         await self.deny(refusal.code, refusal.reason)
         await self.close(code=refusal.close_code)
 
     async def rate_limited(self) -> None:
         # An update dropped here would leave the client diverged: make it reconnect instead.
-        await self.refuse(Refusal(4429, "rate-limited", "too many messages; slow down"))
+        await self.refuse(ConnectionRefusal(4429, "rate-limited", "too many messages; slow down"))
 
     async def report_error(self, code: str, reason: str) -> None:
         await self.deny(code, reason)

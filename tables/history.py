@@ -1,4 +1,5 @@
-"""The read path: documents rebuilt from the newest checkpoint plus the patches after it."""
+"""The read path: documents rebuilt from the newest checkpoint plus the patches after it, and the
+stored transactions as the relay sends them (a client's catch-up, lookups, gap fills)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ def snapshot(datastore: Datastore, serial: int | None = None) -> Snapshot:
     Raises ``HistoryPruned`` for a serial behind the datastore's pruned history.
     """
     target = datastore.last_serial if serial is None else min(serial, datastore.last_serial)
+    base_serial, base_state = _checkpoint_for(datastore, target)
+    return Snapshot(
+        base_serial, base_state, updates_between(datastore, base_serial, target), target
+    )
+
+
+def _checkpoint_for(datastore: Datastore, target: int) -> tuple[int, bytes | None]:
+    """The serial and state of the newest checkpoint at or before ``target`` ((0, None): none).
+
+    Raises ``HistoryPruned`` for a serial behind the datastore's pruned history.
+    """
     check_available(datastore, target)
     checkpoint = (
         Checkpoint.objects.filter(datastore=datastore, serial__lte=target)
@@ -46,13 +58,10 @@ def snapshot(datastore: Datastore, serial: int | None = None) -> Snapshot:
         .values_list("serial", "state")
         .first()
     )
-    base_serial, base_state = checkpoint if checkpoint else (0, None)
-    return Snapshot(
-        base_serial,
-        bytes(base_state) if base_state is not None else None,
-        updates_between(datastore, base_serial, target),
-        target,
-    )
+    if checkpoint is None:
+        return 0, None
+    base_serial, base_state = checkpoint
+    return base_serial, bytes(base_state) if base_state is not None else None
 
 
 def updates_between(datastore: Datastore | int, after: int, upto: int) -> list[tuple[int, bytes]]:
@@ -80,3 +89,78 @@ def replay(datastore: Datastore, serial: int) -> Doc:
     for _, update in updates_between(datastore, 0, serial):
         doc.apply_update(update)
     return doc
+
+
+# --- Stored transactions, as the relay sends them ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredTransaction:
+    serial: int
+    txid: str
+    store_id: str
+    update: bytes
+
+
+def _stored(rows) -> list[StoredTransaction]:
+    rows = rows.order_by("serial").values_list("serial", "txid", "store_id", "update")
+    return [StoredTransaction(s, txid, store_id, bytes(u)) for s, txid, store_id, u in rows]
+
+
+def transactions_between(
+    datastore: Datastore | int, after: int, upto: int | None = None
+) -> list[StoredTransaction]:
+    """The stored transactions with serials in ``(after, upto]`` (no bound: ``upto`` None)."""
+    rows = Transaction.objects.filter(datastore=datastore, serial__gt=after)
+    return _stored(rows if upto is None else rows.filter(serial__lte=upto))
+
+
+def find_transactions(
+    datastore_pk: int, serials: list[int] | None = None, txids: list[str] | None = None
+) -> tuple[list[StoredTransaction], int]:
+    """The stored transactions with these serials (or else these ids), and the serial the
+    history was pruned up to (what is missing at or below it is gone)."""
+    rows = Transaction.objects.filter(datastore_id=datastore_pk)
+    rows = rows.filter(serial__in=serials) if serials is not None else rows.filter(txid__in=txids)
+    found = _stored(rows)
+    return found, Datastore.objects.values_list("history_start", flat=True).get(pk=datastore_pk)
+
+
+def last_serial(datastore_pk: int) -> int:
+    return Datastore.objects.values_list("last_serial", flat=True).get(pk=datastore_pk)
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What brings a client to ``serial``: a checkpoint's state (None: no checkpoint, or a resume
+    that needs only the tail) and the stored transactions after it."""
+
+    state: bytes | None
+    checkpoint_serial: int | None
+    serial: int
+    transactions: list[StoredTransaction]
+
+
+def catch_up(datastore_pk: int, since: int | None, max_tail: int) -> CatchUp:
+    """A joining client's catch-up: only the transactions after ``since`` when it resumes from
+    a serial still stored and at most ``max_tail`` behind, else the newest checkpoint and the
+    tail after it."""
+    datastore = Datastore.objects.get(pk=datastore_pk)
+    last = datastore.last_serial
+    resumable = since is not None and datastore.history_start <= since <= last
+    if resumable and last - since <= max_tail:
+        return CatchUp(None, None, last, transactions_between(datastore, since))
+    base_serial, base_state = _checkpoint_for(datastore, last)
+    tail = transactions_between(datastore, base_serial, last)
+    return CatchUp(base_state, base_serial, last, tail)
+
+
+def reverted_serial(transaction_pk: int | None) -> int | None:
+    """The serial of the transaction an undo or redo transaction reverts."""
+    if transaction_pk is None:
+        return None
+    return (
+        Transaction.objects.filter(pk=transaction_pk)
+        .values_list("reverts__serial", flat=True)
+        .first()
+    )

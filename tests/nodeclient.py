@@ -266,48 +266,45 @@ class NodeYClient:
         *,
         poll: float = 0.05,
     ) -> dict[str, Any]:
-        """Wait until ``predicate(self.get(roots))`` holds; return that state.
-
-        The state is checked again whenever the client reports an event (a remote update, a
-        status change), and at least every ``poll`` seconds, until the deadline.
-        """
-        timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = len(self.events)
-            state = self.get(roots)
-            if predicate(state):
-                return state
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise NodeClientError(
-                    f"{self.name}: the document never satisfied the condition within "
-                    f"{timeout}s; last state: {state}; events: {self.events[-20:]}"
-                )
-            with self._changed:
-                if len(self.events) == seen and not self._eof:
-                    self._changed.wait(min(poll, remaining))
+        """Wait until ``predicate(self.get(roots))`` holds; return that state."""
+        return self._wait_state(lambda: self.get(roots), predicate, timeout, poll, "the document")
 
     def wait_awareness(
         self, predicate: Callable[[dict[int, Any]], bool], timeout: float | None = None
     ) -> dict[int, Any]:
         """Wait until ``predicate(self.get_awareness())`` holds; return those states."""
+        return self._wait_state(self.get_awareness, predicate, timeout, 0.05, "awareness")
+
+    def _wait_state(
+        self,
+        read: Callable[[], Any],
+        predicate: Callable[[Any], bool],
+        timeout: float | None,
+        poll: float,
+        what: str,
+    ) -> Any:
+        """Wait until ``predicate(read())`` holds; return what was read.
+
+        ``read`` asks the process, so it runs outside the lock: the state is read again whenever
+        the client reports an event (a remote update, a status change), and at least every
+        ``poll`` seconds, until the deadline.
+        """
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
             seen = len(self.events)
-            states = self.get_awareness()
-            if predicate(states):
-                return states
+            state = read()
+            if predicate(state):
+                return state
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise NodeClientError(
-                    f"{self.name}: awareness never satisfied the condition within {timeout}s; "
-                    f"last states: {states}"
+                    f"{self.name}: {what} never satisfied the condition within {timeout}s; "
+                    f"last state: {state}; events: {self.events[-20:]}"
                 )
             with self._changed:
                 if len(self.events) == seen and not self._eof:
-                    self._changed.wait(min(0.05, remaining))
+                    self._changed.wait(min(poll, remaining))
 
     def wait_event(
         self,

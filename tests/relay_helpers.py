@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from pycrdt import Doc
 from rest_framework.authtoken.models import Token
+from rtc_client.wire import yjs_protocol
 
-from relay import yprotocol
+from relay.hub import on_committed
 from rtc_project.asgi import application
+from tables.signals import transactions_committed
 
 _ids = itertools.count(1)
 
@@ -21,6 +25,17 @@ _ids = itertools.count(1)
 @database_sync_to_async
 def token_for(user) -> str:
     return Token.objects.get_or_create(user=user)[0].key
+
+
+@contextlib.contextmanager
+def unannounced() -> Iterator[None]:
+    """Commits made inside are not broadcast by this process's hub, as if made by a process
+    whose broadcast got lost: clients get them only when a later delivery fills the gap."""
+    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
+    try:
+        yield
+    finally:
+        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
 
 
 async def connect(path: str, token: str | None = None, headers=None) -> WebsocketCommunicator:
@@ -51,6 +66,14 @@ class JsonPeer:
         peer = await cls.open(datastore, token, **kwargs)
         await peer.join()
         return peer
+
+    @classmethod
+    async def joined_together(cls, datastore: str, *tokens: str) -> list[JsonPeer]:
+        """One peer per token, all opened before any of them joins."""
+        peers = [await cls.open(datastore, token) for token in tokens]
+        for peer in peers:
+            await peer.join()
+        return peers
 
     async def send(self, msg_type: str, content: dict | None = None, **extra) -> str:
         msg_id = f"c-{next(_ids)}"
@@ -136,25 +159,25 @@ class YPeer:
 
     async def handshake(self) -> None:
         """Answer the server's step 1, send ours, apply its step 2."""
-        await self.ws.send_to(bytes_data=yprotocol.sync_step1(self.doc.get_state()))
+        await self.ws.send_to(bytes_data=yjs_protocol.sync_step1(self.doc.get_state()))
         while True:
             message = await self.next_message()
-            if message.type is yprotocol.MessageType.SYNC:
-                if message.sync_type is yprotocol.SyncType.STEP1:
+            if message.type is yjs_protocol.MessageType.SYNC:
+                if message.sync_type is yjs_protocol.SyncType.STEP1:
                     diff = self.doc.get_update(message.payload)
-                    await self.ws.send_to(bytes_data=yprotocol.sync_step2(diff))
-                elif message.sync_type is yprotocol.SyncType.STEP2:
+                    await self.ws.send_to(bytes_data=yjs_protocol.sync_step2(diff))
+                elif message.sync_type is yjs_protocol.SyncType.STEP2:
                     self.doc.apply_update(message.payload)
                     return
 
-    async def next_message(self, timeout: float = 10) -> yprotocol.Message:
-        message = yprotocol.parse(await self.ws.receive_from(timeout=timeout))
-        if message.type is yprotocol.MessageType.AUTH:
+    async def next_message(self, timeout: float = 10) -> yjs_protocol.Message:
+        message = yjs_protocol.parse(await self.ws.receive_from(timeout=timeout))
+        if message.type is yjs_protocol.MessageType.AUTH:
             self.denied.append(message.reason)
-        elif message.type is yprotocol.MessageType.AWARENESS:
+        elif message.type is yjs_protocol.MessageType.AWARENESS:
             self.awareness.append(message.payload)
-        elif message.type is yprotocol.MessageType.SYNC and message.sync_type is not (
-            yprotocol.SyncType.STEP1
+        elif message.type is yjs_protocol.MessageType.SYNC and message.sync_type is not (
+            yjs_protocol.SyncType.STEP1
         ):
             self.doc.apply_update(message.payload)
         return message
@@ -167,7 +190,7 @@ class YPeer:
         before = self.doc.get_state()
         with self.doc.transaction():
             mutate(self.doc)
-        await self.ws.send_to(bytes_data=yprotocol.sync_update(self.doc.get_update(before)))
+        await self.ws.send_to(bytes_data=yjs_protocol.sync_update(self.doc.get_update(before)))
 
     async def close(self) -> None:
         await self.ws.disconnect()

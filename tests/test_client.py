@@ -1,4 +1,4 @@
-"""The asyncio datastore client (relay/client.py): pure helpers, then against a real server.
+"""The asyncio datastore client (client/rtc_client/): pure helpers, then against a real server.
 
 The end-to-end tests run daphne in its own process (tests/liveserver.py) on the test database,
 so a server can be frozen, killed and started again on the same port.
@@ -19,23 +19,15 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from pycrdt import Doc, Map
 from rest_framework.authtoken.models import Token
+from rtc_client import Backoff, DatastoreClient, RejectedTransaction, RTCError
+from rtc_client.connection import datastore_url
+from rtc_client.ordering import missing_serials
+from rtc_client.outgoing import batches
+from rtc_client.wire.json_protocol import decode_patch, encode_patch, make_message, parse_message
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from relay.client import (
-    Backoff,
-    DatastoreClient,
-    Rejection,
-    RTCError,
-    batches,
-    datastore_url,
-    decode_patch,
-    encode_patch,
-    make_message,
-    missing_serials,
-    parse_message,
-)
 from tables import service
 from tables.models import Transaction
 from tables.permissions import grant
@@ -367,7 +359,7 @@ async def test_a_gap_behind_the_pruned_history_is_filled_from_the_checkpoint(
 @live
 async def test_a_refused_change_rebuilds_the_doc_from_the_server(world, live_server_process):
     tokens = world["tokens"]
-    rejected: list[tuple[Rejection, Doc]] = []
+    rejected: list[tuple[RejectedTransaction, Doc]] = []
     async with (
         client_for(
             live_server_process,
@@ -405,10 +397,10 @@ async def test_a_refused_change_rebuilds_the_doc_from_the_server(world, live_ser
 
 @live
 async def test_a_viewers_changes_are_refused_and_undone_locally(world, live_server_process):
-    calls: list[Rejection] = []
+    calls: list[RejectedTransaction] = []
     called = asyncio.Event()
 
-    async def failing_callback(rejection: Rejection) -> None:
+    async def failing_callback(rejection: RejectedTransaction) -> None:
         calls.append(rejection)
         called.set()
         raise RuntimeError("a bug in the application's callback")

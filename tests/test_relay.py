@@ -9,13 +9,13 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from pycrdt import Map
+from rtc_client.wire import yjs_protocol
 
-from relay import yprotocol
 from tables import records, service
 from tables.models import Transaction
 from tables.permissions import grant, revoke
 from tests.factories import add_todo
-from tests.relay_helpers import JsonPeer, YPeer, connect, token_for
+from tests.relay_helpers import JsonPeer, YPeer, connect, token_for, unannounced
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -188,8 +188,8 @@ async def test_refused_json_connections_say_why(world, user, path, close_code, c
 
 async def test_refused_y_websocket_connection_says_why(world):
     communicator = await connect("/ws/yjs/nope", world[2]["owner"])
-    message = yprotocol.parse(await communicator.receive_from(timeout=10))
-    assert message.type is yprotocol.MessageType.AUTH
+    message = yjs_protocol.parse(await communicator.receive_from(timeout=10))
+    assert message.type is yjs_protocol.MessageType.AUTH
     assert message.reason.startswith("unknown-datastore:")
     assert (await communicator.receive_output(timeout=10))["code"] == 4404
 
@@ -281,10 +281,7 @@ async def test_transaction_and_serial_requests(world):
 
 async def test_serial_update_reports_the_stable_serial(world):
     _, _, tokens = world
-    a = await JsonPeer.open("todo", tokens["owner"])
-    b = await JsonPeer.open("todo", tokens["ed"])
-    await a.join()
-    await b.join()
+    a, b = await JsonPeer.joined_together("todo", tokens["owner"], tokens["ed"])
     await a.commit(lambda d: add_todo(d, "a", "x"))
     assert (await a.request("serial-update", {"serial": 1}))["content"] == {"serial": 0}
     reply = await b.request("serial-update", {"serial": 1})
@@ -296,34 +293,26 @@ async def test_awareness_crosses_protocols_and_is_cleaned_up(world):
     datastore, _, tokens = world
     y_peer = await YPeer.synced("todo", tokens["owner"])
     json_peer = await JsonPeer.joined("todo", tokens["ed"])
-    hello = yprotocol.encode_awareness([yprotocol.AwarenessEntry(7, 1, {"user": "ed"})])
+    hello = yjs_protocol.encode_awareness([yjs_protocol.AwarenessEntry(7, 1, {"user": "ed"})])
     await json_peer.send("awareness-update", {"update": base64.b64encode(hello).decode()})
     await y_peer.until(lambda: y_peer.awareness)
-    assert yprotocol.decode_awareness(y_peer.awareness[-1])[0].state == {"user": "ed"}
+    assert yjs_protocol.decode_awareness(y_peer.awareness[-1])[0].state == {"user": "ed"}
 
     await json_peer.close()
     await y_peer.until(lambda: len(y_peer.awareness) >= 2)
-    gone = yprotocol.decode_awareness(y_peer.awareness[-1])
+    gone = yjs_protocol.decode_awareness(y_peer.awareness[-1])
     assert [(e.client_id, e.state) for e in gone] == [(7, None)]
     assert await stored(datastore) == []  # presence is never history
 
 
 async def test_a_missed_broadcast_is_filled_from_the_database(world):
     """A commit this worker never heard of reaches its clients with the next one, in order."""
-    from relay.hub import on_committed
-    from tables.signals import transactions_committed
 
     datastore, _, tokens = world
-    sender = await JsonPeer.open("todo", tokens["owner"])
-    reader = await JsonPeer.open("todo", tokens["ed"])
-    await sender.join()
-    await reader.join()
+    sender, reader = await JsonPeer.joined_together("todo", tokens["owner"], tokens["ed"])
     await sender.commit(lambda d: add_todo(d, "a", "first"))
-    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
-    try:  # as if written by a process whose broadcast got lost
+    with unannounced():  # as if written by a process whose broadcast got lost
         await db(records.set_fields)(datastore, "items", "q", {"title": "unannounced"})
-    finally:
-        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
     await sender.commit(lambda d: add_todo(d, "c", "third"))
 
     seen = []
@@ -340,26 +329,21 @@ async def test_a_missed_broadcast_is_filled_from_the_database(world):
 async def test_y_websocket_gets_a_batch_as_one_merged_update(world):
     """Transactions delivered together reach a y-websocket client as one sync update, without
     the ones it sent itself."""
-    from relay.hub import on_committed
-    from tables.signals import transactions_committed
 
     datastore, _, tokens = world
     reader = await YPeer.open("todo", tokens["ed"])
     sender = await YPeer.open("todo", tokens["owner"])
     await reader.handshake()
     await sender.handshake()
-    transactions_committed.disconnect(on_committed, dispatch_uid="relay.hub")
-    try:  # unannounced: delivered with the next commit, from the database
+    with unannounced():  # delivered with the next commit, from the database
         await db(records.set_fields)(datastore, "items", "q", {"title": "unannounced"})
-    finally:
-        transactions_committed.connect(on_committed, dispatch_uid="relay.hub")
     await sender.edit(lambda d: add_todo(d, "c", "third"))
 
     message = await reader.next_message()
-    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert message.sync_type is yjs_protocol.SyncType.UPDATE
     assert set(reader.doc.get("items", type=Map).keys()) == {"q", "c"}
     message = await sender.next_message()
-    assert message.sync_type is yprotocol.SyncType.UPDATE
+    assert message.sync_type is yjs_protocol.SyncType.UPDATE
     assert set(sender.doc.get("items", type=Map).keys()) == {"q", "c"}
     assert b"third" not in message.payload  # its own edit is not sent back
     assert [serial for serial, _ in await stored(datastore)] == [1, 2]
@@ -418,5 +402,5 @@ async def test_roles_follow_the_datastore_named_by_roles_from(world):
     # A revocation on the source takes the follower's role away too.
     await db(revoke)(source, users["x"])
     gone = await connect("/ws/yjs/todo-doc", tokens["x"])
-    assert yprotocol.parse(await gone.receive_from(timeout=10)).reason.startswith("forbidden")
+    assert yjs_protocol.parse(await gone.receive_from(timeout=10)).reason.startswith("forbidden")
     assert [txid for _, txid in await stored(datastore)] == ["e-1", "x-1"]

@@ -12,8 +12,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from pycrdt import Map
+from rtc_client.wire import yjs_protocol
 
-from relay import yprotocol
 from tables import service
 from tables.models import Transaction
 from tests.factories import add_todo
@@ -177,8 +177,8 @@ async def y_peer_with_one_accepted(token: str) -> YPeer:
 
 async def y_healthy(peer: YPeer) -> None:
     """The connection still syncs: a fresh step 1 gets a step 2."""
-    await peer.ws.send_to(bytes_data=yprotocol.sync_step1(peer.doc.get_state()))
-    while (await peer.next_message()).sync_type is not yprotocol.SyncType.STEP2:
+    await peer.ws.send_to(bytes_data=yjs_protocol.sync_step1(peer.doc.get_state()))
+    while (await peer.next_message()).sync_type is not yjs_protocol.SyncType.STEP2:
         pass
     state, _ = await db(service.live_python)("todo")
     assert state["items"]["kept"]["title"] == "accepted before"
@@ -192,9 +192,9 @@ async def y_healthy(peer: YPeer) -> None:
         (b"\x00\x07\x00", "bad-message: unknown sync message type"),
         (b"\x00\x02\x50\x01\x02", "bad-message: message announces 80 bytes"),
         (b"\x01\x05\x01\x01\x01\x03zz", "bad-message"),
-        (yprotocol.sync_update(b"\x01\x01\xff\xff\xff\xff\x0f\x00"), "malformed-update"),
-        (yprotocol.sync_update(os.urandom(40)), "malformed-update"),
-        (yprotocol.sync_step1(b"\xff\xff"), "bad-message"),
+        (yjs_protocol.sync_update(b"\x01\x01\xff\xff\xff\xff\x0f\x00"), "malformed-update"),
+        (yjs_protocol.sync_update(os.urandom(40)), "malformed-update"),
+        (yjs_protocol.sync_step1(b"\xff\xff"), "bad-message"),
     ],
     ids=["random", "type", "sync-type", "truncated", "awareness", "corrupt", "noise", "sv"],
 )
@@ -231,7 +231,7 @@ async def test_y_websocket_floods_close_the_connection(owner_token, settings):
     settings.RTC = {**settings.RTC, "RATE_LIMIT": 1, "RATE_BURST": 3}
     peer = await YPeer.open("todo", owner_token)
     for _ in range(10):
-        await peer.ws.send_to(bytes_data=bytes([yprotocol.MessageType.QUERY_AWARENESS]))
+        await peer.ws.send_to(bytes_data=bytes([yjs_protocol.MessageType.QUERY_AWARENESS]))
     while True:
         output = await peer.ws.receive_output(timeout=10)
         if output["type"] == "websocket.close":

@@ -9,8 +9,8 @@ import signal
 import pytest
 from channels.db import database_sync_to_async
 from pycrdt import Map, Text
+from rtc_client import Backoff, DatastoreClient
 
-from relay.client import Backoff, DatastoreClient
 from tables.models import Transaction
 from tests.factories import owned_datastore
 

@@ -13,11 +13,11 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from pycrdt import Doc, Map, Text
 from rest_framework.authtoken.models import Token
+from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.supernode import account
 from jupyter_sync.supernode.node import Supernode, expired_records
-from relay.client import DatastoreClient
 from tables.models import Datastore
 from tables.permissions import grant
 

@@ -15,13 +15,13 @@ import pytest
 from channels.db import database_sync_to_async
 from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text
+from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.models import Cell, Execution, Output
 from jupyter_sync.supernode import account
 from jupyter_sync.supernode.node import Supernode
 from jupyter_sync.supernode.outputs import NotebookOutputSink
-from relay.client import DatastoreClient
 from tables.history import replay
 from tables.models import Datastore, TouchedRecord, Transaction
 from tables.service import live_python

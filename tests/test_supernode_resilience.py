@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from channels.db import database_sync_to_async
 from pycrdt import Doc, Map, TransactionEvent
+from rtc_client import Backoff, DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
-from relay.client import Backoff, DatastoreClient
 from tables.models import Datastore, Transaction
 from tests.jupyter_fixtures import start_local_server
 from tests.test_supernode import (

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from rtc_client.wire import yjs_protocol
 
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.conf import jupyter_settings
@@ -42,8 +43,7 @@ from jupyter_sync.models import Document
 from jupyter_sync.records import RecordRefused, supernode_problem
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE
 from jupyter_sync.waiting import WaitTimeout, wait_for_record
-from relay import yprotocol
-from relay.consumers import Refusal, require_user, resolve_access
+from relay.consumers import ConnectionRefusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
 from tables.models import Datastore
 from tables.permissions import Access, access_for
@@ -81,14 +81,16 @@ class RoomTarget:
 
 
 def parse_room(room: str) -> tuple[str, str, str]:
-    """``format:type:fileId`` → its parts; ``Refusal`` 4400 for anything else."""
+    """``format:type:fileId`` → its parts; ``ConnectionRefusal`` 4400 for anything else."""
     parts = room.split(":", 2)
     if len(parts) != 3 or not parts[2]:
-        raise Refusal(4400, "bad-room", f"a room is <format>:<type>:<fileId>, not {room!r}")
+        raise ConnectionRefusal(
+            4400, "bad-room", f"a room is <format>:<type>:<fileId>, not {room!r}"
+        )
     file_format, document_type, document_id = parts
     if DOCUMENT_FORMATS.get(document_type) != file_format:
         expected = ", ".join(f"{fmt}:{kind}" for kind, fmt in DOCUMENT_FORMATS.items())
-        raise Refusal(
+        raise ConnectionRefusal(
             4400,
             "bad-room",
             f"unsupported document {file_format}:{document_type} (supported: {expected})",
@@ -100,20 +102,22 @@ def _room_target(room: str, user) -> RoomTarget:
     _format, document_type, document_id = parse_room(room)
     jupyter = Datastore.objects.filter(name=JUPYTER_DATASTORE).first()
     if jupyter is None:
-        raise Refusal(4404, "unknown-document", "no documents here: no supernode has run yet")
+        raise ConnectionRefusal(
+            4404, "unknown-document", "no documents here: no supernode has run yet"
+        )
     jupyter_access = access_for(user, jupyter)
     if not jupyter_access.can_read:
-        raise Refusal(4403, "forbidden", f"no access to datastore {JUPYTER_DATASTORE!r}")
+        raise ConnectionRefusal(4403, "forbidden", f"no access to datastore {JUPYTER_DATASTORE!r}")
     record = Document.objects.filter(datastore=jupyter, record_id=document_id).first()
     if record is None:
-        raise Refusal(4404, "unknown-document", f"no document with id {document_id!r}")
+        raise ConnectionRefusal(4404, "unknown-document", f"no document with id {document_id!r}")
     if record.type and record.type != document_type:
-        raise Refusal(
+        raise ConnectionRefusal(
             4400, "bad-room", f"document {document_id!r} is a {record.type}, not a {document_type}"
         )
     datastore = Datastore.objects.filter(name=record.datastore_name).first()
     if not record.datastore_name or datastore is None:
-        raise Refusal(
+        raise ConnectionRefusal(
             4404,
             "document-not-open",
             f"document {document_id!r} is not open (status {record.status or 'requested'}); "
@@ -121,7 +125,7 @@ def _room_target(room: str, user) -> RoomTarget:
         )
     access = access_for(user, datastore)
     if not access.can_read:
-        raise Refusal(4403, "forbidden", f"no access to document {document_id!r}")
+        raise ConnectionRefusal(4403, "forbidden", f"no access to document {document_id!r}")
     return RoomTarget(access, document_session(datastore), jupyter_access, document_id)
 
 
@@ -141,7 +145,7 @@ def _ask_save(target: RoomTarget, username: str) -> str | None:
 
 def raw_message(message: dict) -> bytes:
     """jupyter-collaboration's raw message: type 2, then a JSON string."""
-    return bytes([RAW]) + yprotocol.write_var_string(json.dumps(message))
+    return bytes([RAW]) + yjs_protocol.write_var_string(json.dumps(message))
 
 
 class RoomConsumer(YjsConsumer):
@@ -154,7 +158,7 @@ class RoomConsumer(YjsConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         claimed = (query.get("sessionId") or [""])[-1]
         if claimed and claimed != target.session_id:
-            raise Refusal(
+            raise ConnectionRefusal(
                 4409,
                 "session-expired",
                 "this document was replaced since you opened it: drop your copy and reload",
@@ -166,12 +170,12 @@ class RoomConsumer(YjsConsumer):
         if bytes_data is None or bytes_data[:1] != bytes([RAW]):
             await super().handle(text_data, bytes_data)
             return
-        reader = yprotocol.Reader(bytes_data)
+        reader = yjs_protocol.Reader(bytes_data)
         try:
             reader.var_uint()
             name = reader.var_string()
             save_id = reader.var_uint() if name == "save" else None
-        except yprotocol.ProtocolError as error:
+        except yjs_protocol.ProtocolError as error:
             await self.deny("bad-message", f"raw message: {error}")
             return
         if save_id is not None:
@@ -220,11 +224,11 @@ class GlobalAwarenessConsumer(YjsConsumer):
     async def joined(self) -> None:
         presence = self.room.presence_snapshot()
         if presence:
-            await self.send(bytes_data=yprotocol.awareness(presence))
+            await self.send(bytes_data=yjs_protocol.awareness(presence))
 
     async def answer_step1(self, state_vector: bytes) -> None:
         async def sync() -> int:
-            await self.send(bytes_data=yprotocol.sync_step2(EMPTY_UPDATE))
+            await self.send(bytes_data=yjs_protocol.sync_step2(EMPTY_UPDATE))
             return self.room.serial
 
         await self.room.admit(self, sync)

@@ -1,7 +1,7 @@
 """The supernode: a server-side peer that keeps the jupyter tables equal to a Jupyter Server and
 carries out the actions clients ask for in them.
 
-It reaches the datastore through the relay like any client (``relay.client.DatastoreClient``), so
+It reaches the datastore through the relay like any client (``rtc_client.DatastoreClient``), so
 it works in every deployment and may run on another machine. Every background task belongs to one
 task group and is cancelled when the supernode stops. Only the holder of the database lease acts;
 another supernode started meanwhile waits as a standby.
@@ -21,6 +21,7 @@ import anyio
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 from pycrdt import Array, Map
+from rtc_client import DatastoreClient
 
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.jupyter import (
@@ -57,7 +58,6 @@ from jupyter_sync.supernode.documents.manager import DocumentManager
 from jupyter_sync.supernode.executing import OutputWriter, final_status, run_execution
 from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.reconcile import reconcile_table
-from relay.client import DatastoreClient
 from tables import pruning
 from tables.models import Datastore
 

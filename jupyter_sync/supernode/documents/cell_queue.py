@@ -11,6 +11,7 @@ import posixpath
 from typing import Any
 
 from pycrdt import Array
+from rtc_client import ClientClosed, RTCError
 
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, KernelConnection
 from jupyter_sync.records import do_end_execution, do_fail_execution
@@ -24,7 +25,6 @@ from jupyter_sync.supernode.executing import (
     final_status,
     run_execution,
 )
-from relay.client import ClientClosed, RTCError
 
 logger = logging.getLogger(__name__)
 

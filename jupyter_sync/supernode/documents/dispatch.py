@@ -8,13 +8,13 @@ import logging
 from typing import Any
 
 from pycrdt import Map
+from rtc_client import ClientClosed, RTCError
 
 from jupyter_sync.jupyter import JupyterClientError
 from jupyter_sync.schema import DOCUMENT_OPEN_STATUSES
 from jupyter_sync.supernode.documents.document import DocumentError, describe, error_status
 from jupyter_sync.supernode.documents.file_sync import FileSync
 from jupyter_sync.supernode.documents.link import SupernodeLink
-from relay.client import ClientClosed, RTCError
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from jupyter_ydoc import YNotebook, YUnicode
 from pycrdt import Array, Doc, Map, Text
+from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterError
 from jupyter_sync.schema import DOCUMENT_FORMATS
-from relay.client import DatastoreClient
 from tables.schema import jsonable
 
 SAVED_HASH = "saved_hash"

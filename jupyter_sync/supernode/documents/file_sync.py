@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 from channels.db import database_sync_to_async
+from rtc_client import ClientClosed, RTCError
 
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, JupyterUnavailable
 from jupyter_sync.records import do_fail_document
@@ -30,7 +31,6 @@ from jupyter_sync.supernode.documents.document import (
     fingerprint,
 )
 from jupyter_sync.supernode.documents.link import SupernodeLink
-from relay.client import ClientClosed, RTCError
 
 logger = logging.getLogger(__name__)
 

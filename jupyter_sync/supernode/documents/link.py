@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from rtc_client import DatastoreClient
+
 from jupyter_sync.jupyter import JupyterClient, KernelConnection
 from jupyter_sync.supernode.live_records import LiveRecords
-from relay.client import DatastoreClient
 
 
 class SupernodeLink(Protocol):

@@ -2,7 +2,7 @@
  * A browser client for the JSON datastore protocol (`/ws/datastores/<datastore>/`, see
  * docs/protocol.md). It keeps a Y.Doc equal to one datastore on the server and sends the
  * document's local changes back as transactions. Same design as the Python client
- * (relay/client.py):
+ * (client/rtc_client/):
  *
  * - `client.serial` is the highest serial applied, without gaps: transactions that arrive ahead
  *   of it are buffered and the missing serials are fetched with `transaction-request`.

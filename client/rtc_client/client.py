@@ -8,7 +8,8 @@ document's local changes back as transactions::
         items["milk"] = Map({"title": Text("Milk"), "done": False})
         await client.wait_acked(timeout=5)
 
-Design, after pycrdt-websocket and jupyter_client:
+Design, after pycrdt-websocket and jupyter_client (the parts live in ``connection``,
+``ordering`` and ``outgoing``; the wire format in ``wire.json_protocol``):
 
 - Every background task (the connection loop, the socket reader, the sender, gap fills, the
   awareness timer) lives in one task group owned by the client; ``aclose()`` cancels it and
@@ -37,190 +38,38 @@ Design, after pycrdt-websocket and jupyter_client:
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
 import itertools
-import json
 import logging
-import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import anyio
 from anyio.abc import TaskGroup
 from pycrdt import Awareness, Doc, TransactionEvent
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed
+
+from rtc_client.backoff import Backoff
+from rtc_client.connection import (
+    TRANSIENT_ERRORS,
+    Connection,
+    close_socket,
+    datastore_url,
+    keep_connected,
+    open_socket,
+    permanent_error,
+)
+from rtc_client.errors import ClientClosed, RejectedTransaction, RTCError
+from rtc_client.ordering import IncomingOrder
+from rtc_client.outgoing import OutgoingQueue, batches
+from rtc_client.wire import json_protocol
+from rtc_client.wire.json_protocol import MAX_REQUESTED, MessageType, decode_patch
 
 logger = logging.getLogger(__name__)
 
-MAX_REQUEST_TRANSACTIONS = 1000
-"""The server answers at most this many transactions per ``transaction-request``."""
-
-PERMANENT_CLOSE_CODES = {
-    4401: "unauthenticated",
-    4403: "forbidden",
-    4404: "unknown-datastore",
-}
-"""Close codes after which reconnecting cannot help: the client stops and reports the error."""
-
 EMPTY_UPDATE = b"\x00\x00"
 """A Yjs update that changes nothing."""
-
-
-# --- Errors and records ------------------------------------------------------------------------
-
-
-class RTCError(Exception):
-    """The server answered with an ``error-reply`` (or closed the connection for good)."""
-
-    def __init__(self, code: str, reason: str = "", content: dict[str, Any] | None = None):
-        super().__init__(f"{code}: {reason}" if reason else code)
-        self.code = code
-        self.reason = reason
-        self.content = content or {}
-
-
-class ConnectionLost(ConnectionError):
-    """The connection closed before the reply to a request arrived (it may or may not have run)."""
-
-
-class ClientClosed(RuntimeError):
-    """The client was closed (or stopped after a permanent error) while waiting."""
-
-
-TRANSIENT_ERRORS = (OSError, InvalidHandshake, ConnectionClosed, ConnectionLost, TimeoutError)
-"""Errors that end a connection attempt but not the client: it reconnects after a delay."""
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A local transaction the server refused; the document was rebuilt without it."""
-
-    transaction_id: str
-    code: str
-    reason: str
-    patch: bytes
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between reconnection attempts: exponential, bounded, with random jitter.
-
-    Jitter spreads the reconnections of many clients after a server restart.
-    """
-
-    initial: float = 0.1
-    factor: float = 2.0
-    maximum: float = 5.0
-    jitter: float = 0.1
-    """Each delay is stretched by a random fraction in [0, jitter)."""
-
-    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        """An endless sequence of delays: initial, initial*factor, ... capped at maximum."""
-        rng = rng or random.Random()
-        delay = self.initial
-        while True:
-            yield min(delay, self.maximum) * (1 + self.jitter * rng.random())
-            delay = min(delay * self.factor, self.maximum)
-
-
-# --- Wire format -------------------------------------------------------------------------------
-
-
-def encode_patch(update: bytes) -> str:
-    return base64.b64encode(update).decode("ascii")
-
-
-def decode_patch(patch: str) -> bytes:
-    return base64.b64decode(patch, validate=True)
-
-
-def make_message(msg_id: str, msg_type: str, content: dict[str, Any]) -> str:
-    """A protocol message as the text frame to send."""
-    return json.dumps(
-        {"msgId": msg_id, "msgType": msg_type, "content": content}, separators=(",", ":")
-    )
-
-
-def parse_message(raw: str | bytes) -> dict[str, Any] | None:
-    """The message in a frame, or None if the frame is not a protocol message."""
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or not isinstance(message.get("msgType"), str):
-        return None
-    if not isinstance(message.get("content"), dict):
-        message["content"] = {}
-    return message
-
-
-def datastore_url(base_url: str, datastore: str, token: str | None = None) -> str:
-    """The WebSocket URL of a datastore on a server whose base URL is ``ws://host:port``."""
-    url = f"{base_url.rstrip('/')}/ws/datastores/{quote(datastore, safe='')}/"
-    if token:
-        url += "?" + urlencode({"token": token})
-    return url
-
-
-def batches(
-    transactions: Iterable[dict[str, Any]], max_count: int, max_bytes: int
-) -> Iterator[list[dict[str, Any]]]:
-    """Group transactions into messages of at most ``max_count`` items and about ``max_bytes``.
-
-    A single transaction larger than ``max_bytes`` still goes out, alone.
-    """
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for transaction in transactions:
-        cost = len(transaction["patch"]) + 100
-        if batch and (len(batch) >= max_count or size + cost > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(transaction)
-        size += cost
-    if batch:
-        yield batch
-
-
-def missing_serials(applied: int, ahead: Iterable[int], upto: int = 0) -> list[int]:
-    """The serials to fetch: after ``applied``, not buffered, up to the highest buffered one
-    (or ``upto``, a serial the server is known to have reached, if higher)."""
-    buffered = set(ahead)
-    last = max(max(buffered, default=0), upto)
-    return [s for s in range(applied + 1, last + 1) if s not in buffered]
-
-
-@dataclass
-class _Entry:
-    """A transaction with a serial above ``client.serial``, waiting for its predecessors."""
-
-    patch: bytes
-    applied: bool
-    """Already in the document: one of our own, acknowledged with this serial."""
-
-
-@dataclass
-class _Connection:
-    """What belongs to one WebSocket connection; discarded when it closes."""
-
-    ws: ClientConnection
-    tg: TaskGroup
-    waiters: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-    sent: set[str] = field(default_factory=set)
-    """Ids of transactions sent on this connection (all pending ones are sent again on the next)."""
-    deferred: set[str] = field(default_factory=set)
-    """Ids refused for ``missing-dependencies`` that wait for our earlier ones to be answered."""
-    fetching: set[int] = field(default_factory=set)
-    synced: bool = False
-    wake: anyio.Event = field(default_factory=anyio.Event)
-    resync: anyio.Event = field(default_factory=anyio.Event)
-    error: dict[str, Any] | None = None
-    """The last error-reply that answered nothing: the reason the server gives before closing."""
 
 
 # --- The client --------------------------------------------------------------------------------
@@ -237,7 +86,7 @@ class DatastoreClient:
         token: str | None = None,
         doc: Doc | None = None,
         store_id: str | None = None,
-        on_rejected: Callable[[Rejection], Any] | None = None,
+        on_rejected: Callable[[RejectedTransaction], Any] | None = None,
         backoff: Backoff | None = None,
         connect_timeout: float = 10.0,
         request_timeout: float = 30.0,
@@ -270,7 +119,6 @@ class DatastoreClient:
         self.url = url
         self.datastore = datastore
         self.token = token
-        self.store_id = store_id or uuid.uuid4().hex[:12]
         self.doc: Doc = doc if doc is not None else Doc()
         self.awareness = Awareness(self.doc)
         self.on_rejected = on_rejected
@@ -283,23 +131,17 @@ class DatastoreClient:
         self.rate_limit_pause = rate_limit_pause
         self.additional_headers = additional_headers
 
-        self.serial = 0
-        """Highest serial applied to ``doc``; every serial up to it is applied."""
+        self._incoming = IncomingOrder()
+        self._outgoing = OutgoingQueue(store_id or uuid.uuid4().hex[:12])
         self.stable_serial: int | None = None
         """The latest ``state-stable`` serial the server announced."""
-        self.pending: dict[str, dict[str, Any]] = {}
-        """Local transactions not yet acknowledged, by id, in the order they were made."""
-        self.acked: dict[str, int | None] = {}
-        """Serial of each local transaction the server acknowledged (None: it changed nothing)."""
-        self.rejections: list[Rejection] = []
+        self.rejections: list[RejectedTransaction] = []
         self.errors: list[RTCError] = []
         """Error replies that answered no request: refusals, rate limiting, server errors."""
         self.connections = 0
         """How many times a connection was established (1 + reconnections)."""
 
-        self._counter = itertools.count(1)
-        self._msg_counter = itertools.count(1)
-        self._ahead: dict[int, _Entry] = {}
+        self._msg_ids = (f"c-{number}" for number in itertools.count(1))
         self._paused = False
         self._applying_remote = False
         self._joined = False
@@ -307,9 +149,9 @@ class DatastoreClient:
         self._reload_needed = False
         self._resume_needed = False  # a gap behind the server's pruned history: join again
         self._reloading = False
-        self._unannounced: list[Rejection] = []
+        self._unannounced: list[RejectedTransaction] = []
         self._awareness_dirty = True
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._tg: TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -363,6 +205,26 @@ class DatastoreClient:
             await conn.ws.close()
 
     @property
+    def serial(self) -> int:
+        """Highest serial applied to ``doc``; every serial up to it is applied."""
+        return self._incoming.serial
+
+    @property
+    def store_id(self) -> str:
+        """Prefix of this client's transaction ids."""
+        return self._outgoing.store_id
+
+    @property
+    def pending(self) -> dict[str, dict[str, Any]]:
+        """Local transactions not yet acknowledged, by id, in the order they were made."""
+        return self._outgoing.pending
+
+    @property
+    def acked(self) -> dict[str, int | None]:
+        """Serial of each local transaction the server acknowledged (None: it changed nothing)."""
+        return self._outgoing.acked
+
+    @property
     def in_flight(self) -> set[str]:
         """Ids of local transactions sent on the current connection and not yet answered."""
         conn = self._conn
@@ -400,23 +262,13 @@ class DatastoreClient:
 
     async def _run(self) -> None:
         """Connect, and reconnect with backoff whenever the connection drops."""
-        delays = self.backoff.delays()
-        while not self._closing:
-            try:
-                if await self._connect_once():
-                    delays = self.backoff.delays()
-            except RTCError as error:
-                if error.code in PERMANENT_CLOSE_CODES.values():
-                    self._failure = error
-                    assert self._tg is not None
-                    self._tg.cancel_scope.cancel()
-                    return
-                logger.info("connection to %r failed: %s", self.datastore, error)
-            except TRANSIENT_ERRORS as error:
-                logger.info("connection to %r failed: %r", self.datastore, error)
-            if self._closing:
-                return
-            await anyio.sleep(next(delays))
+        error = await keep_connected(
+            self._connect_once, self.backoff, lambda: self._closing, self.datastore
+        )
+        if error is not None:
+            self._failure = error
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
 
     async def _connect_once(self) -> bool:
         """One connection, from handshake to close. True if it got as far as a sync.
@@ -424,19 +276,17 @@ class DatastoreClient:
         Raises the error that ended it, RTCError with a permanent code if reconnecting cannot
         help.
         """
-        with anyio.fail_after(self.connect_timeout):
-            ws = await connect(
-                datastore_url(self.url, self.datastore, self.token),
-                additional_headers=self.additional_headers,
-                max_size=self.max_message_bytes,
-                open_timeout=None,
-                proxy=None,
-            )
-        conn: _Connection | None = None
+        ws = await open_socket(
+            datastore_url(self.url, self.datastore, self.token),
+            self.connect_timeout,
+            self.additional_headers,
+            self.max_message_bytes,
+        )
+        conn: Connection | None = None
         failure: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
-                conn = _Connection(ws=ws, tg=tg)
+                conn = Connection(ws=ws, tg=tg, msg_ids=self._msg_ids)
                 self._conn = conn
                 self.connections += 1
                 tg.start_soon(self._reader, conn)
@@ -447,23 +297,16 @@ class DatastoreClient:
             self._conn = None
             if conn is not None:
                 self._disconnected(conn)
-            with anyio.move_on_after(2, shield=True):
-                await ws.close()
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()
-        if ws.close_code in PERMANENT_CLOSE_CODES:
-            reason = (conn.error or {}).get("reason", "") if conn else ""
-            raise RTCError(PERMANENT_CLOSE_CODES[ws.close_code], reason or ws.close_reason or "")
+            await close_socket(ws)
+        refused = permanent_error(ws, conn.error if conn else None)
+        if refused is not None:
+            raise refused
         if failure is not None:
             raise failure
         return conn is not None and conn.synced
 
-    def _disconnected(self, conn: _Connection) -> None:
-        for future in conn.waiters.values():
-            if not future.done():
-                future.set_exception(ConnectionLost("the connection closed"))
-                future.exception()  # retrieved: a request nobody awaits any more must not warn
-        conn.waiters.clear()
+    def _disconnected(self, conn: Connection) -> None:
+        conn.lose_waiters()
         others = [cid for cid in self.awareness.states if cid != self.awareness.client_id]
         if others:
             # Their removals would be relayed on a connection we no longer have.
@@ -473,11 +316,11 @@ class DatastoreClient:
 
     # --- Connection tasks -----------------------------------------------------------------
 
-    async def _reader(self, conn: _Connection) -> None:
+    async def _reader(self, conn: Connection) -> None:
         """Dispatch incoming messages until the socket closes, then end the connection."""
         try:
             async for raw in conn.ws:
-                message = parse_message(raw)
+                message = json_protocol.parse_message(raw)
                 if message is None:
                     logger.warning("ignoring a frame that is not a protocol message: %.200r", raw)
                     continue
@@ -488,14 +331,14 @@ class DatastoreClient:
         finally:
             conn.tg.cancel_scope.cancel()
 
-    async def _synchronizer(self, conn: _Connection) -> None:
+    async def _synchronizer(self, conn: Connection) -> None:
         """Join (or resume), then start sending; rebuild the document when a change is refused."""
         with anyio.fail_after(self.connect_timeout):
             await self._join(conn)
         conn.synced = True
         self._notify()
         conn.tg.start_soon(self._sender, conn)
-        await self._send(conn, "awareness-query", {})
+        await conn.send(MessageType.AWARENESS_QUERY, {})
         while True:
             await conn.resync.wait()
             conn.resync = anyio.Event()
@@ -505,56 +348,27 @@ class DatastoreClient:
                     await self._join(conn)
                 self._notify()
 
-    async def _sender(self, conn: _Connection) -> None:
+    async def _sender(self, conn: Connection) -> None:
         """Send unacknowledged transactions and awareness changes as they appear."""
         while True:
             conn.wake = anyio.Event()
-            unsent = [
-                tx
-                for tid, tx in self.pending.items()
-                if tid not in conn.sent and tid not in conn.deferred
-            ]
+            unsent = self._outgoing.unsent(conn.sent, conn.deferred)
             for batch in batches(unsent, self.max_batch, self.max_batch_bytes):
                 ids = [tx["id"] for tx in batch]
                 conn.sent.update(ids)
-                await self._send(conn, "transaction-broadcast", {"transactions": batch})
+                content = json_protocol.transaction_broadcast(batch)
+                await conn.send(MessageType.TRANSACTION_BROADCAST, content)
             if self._awareness_dirty:
                 self._awareness_dirty = False
                 update = self.awareness.encode_awareness_update([self.awareness.client_id])
-                await self._send(conn, "awareness-update", {"update": encode_patch(update)})
+                content = json_protocol.awareness_update(update)
+                await conn.send(MessageType.AWARENESS_UPDATE, content)
             self._notify()
             await conn.wake.wait()
 
-    def _next_msg_id(self) -> str:
-        return f"c-{next(self._msg_counter)}"
-
-    async def _send(self, conn: _Connection, msg_type: str, content: dict[str, Any]) -> None:
-        """Send a message whose answers, if any, are handled by type, not awaited."""
-        await conn.ws.send(make_message(self._next_msg_id(), msg_type, content))
-
-    async def _request_on(
-        self, conn: _Connection, msg_type: str, content: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Send a request on this connection and wait for its reply (no deadline of its own)."""
-        msg_id = self._next_msg_id()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        conn.waiters[msg_id] = future
-        try:
-            try:
-                await conn.ws.send(make_message(msg_id, msg_type, content))
-            except ConnectionClosed as error:
-                raise ConnectionLost("the connection closed") from error
-            reply = await future
-        finally:
-            conn.waiters.pop(msg_id, None)
-        if reply["msgType"] == "error-reply":
-            content = reply["content"]
-            raise RTCError(content.get("code", "error"), content.get("reason", ""), content)
-        return reply["content"]
-
     # --- Joining and resuming -------------------------------------------------------------
 
-    async def _join(self, conn: _Connection) -> None:
+    async def _join(self, conn: Connection) -> None:
         """Bring the document up to the server's serial.
 
         First join: merge the server's state into ``doc`` and send what ``doc`` held that the
@@ -569,7 +383,7 @@ class DatastoreClient:
             request: dict[str, Any] = {}
             if self._joined and not reload:
                 request["since"] = self.serial
-            reply = await self._request_on(conn, "history-request", request)
+            reply = await conn.request(MessageType.HISTORY_REQUEST, request)
             state = reply.get("state")
             transactions = reply.get("transactions") or []
             if not self._merged:
@@ -577,12 +391,11 @@ class DatastoreClient:
                 self._merged = True
             if reload:
                 self._replace_doc(Doc())
-                self.serial = 0
-                for entry in self._ahead.values():
-                    entry.applied = False
+                self._incoming.restart()
             if state:
                 self._apply_remote(decode_patch(state))
-                self.serial = max(self.serial, int(reply.get("checkpointSerial") or 0))
+                checkpoint_serial = int(reply.get("checkpointSerial") or 0)
+                self._incoming.serial = max(self._incoming.serial, checkpoint_serial)
             if reload:
                 for transaction in self.pending.values():
                     self._apply_remote(decode_patch(transaction["patch"]))
@@ -626,67 +439,57 @@ class DatastoreClient:
 
     # --- Incoming messages ----------------------------------------------------------------
 
-    def _dispatch(self, conn: _Connection, message: dict[str, Any]) -> None:
+    def _dispatch(self, conn: Connection, message: dict[str, Any]) -> None:
         msg_type = message["msgType"]
         content = message["content"]
         parent = message.get("parentId")
         # Pushes and replies alike carry state worth keeping.
-        if msg_type == "awareness-update" and isinstance(content.get("update"), str):
+        if msg_type == MessageType.AWARENESS_UPDATE and isinstance(content.get("update"), str):
             self.awareness.apply_awareness_update(decode_patch(content["update"]), "remote")
-        elif msg_type == "state-stable" and isinstance(content.get("serial"), int):
+        elif msg_type == MessageType.STATE_STABLE and isinstance(content.get("serial"), int):
             self.stable_serial = content["serial"]
             self._notify()
         # Then whoever waits for it.
-        if msg_type == "transaction-broadcast" and parent is None:
+        if msg_type == MessageType.TRANSACTION_BROADCAST and parent is None:
             for transaction in content.get("transactions") or []:
                 self._receive(transaction)
             self._advance(conn)
-        elif msg_type == "transaction-ack":
+        elif msg_type == MessageType.TRANSACTION_ACK:
             self._acknowledged(conn, content)
-        elif msg_type == "error-reply":
+        elif msg_type == MessageType.ERROR_REPLY:
             self._error(conn, message)
-        elif parent in conn.waiters:
-            future = conn.waiters.pop(parent)
-            if not future.done():
-                future.set_result(message)
-        elif msg_type not in ("awareness-update", "state-stable"):
+        elif conn.answer(message):
+            pass
+        elif msg_type not in (MessageType.AWARENESS_UPDATE, MessageType.STATE_STABLE):
             logger.debug("ignoring a %s message", msg_type)
 
     def _receive(self, transaction: dict[str, Any]) -> None:
         """Buffer a stored transaction; ``_advance`` applies it once its predecessors are in."""
         serial = transaction.get("serial")
-        if not isinstance(serial, int) or serial <= self.serial or serial in self._ahead:
-            return
-        self._ahead[serial] = _Entry(decode_patch(transaction["patch"]), applied=False)
+        if self._incoming.wants(serial):
+            self._incoming.buffer(serial, decode_patch(transaction["patch"]))
 
-    def _acknowledged(self, conn: _Connection, content: dict[str, Any]) -> None:
+    def _acknowledged(self, conn: Connection, content: dict[str, Any]) -> None:
         ids = content.get("transactionIds") or []
         serials = content.get("serials") or [None] * len(ids)
         for tid, serial in zip(ids, serials, strict=False):
-            transaction = self.pending.pop(tid, None)
-            if transaction is None:
-                continue
-            self.acked[tid] = serial
-            if isinstance(serial, int) and serial > self.serial and serial not in self._ahead:
-                self._ahead[serial] = _Entry(decode_patch(transaction["patch"]), applied=True)
+            transaction = self._outgoing.acknowledge(tid, serial)
+            if transaction is not None and self._incoming.wants(serial):
+                self._incoming.buffer(serial, decode_patch(transaction["patch"]), applied=True)
         self._answered(conn)
         self._advance(conn)
 
-    def _error(self, conn: _Connection, message: dict[str, Any]) -> None:
+    def _error(self, conn: Connection, message: dict[str, Any]) -> None:
         """An error-reply: a refused transaction, a failed request, or a complaint."""
         content = message["content"]
-        parent = message.get("parentId")
-        error = RTCError(content.get("code", "error"), content.get("reason", ""), content)
+        error = RTCError.from_reply(content)
         refused = [content["transactionId"]] if "transactionId" in content else []
         refused += content.get("transactionIds") or []  # one error for a whole message
         if refused:
             self.errors.append(error)
             self._refused(conn, [tid for tid in refused if isinstance(tid, str)], error)
             return
-        if parent in conn.waiters:
-            future = conn.waiters.pop(parent)
-            if not future.done():
-                future.set_result(message)
+        if conn.answer(message):
             return
         self.errors.append(error)
         conn.error = content
@@ -697,7 +500,7 @@ class DatastoreClient:
             conn.tg.start_soon(self._resend_later, conn, list(conn.sent))
         self._notify()
 
-    def _refused(self, conn: _Connection, ids: list[str], error: RTCError) -> None:
+    def _refused(self, conn: Connection, ids: list[str], error: RTCError) -> None:
         """Rebuild the document without our refused transactions (see the module docstring).
 
         Except for ``missing-dependencies`` while an earlier transaction of ours is unanswered:
@@ -705,17 +508,18 @@ class DatastoreClient:
         good, so the transaction is sent again once the earlier ones are answered.
         """
         for tid in ids:
-            if error.code == "missing-dependencies" and self._has_earlier_pending(tid):
+            if error.code == "missing-dependencies" and self._outgoing.has_earlier(tid):
                 logger.info("transaction %s waits for our earlier ones: %s", tid, error)
                 conn.sent.discard(tid)
                 conn.deferred.add(tid)
                 continue
-            transaction = self.pending.pop(tid, None)
+            transaction = self._outgoing.refuse(tid)
             if transaction is None:
                 logger.warning("refusal of a transaction we do not have pending: %s", error)
                 continue
             logger.info("transaction %s refused: %s", tid, error)
-            rejection = Rejection(tid, error.code, error.reason, decode_patch(transaction["patch"]))
+            patch = decode_patch(transaction["patch"])
+            rejection = RejectedTransaction(tid, error.code, error.reason, patch)
             self.rejections.append(rejection)
             self._unannounced.append(rejection)
             self._reload_needed = True
@@ -724,48 +528,40 @@ class DatastoreClient:
             conn.resync.set()
         self._notify()
 
-    def _has_earlier_pending(self, tid: str) -> bool:
-        return tid in self.pending and next(iter(self.pending)) != tid
-
-    def _answered(self, conn: _Connection) -> None:
+    def _answered(self, conn: Connection) -> None:
         """Some of our transactions were answered: deferred ones may go out again."""
         if conn.deferred:
             conn.deferred.clear()
             conn.wake.set()
 
-    async def _resend_later(self, conn: _Connection, ids: list[str]) -> None:
+    async def _resend_later(self, conn: Connection, ids: list[str]) -> None:
         await anyio.sleep(self.rate_limit_pause)
         conn.sent.difference_update(ids)
         self._awareness_dirty = True
         conn.wake.set()
 
-    def _advance(self, conn: _Connection, upto: int = 0) -> None:
+    def _advance(self, conn: Connection, upto: int = 0) -> None:
         """Apply buffered transactions in serial order; fetch the serials of any gap.
 
         ``upto``: a serial the server is known to have reached (its history reply's).
         """
         if self._paused:
             return
-        for serial in [s for s in self._ahead if s <= self.serial]:
-            del self._ahead[serial]
-        while (entry := self._ahead.pop(self.serial + 1, None)) is not None:
-            if not entry.applied:
-                self._apply_remote(entry.patch)
-            self.serial += 1
+        self._incoming.advance(self._apply_remote)
         self._notify()
-        gap = missing_serials(self.serial, self._ahead, upto)
-        gap = [s for s in gap if s not in conn.fetching]
+        gap = [s for s in self._incoming.missing(upto) if s not in conn.fetching]
         if gap:
             conn.fetching.update(gap)
             conn.tg.start_soon(self._fill_gap, conn, gap)
 
-    async def _fill_gap(self, conn: _Connection, serials: list[int]) -> None:
+    async def _fill_gap(self, conn: Connection, serials: list[int]) -> None:
         pruned = 0
         try:
-            for start in range(0, len(serials), MAX_REQUEST_TRANSACTIONS):
-                chunk = serials[start : start + MAX_REQUEST_TRANSACTIONS]
+            for start in range(0, len(serials), MAX_REQUESTED):
+                chunk = serials[start : start + MAX_REQUESTED]
                 with anyio.fail_after(self.request_timeout):
-                    reply = await self._request_on(conn, "transaction-request", {"serials": chunk})
+                    request = {"serials": chunk}
+                    reply = await conn.request(MessageType.TRANSACTION_REQUEST, request)
                 for transaction in reply.get("transactions") or []:
                     self._receive(transaction)
                 pruned = max(pruned, int(reply.get("historyStart") or 0))
@@ -796,8 +592,7 @@ class DatastoreClient:
             self._queue_local(update)
 
     def _queue_local(self, update: bytes) -> None:
-        tid = f"{self.store_id}-{next(self._counter)}"
-        self.pending[tid] = {"id": tid, "storeId": self.store_id, "patch": encode_patch(update)}
+        self._outgoing.add(update)
         if self._conn is not None:
             self._conn.wake.set()
         self._notify()
@@ -808,7 +603,7 @@ class DatastoreClient:
             if self._conn is not None:
                 self._conn.wake.set()
 
-    def _call_back(self, rejection: Rejection) -> None:
+    def _call_back(self, rejection: RejectedTransaction) -> None:
         """Run ``on_rejected``; its failures are logged, they do not stop the client."""
         if self.on_rejected is None:
             return
@@ -870,15 +665,15 @@ class DatastoreClient:
         async with asyncio.timeout(timeout):
             await self.wait_synced()
             assert self._conn is not None
-            return await self._request_on(self._conn, msg_type, content or {})
+            return await self._conn.request(msg_type, content or {})
 
     async def server_serial(self, timeout: float | None = None) -> int:
         """The server's newest serial (``serial-request``)."""
-        return int((await self.request("serial-request", {}, timeout))["serial"])
+        return int((await self.request(MessageType.SERIAL_REQUEST, {}, timeout))["serial"])
 
     async def permissions(self, timeout: float | None = None) -> dict[str, Any]:
         """This user's rights on the datastore (``permissions-request``)."""
-        return await self.request("permissions-request", {}, timeout)
+        return await self.request(MessageType.PERMISSIONS_REQUEST, {}, timeout)
 
     async def undo(
         self, serial: int | None = None, *, wait: bool = True, timeout: float | None = None
@@ -887,13 +682,13 @@ class DatastoreClient:
 
         With ``wait``, returns once the undo transaction is applied to ``doc``.
         """
-        return await self._revert("undo-request", serial, wait, timeout)
+        return await self._revert(MessageType.UNDO_REQUEST, serial, wait, timeout)
 
     async def redo(
         self, serial: int | None = None, *, wait: bool = True, timeout: float | None = None
     ) -> dict[str, Any]:
         """Redo our user's last undone change, or undo the undo ``serial``."""
-        return await self._revert("redo-request", serial, wait, timeout)
+        return await self._revert(MessageType.REDO_REQUEST, serial, wait, timeout)
 
     async def _revert(
         self, msg_type: str, serial: int | None, wait: bool, timeout: float | None
@@ -920,15 +715,15 @@ class DatastoreClient:
             else ("transactionIds", list(ids or []))
         )
         found: list[dict[str, Any]] = []
-        for start in range(0, len(values), MAX_REQUEST_TRANSACTIONS):
-            chunk = values[start : start + MAX_REQUEST_TRANSACTIONS]
-            reply = await self.request("transaction-request", {key: chunk}, timeout)
+        for start in range(0, len(values), MAX_REQUESTED):
+            chunk = values[start : start + MAX_REQUESTED]
+            reply = await self.request(MessageType.TRANSACTION_REQUEST, {key: chunk}, timeout)
             found.extend(reply.get("transactions") or [])
         return found
 
     async def report_serial(self, timeout: float | None = None) -> int | None:
         """Tell the server our serial (``serial-update``); returns the stable serial."""
-        reply = await self.request("serial-update", {"serial": self.serial}, timeout)
+        reply = await self.request(MessageType.SERIAL_UPDATE, {"serial": self.serial}, timeout)
         self.stable_serial = reply.get("serial")
         return self.stable_serial
 
