@@ -3,7 +3,7 @@
 // Commands arrive as JSON lines on stdin, each with an "id" and a "cmd"; every command is
 // answered with {"id", "ok": true, ...} or {"id", "ok": false, "error"}. Events the client did
 // not ask for ("ready", "status", "synced", "permission-denied", "update", "awareness", "close",
-// "closed", "connection-error") are pushed as {"event": ...} lines. See tests/nodeclient.py.
+// "closed", "connection-error") are pushed as {"event": ...} lines. See tests/support/nodeclient.py.
 //
 //   node yclient.mjs [--url ws://127.0.0.1:PORT/ws/yjs --room NAME [--token KEY]]
 //

@@ -1,0 +1,174 @@
+"""Projection: Django rows kept equal to the documents after each commit."""
+
+from __future__ import annotations
+
+import pytest
+from pycrdt import Array, Map, Text
+
+from jupyter_sync import models as jmodels
+from tables import history, records, service
+from tables.projection import get_projector
+from tests.support.factories import Client, add_todo
+from todo.models import TodoItem, TodoList
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def todo_rows(datastore) -> dict:
+    return {
+        row.record_id: {"title": row.title, "done": row.done}
+        for row in TodoItem.objects.filter(datastore=datastore)
+    }
+
+
+def test_todo_projection_equals_the_document():
+    datastore = service.create_datastore("todo", "todo")
+    alice, bob = Client(datastore), Client(datastore)
+    alice.send(lambda d: add_todo(d, "a", "milk"))
+    bob.send(lambda d: add_todo(d, "b", "eggs", done=True))
+    alice.receive()
+    alice.send(lambda d: d.get("items", type=Map)["a"]["title"].insert(0, "buy "))
+    alice.send(
+        lambda d: d.get("lists", type=Map).__setitem__(
+            "l", Map({"title": Text("groceries"), "items": Array(["b", "a"])})
+        )
+    )
+    document = service.live_python(datastore)[0]
+    assert (
+        todo_rows(datastore)
+        == document["items"]
+        == {
+            "a": {"title": "buy milk", "done": False},
+            "b": {"title": "eggs", "done": True},
+        }
+    )
+    shopping = TodoList.objects.get(datastore=datastore, record_id="l")
+    assert (shopping.title, shopping.items) == ("groceries", ["b", "a"])
+    # Queryable with the ORM.
+    assert list(TodoItem.objects.filter(done=True).values_list("record_id", flat=True)) == ["b"]
+
+    alice.receive()
+    alice.send(lambda d: d.get("items", type=Map).pop("b"))
+    assert set(todo_rows(datastore)) == {"a"}
+
+
+def test_refused_write_leaves_projection_alone():
+    datastore = service.create_datastore("todo", "todo")
+    client = Client(datastore)
+    client.send(lambda d: add_todo(d, "a", "milk"))
+    client.send(lambda d: d.get("items", type=Map)["a"].__setitem__("done", "no"))
+    assert todo_rows(datastore) == {"a": {"title": "milk", "done": False}}
+
+
+def test_jupyter_tables_project_to_typed_columns():
+    datastore = service.create_datastore("jupyter", "jupyter")
+    records.set_fields(
+        datastore,
+        "kernels",
+        "k1",
+        {
+            "name": "python3",
+            "execution_state": "busy",
+            "connections": 2,
+            "last_activity": "2026-11-25T10:00:00+00:00",
+        },
+        origin="supernode",
+    )
+    records.set_fields(
+        datastore,
+        "executions",
+        "e1",
+        {
+            "cell_id": "c1",
+            "status": "requested",
+            "code": "1+1",
+            "outputs": [],
+        },
+    )
+    kernel = jmodels.Kernel.objects.get(datastore=datastore, record_id="k1")
+    assert (kernel.name, kernel.execution_state, kernel.connections) == ("python3", "busy", 2)
+    assert kernel.last_activity.isoformat() == "2026-11-25T10:00:00+00:00"
+    execution = jmodels.Execution.objects.get(record_id="e1")
+    assert (execution.code, execution.status, execution.outputs) == ("1+1", "requested", [])
+
+
+def notebook_cell(cell_id: str, source: str) -> Map:
+    return Map(
+        {
+            "id": cell_id,
+            "cell_type": "code",
+            "source": Text(source),
+            "metadata": Map(),
+            "outputs": Array(),
+            "execution_count": None,
+        }
+    )
+
+
+def test_notebook_projects_to_notebook_cell_and_output_rows():
+    datastore = service.create_datastore("nb", "notebook")
+    client = Client(datastore)
+    client.send(
+        lambda d: d.get("meta", type=Map).update(
+            {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3"}}}
+        )
+    )
+    client.send(
+        lambda d: d.get("cells", type=Array).extend(
+            [notebook_cell("c1", "print(1)"), notebook_cell("c2", "x = 2")]
+        )
+    )
+    client.send(
+        lambda d: d.get("cells", type=Array)[0]["outputs"].append(
+            Map({"output_type": "stream", "name": "stdout", "text": "1\n"})
+        )
+    )
+    client.send(lambda d: d.get("cells", type=Array)[0].__setitem__("execution_count", 1))
+    client.send(lambda d: d.get("cells", type=Array)[1]["source"].insert(5, "0"))
+
+    notebook = jmodels.Notebook.objects.get(datastore=datastore)
+    assert (notebook.nbformat, notebook.metadata["kernelspec"]["name"]) == (4, "python3")
+    cells = list(notebook.cells.values_list("cell_id", "index", "source", "execution_count"))
+    assert cells == [("c1", 0, "print(1)", 1), ("c2", 1, "x = 20", None)]
+    output = jmodels.Output.objects.get(cell__cell_id="c1")
+    assert output.output_type == "stream" and output.content["text"] == "1\n"
+
+    # Moving and deleting cells re-indexes the rows.
+    client.send(lambda d: d.get("cells", type=Array).__delitem__(0))
+    assert list(notebook.cells.values_list("cell_id", "index")) == [("c2", 0)]
+
+
+def test_rebuild_equals_incremental_projection():
+    datastore = service.create_datastore("todo", "todo")
+    client = Client(datastore)
+    for key in "abc":
+        client.send(lambda d, key=key: add_todo(d, key, key * 3))
+    incremental = todo_rows(datastore)
+    datastore.refresh_from_db()
+    get_projector("todo").rebuild(datastore, history.doc_at(datastore))
+    assert todo_rows(datastore) == incremental
+
+
+def test_projection_queries_do_not_grow_with_the_batch():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from pycrdt import Doc
+
+    from tables.service import Proposal
+
+    datastore = service.create_datastore("todo", "todo")
+
+    def batch_queries(prefix: str, size: int) -> int:
+        proposals = []
+        for i in range(size):
+            doc = Doc()
+            add_todo(doc, f"{prefix}{i}", "x")
+            proposals.append((Proposal(doc.get_update()), None))
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = service.write(datastore, proposals)
+        assert all(o.status == "stored" for o in outcomes)
+        return len(queries)
+
+    batch_queries("warm", 1)  # load the document first
+    assert batch_queries("small", 3) == batch_queries("large", 30)
+    assert TodoItem.objects.filter(datastore=datastore).count() == 34

@@ -1,0 +1,667 @@
+"""The Jupyter endpoints (/api/kernels, ...) against a real daphne, Jupyter Server and supernode."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from jupyter_sync.jupyter import JupyterClient, launcher
+from jupyter_sync.models import SupernodeLease
+from jupyter_sync.supernode import account
+from jupyter_sync.waiting import wait_for_record
+from tables import records, service
+from tables.permissions import access_for, grant
+from tables.service import Status
+from tests.support.notebooks import code, notebook, write_json
+from tests.support.supernode import RunningSupernode, end_sessions
+
+pytest_plugins = ["tests.support.liveserver", "tests.support.jupyter"]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 60.0
+# Actions wait this long for the supernode (a loaded machine starts kernels slowly).
+PATIENT = {"RTC_API_ACTION_TIMEOUT": "60", "RTC_API_RATE_USER": ""}
+
+
+@database_sync_to_async
+def accounts() -> dict[str, str]:
+    """Tokens: the supernode's, an editor's, a viewer's and a stranger's (no role)."""
+    tokens = {"service": account.ensure_service_account()}
+    datastore = account.ensure_jupyter_datastore()
+    for name, role in (("ed", "editor"), ("vi", "viewer"), ("x", None)):
+        user = User.objects.create_user(name)
+        if role:
+            grant(datastore, user, role)
+        tokens[name] = Token.objects.create(user=user).key
+    return tokens
+
+
+def api(server, token: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Token {token}"}, timeout=WAIT + 30
+    )
+
+
+async def connected() -> None:
+    """Until the supernode has read the Jupyter Server once (status.connected)."""
+    await wait_for_record(
+        "jupyter",
+        "status",
+        "server",
+        lambda record: bool(record and record.get("connected")),
+        WAIT,
+        poll_interval=0.05,
+    )
+
+
+async def requests_table() -> dict:
+    state, _ = await database_sync_to_async(service.live_python)("jupyter")
+    return state["requests"]
+
+
+@contextlib.asynccontextmanager
+async def supernode_behind_api(
+    start_server, jupyter_server
+) -> AsyncIterator[tuple[JupyterClient, httpx.AsyncClient, httpx.AsyncClient]]:
+    """A relay process (patient actions) with a supernode on it, connected to Jupyter; the
+    supernode's Jupyter client and REST clients as the editor and the viewer."""
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server, env=PATIENT)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+        api(server, tokens["vi"]) as vi,
+        RunningSupernode(jupyter, server.ws_url, tokens["service"]),
+    ):
+        await connected()
+        yield jupyter, ed, vi
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert body["code"] == code, body
+    assert body["detail"]
+    if response.url.path.startswith("/api/") and "/datastores/" not in response.url.path:
+        assert body["message"] == body["detail"]  # where Jupyter clients read it
+    return body
+
+
+async def test_without_a_supernode_actions_answer_503_and_write_nothing(start_server):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server)
+    async with api(server, tokens["ed"]) as ed:
+        body = assert_error(await ed.post("/api/kernels", json={}), 503, "supernode-unavailable")
+        assert "no supernode" in body["detail"]
+        assert_error(await ed.delete("/api/kernels/k1"), 503, "supernode-unavailable")
+        assert_error(await ed.post("/api/kernels/refresh"), 503, "supernode-unavailable")
+        assert await requests_table() == {}
+        # Reads answer from the model, which says nobody keeps it current.
+        assert (await ed.get("/api/kernels")).json() == []
+        status = (await ed.get("/api/status")).json()
+        assert status["supernode"] is False and status["connected"] is False
+
+
+async def test_roles_decide_who_reads_and_who_acts(start_server):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server)
+    async with api(server, tokens["vi"]) as vi, api(server, tokens["x"]) as x:
+        assert (await vi.get("/api/kernels")).status_code == 200
+        assert_error(await vi.post("/api/kernels", json={}), 403, "permission-denied")
+        assert_error(await vi.delete("/api/kernels/k1"), 403, "permission-denied")
+        # A stranger learns nothing, as for any datastore they have no role on.
+        assert_error(await x.get("/api/kernels"), 404, "unknown-datastore")
+        assert_error(await x.post("/api/kernels", json={}), 404, "unknown-datastore")
+        async with httpx.AsyncClient(base_url=server.url) as anonymous:
+            response = await anonymous.get("/api/kernels")
+            assert response.status_code == 401
+            assert response.headers["WWW-Authenticate"] == "Token"
+        assert await requests_table() == {}
+
+
+async def test_bad_input_is_a_400_with_field_messages(start_server):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server)
+    async with api(server, tokens["ed"]) as ed:
+        body = assert_error(await ed.post("/api/kernels", json={"name": 3}), 400, "invalid")
+        assert body["errors"] == {"name": ["Not a string."]}
+        body = assert_error(await ed.post("/api/kernels", json={"nmae": "x"}), 400, "invalid")
+        assert body["errors"] == {"nmae": ["Unknown field."]}
+        assert_error(await ed.post("/api/kernels", json=[1]), 400, "invalid")
+        body = {"path": "p", "kernel": {"name": 5}}
+        body = assert_error(await ed.post("/api/sessions", json=body), 400, "invalid")
+        assert body["errors"] == {"kernel.name": ["Not a string."]}
+        body = assert_error(await ed.get("/api/kernels/a%00b"), 400, "invalid")
+        assert body["errors"] == {"kernel_id": ["NUL characters are not allowed."]}
+        response = await ed.post(
+            "/api/kernels", content=b"{", headers={"Content-Type": "application/json"}
+        )
+        assert_error(response, 400, "parse-error")
+        assert await requests_table() == {}
+
+
+async def test_kernels_through_the_supernode(start_server, jupyter_server):
+    async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, _vi):
+        status = (await ed.get("/api/status")).json()
+        assert status["supernode"] is True and status["connected"] is True
+        specs = (await ed.get("/api/kernelspecs")).json()
+        assert specs["default"] == "python3"
+        assert specs["kernelspecs"]["python3"]["spec"]["language"] == "python"
+        assert (await ed.get("/api/kernelspecs/python3")).json()["name"] == "python3"
+        assert_error(await ed.get("/api/kernelspecs/cobol"), 404, "unknown-kernelspec")
+
+        response = await ed.post("/api/kernels", json={"name": "python3"})
+        assert response.status_code == 201, response.text
+        kernel = response.json()
+        assert response.headers["Location"] == f"/api/kernels/{kernel['id']}"
+        assert kernel["name"] == "python3"
+        # Answered once the kernels table has it: the next read sees it.
+        listed = (await ed.get("/api/kernels")).json()
+        assert kernel["id"] in [item["id"] for item in listed]
+        assert (await jupyter.get_kernel(kernel["id"]))["id"] == kernel["id"]
+        one = (await ed.get(f"/api/kernels/{kernel['id']}")).json()
+        assert one["id"] == kernel["id"] and one["name"] == "python3"
+
+        response = await ed.post(f"/api/kernels/{kernel['id']}/interrupt")
+        assert response.status_code == 204, response.text
+        response = await ed.post(f"/api/kernels/{kernel['id']}/restart")
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == kernel["id"]
+        response = await ed.post("/api/kernels/refresh")
+        assert response.status_code == 200, response.text
+        assert kernel["id"] in [item["id"] for item in response.json()]
+
+        # Jupyter's refusals come back as its status, never a 500.
+        assert_error(await ed.delete("/api/kernels/no-such-kernel"), 404, "not-found")
+        assert_error(await ed.post("/api/kernels/no-such-kernel/interrupt"), 404, "not-found")
+        body = assert_error(await ed.post("/api/kernels", json={"name": "cobol"}), 400, "invalid")
+        assert "Unknown kernelspec" in body["errors"]["name"][0]
+
+        response = await ed.delete(f"/api/kernels/{kernel['id']}")
+        assert response.status_code == 204, response.text
+        assert_error(await ed.get(f"/api/kernels/{kernel['id']}"), 404, "not-found")
+        assert kernel["id"] not in [k["id"] for k in await jupyter.kernels()]
+        # Every action is a request record, written by the caller through the write path.
+        done = await requests_table()
+        assert {r["requested_by"] for r in done.values()} == {"ed"}
+        assert all(r["created_at"] and r["finished_at"] for r in done.values())
+
+
+@database_sync_to_async
+def hold_lease(holder: str | None) -> None:
+    """A lease held by nobody running (None: released), so requests wait unanswered."""
+    SupernodeLease.objects.filter(name="jupyter").delete()
+    if holder:
+        SupernodeLease.objects.create(
+            name="jupyter", holder=holder, expires_at=timezone.now() + timedelta(minutes=5)
+        )
+
+
+async def test_past_the_timeout_202_then_the_record_answers_the_result(
+    start_server, jupyter_server
+):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server, env={"RTC_API_ACTION_TIMEOUT": "0.3"})
+    await hold_lease("away")
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+        api(server, tokens["vi"]) as vi,
+    ):
+        response = await ed.post("/api/kernels", json={"name": "python3"})
+        assert response.status_code == 202, response.text
+        url = response.headers["Location"]
+        assert response.json()["url"] == url and url.startswith("/api/requests/")
+        pending = await vi.get(url)  # a viewer may follow it too
+        assert pending.status_code == 202
+        assert pending.json()["status"] == "requested"
+        assert pending.json()["action"] == "kernel.start"
+        assert_error(await ed.get("/api/requests/nope"), 404, "unknown-request")
+
+        await hold_lease(None)
+        running = RunningSupernode(jupyter, server.ws_url, tokens["service"])
+        try:
+            record_id = url.rsplit("/", 1)[1]
+            await wait_for_record(
+                "jupyter",
+                "requests",
+                record_id,
+                lambda record: record["status"] == "completed",
+                WAIT,
+                poll_interval=0.05,
+            )
+            answer = await ed.get(url)
+            assert answer.status_code == 200
+            kernel_id = answer.json()["result"]["kernel"]["id"]
+            assert kernel_id in [k["id"] for k in await jupyter.kernels()]
+            await jupyter.shutdown_kernel(kernel_id)
+        finally:
+            await running.close()
+
+
+async def test_sessions_and_terminals_through_the_supernode(start_server, jupyter_server):
+    async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, _vi):
+        body = {
+            "path": "api-sessions/x.ipynb",
+            "type": "notebook",
+            "kernel": {"name": "python3"},
+        }
+        response = await ed.post("/api/sessions", json=body)
+        assert response.status_code == 201, response.text
+        session = response.json()
+        assert response.headers["Location"] == f"/api/sessions/{session['id']}"
+        assert session["path"] == "api-sessions/x.ipynb" and session["kernel"]["id"]
+        listed = {item["id"]: item for item in (await ed.get("/api/sessions")).json()}
+        assert listed[session["id"]]["kernel"]["id"] == session["kernel"]["id"]
+        assert listed[session["id"]]["notebook"]["path"] == "api-sessions/x.ipynb"
+        one = (await ed.get(f"/api/sessions/{session['id']}")).json()
+        assert one["kernel"]["name"] == "python3"
+
+        response = await ed.patch(
+            f"/api/sessions/{session['id']}", json={"path": "api-sessions/y.ipynb"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["path"] == "api-sessions/y.ipynb"
+        assert (await ed.get(f"/api/sessions/{session['id']}")).json()["path"] == (
+            "api-sessions/y.ipynb"
+        )
+        response = await ed.post("/api/sessions/refresh")
+        assert session["id"] in [item["id"] for item in response.json()]
+
+        assert_error(await ed.patch("/api/sessions/nope", json={"name": "n"}), 404, "not-found")
+        assert_error(await ed.delete("/api/sessions/nope"), 404, "not-found")
+        response = await ed.post(
+            "/api/sessions", json={"path": "api-sessions/z.ipynb", "kernel": {"id": "nope"}}
+        )
+        assert_error(response, 404, "not-found")
+        assert_error(await ed.post("/api/sessions", json={"type": "notebook"}), 400, "invalid")
+
+        response = await ed.delete(f"/api/sessions/{session['id']}")
+        assert response.status_code == 204, response.text
+        assert_error(await ed.get(f"/api/sessions/{session['id']}"), 404, "not-found")
+        assert session["id"] not in [item["id"] for item in await jupyter.sessions()]
+
+        # Terminals (jupyter_server brings jupyter_server_terminals and terminado).
+        assert launcher.terminals_available()
+        assert (await ed.get("/api/terminals")).json() == []
+        response = await ed.post("/api/terminals", json={})
+        assert response.status_code == 200, response.text
+        name = response.json()["name"]
+        assert name in [item["name"] for item in (await ed.get("/api/terminals")).json()]
+        assert (await ed.get(f"/api/terminals/{name}")).json()["name"] == name
+        assert (await ed.delete(f"/api/terminals/{name}")).status_code == 204
+        assert_error(await ed.get(f"/api/terminals/{name}"), 404, "not-found")
+        assert_error(await ed.get("/api/terminals/1"), 404, "not-found")
+        assert (await ed.post("/api/terminals/refresh")).status_code == 200
+
+
+async def test_contents_through_the_model_and_the_supernode(start_server, jupyter_server):
+    folder = jupyter_server.root_dir / "api-contents"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.txt").write_text("hello")
+    async with supernode_behind_api(start_server, jupyter_server) as (_jupyter, ed, vi):
+        response = await vi.get("/api/contents/api-contents")  # viewers read
+        assert response.status_code == 200, response.text
+        listing = response.json()
+        assert listing["type"] == "directory"
+        assert [entry["name"] for entry in listing["content"]] == ["a.txt"]
+        # Asked once, the folder is watched: the next answers come from the model.
+        asked = len(await requests_table())
+        again = (await ed.get("/api/contents/api-contents")).json()
+        assert [entry["path"] for entry in again["content"]] == ["api-contents/a.txt"]
+        brief = (await ed.get("/api/contents/api-contents/a.txt?content=0")).json()
+        assert brief["type"] == "file" and brief["content"] is None
+        assert len(await requests_table()) == asked
+
+        text = (await vi.get("/api/contents/api-contents/a.txt")).json()
+        assert text["content"] == "hello" and text["format"] == "text"
+        assert_error(await ed.get("/api/contents/api-contents/nope.txt"), 404, "not-found")
+        assert_error(await ed.get("/api/contents/x?content=2"), 400, "invalid")
+
+        model = {"type": "file", "format": "text", "content": "B"}
+        assert_error(
+            await vi.put("/api/contents/api-contents/b.txt", json=model),
+            403,
+            "permission-denied",
+        )
+        response = await ed.put("/api/contents/api-contents/b.txt", json=model)
+        assert response.status_code == 201, response.text
+        assert (folder / "b.txt").read_text() == "B"
+        response = await ed.put("/api/contents/api-contents/b.txt", json={**model, "content": "BB"})
+        assert response.status_code == 200, response.text
+        assert (folder / "b.txt").read_text() == "BB"
+        names = [e["name"] for e in (await ed.get("/api/contents/api-contents")).json()["content"]]
+        assert names == ["a.txt", "b.txt"]
+
+        response = await ed.post("/api/contents/api-contents", json={"type": "file", "ext": ".txt"})
+        assert response.status_code == 201, response.text
+        untitled = response.json()["path"]
+        assert response.headers["Location"] == f"/api/contents/{untitled}"
+        assert (jupyter_server.root_dir / untitled).exists()
+        response = await ed.post(
+            "/api/contents/api-contents", json={"copy_from": "api-contents/a.txt"}
+        )
+        assert response.status_code == 201, response.text
+        assert (jupyter_server.root_dir / response.json()["path"]).read_text() == "hello"
+        assert_error(
+            await ed.post("/api/contents/api-contents", json={"copy_from": "a", "ext": ".x"}),
+            400,
+            "invalid",
+        )
+
+        response = await ed.patch(
+            "/api/contents/api-contents/b.txt", json={"path": "api-contents/c.txt"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["path"] == "api-contents/c.txt"
+        assert (folder / "c.txt").read_text() == "BB" and not (folder / "b.txt").exists()
+        assert_error(
+            await ed.patch("/api/contents/api-contents/b.txt", json={"path": "x.txt"}),
+            404,
+            "not-found",
+        )
+        assert (await ed.delete("/api/contents/api-contents/c.txt")).status_code == 204
+        assert not (folder / "c.txt").exists()
+        names = [e["name"] for e in (await ed.get("/api/contents/api-contents")).json()["content"]]
+        assert "c.txt" not in names and "b.txt" not in names
+
+        (folder / "d.txt").write_text("made elsewhere")
+        response = await ed.post("/api/contents-refresh/api-contents")
+        assert response.status_code == 200, response.text
+        assert "d.txt" in [entry["name"] for entry in response.json()["content"]]
+        root = (await ed.get("/api/contents")).json()
+        assert "api-contents" in [entry["name"] for entry in root["content"]]
+
+
+@database_sync_to_async
+def open_document(document_id: str, path: str) -> None:
+    datastore = service.get_datastore("jupyter")
+    records.set_fields(datastore, "documents", document_id, {"path": path, "request": "open"})
+
+
+async def test_executions_console_and_cells_with_input_in_both_front_ends_shapes(
+    start_server, jupyter_server
+):
+    write_json(
+        jupyter_server.root_dir / "api-exec" / "n.ipynb",
+        notebook(
+            code("ask", 'name = input("name? ")\nprint("hi", name)'),
+            code("six", "print(6 * 7)"),
+        ),
+    )
+    async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, vi):
+        kernel_id = (await ed.post("/api/kernels", json={"name": "python3"})).json()["id"]
+
+        # Console code: answered with its outputs once it finished.
+        response = await ed.post(
+            "/api/executions", json={"kernel_id": kernel_id, "code": "print('hi')\n1+1"}
+        )
+        assert response.status_code == 200, response.text
+        done = response.json()
+        assert done["status"] == "completed" and done["execution_count"] == 1
+        assert done["outputs"][0] == {"output_type": "stream", "name": "stdout", "text": "hi\n"}
+        assert done["outputs"][1]["data"]["text/plain"] == "2"
+        assert done["requested_by"] == "ed"
+        again = await vi.get(f"/api/executions/{done['id']}")
+        assert again.status_code == 200 and again.json()["outputs"] == done["outputs"]
+        response = await ed.post("/api/executions", json={"kernel_id": kernel_id, "code": "1/0"})
+        assert response.json()["status"] == "error"
+        assert "ZeroDivisionError" in response.json()["error"]
+
+        body = {"kernel_id": "nope", "code": "1"}
+        assert_error(await ed.post("/api/executions", json=body), 404, "not-found")
+        body = {"document_id": "nope", "cell_id": "c"}
+        assert_error(await ed.post("/api/executions", json=body), 404, "unknown-document")
+        body = {"kernel_id": kernel_id, "cell_id": "c"}
+        assert_error(await ed.post("/api/executions", json=body), 400, "invalid")
+        body = {"kernel_id": kernel_id, "code": "1"}
+        assert_error(await vi.post("/api/executions", json=body), 403, "permission-denied")
+        assert_error(await ed.get("/api/executions/nope"), 404, "unknown-execution")
+
+        # jupyter-server-nbmodel's shape, console code: 202, then the request URL.
+        response = await ed.post(
+            f"/api/kernels/{kernel_id}/execute", json={"code": "print(5)", "metadata": {}}
+        )
+        assert response.status_code == 202, response.text
+        location = response.headers["Location"]
+        assert location.startswith(f"/api/kernels/{kernel_id}/requests/")
+        await execution_done(location.rsplit("/", 1)[1])
+        result = await ed.get(location)
+        assert result.status_code == 200, result.text
+        assert result.json()["status"] == "ok"
+        assert json.loads(result.json()["outputs"])[0]["text"] == "5\n"
+        assert_error(
+            await ed.post("/api/kernels/nope/execute", json={"code": "1"}), 404, "not-found"
+        )
+        assert_error(await ed.post(f"/api/kernels/{kernel_id}/execute", json={}), 400, "invalid")
+        body = {"input": "x"}
+        assert_error(
+            await ed.post(f"/api/kernels/{kernel_id}/input", json=body), 409, "no-input-request"
+        )
+
+        # Notebook cells, on the kernel of the notebook's session.
+        await open_document("nb", "api-exec/n.ipynb")
+        await wait_for_record(
+            "jupyter",
+            "documents",
+            "nb",
+            lambda record: record.get("status") == "open" and not record.get("request"),
+            WAIT,
+            poll_interval=0.05,
+        )
+        session = await ed.post(
+            "/api/sessions", json={"path": "api-exec/n.ipynb", "kernel": {"name": "python3"}}
+        )
+        nb_kernel = session.json()["kernel"]["id"]
+        shape = {"code": "", "metadata": {"cell_id": "ask", "document_id": "nb"}}
+        response = await ed.post(f"/api/kernels/{nb_kernel}/execute", json=shape)
+        assert response.status_code == 202, response.text
+        location = response.headers["Location"]
+        await wait_for_record(
+            "jupyter",
+            "executions",
+            location.rsplit("/", 1)[1],
+            lambda record: bool(record.get("input_request")),
+            WAIT,
+            poll_interval=0.05,
+        )
+        asking = await ed.get(location)
+        assert asking.status_code == 300, asking.text
+        assert asking.json()["input_request"] == {"prompt": "name? ", "password": False}
+        assert asking.headers["Location"] == f"/api/kernels/{nb_kernel}/input"
+        body = {"input": "x"}
+        assert_error(
+            await vi.post(f"/api/kernels/{nb_kernel}/input", json=body),
+            403,
+            "permission-denied",
+        )
+        response = await ed.post(f"/api/kernels/{nb_kernel}/input", json={"input": "Ada"})
+        assert response.status_code == 201, response.text
+        await execution_done(location.rsplit("/", 1)[1])
+        result = (await ed.get(location)).json()
+        assert result["status"] == "ok"
+        assert "hi Ada" in json.loads(result["outputs"])[-1]["text"]
+
+        # jupyter-collaboration's shape; and /api/executions for a cell.
+        shape = {"cell_id": "six", "document_id": "nb"}
+        response = await ed.post(f"/api/kernels/{nb_kernel}/execute", json=shape)
+        assert response.status_code == 202, response.text
+        response = await ed.post("/api/executions", json={"document_id": "nb", "cell_id": "six"})
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "completed"
+        assert response.json()["kernel_id"] == nb_kernel
+
+        # Input through /api/executions: 202 while it waits, then the answer.
+        response = await ed.post("/api/executions", json={"document_id": "nb", "cell_id": "ask"})
+        assert response.status_code == 202, response.text
+        waiting = response.json()
+        assert waiting["input_request"]["prompt"] == "name? "
+        assert response.headers["Location"] == f"/api/executions/{waiting['id']}"
+        response = await ed.post(f"/api/executions/{waiting['id']}/input", json={"value": "Bo"})
+        assert response.status_code == 204, response.text
+        await execution_done(waiting["id"])
+        final = (await ed.get(f"/api/executions/{waiting['id']}")).json()
+        assert final["status"] == "completed"
+        body = {"value": "late"}
+        response = await ed.post(f"/api/executions/{waiting['id']}/input", json=body)
+        assert_error(response, 409, "no-input-request")
+        await end_sessions(jupyter, "api-exec/")
+        await jupyter.shutdown_kernel(kernel_id)
+
+
+async def execution_done(execution_id: str) -> None:
+    await wait_for_record(
+        "jupyter",
+        "executions",
+        execution_id,
+        lambda record: record.get("status") in ("completed", "error", "cancelled"),
+        WAIT,
+        poll_interval=0.05,
+    )
+
+
+@database_sync_to_async
+def server_status(**fields) -> None:
+    """The status record as a supernode would leave it."""
+    records.set_fields(service.get_datastore("jupyter"), "status", "server", fields)
+
+
+async def test_an_execution_is_cancelled_through_the_api(start_server, jupyter_server):
+    async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, vi):
+        kernel_id = (await ed.post("/api/kernels", json={"name": "python3"})).json()["id"]
+        code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
+        response = await ed.post("/api/executions", json={"kernel_id": kernel_id, "code": code})
+        assert response.status_code == 202, response.text
+        execution_id = response.json()["id"]
+        await wait_for_record(
+            "jupyter",
+            "executions",
+            execution_id,
+            lambda record: bool(record and record.get("outputs")),
+            WAIT,
+            poll_interval=0.05,
+        )
+        cancel = f"/api/executions/{execution_id}/cancel"
+        assert_error(await vi.post(cancel), 403, "permission-denied")
+        assert_error(await ed.post("/api/executions/nope/cancel"), 404, "unknown-execution")
+        response = await ed.post(cancel)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "cancelled"
+        assert "KeyboardInterrupt" in response.json()["error"]
+        # Again: it has ended, nothing changes.
+        again = await ed.post(cancel)
+        assert again.status_code == 200 and again.json() == response.json()
+        # The kernel was interrupted, not lost.
+        response = await ed.post("/api/executions", json={"kernel_id": kernel_id, "code": "7"})
+        assert response.json()["status"] == "completed", response.text
+        await jupyter.shutdown_kernel(kernel_id)
+
+
+async def test_a_supernode_that_cannot_reach_jupyter_answers_503_too(start_server):
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server)
+    await hold_lease("away")
+    await server_status(connected=False, kernels=0)
+    async with api(server, tokens["ed"]) as ed:
+        body = assert_error(await ed.post("/api/kernels", json={}), 503, "supernode-unavailable")
+        assert "cannot reach the Jupyter Server" in body["detail"]
+        status = (await ed.get("/api/status")).json()
+        assert status["supernode"] is True and status["connected"] is False
+        assert await requests_table() == {}
+
+
+async def test_browsers_need_the_csrf_token_and_requests_are_throttled(start_server):
+    await accounts()
+    await database_sync_to_async(
+        # Staff, to log in through the admin's page (staff has no say on datastore roles).
+        lambda: User.objects.filter(username="ed").update(
+            password=make_password("pw"), is_staff=True
+        )
+    )()
+    server = await asyncio.to_thread(
+        start_server, env={"RTC_API_RATE_USER": "5/min", "RTC_API_ACTION_TIMEOUT": "0.2"}
+    )
+    await hold_lease("away")
+    async with httpx.AsyncClient(base_url=server.url) as browser:
+        page = await browser.get("/admin/login/")
+        csrf = page.cookies["csrftoken"]
+        response = await browser.post(
+            "/admin/login/?next=/admin/",
+            data={"username": "ed", "password": "pw", "csrfmiddlewaretoken": csrf},
+            headers={"Referer": f"{server.url}/admin/login/"},
+        )
+        assert "sessionid" in browser.cookies, response.text[:500]
+        assert (await browser.get("/api/kernels")).status_code == 200
+        # A session without the CSRF token may read, not act.
+        body = assert_error(await browser.post("/api/kernels", json={}), 403, "permission-denied")
+        assert "CSRF" in body["detail"]
+        headers = {"X-CSRFToken": browser.cookies["csrftoken"], "Referer": f"{server.url}/"}
+        response = await browser.post("/api/kernels", json={}, headers=headers)
+        assert response.status_code == 202, response.text  # written; nobody acts on it here
+        for _ in range(5):
+            response = await browser.get("/api/kernels")
+        assert_error(response, 429, "throttled")
+        assert response.headers["Retry-After"]
+
+
+def test_record_edits_take_the_callers_authorize_hook():
+    """records.set_fields refuses what the caller's policy refuses, as the write path would."""
+    datastore = account.ensure_jupyter_datastore(username=_service_user())
+    editor, viewer = User.objects.create_user("ed"), User.objects.create_user("vi")
+    grant(datastore, editor, "editor")
+    grant(datastore, viewer, "viewer")
+    as_editor = access_for(editor, datastore).authorizer()
+    outcome = records.set_fields(
+        datastore, "kernels", "k", {"name": "python3"}, authorize=as_editor
+    )
+    assert outcome.error_code == "permission-denied" and "supernode" in outcome.error
+    fields = {"action": "refresh", "status": "requested"}
+    ok = records.set_fields(datastore, "requests", "r", fields, authorize=as_editor)
+    assert ok.status is Status.STORED
+    as_viewer = access_for(viewer, datastore).authorizer()
+    refused = records.set_fields(datastore, "requests", "r2", fields, authorize=as_viewer)
+    assert refused.error_code == "permission-denied"
+    state, _ = service.live_python(datastore)
+    assert set(state["requests"]) == {"r"} and state["kernels"] == {}
+
+
+def _service_user() -> str:
+    account.ensure_service_account()
+    return account.SERVICE_USERNAME
+
+
+@pytest.mark.redis
+async def test_two_workers_answer_actions_the_supernode_carries_out_through_the_other(
+    postgres, redis_url, start_server, jupyter_server
+):
+    tokens = await accounts()
+    url, prefix = redis_url
+    env = {**PATIENT, "REDIS_URL": url, "REDIS_PREFIX": prefix}
+    first = await asyncio.to_thread(start_server, env=env, name="worker-1")
+    second = await asyncio.to_thread(start_server, env=env, name="worker-2")
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(first, tokens["ed"]) as ed,
+    ):
+        # The supernode's writes commit on worker 2; the REST request waits on worker 1.
+        running = RunningSupernode(jupyter, second.ws_url, tokens["service"])
+        try:
+            await connected()
+            response = await ed.post("/api/kernels", json={"name": "python3"})
+            assert response.status_code == 201, response.text
+            kernel_id = response.json()["id"]
+            assert kernel_id in [item["id"] for item in (await ed.get("/api/kernels")).json()]
+            assert (await ed.delete(f"/api/kernels/{kernel_id}")).status_code == 204
+        finally:
+            await running.close()

@@ -1,0 +1,572 @@
+"""Documents and cells run by id, through the supernode, against a real Jupyter Server and a real
+relay process. The supernode runs in the test's event loop; clients are DatastoreClients with an
+editor's token; what only the database shows (projections, history) is awaited with deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from jupyter_ydoc import YNotebook
+from pycrdt import Array, Doc, Map, Text
+from rtc_client import DatastoreClient
+
+from jupyter_sync.jupyter import JupyterClient
+from jupyter_sync.models import Cell, Execution, Output
+from jupyter_sync.schema import timestamp
+from jupyter_sync.supernode import account
+from jupyter_sync.supernode.outputs import NotebookOutputSink
+from tables.history import replay
+from tables.models import Datastore, TouchedRecord, Transaction
+from tables.service import live_python
+from tests.support.notebooks import code, disk_notebook, disk_source, notebook, write_json
+from tests.support.supernode import (
+    RunningSupernode,
+    accounts,
+    create,
+    end_sessions,
+    finished,
+    record,
+    update,
+)
+from tests.support.waiting import aeventually
+
+pytest_plugins = ["tests.support.liveserver", "tests.support.jupyter"]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 30.0
+
+
+def cells(client: DatastoreClient) -> Array:
+    return client.doc.get("cells", type=Array)
+
+
+def cell(client: DatastoreClient, cell_id: str) -> Map:
+    return next(c for c in cells(client) if c.get("id") == cell_id)
+
+
+def source(client: DatastoreClient, cell_id: str) -> str:
+    return str(cell(client, cell_id)["source"])
+
+
+async def open_document(watcher: DatastoreClient, document_id: str, path: str) -> None:
+    create(watcher, "documents", document_id, path=path, request="open", requested_by="ed")
+    await watcher.wait_for(
+        lambda: (
+            record(watcher, "documents", document_id).get("status") == "open"
+            and not record(watcher, "documents", document_id).get("request")
+        ),
+        timeout=WAIT,
+    )
+
+
+async def run_cell(watcher: DatastoreClient, execution_id: str, document_id: str, cell_id: str):
+    create(
+        watcher,
+        "executions",
+        execution_id,
+        document_id=document_id,
+        cell_id=cell_id,
+        status="requested",
+        requested_by="ed",
+        created_at=timestamp(),
+    )
+
+
+# --- Documents -------------------------------------------------------------------------------
+
+
+async def test_documents_open_save_follow_the_disk_conflict_rename_delete(
+    start_server, jupyter_server
+):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    root: Path = jupyter_server.root_dir
+    nb_path = root / "docs1" / "a.ipynb"
+    write_json(nb_path, notebook(code("c1", "x = 1"), code("c2", "print(x)")))
+    (root / "docs1" / "notes.txt").write_text("one\ntwo\n")
+
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        # Asked for while no supernode runs: a record, so it is carried out when one starts.
+        create(watcher, "documents", "d1", path="docs1/a.ipynb", request="open")
+        await watcher.wait_acked(timeout=WAIT)
+        running = RunningSupernode(jupyter, relay.ws_url, service_token, quick_documents=True)
+        try:
+            await watcher.wait_for(
+                lambda: record(watcher, "documents", "d1").get("status") == "open", timeout=WAIT
+            )
+            opened = record(watcher, "documents", "d1")
+            assert opened["datastore_name"] == "doc-d1"
+            assert opened["type"] == "notebook"
+            assert opened["last_modified"]
+            assert not opened.get("request")
+
+            async with DatastoreClient(relay.ws_url, "doc-d1", token=editor_token) as doc:
+                assert [c.get("id") for c in cells(doc)] == ["c1", "c2"]
+                assert source(doc, "c1") == "x = 1"
+
+                # An edit is saved once the document is quiet.
+                text = cell(doc, "c1")["source"]
+                text += "0"
+                await aeventually(
+                    lambda: disk_source(nb_path, 0) == "x = 10",
+                    WAIT,
+                    "the edit saved",
+                    off_loop=True,
+                )
+                await watcher.wait_for(
+                    lambda: record(watcher, "documents", "d1").get("last_saved"), timeout=WAIT
+                )
+                await doc.wait_for(
+                    lambda: doc.doc.get("state", type=Map).get("dirty") is False, timeout=WAIT
+                )
+
+                # Someone else changes the file; the document has nothing unsaved: it follows,
+                # and its cells keep their identity.
+                on_disk = disk_notebook(nb_path)
+                on_disk["cells"][1]["source"] = "print(x * 2)"
+                write_json(nb_path, on_disk)
+                await doc.wait_for(lambda: source(doc, "c2") == "print(x * 2)", timeout=WAIT)
+                assert source(doc, "c1") == "x = 10"
+                assert [c.get("id") for c in cells(doc)] == ["c1", "c2"]
+
+                # Both change: the document keeps its edit, the file keeps its own, and the
+                # conflict is recorded.
+                running.documents.save_delay = 60.0
+                text = cell(doc, "c1")["source"]
+                text += "0"  # x = 100
+                await doc.wait_for(
+                    lambda: doc.doc.get("state", type=Map).get("dirty") is True, timeout=WAIT
+                )
+                on_disk = disk_notebook(nb_path)
+                on_disk["cells"][0]["source"] = "x = 'disk'"
+                write_json(nb_path, on_disk)
+                await watcher.wait_for(
+                    lambda: record(watcher, "documents", "d1").get("conflict"), timeout=WAIT
+                )
+                conflict = record(watcher, "documents", "d1")["conflict"]
+                assert set(conflict) == {"detected_at", "disk_last_modified", "message"}
+                assert source(doc, "c1") == "x = 100"
+                assert disk_source(nb_path, 0) == "x = 'disk'"
+                assert running.documents.open["d1"].conflict_with  # automatic saves paused
+
+                # Resolved by a save: the document wins, the conflict is cleared.
+                running.documents.save_delay = 0.3
+                update(watcher, "documents", "d1", request="save")
+                await watcher.wait_for(
+                    lambda: (
+                        not record(watcher, "documents", "d1").get("conflict")
+                        and not record(watcher, "documents", "d1").get("request")
+                    ),
+                    timeout=WAIT,
+                )
+                assert disk_source(nb_path, 0) == "x = 100"
+
+                # Rename: same datastore, the file moves, later saves go to the new path.
+                update(watcher, "documents", "d1", request="rename", new_path="docs1/b.ipynb")
+                await watcher.wait_for(
+                    lambda: (
+                        record(watcher, "documents", "d1").get("path") == "docs1/b.ipynb"
+                        and not record(watcher, "documents", "d1").get("request")
+                    ),
+                    timeout=WAIT,
+                )
+                renamed = root / "docs1" / "b.ipynb"
+                assert renamed.exists() and not nb_path.exists()
+                assert not record(watcher, "documents", "d1").get("new_path")
+                await doc.wait_for(
+                    lambda: doc.doc.get("state", type=Map).get("path") == "docs1/b.ipynb", WAIT
+                )
+                text = cell(doc, "c2")["source"]
+                text += "  # renamed"
+                await aeventually(
+                    lambda: disk_source(renamed, 1) == "print(x * 2)  # renamed",
+                    WAIT,
+                    "the save after the rename",
+                    off_loop=True,
+                )
+
+                # Delete: the file goes, the document is closed.
+                update(watcher, "documents", "d1", request="delete")
+                await watcher.wait_for(
+                    lambda: record(watcher, "documents", "d1").get("status") == "closed",
+                    timeout=WAIT,
+                )
+                assert not renamed.exists()
+                assert "d1" not in running.documents.open
+
+            # A text file: the `file` layout, saved as text.
+            await open_document(watcher, "t1", "docs1/notes.txt")
+            assert record(watcher, "documents", "t1")["type"] == "file"
+            async with DatastoreClient(relay.ws_url, "doc-t1", token=editor_token) as doc:
+                text = doc.doc.get("source", type=Text)
+                assert str(text) == "one\ntwo\n"
+                text += "three\n"
+                notes = root / "docs1" / "notes.txt"
+                await aeventually(
+                    lambda: notes.read_text() == "one\ntwo\nthree\n",
+                    WAIT,
+                    "the text file saved",
+                    off_loop=True,
+                )
+
+            # Errors: a missing file.
+            create(watcher, "documents", "gone", path="docs1/nothing.ipynb", request="open")
+            await watcher.wait_for(
+                lambda: record(watcher, "documents", "gone").get("status") == "error",
+                timeout=WAIT,
+            )
+            assert "no such file" in record(watcher, "documents", "gone")["error"]
+            assert record(watcher, "documents", "gone")["error_status"] == 404
+        finally:
+            await running.close()
+
+
+async def test_a_restarted_supernode_reopens_documents_and_keeps_what_changed_meanwhile(
+    start_server, jupyter_server
+):
+    """Edits made while no supernode ran are saved; a file changed meanwhile is loaded; both
+    changed is a conflict."""
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    root: Path = jupyter_server.root_dir
+    paths = {name: root / "docs4" / f"{name}.ipynb" for name in ("edited", "ondisk", "both")}
+    for path in paths.values():
+        write_json(path, notebook(code("c1", "a = 1")))
+
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        running = RunningSupernode(jupyter, relay.ws_url, service_token, quick_documents=True)
+        try:
+            for name in paths:
+                await open_document(watcher, name, f"docs4/{name}.ipynb")
+        finally:
+            await running.close()
+        assert {record(watcher, "documents", name)["status"] for name in paths} == {"open"}
+
+        # No supernode now. A client edits two documents; someone changes two files.
+        for name in ("edited", "both"):
+            async with DatastoreClient(relay.ws_url, f"doc-{name}", token=editor_token) as doc:
+                text = cell(doc, "c1")["source"]
+                text += "0"
+                await doc.wait_acked(timeout=WAIT)
+        for name in ("ondisk", "both"):
+            write_json(paths[name], notebook(code("c1", "a = 'disk'")))
+
+        running = RunningSupernode(jupyter, relay.ws_url, service_token, quick_documents=True)
+        try:
+            await aeventually(
+                lambda: disk_source(paths["edited"], 0) == "a = 10",
+                WAIT,
+                "the edit saved",
+                off_loop=True,
+            )
+            await watcher.wait_for(
+                lambda: record(watcher, "documents", "both").get("conflict"), timeout=WAIT
+            )
+            async with DatastoreClient(relay.ws_url, "doc-ondisk", token=editor_token) as doc:
+                await doc.wait_for(lambda: source(doc, "c1") == "a = 'disk'", timeout=WAIT)
+            async with DatastoreClient(relay.ws_url, "doc-both", token=editor_token) as doc:
+                assert source(doc, "c1") == "a = 10"
+            assert disk_source(paths["both"], 0) == "a = 'disk'"
+
+            # Resolved by a reload: the file wins.
+            update(watcher, "documents", "both", request="reload")
+            await watcher.wait_for(
+                lambda: (
+                    not record(watcher, "documents", "both").get("conflict")
+                    and not record(watcher, "documents", "both").get("request")
+                ),
+                timeout=WAIT,
+            )
+            async with DatastoreClient(relay.ws_url, "doc-both", token=editor_token) as doc:
+                assert source(doc, "c1") == "a = 'disk'"
+        finally:
+            await running.close()
+
+
+# --- Cells run by id ---------------------------------------------------------------------------
+
+
+async def test_cells_run_by_id_outputs_errors_stdin_order_and_cancel(start_server, jupyter_server):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    root: Path = jupyter_server.root_dir
+    write_json(
+        root / "docs2" / "run.ipynb",
+        notebook(
+            code("hello", "print('old')"),
+            code("fails", "1/0"),
+            code("asks", "name = input('Name? ')\nprint('hi', name)"),
+            code("first", "order = [1]"),
+            code("second", "order.append(2)\norder"),
+            code("sleeps", "import time\ntime.sleep(60)"),
+            code("dies", "import os\nos._exit(1)"),
+        ),
+    )
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        running = RunningSupernode(jupyter, relay.ws_url, service_token, quick_documents=True)
+        try:
+            await open_document(watcher, "n2", "docs2/run.ipynb")
+            async with DatastoreClient(relay.ws_url, "doc-n2", token=editor_token) as doc:
+                # The cell's current source runs, not the file's.
+                hello = cell(doc, "hello")["source"]
+                with doc.doc.transaction():
+                    hello.clear()
+                    hello += "print('hello')\n21 * 2"
+                await doc.wait_acked(timeout=WAIT)
+                await run_cell(watcher, "x1", "n2", "hello")
+                done = await finished(watcher, "x1")
+                assert done["status"] == "completed", done
+                assert done["execution_count"] == 1
+                assert done["code"] == "print('hello')\n21 * 2"
+                await doc.wait_for(
+                    lambda: (
+                        cell(doc, "hello").get("execution_count") == 1
+                        and cell(doc, "hello").get("execution_state") == "idle"
+                    ),
+                    WAIT,
+                )
+                outputs = cell(doc, "hello")["outputs"]
+                # The layout of jupyter_ydoc: Maps, a stream's text a Text.
+                assert isinstance(outputs[0], Map) and isinstance(outputs[0]["text"], Text)
+                assert outputs.to_py() == [
+                    {"output_type": "stream", "name": "stdout", "text": "hello\n"},
+                    {
+                        "output_type": "execute_result",
+                        "data": {"text/plain": "42"},
+                        "metadata": {},
+                        "execution_count": 1,
+                    },
+                ]
+                assert cell(doc, "hello").get("execution_state") == "idle"
+
+                # An error: the record says so, the traceback is in the cell's outputs.
+                await run_cell(watcher, "x2", "n2", "fails")
+                done = await finished(watcher, "x2")
+                assert done["status"] == "error"
+                assert done["error"].startswith("ZeroDivisionError")
+                await doc.wait_for(lambda: len(cell(doc, "fails")["outputs"]) == 1, WAIT)
+                error = cell(doc, "fails")["outputs"].to_py()[0]
+                assert error["output_type"] == "error" and error["ename"] == "ZeroDivisionError"
+                assert error["traceback"]
+
+                # stdin: the request appears in the record, an editor answers.
+                await run_cell(watcher, "x3", "n2", "asks")
+                await watcher.wait_for(
+                    lambda: record(watcher, "executions", "x3").get("input_request"), WAIT
+                )
+                assert record(watcher, "executions", "x3")["input_request"] == {
+                    "prompt": "Name? ",
+                    "password": False,
+                }
+                update(watcher, "executions", "x3", input_reply="Ada")
+                done = await finished(watcher, "x3")
+                assert done["status"] == "completed", done
+                assert not done.get("input_request") and not done.get("input_reply")
+                await doc.wait_for(
+                    lambda: (
+                        [o.get("text") for o in cell(doc, "asks")["outputs"].to_py()]
+                        == ["hi Ada\n"]
+                    ),
+                    WAIT,
+                )
+
+                # Requested together: run in created_at order, one at a time.
+                with watcher.doc.transaction():
+                    for execution_id, cell_id, created_at in (
+                        ("x5", "second", "2030-01-01T00:00:02"),
+                        ("x4", "first", "2030-01-01T00:00:01"),
+                    ):
+                        watcher.doc.get("executions", type=Map)[execution_id] = Map(
+                            {
+                                "document_id": "n2",
+                                "cell_id": cell_id,
+                                "status": "requested",
+                                "created_at": created_at,
+                            }
+                        )
+                assert (await finished(watcher, "x4"))["status"] == "completed"
+                assert (await finished(watcher, "x5"))["status"] == "completed"
+                await doc.wait_for(lambda: len(cell(doc, "second")["outputs"]) == 1, WAIT)
+                assert cell(doc, "second")["outputs"].to_py()[0]["data"]["text/plain"] == "[1, 2]"
+
+                # Cancel: the running cell is interrupted.
+                await run_cell(watcher, "x6", "n2", "sleeps")
+                await watcher.wait_for(
+                    lambda: record(watcher, "executions", "x6").get("status") == "running", WAIT
+                )
+                # Queued behind it, then cancelled: never runs.
+                await run_cell(watcher, "x6b", "n2", "hello")
+                await watcher.wait_for(
+                    lambda: record(watcher, "executions", "x6b").get("status") == "queued", WAIT
+                )
+                update(watcher, "executions", "x6b", cancel=True)
+                done = await finished(watcher, "x6b")
+                assert done["status"] == "cancelled" and not done.get("started_at")
+                assert record(watcher, "executions", "x6")["status"] == "running"
+                update(watcher, "executions", "x6", cancel=True)
+                done = await finished(watcher, "x6")
+                assert done["status"] == "cancelled", done
+                assert "KeyboardInterrupt" in done["error"]
+
+                # The kernel dies under a cell: an error; the next cell gets it back restarted.
+                await run_cell(watcher, "x8", "n2", "dies")
+                done = await finished(watcher, "x8")
+                assert done["status"] == "error" and "kernel" in done["error"], done
+                await doc.wait_for(lambda: cell(doc, "dies").get("execution_state") == "idle", WAIT)
+                await run_cell(watcher, "x9", "n2", "hello")
+                assert (await finished(watcher, "x9"))["status"] == "completed"
+
+                # A cell that is not there.
+                await run_cell(watcher, "x7", "n2", "no-such-cell")
+                done = await finished(watcher, "x7")
+                assert done["status"] == "error" and "no cell" in done["error"]
+        finally:
+            await end_sessions(jupyter, "docs2/")
+            await running.close()
+
+
+# --- The closed browser ------------------------------------------------------------------------
+
+
+@database_sync_to_async
+def project_state(name: str, cell_id: str) -> dict:
+    """What the database holds for a document's cell: live doc, projection, history."""
+    live, serial = live_python(name)
+    datastore = Datastore.objects.get(name=name)
+    row = Cell.objects.get(notebook__datastore=datastore, cell_id=cell_id)
+    history = replay(datastore, serial)
+    return {
+        "live": next(c for c in live["cells"] if c.get("id") == cell_id),
+        "cell_row": {"execution_count": row.execution_count},
+        "output_rows": [o.content for o in Output.objects.filter(cell=row).order_by("index")],
+        "replayed": next(c for c in YNotebook(history).get()["cells"] if c.get("id") == cell_id),
+        "writes": TouchedRecord.objects.filter(
+            datastore=datastore, table="cells", record_id=cell_id
+        ).count(),
+        "by_supernode": Transaction.objects.filter(
+            datastore=datastore, author__username=account.SERVICE_USERNAME
+        ).count(),
+    }
+
+
+async def test_outputs_land_in_the_notebook_with_every_browser_closed(start_server, jupyter_server):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    root: Path = jupyter_server.root_dir
+    nb_path = root / "docs3" / "long.ipynb"
+    lines = 15
+    write_json(
+        nb_path,
+        notebook(
+            code(
+                "long",
+                f"import time\nfor i in range({lines}):\n"
+                "    print(f'line {i}', flush=True)\n    time.sleep(0.2)\n'done'",
+            )
+        ),
+    )
+    async with JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter:
+        running = RunningSupernode(jupyter, relay.ws_url, service_token, quick_documents=True)
+        try:
+            async with DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher:
+                await open_document(watcher, "n3", "docs3/long.ipynb")
+                await run_cell(watcher, "long", "n3", "long")
+                await watcher.wait_for(
+                    lambda: record(watcher, "executions", "long").get("status") == "running",
+                    WAIT,
+                )
+                async with DatastoreClient(relay.ws_url, "doc-n3", token=editor_token) as doc:
+                    await doc.wait_for(lambda: len(cell(doc, "long")["outputs"]) > 0, WAIT)
+            # Every client is gone; the supernode carries on.
+
+            await aeventually(
+                lambda: Execution.objects.filter(record_id="long", status="completed").exists(),
+                WAIT,
+                "the execution completed",
+                off_loop=True,
+            )
+            execution = await database_sync_to_async(Execution.objects.get)(record_id="long")
+            assert execution.execution_count == 1
+            expected = "".join(f"line {i}\n" for i in range(lines))
+
+            def saved() -> bool:
+                nb = disk_notebook(nb_path)
+                if nb is None:
+                    return False
+                outputs = nb["cells"][0]["outputs"]
+                return (
+                    nb["cells"][0]["execution_count"] == 1
+                    and len(outputs) == 2
+                    and "".join(outputs[0]["text"]) == expected
+                )
+
+            await aeventually(saved, WAIT, "the outputs saved to the .ipynb", off_loop=True)
+            outputs = disk_notebook(nb_path)["cells"][0]["outputs"]
+            assert "".join(outputs[1]["data"]["text/plain"]) == "'done'"  # nbformat: str or lines
+
+            state = await project_state("doc-n3", "long")
+            for cell_now in (state["live"], state["replayed"]):
+                assert cell_now["execution_count"] == 1
+                assert cell_now["outputs"][0]["text"] == expected
+                assert cell_now["outputs"][1]["data"]["text/plain"] == "'done'"
+            assert state["cell_row"] == {"execution_count": 1}
+            assert [o["output_type"] for o in state["output_rows"]] == ["stream", "execute_result"]
+            assert state["output_rows"][0]["text"] == expected
+            # Streamed as they came: many writes to the cell, not one at the end.
+            assert state["writes"] >= 5, state["writes"]
+            assert state["by_supernode"] >= 5
+        finally:
+            await end_sessions(jupyter, "docs3/")
+            await running.close()
+
+
+# --- The notebook output sink ------------------------------------------------------------------
+
+
+def msg(kind: str, **content: Any) -> dict:
+    return {"msg_type": kind, "content": content}
+
+
+def test_notebook_outputs_are_maps_streams_grow_a_text_and_displays_update_in_place():
+    doc = Doc()
+    YNotebook(doc).set(notebook(code("c", "print(1)")))
+    outputs = doc.get("cells", type=Array)[0]["outputs"]
+    sink = NotebookOutputSink()
+    with doc.transaction():
+        for i in range(3):
+            sink.apply(outputs, msg("stream", name="stdout", text=f"{i}\n"))
+    assert isinstance(outputs[0], Map) and isinstance(outputs[0]["text"], Text)
+    sink.apply(outputs, msg("stream", name="stdout", text="3\n"))
+    sink.apply(outputs, msg("stream", name="stderr", text="oops\n"))
+    shown = {"data": {"text/plain": "10%"}, "metadata": {}, "transient": {"display_id": "bar"}}
+    sink.apply(outputs, msg("display_data", **shown))
+    updated = {**shown, "data": {"text/plain": "100%"}}
+    assert sink.apply(outputs, msg("update_display_data", **updated))
+    # What jupyter_ydoc reads back (and saves): nbformat outputs, no transient.
+    assert YNotebook(doc).get()["cells"][0]["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": "0\n1\n2\n3\n"},
+        {"output_type": "stream", "name": "stderr", "text": "oops\n"},
+        {"output_type": "display_data", "data": {"text/plain": "100%"}, "metadata": {}},
+    ]
+    # clear_output(wait=True) clears when the next output comes.
+    assert not sink.apply(outputs, msg("clear_output", wait=True))
+    assert len(outputs) == 3
+    result = {"data": {"text/plain": "1"}, "metadata": {}, "execution_count": 2}
+    sink.apply(outputs, msg("execute_result", **result))
+    assert outputs.to_py() == [{"output_type": "execute_result", **result}]
+    assert sink.apply(outputs, msg("clear_output"))
+    assert len(outputs) == 0

@@ -1,0 +1,48 @@
+"""Notebooks as files: what tests write for Jupyter to open, and read back from disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def code(cell_id: str, source: str) -> dict:
+    return {
+        "id": cell_id,
+        "cell_type": "code",
+        "source": source,
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+    }
+
+
+def notebook(*cells: dict) -> dict:
+    return {
+        "cells": list(cells),
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
+
+
+def disk_notebook(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):  # not there, or being written
+        return None
+
+
+def disk_source(path: Path, index: int) -> str | None:
+    nb = disk_notebook(path)
+    if nb is None:
+        return None
+    source = nb["cells"][index]["source"]
+    return "".join(source) if isinstance(source, list) else source
