@@ -16,7 +16,8 @@ from rest_framework.authtoken.models import Token
 
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.supernode import account
-from jupyter_sync.supernode.node import Supernode, expired_records
+from jupyter_sync.supernode.node import Supernode
+from jupyter_sync.supernode.server_state import expired_records
 from relay.client import DatastoreClient
 from tables.models import Datastore
 from tables.permissions import grant

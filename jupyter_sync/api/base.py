@@ -26,13 +26,13 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jupyter_sync.availability import supernode_problem
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.records import (
     RecordRefused,
     WritePathWriter,
     do_new_record,
     do_request_action,
-    supernode_problem,
 )
 from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
 from jupyter_sync.waiting import Record, WaitTimeout, read_record, wait_for_record
