@@ -1,11 +1,14 @@
 """One place per kind of write to the jupyter datastore's records.
 
-Each action is a ``do_*`` function (after a ``check_*`` where there is something to validate)
-that decides which fields are written, with which timestamps and on whose behalf, and hands
-them to a ``RecordWriter``. The two sides write differently: the web side through the tables
-write path, as the caller (``WritePathWriter``: author, origin, the role's ``authorize`` hook);
-the supernode into its client's live doc (``supernode.live_records.LiveRecords``), which the relay
-replicates. The actions are the same for both.
+Each action is a ``do_*`` function that decides which fields are written, with which
+timestamps and on whose behalf, and hands them to a ``RecordWriter``; what must be validated
+first is checked by the caller, which reads (``collaboration.document_records.check_*``, the
+REST serializers). This module depends on tables and the schema only: both sides import it.
+
+The two sides write differently: the web side through the tables write path, as the caller
+(``WritePathWriter``: author, origin, the role's ``authorize`` hook); the supernode into its
+client's live doc (``supernode.live_records.LiveRecords``), which the relay replicates. The
+actions are the same for both.
 """
 
 from __future__ import annotations
