@@ -1,11 +1,14 @@
 """One place per kind of write to the jupyter datastore's records.
 
-Each action is a ``do_*`` function (after a ``check_*`` where there is something to validate)
-that decides which fields are written, with which timestamps and on whose behalf, and hands
-them to a ``RecordWriter``. The two sides write differently: the web side through the tables
-write path, as the caller (``WritePathWriter``: author, origin, the role's ``authorize`` hook);
-the supernode into its client's live doc (``supernode.live_records.LiveRecords``), which the relay
-replicates. The actions are the same for both.
+Each action is a ``do_*`` function that decides which fields are written, with which
+timestamps and on whose behalf, and hands them to a ``RecordWriter``; what must be validated
+first is checked by the caller, which reads (``collaboration.document_records.check_*``, the
+REST serializers). This module depends on tables and the schema only: both sides import it.
+
+The two sides write differently: the web side through the tables write path, as the caller
+(``WritePathWriter``: author, origin, the role's ``authorize`` hook); the supernode into its
+client's live doc (``supernode.live_records.LiveRecords``), which the relay replicates. The
+actions are the same for both.
 """
 
 from __future__ import annotations
@@ -13,13 +16,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
-from django.utils import timezone
-
-from jupyter_sync.models import SupernodeLease
-from jupyter_sync.schema import JUPYTER_DATASTORE, timestamp
-from jupyter_sync.waiting import read_record
+from jupyter_sync.schema import timestamp
 from tables import records
-from tables.models import Datastore, Origin
+from tables.models import Origin
 from tables.permissions import Access
 from tables.service import Authorizer, Status
 
@@ -62,21 +61,7 @@ class WritePathWriter:
             raise RecordRefused(outcome.error_code, outcome.error)
 
 
-def supernode_problem(datastore: Datastore) -> str | None:
-    """Why no action can be carried out now (None: a supernode holds the lease and reaches
-    Jupyter). Asked before writing anything the supernode must carry out."""
-    live = SupernodeLease.objects.filter(
-        name=JUPYTER_DATASTORE, expires_at__gt=timezone.now()
-    ).exists()
-    if not live:
-        return "no supernode is connected: start one with manage.py run_supernode"
-    server = read_record(datastore, "status", "server")
-    if server is not None and server.get("connected") is False:
-        return "the supernode cannot reach the Jupyter Server at the moment"
-    return None
-
-
-# --- Asked by a client (the web side) -------------------------------------------------------
+# --- Requests (kernels, sessions, terminals, contents) -------------------------------------
 
 
 def do_new_record(
@@ -101,18 +86,6 @@ def do_request_action(
         {"action": action, "params": params, "status": "requested"},
         requested_by,
     )
-
-
-def do_answer_input(writer: RecordWriter, execution_id: str, value: str) -> None:
-    """The reply to the kernel's input request (the supernode sends it on and clears it)."""
-    writer.write("executions", execution_id, {"input_reply": value})
-
-
-def do_cancel_execution(writer: RecordWriter, execution_id: str) -> None:
-    writer.write("executions", execution_id, {"cancel": True})
-
-
-# --- Carried out by the supernode -----------------------------------------------------------
 
 
 def do_start_request(writer: RecordWriter, request_id: str) -> None:
@@ -143,12 +116,50 @@ def do_fail_request(
     )
 
 
-def do_fail_execution(writer: RecordWriter, execution_id: str, message: str) -> None:
+# --- Executions ------------------------------------------------------------------------------
+# A client asks (``do_new_record``, then ``do_answer_input``, ``do_cancel_execution``); the
+# supernode carries out: queued (cells wait their turn), running, then one of the ends.
+
+
+def do_answer_input(writer: RecordWriter, execution_id: str, value: str) -> None:
+    """The reply to the kernel's input request (the supernode sends it on and clears it)."""
+    writer.write("executions", execution_id, {"input_reply": value})
+
+
+def do_cancel_execution(writer: RecordWriter, execution_id: str) -> None:
+    """Ask for the execution to be dropped (queued) or interrupted (running)."""
+    writer.write("executions", execution_id, {"cancel": True})
+
+
+def do_queue_execution(writer: RecordWriter, execution_id: str) -> None:
+    writer.write("executions", execution_id, {"status": "queued", "error": None})
+
+
+def do_start_execution(writer: RecordWriter, execution_id: str, **ran: Any) -> None:
+    """Running from now; ``ran``: what it runs when the record did not say (a cell's
+    ``kernel_id`` and ``code``)."""
+    writer.write(
+        "executions", execution_id, {"status": "running", "started_at": timestamp(), **ran}
+    )
+
+
+def do_ask_input(writer: RecordWriter, execution_id: str, prompt: str, password: bool) -> None:
+    """The kernel waits for input: a client answers with ``do_answer_input``."""
     writer.write(
         "executions",
         execution_id,
-        {"status": "error", "error": message, "input_request": None, "finished_at": timestamp()},
+        {"input_request": {"prompt": prompt, "password": password}, "input_reply": None},
     )
+
+
+def do_clear_input(writer: RecordWriter, execution_id: str) -> None:
+    """The reply went to the kernel."""
+    writer.write("executions", execution_id, {"input_request": None, "input_reply": None})
+
+
+def do_drop_execution(writer: RecordWriter, execution_id: str) -> None:
+    """Cancelled before it ran."""
+    writer.write("executions", execution_id, {"status": "cancelled", "finished_at": timestamp()})
 
 
 def do_end_execution(
@@ -171,6 +182,174 @@ def do_end_execution(
             "finished_at": timestamp(),
         },
     )
+
+
+def do_fail_execution(writer: RecordWriter, execution_id: str, message: str) -> None:
+    writer.write(
+        "executions",
+        execution_id,
+        {"status": "error", "error": message, "input_request": None, "finished_at": timestamp()},
+    )
+
+
+def do_abandon_execution(writer: RecordWriter, execution_id: str, reason: str) -> None:
+    """Left queued or running by a supernode that stopped (or crashed): an end, not 'running'."""
+    writer.write(
+        "executions",
+        execution_id,
+        {"status": "error", "error": reason, "finished_at": timestamp()},
+    )
+
+
+# --- Server state the supernode follows between two refreshes --------------------------------
+
+
+def do_set_kernel_state(writer: RecordWriter, kernel_id: str, state: str) -> None:
+    """``execution_state`` as the kernel's status messages say it (``dead``: its connection
+    ended)."""
+    writer.write("kernels", kernel_id, {"execution_state": state})
+
+
+def do_mark_server_unreachable(writer: RecordWriter) -> None:
+    """The supernode cannot reach the Jupyter Server (a refresh restores ``connected``)."""
+    writer.write("status", "server", {"connected": False})
+
+
+# --- Documents -------------------------------------------------------------------------------
+# A client creates the record or asks for a ``request``; the supernode carries it out, clears
+# it, and keeps ``status`` (opening, open, saving, closed, error) and the file's facts.
+
+DOCUMENT_CLEAN = {"error": None, "error_status": None}
+"""No failure to report any more: the fields a success clears."""
+
+
+def do_create_document(
+    writer: RecordWriter,
+    document_id: str,
+    path: str,
+    document_type: str,
+    file_format: str,
+    requested_by: str,
+) -> None:
+    """A new document record asking the supernode to open ``path``."""
+    writer.write(
+        "documents",
+        document_id,
+        {
+            "path": path,
+            "type": document_type,
+            "format": file_format,
+            "status": "requested",
+            "request": "open",
+            "requested_by": requested_by,
+        },
+    )
+
+
+def do_ask_document(
+    writer: RecordWriter,
+    document_id: str,
+    request: str,
+    requested_by: str,
+    *,
+    new_path: str | None = None,
+    document_type: str | None = None,
+) -> None:
+    """Ask for ``request`` on a document (``new_path`` for a rename; ``document_type`` when the
+    record has none yet)."""
+    fields: dict[str, Any] = {"request": request, "requested_by": requested_by}
+    if request == "rename":
+        fields["new_path"] = new_path
+    if document_type:
+        fields["type"] = document_type
+    writer.write("documents", document_id, fields)
+
+
+def do_clear_document_request(writer: RecordWriter, document_id: str) -> None:
+    """The request was carried out (or failed, and ``error`` says why)."""
+    writer.write("documents", document_id, {"request": None})
+
+
+def do_document_opening(writer: RecordWriter, document_id: str, document_type: str) -> None:
+    writer.write("documents", document_id, {"status": "opening", "type": document_type})
+
+
+def do_document_opened(
+    writer: RecordWriter,
+    document_id: str,
+    *,
+    datastore_name: str,
+    file_format: str,
+    last_modified: str | None,
+    conflict: dict[str, Any] | None,
+) -> None:
+    """Open in ``datastore_name``; ``conflict`` when the document and the file both changed
+    while it was closed."""
+    writer.write(
+        "documents",
+        document_id,
+        {
+            "status": "open",
+            "datastore_name": datastore_name,
+            "format": file_format,
+            "last_modified": last_modified,
+            **DOCUMENT_CLEAN,
+            "conflict": conflict,
+        },
+    )
+
+
+def do_document_saving(writer: RecordWriter, document_id: str) -> None:
+    writer.write("documents", document_id, {"status": "saving"})
+
+
+def do_document_saved(writer: RecordWriter, document_id: str, last_modified: str | None) -> None:
+    """The file holds the document (any conflict resolved in the document's favour)."""
+    writer.write(
+        "documents",
+        document_id,
+        {
+            "status": "open",
+            "last_saved": timestamp(),
+            "last_modified": last_modified,
+            "conflict": None,
+            **DOCUMENT_CLEAN,
+        },
+    )
+
+
+def do_document_loaded(writer: RecordWriter, document_id: str, last_modified: str | None) -> None:
+    """The document holds the file (any conflict resolved in the file's favour)."""
+    writer.write(
+        "documents",
+        document_id,
+        {"status": "open", "last_modified": last_modified, "conflict": None, **DOCUMENT_CLEAN},
+    )
+
+
+def do_document_conflict(writer: RecordWriter, document_id: str, conflict: dict[str, Any]) -> None:
+    """The document and its file both changed: both kept until a client decides."""
+    writer.write("documents", document_id, {"conflict": conflict})
+
+
+def do_document_found(writer: RecordWriter, document_id: str) -> None:
+    """A file reported missing is back where it was."""
+    writer.write("documents", document_id, {"status": "open", **DOCUMENT_CLEAN})
+
+
+def do_document_renamed(
+    writer: RecordWriter, document_id: str, new_path: str, status: str | None
+) -> None:
+    """The file (and the document's ``path``) moved to ``new_path``; ``status`` stays as given."""
+    writer.write(
+        "documents",
+        document_id,
+        {"path": new_path, "new_path": None, **DOCUMENT_CLEAN, "status": status},
+    )
+
+
+def do_document_closed(writer: RecordWriter, document_id: str) -> None:
+    writer.write("documents", document_id, {"status": "closed", "conflict": None, **DOCUMENT_CLEAN})
 
 
 def do_fail_document(writer: RecordWriter, document_id: str, message: str, status: int) -> None:

@@ -8,6 +8,7 @@ Server-state tables are written only by the supernode's service account; ``execu
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from tables.schema import Table, TableSchema, list_, map_, register, text
 
@@ -50,6 +51,26 @@ def timestamp() -> str:
 def content_key(path: str) -> str:
     """Record id of a path in the contents table ("/" for the root, whose path is "")."""
     return path or "/"
+
+
+CONTENT_FIELDS = (
+    "name",
+    "path",
+    "type",
+    "created",
+    "last_modified",
+    "mimetype",
+    "format",
+    "size",
+    "writable",
+)
+"""The fields of a contents model a ``contents`` record keeps, in the order Jupyter answers."""
+
+
+def content_fields(model: dict[str, Any], file_format: str | None) -> dict[str, Any]:
+    """``CONTENT_FIELDS`` of a contents model (or of a ``contents`` record), with ``format``
+    as given (a record keeps no content, so no content's format)."""
+    return {name: file_format if name == "format" else model.get(name) for name in CONTENT_FIELDS}
 
 
 def parent_path(path: str) -> str:

@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/", include("tables.api.urls")),
     path("api/", include("jupyter_sync.api.urls")),
     path("api/", include("jupyter_sync.api.document_urls")),
+    path("api/", include("jupyter_sync.collaboration.urls")),
 ]

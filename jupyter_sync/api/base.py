@@ -21,25 +21,23 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from jupyter_sync.availability import supernode_problem
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.records import (
     RecordRefused,
     WritePathWriter,
     do_new_record,
     do_request_action,
-    supernode_problem,
 )
 from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
 from jupyter_sync.waiting import Record, WaitTimeout, read_record, wait_for_record
-from tables.api.errors import APIError, JSONRenderer, api_exception_handler, refused
+from tables.api.errors import APIError, api_exception_handler, refused
 from tables.api.permissions import lookup_access
+from tables.api.views import DatastoreAPIView
 from tables.conf import rtc_settings
-from tables.models import Datastore
 from tables.permissions import Access
 from tables.schema import Analysis
 from tables.service import Authorizer, Proposal, live_python
@@ -146,10 +144,11 @@ def storable_text(value: Any, where: str) -> None:
             storable_text(item, where)
 
 
-class JupyterView(APIView):
+class JupyterView(DatastoreAPIView):
+    """A datastore view (``access``, ``datastore``, JSON in and out) on the ``jupyter``
+    datastore, with Jupyter's error body and the wait for the supernode."""
+
     permission_classes = [JupyterAccess]
-    renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
     _pending: Pending | None = None
 
     def get_exception_handler(self):
@@ -168,14 +167,6 @@ class JupyterView(APIView):
         for name, values in request.query_params.lists():
             storable_text(values, name)
         storable_text(request.data, "body")
-
-    @property
-    def access(self) -> Access:
-        return self.request.rtc_access
-
-    @property
-    def datastore(self) -> Datastore:
-        return self.access.datastore
 
     # --- reading the model ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView
 from jupyter_sync.api.views import NO_BODY, TAG, action_errors
-from jupyter_sync.schema import content_key
+from jupyter_sync.schema import content_fields, content_key
 from tables.api.serializers import validated
 
 
@@ -24,18 +24,8 @@ def clean(path: str) -> str:
 
 
 def model_from_record(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": record.get("name"),
-        "path": record.get("path"),
-        "type": record.get("type"),
-        "created": record.get("created"),
-        "last_modified": record.get("last_modified"),
-        "mimetype": record.get("mimetype"),
-        "format": None,
-        "size": record.get("size"),
-        "writable": record.get("writable"),
-        "content": None,
-    }
+    """A contents model without content, as the contents table holds it."""
+    return {**content_fields(record, None), "content": None}
 
 
 def located(model: dict[str, Any], code: int = status.HTTP_201_CREATED) -> Response:

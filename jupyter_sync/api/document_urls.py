@@ -1,11 +1,11 @@
-"""The documents and collaboration-session endpoints, mounted at ``/api/`` (rtc_project/urls.py).
+"""The documents endpoints, mounted at ``/api/`` (rtc_project/urls.py).
 
 Paths without a trailing slash, as the Jupyter endpoints beside them (``jupyter_sync.api.urls``).
 """
 
 from django.urls import path
 
-from jupyter_sync.api import collaboration_session, document_views
+from jupyter_sync.api import document_views
 
 app_name = "documents"
 
@@ -23,10 +23,5 @@ urlpatterns = [
             name=f"document-{action}",
         )
         for action, view in document_views.ACTION_VIEWS.items()
-    ),
-    path(
-        "collaboration/session/<path:path>",
-        collaboration_session.CollaborationSessionView.as_view(),
-        name="collaboration-session",
     ),
 ]

@@ -120,13 +120,23 @@ def no_input(execution_id: str):
     return conflict("no-input-request", f"execution {execution_id!r} is not waiting for input")
 
 
-class ExecutionInputView(ExecutionBase):
-    @extend_schema(
-        operation_id="jupyter_executions_input",
+def answers_input(operation_id: str, summary: str, request: type, code: int):
+    """The schema of an endpoint answering a kernel's input request (``code``: its success)."""
+    return extend_schema(
+        operation_id=operation_id,
         tags=[TAG],
-        summary="Answer the kernel's input request",
-        request=s.InputReplySerializer,
-        responses={204: OpenApiResponse(description="Sent to the kernel."), **action_errors(409)},
+        summary=summary,
+        request=request,
+        responses={code: OpenApiResponse(description="Sent to the kernel."), **action_errors(409)},
+    )
+
+
+class ExecutionInputView(ExecutionBase):
+    @answers_input(
+        "jupyter_executions_input",
+        "Answer the kernel's input request",
+        s.InputReplySerializer,
+        status.HTTP_204_NO_CONTENT,
     )
     def post(self, request: Request, execution_id: str) -> Response:
         value = validated(s.InputReplySerializer, request.data)["value"]
@@ -241,12 +251,11 @@ class KernelRequestView(ExecutionBase):
 
 
 class KernelInputView(ExecutionInputView):
-    @extend_schema(
-        operation_id="jupyter_kernels_input",
-        tags=[TAG],
-        summary="Answer the input request of the execution waiting on this kernel",
-        request=s.KernelInputReplySerializer,
-        responses={201: OpenApiResponse(description="Sent to the kernel."), **action_errors(409)},
+    @answers_input(
+        "jupyter_kernels_input",
+        "Answer the input request of the execution waiting on this kernel",
+        s.KernelInputReplySerializer,
+        status.HTTP_201_CREATED,
     )
     def post(self, request: Request, kernel_id: str) -> Response:
         value = validated(s.KernelInputReplySerializer, request.data)["input"]

@@ -12,15 +12,13 @@ from __future__ import annotations
 import posixpath
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from jupyter_sync.models import Document
-from jupyter_sync.records import WritePathWriter
+from jupyter_sync.records import WritePathWriter, do_ask_document, do_create_document
 from jupyter_sync.schema import DOCUMENT_FORMATS
 from tables.models import Datastore
 from tables.permissions import Access
 
-TABLE = "documents"
 REQUESTS = ("save", "reload", "rename", "close", "delete")
 """What a client may ask of a document once it has one (``open`` is asked by opening it)."""
 DOCUMENT_ID_NAMESPACE = uuid.UUID("0f7c2b0e-5f4b-4d55-8a8e-4c7b9b1f6a10")
@@ -84,10 +82,6 @@ def find_by_path(jupyter: Datastore, path: str) -> Document | None:
     return rows[0] if rows else None
 
 
-def _write(access: Access, document_id: str, values: dict[str, Any]) -> None:
-    WritePathWriter(access).write(TABLE, document_id, values)
-
-
 @dataclass(frozen=True)
 class Opened:
     document_id: str
@@ -97,51 +91,63 @@ class Opened:
     """``request: open`` was written: the supernode has work to do."""
 
 
+@dataclass(frozen=True)
+class OpenTarget:
+    document_id: str
+    existing: Document | None
+    """The record for the path, if there is one (None: ``document_id`` is a new id)."""
+
+
+def check_open_document(jupyter: Datastore, path: str) -> OpenTarget:
+    """The document opening ``path`` reaches: its record, else a new id (reads only)."""
+    existing = find_by_path(jupyter, path)
+    if existing is not None:
+        return OpenTarget(existing.record_id, existing)
+    taken = set(jupyter_records(jupyter).values_list("record_id", flat=True))
+    return OpenTarget(new_document_id(path, taken), None)
+
+
 def open_document(
     access: Access, path: str, document_type: str, username: str, file_format: str | None = None
 ) -> Opened:
     """Find the document for ``path`` or create its record, asking the supernode to open it
-    unless it is open already. ``path`` is normalized (``InvalidDocumentPath``)."""
-    jupyter = access.datastore
-    existing = find_by_path(jupyter, path)
-    if existing is not None:
-        if existing.status in ("open", "saving") and existing.datastore_name:
-            return Opened(existing.record_id, created=False, requested=False)
-        if existing.request == "open":  # already asked for; the supernode is on it
-            return Opened(existing.record_id, created=False, requested=True)
-        values: dict[str, Any] = {"request": "open", "requested_by": username}
-        if not existing.type:
-            values["type"] = document_type
-        _write(access, existing.record_id, values)
-        return Opened(existing.record_id, created=False, requested=True)
-    taken = set(jupyter_records(jupyter).values_list("record_id", flat=True))
-    document_id = new_document_id(path, taken)
-    _write(
-        access,
-        document_id,
-        {
-            "path": path,
-            "type": document_type,
-            "format": file_format or DOCUMENT_FORMATS[document_type],
-            "status": "requested",
-            "request": "open",
-            "requested_by": username,
-        },
-    )
-    return Opened(document_id, created=True, requested=True)
+    unless it is open already (``path``: normalized by the caller)."""
+    target = check_open_document(access.datastore, path)
+    existing = target.existing
+    if existing is None:
+        file_format = file_format or DOCUMENT_FORMATS[document_type]
+        do_create_document(
+            WritePathWriter(access), target.document_id, path, document_type, file_format, username
+        )
+        return Opened(target.document_id, created=True, requested=True)
+    if existing.status in ("open", "saving") and existing.datastore_name:
+        return Opened(existing.record_id, created=False, requested=False)
+    if existing.request != "open":  # else already asked for; the supernode is on it
+        do_ask_document(
+            WritePathWriter(access),
+            existing.record_id,
+            "open",
+            username,
+            document_type=None if existing.type else document_type,
+        )
+    return Opened(existing.record_id, created=False, requested=True)
 
 
 class Busy(Exception):
     """The document has a request the supernode has not carried out yet."""
 
 
+def check_document_request(document: Document) -> None:
+    """A document takes one request at a time (``Busy``)."""
+    if document.request:
+        raise Busy(f"document {document.record_id!r} is still carrying out {document.request!r}")
+
+
 def ask(
     access: Access, document: Document, request: str, username: str, new_path: str | None = None
 ) -> None:
     """Write ``request`` (and ``new_path`` for a rename) on the document's record."""
-    if document.request:
-        raise Busy(f"document {document.record_id!r} is still carrying out {document.request!r}")
-    values: dict[str, Any] = {"request": request, "requested_by": username}
-    if request == "rename":
-        values["new_path"] = new_path
-    _write(access, document.record_id, values)
+    check_document_request(document)
+    do_ask_document(
+        WritePathWriter(access), document.record_id, request, username, new_path=new_path
+    )

@@ -37,10 +37,11 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from rtc_client.wire import yjs_protocol
 
+from jupyter_sync.availability import supernode_problem
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.models import Document
-from jupyter_sync.records import RecordRefused, supernode_problem
+from jupyter_sync.records import RecordRefused
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE
 from jupyter_sync.waiting import WaitTimeout, wait_for_record
 from relay.consumers import ConnectionRefusal, require_user, resolve_access

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jupyter_sync.jupyter import JupyterClient, JupyterError, JupyterUnavailable
-from jupyter_sync.schema import content_key, parent_path
+from jupyter_sync.schema import parent_path
 
 Action = Callable[[JupyterClient, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -204,28 +204,3 @@ def failure(error: Exception) -> dict[str, Any]:
     if isinstance(error, BadParams):
         return {"status": 400, "message": str(error)}
     return {"status": 502, "message": str(error) or type(error).__name__}
-
-
-def directory_records(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """A directory model of the contents API as ``contents`` records: itself and its entries."""
-
-    def record(entry: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "name": entry.get("name"),
-            "path": entry.get("path"),
-            "type": entry.get("type"),
-            "created": entry.get("created"),
-            "last_modified": entry.get("last_modified"),
-            "mimetype": entry.get("mimetype"),
-            "format": None if entry.get("type") != "directory" else "json",
-            "size": entry.get("size"),
-            "writable": entry.get("writable"),
-        }
-
-    entries = model.get("content") or []
-    records = {content_key(entry["path"]): record(entry) for entry in entries}
-    records[content_key(model.get("path", ""))] = {
-        **record(model),
-        "children": sorted(entry["name"] for entry in entries),
-    }
-    return records

@@ -1,9 +1,10 @@
 """One execution on a kernel, steered by its ``executions`` record.
 
-Cell executions (``documents.py``) and console executions (``supernode.py``) both run through
-``run_execution``, so a record's ``cancel`` (interrupt the kernel), ``input_request`` and
-``input_reply`` (the kernel's stdin) mean the same for both; ``OutputWriter`` writes the
-outputs into the cell or the record, a batch of messages per transaction.
+Cell executions (``documents/cell_queue.py``) and console executions (``console.py``) both
+run through ``run_execution``, so a record's ``cancel`` (interrupt the kernel),
+``input_request`` and ``input_reply`` (the kernel's stdin) mean the same for both;
+``OutputWriter`` writes the outputs into the cell or the record, a batch of messages per
+transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pycrdt import Array, Doc, Map
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnection
 from jupyter_sync.jupyter.frames import msg_type
+from jupyter_sync.records import do_ask_input, do_clear_input
+from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.outputs import NotebookOutputSink
 
 logger = logging.getLogger(__name__)
@@ -34,18 +37,14 @@ OUTPUT_MESSAGES = {
 OUTPUT_INTERVAL = 0.05  # seconds: the iopub messages of one interval go in one transaction
 
 
-class Notifier:
-    """Wakes every waiter at each ``notify()``; take ``waiter()`` before checking, then wait."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    def waiter(self) -> asyncio.Event:
-        return self._event
+def outputs_of(target: Map) -> Array:
+    """The ``outputs`` Array of a cell or an execution record, made if it has none (a shared
+    type, so that outputs grow in place)."""
+    outputs = target.get("outputs")
+    if not isinstance(outputs, Array):
+        target["outputs"] = Array()
+        outputs = target["outputs"]
+    return outputs
 
 
 class OutputWriter:
@@ -87,10 +86,7 @@ class OutputWriter:
         if not messages or target is None:
             return
         with self.doc.transaction():
-            outputs = target.get("outputs")
-            if not isinstance(outputs, Array):
-                target["outputs"] = Array()
-                outputs = target["outputs"]
+            outputs = outputs_of(target)
             for message in messages:
                 if msg_type(message) == "execute_input":
                     target["execution_count"] = self.execution_count
@@ -108,22 +104,23 @@ async def run_execution(
     connection: KernelConnection,
     code: str,
     *,
-    record: Callable[[], Map | None],
-    update: Callable[..., None],
+    records: LiveRecords,
+    execution_id: str,
     interrupt: Callable[[], Awaitable[Any]],
-    notifier: Notifier,
     on_output: Callable[[dict[str, Any]], Any],
 ) -> ExecutionEnd:
-    """Run ``code`` while following the record: ``cancel`` interrupts the kernel once, an
-    ``input_request`` is set while the kernel waits for input, and an ``input_reply`` is sent
-    to it (both then cleared). ``notifier`` must be notified when the record changes."""
+    """Run ``code`` while following the ``executions`` record: ``cancel`` interrupts the kernel
+    once, an ``input_request`` is set while the kernel waits for input, and an ``input_reply``
+    is sent to it (both then cleared)."""
     inputs: list[dict[str, Any]] = []
+    notifier = records.changed
 
     def on_input(message: dict[str, Any]) -> None:
         content = message.get("content") or {}
         inputs.append(message)
-        request = {"prompt": content.get("prompt", ""), "password": bool(content.get("password"))}
-        update(input_request=request, input_reply=None)
+        do_ask_input(
+            records, execution_id, content.get("prompt", ""), bool(content.get("password"))
+        )
 
     run = asyncio.ensure_future(
         connection.execute(code, on_output=on_output, on_input=on_input, allow_stdin=True)
@@ -135,7 +132,7 @@ async def run_execution(
             waiter = notifier.waiter()
             if run.done():
                 break
-            current = record()
+            current = records.record("executions", execution_id)
             if current is not None and current.get("cancel") and not interrupted:
                 interrupted = True
                 try:
@@ -145,7 +142,7 @@ async def run_execution(
             reply = current.get("input_reply") if current is not None else None
             if isinstance(reply, str) and inputs:
                 await connection.send_input(reply, inputs.pop(0))
-                update(input_request=None, input_reply=None)
+                do_clear_input(records, execution_id)
             if not run.done():
                 await waiter.wait()
         return ExecutionEnd(run.result(), interrupted)
@@ -165,4 +162,4 @@ def final_status(result: ExecuteResult, cancelled: bool) -> tuple[str, str | Non
     return "error", f"{result.ename}: {result.evalue}"
 
 
-__all__ = ["ExecutionEnd", "Notifier", "OutputWriter", "final_status", "run_execution"]
+__all__ = ["ExecutionEnd", "OutputWriter", "final_status", "outputs_of", "run_execution"]

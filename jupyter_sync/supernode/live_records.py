@@ -6,12 +6,25 @@ any client's edit. ``write`` is the supernode's ``RecordWriter`` (``jupyter_sync
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from pycrdt import Doc, Map, Text
 
-from jupyter_sync.supernode.executing import Notifier
+
+class Notifier:
+    """Wakes every waiter at each ``notify()``; take ``waiter()`` before checking, then wait."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def waiter(self) -> asyncio.Event:
+        return self._event
 
 
 class LiveRecords:
@@ -70,7 +83,3 @@ class LiveRecords:
                     record[key] = value
 
         self.edit(apply)
-
-    def update(self, table: str, record_id: str, **fields: Any) -> None:
-        """``write`` with the fields as keyword arguments."""
-        self.write(table, record_id, fields)

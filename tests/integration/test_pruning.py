@@ -18,7 +18,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jupyter_sync.supernode.account import ensure_jupyter_datastore, ensure_service_account
-from jupyter_sync.supernode.node import Supernode
+from jupyter_sync.supernode.server_state import prune_server_state_history
 from tables import history, pruning, records, service, undo
 from tables.loaded import LoadedDoc, doc_cache
 from tables.management.commands.prune_history import parse_age
@@ -270,13 +270,12 @@ async def test_the_supernode_prunes_the_server_states_history(
     small_checkpoints, settings, monkeypatch
 ):
     datastore = await busy_jupyter_datastore()
-    supernode = Supernode(jupyter=None, server_url="ws://unused", token="unused")
     settings.RTC_JUPYTER = {**settings.RTC_JUPYTER, "SERVER_STATE_HISTORY": 0}
-    assert await supernode.prune_history() is None
+    assert await prune_server_state_history() is None
     settings.RTC_JUPYTER = {**settings.RTC_JUPYTER, "SERVER_STATE_HISTORY": 86400}
     # It keeps the newest 1,000 patches, as the command does by default.
-    assert (await supernode.prune_history()).transactions == 0
+    assert (await prune_server_state_history()).transactions == 0
     monkeypatch.setattr(pruning, "DEFAULT_KEEP", 0)
-    pruned = await supernode.prune_history()
+    pruned = await prune_server_state_history()
     assert (pruned.datastore, pruned.history_start) == ("jupyter", 10)
     assert await database_sync_to_async(serials)(Transaction, datastore) == [11, 12]

@@ -12,7 +12,7 @@ from pycrdt import Doc, Map
 from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
-from jupyter_sync.supernode.node import expired_records
+from jupyter_sync.supernode.server_state import expired_records
 from tables.models import Datastore
 from tests.support.supernode import (
     RunningSupernode,

@@ -10,12 +10,16 @@ import logging
 import posixpath
 from typing import Any
 
-from pycrdt import Array
 from rtc_client import ClientClosed, RTCError
 
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, KernelConnection
-from jupyter_sync.records import do_end_execution, do_fail_execution
-from jupyter_sync.schema import timestamp
+from jupyter_sync.records import (
+    do_drop_execution,
+    do_end_execution,
+    do_fail_execution,
+    do_queue_execution,
+    do_start_execution,
+)
 from jupyter_sync.supernode.documents.document import DocumentError, OpenDocument, describe
 from jupyter_sync.supernode.documents.file_sync import FileSync
 from jupyter_sync.supernode.documents.link import SupernodeLink
@@ -23,6 +27,7 @@ from jupyter_sync.supernode.executing import (
     OUTPUT_INTERVAL,
     OutputWriter,
     final_status,
+    outputs_of,
     run_execution,
 )
 
@@ -62,7 +67,7 @@ class CellQueue:
             await asyncio.sleep(0)  # let the executions started with this one join the queue
             if record is None:
                 return
-            self.records.update("executions", execution_id, status="queued", error=None)
+            do_queue_execution(self.records, execution_id)
             if not isinstance(cell_id, str) or not cell_id:
                 raise DocumentError("an execution of a notebook cell needs cell_id")
             async with self.files.locks[document_id]:
@@ -70,9 +75,7 @@ class CellQueue:
             if document.kind != "notebook":
                 raise DocumentError(f"{document.path} is not a notebook")
             if not await self._wait_turn(document_id, execution_id):
-                self.records.update(
-                    "executions", execution_id, status="cancelled", finished_at=timestamp()
-                )
+                do_drop_execution(self.records, execution_id)
                 return
             try:
                 await self._run_cell(document, execution_id, cell_id)
@@ -141,21 +144,11 @@ class CellQueue:
         if cell.get("cell_type") != "code":
             raise DocumentError(f"cell {cell_id!r} is a {cell.get('cell_type')} cell, not code")
         source = str(cell.get("source") or "")
-        self.records.update(
-            "executions",
-            execution_id,
-            status="running",
-            started_at=timestamp(),
-            kernel_id=kernel_id,
-            code=source,
-        )
+        do_start_execution(self.records, execution_id, kernel_id=kernel_id, code=source)
         with document.doc.transaction():
-            outputs = cell.get("outputs")
-            if isinstance(outputs, Array):
-                if len(outputs):
-                    del outputs[0 : len(outputs)]
-            else:
-                cell["outputs"] = Array()
+            outputs = outputs_of(cell)
+            if len(outputs):
+                del outputs[0 : len(outputs)]
             cell["execution_count"] = None
             cell["execution_state"] = "running"
 
@@ -163,13 +156,12 @@ class CellQueue:
             document.doc, lambda: document.cell(cell_id), interval=self.output_interval
         )
         try:
-            outcome = await run_execution(
+            end = await run_execution(
                 connection,
                 source,
-                record=lambda: self.records.record("executions", execution_id),
-                update=lambda **fields: self.records.update("executions", execution_id, **fields),
+                records=self.records,
+                execution_id=execution_id,
                 interrupt=lambda: self.node.jupyter.interrupt_kernel(kernel_id),
-                notifier=self.records.changed,
                 on_output=writer.add,
             )
         finally:
@@ -181,7 +173,7 @@ class CellQueue:
                     if writer.execution_count is not None:
                         cell["execution_count"] = writer.execution_count
 
-        result = outcome.result
+        result = end.result
         count = result.execution_count
         if count is None:
             count = writer.execution_count
@@ -190,6 +182,6 @@ class CellQueue:
             with document.doc.transaction():
                 cell["execution_count"] = count
         record = self.records.record("executions", execution_id)
-        cancelled = outcome.interrupted or (record is not None and bool(record.get("cancel")))
+        cancelled = end.interrupted or (record is not None and bool(record.get("cancel")))
         status, error = final_status(result, cancelled)
         do_end_execution(self.records, execution_id, status, error, count)

@@ -11,6 +11,7 @@ from pycrdt import Map
 from rtc_client import ClientClosed, RTCError
 
 from jupyter_sync.jupyter import JupyterClientError
+from jupyter_sync.records import do_clear_document_request
 from jupyter_sync.schema import DOCUMENT_OPEN_STATUSES
 from jupyter_sync.supernode.documents.document import DocumentError, describe, error_status
 from jupyter_sync.supernode.documents.file_sync import FileSync
@@ -92,4 +93,4 @@ class RequestDispatch:
         finally:
             record = self.records.record("documents", document_id)
             if record is not None and record.get("request") == request:
-                self.records.update("documents", document_id, request=None)
+                do_clear_document_request(self.records, document_id)

@@ -18,7 +18,18 @@ from channels.db import database_sync_to_async
 from rtc_client import ClientClosed, RTCError
 
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, JupyterUnavailable
-from jupyter_sync.records import do_fail_document
+from jupyter_sync.records import (
+    do_document_closed,
+    do_document_conflict,
+    do_document_found,
+    do_document_loaded,
+    do_document_opened,
+    do_document_opening,
+    do_document_renamed,
+    do_document_saved,
+    do_document_saving,
+    do_fail_document,
+)
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE, timestamp
 from jupyter_sync.supernode.documents.datastore import ensure_document_datastore
 from jupyter_sync.supernode.documents.document import (
@@ -81,7 +92,7 @@ class FileSync:
         kind = record.get("type") or ("notebook" if path.endswith(".ipynb") else "file")
         if kind not in DOCUMENT_FORMATS:
             raise DocumentError(f"unknown document type {kind!r}")
-        self.records.update("documents", document_id, status="opening", type=kind)
+        do_document_opening(self.records, document_id, kind)
         try:
             model = await self._read_file(path, kind)
         except JupyterError as error:
@@ -120,15 +131,12 @@ class FileSync:
         document.observe()
         self.open[document_id] = document
         document.autosave = asyncio.ensure_future(self._autosave(document))
-        self.records.update(
-            "documents",
+        do_document_opened(
+            self.records,
             document_id,
-            status="open",
             datastore_name=name,
-            format=DOCUMENT_FORMATS[kind],
+            file_format=DOCUMENT_FORMATS[kind],
             last_modified=document.disk_last_modified,
-            error=None,
-            error_status=None,
             conflict=conflict,
         )
         return document
@@ -164,7 +172,7 @@ class FileSync:
         saved = fingerprint(content)
         document.dirty = False
         dirty_since, document.dirty_since = document.dirty_since, None
-        self.records.update("documents", document.id, status="saving")
+        do_document_saving(self.records, document.id)
         try:
             model = await jupyter.save_contents(
                 document.path,
@@ -182,16 +190,7 @@ class FileSync:
         if not document.dirty:  # edits made during the save are for the next one
             state["dirty"] = False
         document.set_state(**state)
-        self.records.update(
-            "documents",
-            document.id,
-            status="open",
-            last_saved=timestamp(),
-            last_modified=document.disk_last_modified,
-            conflict=None,
-            error=None,
-            error_status=None,
-        )
+        do_document_saved(self.records, document.id, document.disk_last_modified)
 
     async def _read_file(self, path: str, kind: str) -> dict[str, Any]:
         """The file's model with its content (a notebook as JSON, a file as text)."""
@@ -235,22 +234,14 @@ class FileSync:
         if document.conflict_with != disk_last_modified:
             conflict = self._conflict(document, disk_last_modified)
             logger.warning("document %s: %s", document.id, conflict["message"])
-            self.records.update("documents", document.id, conflict=conflict)
+            do_document_conflict(self.records, document.id, conflict)
 
     async def _apply_disk(self, document: OpenDocument, model: dict[str, Any]) -> None:
         document.load(model["content"])
         document.disk_last_modified = model.get("last_modified")
         document.conflict_with = None
         document.missing = False
-        self.records.update(
-            "documents",
-            document.id,
-            status="open",
-            last_modified=document.disk_last_modified,
-            conflict=None,
-            error=None,
-            error_status=None,
-        )
+        do_document_loaded(self.records, document.id, document.disk_last_modified)
 
     async def _autosave(self, document: OpenDocument) -> None:
         """Save ``save_delay`` after the last change, at most ``save_max_delay`` after the first.
@@ -300,13 +291,7 @@ class FileSync:
                             await self._disk_changed(document, current)
                         elif document.missing:  # back where it was
                             document.missing = False
-                            self.records.update(
-                                "documents",
-                                document.id,
-                                status="open",
-                                error=None,
-                                error_status=None,
-                            )
+                            do_document_found(self.records, document.id)
                     except JupyterUnavailable as error:
                         logger.info("not polling files: %s", error)
                         break
@@ -336,14 +321,11 @@ class FileSync:
                     session["id"], path=new_path, name=posixpath.basename(new_path)
                 )
                 self.node.request_refresh()
-        self.records.update(
-            "documents",
+        do_document_renamed(
+            self.records,
             document_id,
-            path=new_path,
-            new_path=None,
-            error=None,
-            error_status=None,
-            status="open" if document is not None else record.get("status"),
+            new_path,
+            "open" if document is not None else record.get("status"),
         )
 
     async def delete(self, document_id: str) -> None:
@@ -366,14 +348,7 @@ class FileSync:
                 await self.save(document, force=False)
             self.open.pop(document_id, None)
             await self.disconnect(document)
-        self.records.update(
-            "documents",
-            document_id,
-            status="closed",
-            conflict=None,
-            error=None,
-            error_status=None,
-        )
+        do_document_closed(self.records, document_id)
 
     async def disconnect(self, document: OpenDocument) -> None:
         if document.autosave is not None:
