@@ -7,7 +7,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map
 
 from jupyter_sync.models import Cell, Notebook, Output
-from tables.documents import STRUCTURE
+from tables.layouts import STRUCTURE
 from tables.models import Datastore
 from tables.projection import Projector
 from tables.schema import jsonable

@@ -25,12 +25,12 @@ from tables.service import Authorizer, Status
 
 class RecordWriter(Protocol):
     def write(self, table: str, record_id: str, fields: dict[str, Any]) -> None:
-        """Set ``fields`` of the record (a new one on the web side); ``RecordRefused`` when the
-        write path refuses."""
+        """Set ``fields`` of the record (a new one on the web side); ``RecordWriteRejected``
+        when the write path rejects the edit."""
         ...
 
 
-class RecordRefused(Exception):
+class RecordWriteRejected(Exception):
     """The write path refused the edit (``code`` and ``detail`` as the write path says them)."""
 
     def __init__(self, code: str | None, detail: str | None):
@@ -58,7 +58,7 @@ class WritePathWriter:
             authorize=self.authorize,
         )
         if outcome.status is Status.REJECTED:
-            raise RecordRefused(outcome.error_code, outcome.error)
+            raise RecordWriteRejected(outcome.error_code, outcome.error)
 
 
 # --- Requests (kernels, sessions, terminals, contents) -------------------------------------

@@ -7,4 +7,4 @@ class TablesConfig(AppConfig):
 
     def ready(self) -> None:
         # Document layouts ship with the engine.
-        from tables import documents  # noqa: F401
+        from tables import layouts  # noqa: F401

@@ -51,7 +51,7 @@ def check_available(datastore: Datastore, serial: int) -> None:
 
 
 @dataclass(frozen=True)
-class Pruned:
+class PruneResult:
     datastore: str
     history_start: int
     transactions: int
@@ -60,7 +60,7 @@ class Pruned:
 
 def prune_history(
     datastore: Datastore, *, older_than: datetime, keep: int = DEFAULT_KEEP
-) -> Pruned:
+) -> PruneResult:
     """Drop the patches committed before ``older_than``, keeping at least the newest ``keep``.
 
     The horizon moves to the newest checkpoint written before ``older_than`` (a checkpoint is
@@ -70,7 +70,7 @@ def prune_history(
     horizon = _move_horizon(datastore.pk, older_than, max(keep, 0))
     count, size = _delete_behind(datastore.pk, horizon)
     datastore.refresh_from_db(fields=["history_start", "size"])
-    return Pruned(datastore.name, horizon, count, size)
+    return PruneResult(datastore.name, horizon, count, size)
 
 
 def _move_horizon(pk: int, older_than: datetime, keep: int) -> int:

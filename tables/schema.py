@@ -11,7 +11,7 @@ record id; each field has a kind:
 * ``list``: an ``Array`` of JSON values;
 * ``map``: a ``Map`` of JSON values.
 
-Document layouts (notebooks, files) live in ``tables.documents``. Apps register their schemas in
+Document layouts (notebooks, files) live in ``tables.layouts``. Apps register their schemas in
 ``AppConfig.ready()`` with ``register_schema``.
 """
 

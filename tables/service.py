@@ -29,7 +29,7 @@ from tables.signals import transactions_committed
 from tables.ydoc import MalformedUpdate
 
 
-class WriteRefused(Exception):
+class WriteDenied(Exception):
     """A write the caller's authorize hook refused."""
 
     code = "permission-denied"
@@ -47,7 +47,7 @@ class DatastoreExists(ValueError):
     code = "datastore-exists"
 
 
-REJECTIONS = (MalformedUpdate, MissingDependencies, SchemaViolation, WriteRefused, UpdateTooLarge)
+REJECTIONS = (MalformedUpdate, MissingDependencies, SchemaViolation, WriteDenied, UpdateTooLarge)
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _apply_batch(
             if applied is not None and authorize is not None:
                 reason = authorize(proposal, applied.analysis)
                 if reason:
-                    raise WriteRefused(reason)
+                    raise WriteDenied(reason)
         except REJECTIONS as error:
             if not isinstance(error, UpdateTooLarge):
                 loaded.rebuild(datastore, [item.applied.update for item in accepted])
@@ -393,7 +393,7 @@ __all__ = [
     "UnknownSchema",
     "UpdateTooLarge",
     "ValidationError",
-    "WriteRefused",
+    "WriteDenied",
     "create_datastore",
     "get_datastore",
     "live_diff",

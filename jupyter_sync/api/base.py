@@ -27,14 +27,14 @@ from rest_framework.response import Response
 from jupyter_sync.availability import supernode_problem
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.records import (
-    RecordRefused,
+    RecordWriteRejected,
     WritePathWriter,
     do_new_record,
     do_request_action,
 )
 from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
 from jupyter_sync.waiting import Record, WaitTimeout, read_record, wait_for_record
-from tables.api.errors import APIError, api_exception_handler, refused
+from tables.api.errors import APIError, api_exception_handler, rejected_write
 from tables.api.permissions import lookup_access
 from tables.api.views import DatastoreAPIView
 from tables.conf import rtc_settings
@@ -94,8 +94,8 @@ def write_path_refusals() -> Iterator[None]:
     """The write path's refusal of a record write, answered as the datastore API answers it."""
     try:
         yield
-    except RecordRefused as error:
-        raise refused(error.code, error.detail) from None
+    except RecordWriteRejected as error:
+        raise rejected_write(error.code, error.detail) from None
 
 
 @dataclass

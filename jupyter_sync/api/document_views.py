@@ -25,8 +25,8 @@ from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.collaboration.room import document_session, room_name
 from jupyter_sync.models import Document
-from jupyter_sync.records import RecordRefused
-from tables.api.errors import APIError, conflict, not_found, refused
+from jupyter_sync.records import RecordWriteRejected
+from tables.api.errors import APIError, conflict, not_found, rejected_write
 from tables.api.serializers import validated
 from tables.models import Datastore
 
@@ -38,7 +38,7 @@ STILL_WORKING = OpenApiResponse(
 )
 
 
-def errors(*codes: int) -> dict[int, Any]:
+def error_responses(*codes: int) -> dict[int, Any]:
     return dict.fromkeys((*codes, 401, 403, 404, 429), JupyterErrorSerializer)
 
 
@@ -138,7 +138,7 @@ class DocumentListView(DocumentsView):
         tags=[TAG],
         summary="The documents (open or not) of the jupyter datastore",
         parameters=[s.DocumentListQuerySerializer],
-        responses={200: s.DocumentListSerializer, **errors(400)},
+        responses={200: s.DocumentListSerializer, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
         query = validated(s.DocumentListQuerySerializer, request.query_params)
@@ -164,7 +164,7 @@ class DocumentListView(DocumentsView):
             201: s.DocumentSerializer,
             200: s.DocumentSerializer,
             202: STILL_WORKING,
-            **errors(400, 503),
+            **error_responses(400, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -174,8 +174,8 @@ class DocumentListView(DocumentsView):
             opened = document_records.open_document(
                 self.access, data["path"], data["type"], self.username(), data["format"]
             )
-        except RecordRefused as error:
-            raise refused(error.code, error.detail) from None
+        except RecordWriteRejected as error:
+            raise rejected_write(error.code, error.detail) from None
         if not opened.requested:
             return self.answer(opened.document_id)
         return self.wait_then_answer(opened.document_id, created=opened.created)
@@ -186,7 +186,7 @@ class DocumentDetailView(DocumentsView):
         operation_id="documents_retrieve",
         tags=[TAG],
         summary="One document: its status and where to edit it",
-        responses={200: s.DocumentSerializer, **errors()},
+        responses={200: s.DocumentSerializer, **error_responses()},
     )
     def get(self, request: Request, document_id: str) -> Response:
         return Response(s.DocumentSerializer(represent(request, self.find(document_id))).data)
@@ -215,8 +215,8 @@ class DocumentActionView(DocumentsView):
             document_records.ask(self.access, row, self.action, self.username(), new_path)
         except document_records.Busy as error:
             raise conflict("busy", str(error)) from None
-        except RecordRefused as error:
-            raise refused(error.code, error.detail) from None
+        except RecordWriteRejected as error:
+            raise rejected_write(error.code, error.detail) from None
         return self.wait_then_answer(document_id)
 
 
@@ -227,7 +227,7 @@ def _action_view(action: str, summary: str, body: type | None = None) -> type[Do
         summary=summary,
         description=ACTION_HELP,
         request=body,
-        responses={200: s.DocumentSerializer, 202: STILL_WORKING, **errors(400, 409, 503)},
+        responses={200: s.DocumentSerializer, 202: STILL_WORKING, **error_responses(400, 409, 503)},
     )
     def post(self, request: Request, document_id: str) -> Response:
         return DocumentActionView.post(self, request, document_id)

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView, restore_integers, write_path_refusals
-from jupyter_sync.api.views import TAG, action_errors, errors
+from jupyter_sync.api.views import TAG, action_errors, error_responses
 from jupyter_sync.models import Output
 from jupyter_sync.records import do_answer_input, do_cancel_execution
 from jupyter_sync.schema import EXECUTION_DONE
@@ -110,7 +110,7 @@ class ExecutionDetailView(ExecutionBase):
         operation_id="jupyter_executions_retrieve",
         tags=[TAG],
         summary="An execution: 202 while it runs (or waits for input), 200 once finished",
-        responses={200: s.ExecutionSerializer, 202: s.ExecutionSerializer, **errors()},
+        responses={200: s.ExecutionSerializer, 202: s.ExecutionSerializer, **error_responses()},
     )
     def get(self, request: Request, execution_id: str) -> Response:
         return self.answer(execution_id, self.execution(execution_id))
@@ -198,7 +198,7 @@ class KernelExecuteView(ExecutionBase):
         request=s.KernelExecuteSerializer,
         responses={
             202: OpenApiResponse(description="Queued; poll the Location."),
-            **errors(400, 503),
+            **error_responses(400, 503),
         },
     )
     def post(self, request: Request, kernel_id: str) -> Response:
@@ -225,7 +225,7 @@ class KernelRequestView(ExecutionBase):
                 s.KernelInputRequestSerializer,
                 description="The kernel asks for input: POST it to the Location.",
             ),
-            **errors(),
+            **error_responses(),
         },
     )
     def get(self, request: Request, kernel_id: str, request_id: str) -> Response:

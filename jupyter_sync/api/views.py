@@ -27,7 +27,7 @@ ACCEPTED = OpenApiResponse(
 )
 
 
-def errors(*codes: int) -> dict[int, Any]:
+def error_responses(*codes: int) -> dict[int, Any]:
     """Every operation may answer these (same body as the datastore API's errors; 400 too-large
     for a body beyond Django's DATA_UPLOAD_MAX_MEMORY_SIZE)."""
     return dict.fromkeys((*codes, 400, 401, 403, 404, 429), s.JupyterErrorSerializer)
@@ -36,7 +36,7 @@ def errors(*codes: int) -> dict[int, Any]:
 def action_errors(*codes: int) -> dict[int, Any]:
     """An action may also answer 202 (still working), 502 (Jupyter failed), 503 (no supernode,
     or it cannot reach Jupyter) and 504."""
-    return {202: ACCEPTED, **errors(*codes, 400, 502, 503, 504)}
+    return {202: ACCEPTED, **error_responses(*codes, 400, 502, 503, 504)}
 
 
 NO_BODY = OpenApiResponse(description="Done; no body.")
@@ -72,7 +72,7 @@ class StatusView(JupyterView):
         operation_id="jupyter_status",
         tags=[TAG],
         summary="The Jupyter Server's status, and whether a supernode is connected to it",
-        responses={200: s.StatusSerializer, **errors()},
+        responses={200: s.StatusSerializer, **error_responses()},
     )
     def get(self, request: Request) -> Response:
         server = self.record("status", "server") or {}
@@ -112,7 +112,7 @@ class KernelspecsView(JupyterView):
         operation_id="jupyter_kernelspecs",
         tags=[TAG],
         summary="The kernelspecs, and the default one",
-        responses={200: s.KernelspecsSerializer, **errors()},
+        responses={200: s.KernelspecsSerializer, **error_responses()},
     )
     def get(self, request: Request) -> Response:
         return Response(kernelspecs_body(self))
@@ -123,7 +123,7 @@ class KernelspecView(JupyterView):
         operation_id="jupyter_kernelspec",
         tags=[TAG],
         summary="One kernelspec",
-        responses={200: s.KernelspecSerializer, **errors()},
+        responses={200: s.KernelspecSerializer, **error_responses()},
     )
     def get(self, request: Request, kernel_name: str) -> Response:
         spec = kernelspecs_body(self)["kernelspecs"].get(kernel_name)
@@ -175,7 +175,7 @@ class KernelListView(JupyterView):
         operation_id="jupyter_kernels_list",
         tags=[TAG],
         summary="The running kernels",
-        responses={200: s.KernelSerializer(many=True), **errors()},
+        responses={200: s.KernelSerializer(many=True), **error_responses()},
     )
     def get(self, request: Request) -> Response:
         return Response(kernels_list(self))
@@ -230,7 +230,7 @@ class KernelDetailView(KernelBase):
         operation_id="jupyter_kernels_retrieve",
         tags=[TAG],
         summary="One kernel",
-        responses={200: s.KernelSerializer, **errors()},
+        responses={200: s.KernelSerializer, **error_responses()},
     )
     def get(self, request: Request, kernel_id: str) -> Response:
         return Response(kernel_model(kernel_id, self.known_kernel(kernel_id)))
@@ -290,7 +290,11 @@ class RequestDetailView(JupyterView):
         operation_id="jupyter_requests_retrieve",
         tags=[TAG],
         summary="A request record: 202 while the supernode works on it, 200 once it is done",
-        responses={200: s.RequestRecordSerializer, 202: s.RequestRecordSerializer, **errors()},
+        responses={
+            200: s.RequestRecordSerializer,
+            202: s.RequestRecordSerializer,
+            **error_responses(),
+        },
     )
     def get(self, request: Request, request_id: str) -> Response:
         record = self.record("requests", request_id)
@@ -350,7 +354,7 @@ class SessionListView(JupyterView):
         operation_id="jupyter_sessions_list",
         tags=[TAG],
         summary="The sessions",
-        responses={200: s.SessionSerializer(many=True), **errors()},
+        responses={200: s.SessionSerializer(many=True), **error_responses()},
     )
     def get(self, request: Request) -> Response:
         return Response(sessions_list(self))
@@ -405,7 +409,7 @@ class SessionDetailView(JupyterView):
         operation_id="jupyter_sessions_retrieve",
         tags=[TAG],
         summary="One session",
-        responses={200: s.SessionSerializer, **errors()},
+        responses={200: s.SessionSerializer, **error_responses()},
     )
     def get(self, request: Request, session_id: str) -> Response:
         return Response(session_model(self, session_id, self.known_session(session_id)))
@@ -460,7 +464,7 @@ class TerminalListView(JupyterView):
         operation_id="jupyter_terminals_list",
         tags=[TAG],
         summary="The terminals",
-        responses={200: s.TerminalSerializer(many=True), **errors()},
+        responses={200: s.TerminalSerializer(many=True), **error_responses()},
     )
     def get(self, request: Request) -> Response:
         return Response(terminals_list(self))
@@ -503,7 +507,7 @@ class TerminalDetailView(JupyterView):
         operation_id="jupyter_terminals_retrieve",
         tags=[TAG],
         summary="One terminal",
-        responses={200: s.TerminalSerializer, **errors()},
+        responses={200: s.TerminalSerializer, **error_responses()},
     )
     def get(self, request: Request, terminal_name: str) -> Response:
         record = self.record("terminals", terminal_name)

@@ -41,7 +41,7 @@ from jupyter_sync.availability import supernode_problem
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.models import Document
-from jupyter_sync.records import RecordRefused
+from jupyter_sync.records import RecordWriteRejected
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE
 from jupyter_sync.waiting import WaitTimeout, wait_for_record
 from relay.consumers import ConnectionRefusal, require_user, resolve_access
@@ -139,7 +139,7 @@ def _ask_save(target: RoomTarget, username: str) -> str | None:
         document_records.ask(target.jupyter_access, row, "save", username)
     except document_records.Busy:
         return "skipped"  # jupyter-collaboration's answer while a save is under way
-    except RecordRefused:
+    except RecordWriteRejected:
         return "failed"
     return None
 

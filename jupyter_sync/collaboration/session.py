@@ -29,9 +29,9 @@ from jupyter_sync.api.document_views import DocumentsView, failure, request_done
 from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.collaboration.room import document_session
-from jupyter_sync.records import RecordRefused
+from jupyter_sync.records import RecordWriteRejected
 from jupyter_sync.schema import JUPYTER_DATASTORE
-from tables.api.errors import APIError, refused
+from tables.api.errors import APIError, rejected_write
 from tables.api.permissions import lookup_access
 from tables.api.serializers import validated
 from tables.conf import rtc_settings
@@ -100,8 +100,8 @@ class CollaborationSessionView(DocumentsView):
             opened = document_records.open_document(
                 self.access, path, data["type"], self.username(), data["format"]
             )
-        except RecordRefused as error:
-            raise refused(error.code, error.detail) from None
+        except RecordWriteRejected as error:
+            raise rejected_write(error.code, error.detail) from None
         if not opened.requested:
             return self.session(opened.document_id, data, created=opened.created)
         return self.pending(

@@ -224,7 +224,7 @@ class ServerState:
         return count
 
 
-async def prune_server_state_history() -> pruning.Pruned | None:
+async def prune_server_state_history() -> pruning.PruneResult | None:
     """Prune the jupyter datastore's patches older than ``SERVER_STATE_HISTORY``.
 
     Server state changes all day (every execution flips a kernel's status twice), so its
@@ -235,7 +235,7 @@ async def prune_server_state_history() -> pruning.Pruned | None:
         return None
     cutoff = datetime.now(UTC) - timedelta(seconds=retention)
 
-    def prune() -> pruning.Pruned:
+    def prune() -> pruning.PruneResult:
         datastore = Datastore.objects.get(name=JUPYTER_DATASTORE)
         return pruning.prune_history(datastore, older_than=cutoff, keep=pruning.DEFAULT_KEEP)
 

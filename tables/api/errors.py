@@ -33,7 +33,7 @@ def conflict(code: str, detail: str) -> APIError:
 
 
 # The write path's refusals (tables.service.REJECTIONS and undo's) and their HTTP status.
-REFUSAL_STATUS = {
+REJECTION_STATUS = {
     "permission-denied": status.HTTP_403_FORBIDDEN,
     "schema-violation": status.HTTP_400_BAD_REQUEST,
     "malformed-update": status.HTTP_400_BAD_REQUEST,
@@ -44,9 +44,10 @@ REFUSAL_STATUS = {
 }
 
 
-def refused(code: str | None, detail: str | None) -> APIError:
+def rejected_write(code: str | None, detail: str | None) -> APIError:
+    """The answer to a write the write path rejected: its code, and the HTTP status for it."""
     code = code or "refused"
-    return APIError(REFUSAL_STATUS.get(code, status.HTTP_400_BAD_REQUEST), code, detail or code)
+    return APIError(REJECTION_STATUS.get(code, status.HTTP_400_BAD_REQUEST), code, detail or code)
 
 
 def _kebab(code: Any) -> str:
@@ -94,7 +95,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-class JSONRenderer(JSONRenderer):
+class FiniteJSONRenderer(JSONRenderer):
     """Strict JSON; a document holding NaN (a Yjs client may write one) renders it as null."""
 
     def render(self, data, accepted_media_type=None, renderer_context=None):

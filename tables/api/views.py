@@ -23,11 +23,11 @@ from tables import history, service, undo
 from tables.api import serializers as s
 from tables.api.errors import (
     APIError,
-    JSONRenderer,
+    FiniteJSONRenderer,
     api_exception_handler,
     conflict,
     not_found,
-    refused,
+    rejected_write,
 )
 from tables.api.permissions import DatastoreAccess
 from tables.api.serializers import validated
@@ -41,7 +41,7 @@ from tables.service import Proposal, Status
 TAG = "datastores"
 
 
-def errors(*codes: int) -> dict[int, Any]:
+def error_responses(*codes: int) -> dict[int, Any]:
     """The error responses an operation may give (every one has the same body)."""
     return dict.fromkeys((*codes, 401, 403, 429), s.ErrorSerializer)
 
@@ -55,7 +55,7 @@ def next_page(request: Request, **params: Any) -> str:
 
 class DatastoreAPIView(APIView):
     permission_classes = [DatastoreAccess]
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [FiniteJSONRenderer]
     parser_classes = [JSONParser]
 
     def get_exception_handler(self):
@@ -96,7 +96,7 @@ class DatastoreListView(DatastoreAPIView):
         tags=[TAG],
         summary="The datastores you may read",
         parameters=[s.DatastoreListQuerySerializer],
-        responses={200: s.DatastorePageSerializer, **errors(400)},
+        responses={200: s.DatastorePageSerializer, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
         query = validated(s.DatastoreListQuerySerializer, request.query_params)
@@ -119,7 +119,7 @@ class DatastoreListView(DatastoreAPIView):
         tags=[TAG],
         summary="Create a datastore (you become its owner)",
         request=s.DatastoreCreateSerializer,
-        responses={201: s.DatastoreDetailSerializer, **errors(400, 409)},
+        responses={201: s.DatastoreDetailSerializer, **error_responses(400, 409)},
     )
     def post(self, request: Request) -> Response:
         data = validated(s.DatastoreCreateSerializer, request.data)
@@ -142,7 +142,7 @@ class DatastoreDetailView(DatastoreAPIView):
         operation_id="datastores_retrieve",
         tags=[TAG],
         summary="One datastore, with your role and the tables you may write",
-        responses={200: s.DatastoreDetailSerializer, **errors(404)},
+        responses={200: s.DatastoreDetailSerializer, **error_responses(404)},
     )
     def get(self, request: Request, name: str) -> Response:
         context = {"roles": {self.datastore.pk: self.access.role}, "access": self.access}
@@ -172,7 +172,7 @@ class StateView(DatastoreAPIView):
         tags=[TAG],
         summary="The document as JSON, now or at a serial",
         parameters=[s.StateQuerySerializer],
-        responses={200: s.StateSerializer, **errors(400, 404, 410)},
+        responses={200: s.StateSerializer, **error_responses(400, 404, 410)},
     )
     def get(self, request: Request, name: str) -> Response:
         query = validated(s.StateQuerySerializer, request.query_params)
@@ -190,7 +190,7 @@ class EncodedStateView(DatastoreAPIView):
         tags=[TAG],
         summary="The document as one Yjs update (base64), now or at a serial",
         parameters=[s.StateQuerySerializer],
-        responses={200: s.EncodedStateSerializer, **errors(400, 404, 410)},
+        responses={200: s.EncodedStateSerializer, **error_responses(400, 404, 410)},
     )
     def get(self, request: Request, name: str) -> Response:
         query = validated(s.StateQuerySerializer, request.query_params)
@@ -210,7 +210,7 @@ class HistoryView(DatastoreAPIView):
         tags=[TAG],
         summary="The transactions, oldest first, in pages (filters combine)",
         parameters=[s.HistoryQuerySerializer],
-        responses={200: s.HistoryPageSerializer, **errors(400, 404)},
+        responses={200: s.HistoryPageSerializer, **error_responses(400, 404)},
     )
     def get(self, request: Request, name: str) -> Response:
         query = validated(s.HistoryQuerySerializer, request.query_params)
@@ -290,7 +290,7 @@ class TableView(TableAPIView):
                 description=FILTER_HELP,
             )
         ],
-        responses={200: s.TableSerializer, **errors(400, 404)},
+        responses={200: s.TableSerializer, **error_responses(400, 404)},
     )
     def get(self, request: Request, name: str, table: str) -> Response:
         spec = self.table_schema(table).tables[table]
@@ -336,7 +336,7 @@ class RecordView(TableAPIView):
         operation_id="datastores_record",
         tags=[TAG],
         summary="One record of a table",
-        responses={200: s.RecordSerializer, **errors(404)},
+        responses={200: s.RecordSerializer, **error_responses(404)},
     )
     def get(self, request: Request, name: str, table: str, record_id: str) -> Response:
         self.table_schema(table)
@@ -364,7 +364,7 @@ class TransactionsView(DatastoreAPIView):
         responses={
             201: s.TransactionResultSerializer,
             200: s.TransactionResultSerializer,
-            **errors(400, 404),
+            **error_responses(400, 404),
         },
     )
     def post(self, request: Request, name: str) -> Response:
@@ -378,7 +378,7 @@ class TransactionsView(DatastoreAPIView):
         )
         outcome = service.write_one(self.datastore, proposal, self.access.authorizer())
         if outcome.status is Status.REJECTED:
-            raise refused(outcome.error_code, outcome.error)
+            raise rejected_write(outcome.error_code, outcome.error)
         code = status.HTTP_201_CREATED if outcome.status is Status.STORED else status.HTTP_200_OK
         body = {"id": outcome.txid, "serial": outcome.serial, "status": str(outcome.status)}
         return Response(s.TransactionResultSerializer(body).data, status=code)
@@ -400,9 +400,9 @@ class RevertView(DatastoreAPIView):
                 revert = undo.undo if self.kind == "undo" else undo.redo
                 outcome = revert(self.datastore, serial, author_id=author, authorize=authorize)
         except (undo.NothingToUndo, undo.UndoUnsupported) as error:
-            raise refused(error.code, str(error)) from None
+            raise rejected_write(error.code, str(error)) from None
         if outcome.status is not Status.STORED:
-            raise refused(outcome.error_code or undo.NothingToUndo.code, outcome.error)
+            raise rejected_write(outcome.error_code or undo.NothingToUndo.code, outcome.error)
         reverts = (
             Transaction.objects.filter(pk=outcome.transaction_pk)
             .values_list("reverts__serial", flat=True)
@@ -428,7 +428,7 @@ class UndoView(RevertView):
         summary="Undo a transaction (keeping everyone else's later changes)",
         description=REVERT_HELP,
         request=s.RevertSerializer,
-        responses={201: s.RevertResultSerializer, **errors(400, 404, 409)},
+        responses={201: s.RevertResultSerializer, **error_responses(400, 404, 409)},
     )
     def post(self, request: Request, name: str) -> Response:
         return super().post(request, name)
@@ -443,7 +443,7 @@ class RedoView(RevertView):
         summary="Redo an undone transaction",
         description=REVERT_HELP,
         request=s.RevertSerializer,
-        responses={201: s.RevertResultSerializer, **errors(400, 404, 409)},
+        responses={201: s.RevertResultSerializer, **error_responses(400, 404, 409)},
     )
     def post(self, request: Request, name: str) -> Response:
         return super().post(request, name)
