@@ -1,6 +1,10 @@
 """Import rules the layout keeps, checked on the source (every import, at module level or inside
 a function):
 
+- layers: ``tables`` imports neither ``relay`` nor ``jupyter_sync`` (nor the example app);
+  ``relay`` does not import ``jupyter_sync``;
+- the Python client (``client/rtc_client``) is a package of its own: no Django, nothing of the
+  server;
 - web code (everything but ``jupyter_sync/supernode/`` and the ``run_supernode`` command) never
   imports the supernode: it is another process;
 - ``jupyter_sync/jupyter/``, the Jupyter client library, imports no Django (nor channels, REST
@@ -121,6 +125,18 @@ def test_web_code_never_imports_the_supernode():
     ]
     found = violations(web, ("jupyter_sync.supernode",))
     assert not found, "web code imports the supernode:\n" + "\n".join(found)
+
+
+def test_the_layers_import_downwards_only():
+    found = violations(python_files("tables"), ("relay", "jupyter_sync", "todo"))
+    found += violations(python_files("relay"), ("jupyter_sync", "todo"))
+    assert not found, "an import runs up the layers:\n" + "\n".join(found)
+
+
+def test_the_python_client_imports_nothing_of_the_server():
+    forbidden = ("django", "channels", "rest_framework", "daphne", *SOURCES)
+    found = violations(python_files("client/rtc_client"), forbidden)
+    assert not found, "client/rtc_client imports the server's code:\n" + "\n".join(found)
 
 
 def test_the_jupyter_client_library_imports_no_django():
