@@ -19,26 +19,9 @@ from rtc_client.wire.json_protocol import (
 from relay.consumers import ConnectionRefusal, RelayConsumer
 from relay.hub import Batch, transactions_json
 from tables import history, undo
-from tables.models import Datastore
-from tables.service import Outcome, Status
+from tables.service import Status
 
 _server_ids = itertools.count(1)
-
-
-@database_sync_to_async
-def _revert(
-    datastore_pk: int, kind: str, serial: int | None, author_id: int | None, authorize
-) -> Outcome:
-    """Undo/redo through the same authorize hook as every write (table policies included)."""
-    datastore = Datastore.objects.get(pk=datastore_pk)
-    who = {"author_id": author_id, "authorize": authorize}
-    if kind == "undo":
-        if serial is None:
-            return undo.undo_last(datastore, **who)
-        return undo.undo(datastore, serial, **who)
-    if serial is None:
-        return undo.redo_last(datastore, **who)
-    return undo.redo(datastore, serial, **who)
 
 
 class DatastoreConsumer(RelayConsumer):
@@ -187,8 +170,12 @@ class DatastoreConsumer(RelayConsumer):
             await self.error(msg_id, "permission-denied", f"role {self.access.role} may not write")
             return
         try:
-            outcome = await _revert(
-                self.access.datastore.pk, kind, serial, self.access.user_id, self.authorize
+            outcome = await database_sync_to_async(undo.undo_or_redo)(
+                self.access.datastore.pk,
+                kind,
+                serial,
+                author_id=self.access.user_id,
+                authorize=self.authorize,
             )
         except (undo.NothingToUndo, undo.UndoUnsupported) as error:
             await self.error(msg_id, error.code, str(error))

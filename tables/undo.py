@@ -166,6 +166,26 @@ def _revert_last(
     return revert(datastore, stack[-1], author_id=author_id, origin=origin, authorize=authorize)
 
 
+def undo_or_redo(
+    datastore: Datastore | int,
+    action: str,
+    serial: int | None,
+    *,
+    author_id: int | None,
+    authorize: Authorizer | None = None,
+) -> Outcome:
+    """What a client asks for (both protocols and REST): ``action`` ("undo" or "redo") the
+    transaction with ``serial``, or, without one, the author's own last change. A pk reads the
+    datastore afresh (a connection's copy of the row may be stale)."""
+    if isinstance(datastore, int):
+        datastore = Datastore.objects.get(pk=datastore)
+    if serial is None:
+        last = undo_last if action == "undo" else redo_last
+        return last(datastore, author_id=author_id, authorize=authorize)
+    one = undo if action == "undo" else redo
+    return one(datastore, serial, author_id=author_id, authorize=authorize)
+
+
 def _transaction(datastore: Datastore, serial: int) -> Transaction:
     try:
         return Transaction.objects.get(datastore=datastore, serial=serial)

@@ -393,21 +393,14 @@ class RevertView(DatastoreAPIView):
         serial = validated(s.RevertSerializer, request.data).get("serial")
         author, authorize = self.access.user_id, self.access.authorizer()
         try:
-            if serial is None:
-                revert = undo.undo_last if self.kind == "undo" else undo.redo_last
-                outcome = revert(self.datastore, author_id=author, authorize=authorize)
-            else:
-                revert = undo.undo if self.kind == "undo" else undo.redo
-                outcome = revert(self.datastore, serial, author_id=author, authorize=authorize)
+            outcome = undo.undo_or_redo(
+                self.datastore, self.kind, serial, author_id=author, authorize=authorize
+            )
         except (undo.NothingToUndo, undo.UndoUnsupported) as error:
             raise rejected_write(error.code, str(error)) from None
         if outcome.status is not Status.STORED:
             raise rejected_write(outcome.error_code or undo.NothingToUndo.code, outcome.error)
-        reverts = (
-            Transaction.objects.filter(pk=outcome.transaction_pk)
-            .values_list("reverts__serial", flat=True)
-            .first()
-        )
+        reverts = history.reverted_serial(outcome.transaction_pk)
         body = {"serial": outcome.serial, "reverts": reverts, "status": str(outcome.status)}
         return Response(s.RevertResultSerializer(body).data, status=status.HTTP_201_CREATED)
 
