@@ -23,8 +23,8 @@ from relay.hub import Batch, Room, get_hub
 from relay.ratelimit import TokenBucket
 from tables.commit import asubmit
 from tables.conf import rtc_settings
-from tables.models import Datastore, Origin
-from tables.permissions import Access, access_for
+from tables.models import Origin
+from tables.permissions import Access, access_to
 from tables.service import Outcome, Proposal, Status
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,9 @@ def require_user(user) -> None:
 @database_sync_to_async
 def resolve_access(name: str, user) -> Access:
     require_user(user)
-    try:
-        datastore = Datastore.objects.get(name=name)
-    except Datastore.DoesNotExist:
-        raise ConnectionRefusal(4404, "unknown-datastore", f"unknown datastore {name!r}") from None
-    access = access_for(user, datastore)
+    access = access_to(user, name)
+    if access is None:
+        raise ConnectionRefusal(4404, "unknown-datastore", f"unknown datastore {name!r}")
     if not access.can_read:
         raise ConnectionRefusal(4403, "forbidden", f"no access to datastore {name!r}")
     return access

@@ -6,15 +6,18 @@ the same whichever way a user comes in.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from tables.conf import rtc_settings
-from tables.models import Datastore, DatastoreRole, Role
+from tables.models import DATASTORE_NAME_PATTERN, Datastore, DatastoreRole, Role
 from tables.schema import Analysis, get_schema
 from tables.service import Authorizer, Proposal
 
 WRITE_SERVER_STATE = "tables.write_server_state"
 _WRITERS = {Role.OWNER, Role.EDITOR}
+
+_NAME = re.compile(DATASTORE_NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,15 @@ def access_for(user, datastore: Datastore) -> Access:
         user_id=user.pk if authenticated else None,
         writes_server_state=authenticated and user.has_perm(WRITE_SERVER_STATE),
     )
+
+
+def access_to(user, name: str) -> Access | None:
+    """The user's access to the datastore called ``name``; None when there is no such datastore.
+    A name that cannot exist is not looked up (some databases refuse NUL characters)."""
+    if not _NAME.fullmatch(name):
+        return None
+    datastore = Datastore.objects.filter(name=name).first()
+    return None if datastore is None else access_for(user, datastore)
 
 
 def grant(datastore: Datastore, user, role: str) -> DatastoreRole:

@@ -12,17 +12,12 @@ The decided ``Access`` is kept on the request (``request.rtc_access``) for the v
 
 from __future__ import annotations
 
-import re
-
 from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from tables.api.errors import not_found
 from tables.conf import rtc_settings
-from tables.models import DATASTORE_NAME_PATTERN, Datastore
-from tables.permissions import Access, access_for
-
-_NAME = re.compile(DATASTORE_NAME_PATTERN)
+from tables.permissions import Access, access_to
 
 
 def unknown_datastore(name: str):
@@ -31,12 +26,8 @@ def unknown_datastore(name: str):
 
 def lookup_access(request, name: str) -> Access:
     """The user's access to datastore ``name``; 404 when it does not exist or is not theirs."""
-    # A name that cannot exist is not looked up (some databases refuse NUL characters).
-    datastore = Datastore.objects.filter(name=name).first() if _NAME.fullmatch(name) else None
-    if datastore is None:
-        raise unknown_datastore(name)
-    access = access_for(request.user, datastore)
-    if not access.can_read:
+    access = access_to(request.user, name)
+    if access is None or not access.can_read:
         raise unknown_datastore(name)
     return access
 
