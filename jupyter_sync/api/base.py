@@ -20,8 +20,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, serializers, status
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework import serializers, status
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from jupyter_sync.availability import supernode_problem
@@ -35,9 +35,8 @@ from jupyter_sync.records import (
 from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
 from jupyter_sync.waiting import Record, WaitTimeout, read_record, wait_for_record
 from tables.api.errors import APIError, api_exception_handler, rejected_write
-from tables.api.permissions import lookup_access
+from tables.api.permissions import DatastoreAccess
 from tables.api.views import DatastoreAPIView
-from tables.conf import rtc_settings
 from tables.permissions import Access
 from tables.schema import Analysis
 from tables.service import Authorizer, Proposal, live_python
@@ -55,24 +54,17 @@ def restore_integers(value: Any) -> Any:
     return value
 
 
-class JupyterAccess(BasePermission):
-    """The caller's role on the ``jupyter`` datastore, decided by ``tables.permissions``.
-
-    As for any datastore: no role answers 404 (as a datastore that does not exist), and only
-    owners and editors may act (POST, PUT, PATCH, DELETE); viewers read.
+class JupyterAccess(DatastoreAccess):
+    """The caller's role on the ``jupyter`` datastore, decided as for any datastore: no role
+    answers 404 (as a datastore that does not exist), and only owners and editors may act (POST,
+    PUT, PATCH, DELETE); viewers read.
     """
 
-    def has_permission(self, request, view) -> bool:
-        authenticated = bool(request.user and request.user.is_authenticated)
-        if not authenticated and not rtc_settings.ANONYMOUS_ROLE:
-            return False
-        access = lookup_access(request, JUPYTER_DATASTORE)
-        if request.method not in SAFE_METHODS and not access.can_write:
-            raise exceptions.PermissionDenied(
-                f"role {access.role} may only read {JUPYTER_DATASTORE!r}", code="permission-denied"
-            )
-        request.rtc_access = access
-        return True
+    def datastore_name(self, view) -> str:
+        return JUPYTER_DATASTORE
+
+    def write_denied(self, access: Access) -> str:
+        return f"role {access.role} may only read {JUPYTER_DATASTORE!r}"
 
 
 def unavailable(detail: str) -> APIError:

@@ -19,35 +19,28 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jupyter_sync.api import document_serializers as s
-from jupyter_sync.api.base import Pending
+from jupyter_sync.api.base import JupyterAccess, Pending
 from jupyter_sync.api.document_views import DocumentsView, failure, request_done
 from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.collaboration.room import document_session
 from jupyter_sync.records import RecordWriteRejected
-from jupyter_sync.schema import JUPYTER_DATASTORE
 from tables.api.errors import APIError, rejected_write
-from tables.api.permissions import lookup_access
 from tables.api.serializers import validated
-from tables.conf import rtc_settings
 from tables.models import Datastore
+from tables.permissions import Access
 
 
-class JoinAccess(BasePermission):
+class JoinAccess(JupyterAccess):
     """A role on the jupyter datastore, any role (``base.JupyterAccess`` refuses viewers every
     write): whether the caller may open the document is the write path's decision
     (``Access.authorizer()``), so a viewer joins open documents only."""
 
-    def has_permission(self, request, view) -> bool:
-        authenticated = bool(request.user and request.user.is_authenticated)
-        if not authenticated and not rtc_settings.ANONYMOUS_ROLE:
-            return False
-        request.rtc_access = lookup_access(request, JUPYTER_DATASTORE)
+    def allows(self, request, access: Access) -> bool:
         return True
 
 

@@ -35,18 +35,26 @@ def lookup_access(request, name: str) -> Access:
 class DatastoreAccess(BasePermission):
     """Authentication (or the anonymous role), then the role on the datastore of the URL."""
 
+    def datastore_name(self, view) -> str | None:
+        """The datastore the request is about; None for the collection."""
+        return view.kwargs.get("name")
+
+    def allows(self, request, access: Access) -> bool:
+        """Whether the role allows the request: reads for every role, writes for writers."""
+        return request.method in SAFE_METHODS or access.can_write
+
+    def write_denied(self, access: Access) -> str:
+        return f"role {access.role} may not write to {access.datastore.name!r}"
+
     def has_permission(self, request, view) -> bool:
         authenticated = bool(request.user and request.user.is_authenticated)
         if not authenticated and not rtc_settings.ANONYMOUS_ROLE:
             return False  # REST framework answers 401 (or 403 to a session-only client)
-        name = view.kwargs.get("name")
+        name = self.datastore_name(view)
         if name is None:  # the collection: anyone may list, logged-in users may create
             return authenticated or request.method in SAFE_METHODS
         access = lookup_access(request, name)
-        if request.method not in SAFE_METHODS and not access.can_write:
-            raise exceptions.PermissionDenied(
-                f"role {access.role} may not write to {access.datastore.name!r}",
-                code="permission-denied",
-            )
+        if not self.allows(request, access):
+            raise exceptions.PermissionDenied(self.write_denied(access), code="permission-denied")
         request.rtc_access = access
         return True
