@@ -96,7 +96,9 @@ class Pending:
 
     ``settle(record)`` may name a further (table, id, condition) to wait for within the same
     deadline (a started kernel appearing in ``kernels``), so a read right after the answer sees
-    the change; if it does not happen in time the answer is given anyway.
+    the change; if it does not happen in time the answer is given anyway. ``progress(record)``
+    answers (202) with the record as it stands when the deadline passes first; without it the
+    answer is the one the handler gave.
     """
 
     table: str
@@ -106,6 +108,7 @@ class Pending:
     settle: Callable[[dict[str, Any]], tuple[str, str, Callable[[Record], bool]] | None] | None = (
         None
     )
+    progress: Callable[[dict[str, Any]], Response] | None = None
 
 
 def jupyter_exception_handler(exc: Exception, context: dict[str, Any]):
@@ -218,9 +221,10 @@ class JupyterView(DatastoreAPIView):
         url: str,
         settle: Callable[[dict[str, Any]], Any] | None = None,
         body: dict[str, Any] | None = None,
+        progress: Callable[[dict[str, Any]], Response] | None = None,
     ) -> Response:
         """Wait for ``done`` (after this handler returns); answer 202 with ``url`` meanwhile."""
-        self._pending = Pending(table, record_id, done, finish, settle)
+        self._pending = Pending(table, record_id, done, finish, settle, progress)
         return Response(
             body if body is not None else {"id": record_id, "status": "requested", "url": url},
             status=status.HTTP_202_ACCEPTED,
@@ -284,8 +288,12 @@ class JupyterView(DatastoreAPIView):
             record = await wait_for_record(
                 JUPYTER_DATASTORE, pending.table, pending.record_id, pending.done, timeout
             )
-        except WaitTimeout:
-            return accepted
+        except WaitTimeout as timeout_passed:
+            if pending.progress is None or timeout_passed.record is None:
+                return accepted
+            return await database_sync_to_async(self._respond)(
+                pending.progress, timeout_passed.record
+            )
         further = None
         if pending.settle is not None and record.get("status") != "error":
             further = pending.settle(record)
@@ -296,11 +304,13 @@ class JupyterView(DatastoreAPIView):
                 await wait_for_record(
                     JUPYTER_DATASTORE, table, record_id, condition, max(0.0, deadline - loop.time())
                 )
-        return await database_sync_to_async(self._complete)(pending, record)
+        return await database_sync_to_async(self._respond)(pending.finish, record)
 
-    def _complete(self, pending: Pending, record: dict[str, Any]) -> Response:
+    def _respond(
+        self, respond: Callable[[dict[str, Any]], Response], record: dict[str, Any]
+    ) -> Response:
         try:
-            response = pending.finish(record)
+            response = respond(record)
         except Exception as error:
             response = self.handle_exception(error)
         return self.finalize_response(self.request, response)

@@ -84,10 +84,17 @@ class ExecutionListView(ExecutionBase):
         operation_id="jupyter_executions_create",
         tags=[TAG],
         summary="Run a notebook cell (document_id, cell_id) or console code (kernel_id, code)",
-        description="200 with the outputs once finished within RTC_API_ACTION_TIMEOUT; 202 "
-        "(Location: the execution) while it runs or waits for input.",
+        description="200 with this run's outputs once finished within RTC_API_ACTION_TIMEOUT; "
+        "202 (Location: the execution) with the execution as it stands (queued, running, waiting "
+        "for input) otherwise.",
         request=s.ExecutionCreateSerializer,
-        responses={200: s.ExecutionSerializer, **action_errors()},
+        responses={
+            **action_errors(),
+            200: s.ExecutionSerializer,
+            202: OpenApiResponse(
+                s.ExecutionSerializer, description="Still running: the execution as it stands."
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         data = validated(s.ExecutionCreateSerializer, request.data)
@@ -96,12 +103,17 @@ class ExecutionListView(ExecutionBase):
         else:
             self.known_document(data["document_id"])
         execution_id = self.write_record("executions", {**data, "status": "requested"})
+
+        def answer(record: dict[str, Any]) -> Response:
+            return self.answer(execution_id, restore_integers(record))
+
         return self.pending(
             "executions",
             execution_id,
             settled,
-            lambda record: self.answer(execution_id, restore_integers(record)),
+            answer,
             url=f"/api/executions/{execution_id}",
+            progress=answer,  # past the wait: 202 with the record as it is (running, queued...)
         )
 
 

@@ -398,6 +398,7 @@ async def test_executions_console_and_cells_with_input_in_both_front_ends_shapes
         notebook(
             code("ask", 'name = input("name? ")\nprint("hi", name)'),
             code("six", "print(6 * 7)"),
+            code("count", 'runs = globals().get("runs", 0) + 1\nprint("run", runs)'),
         ),
     )
     async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, vi):
@@ -501,6 +502,14 @@ async def test_executions_console_and_cells_with_input_in_both_front_ends_shapes
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed"
         assert response.json()["kernel_id"] == nb_kernel
+        # Each answer carries its own run's outputs, not the run before's.
+        for run in (1, 2):
+            cell = {"document_id": "nb", "cell_id": "count"}
+            response = await ed.post("/api/executions", json=cell)
+            assert response.status_code == 200, response.text
+            assert response.json()["outputs"] == [
+                {"output_type": "stream", "name": "stdout", "text": f"run {run}\n"}
+            ], response.json()
 
         # Input through /api/executions: 202 while it waits, then the answer.
         response = await ed.post("/api/executions", json={"document_id": "nb", "cell_id": "ask"})
@@ -543,6 +552,9 @@ async def test_an_execution_is_cancelled_through_the_api(start_server, jupyter_s
         code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
         response = await ed.post("/api/executions", json={"kernel_id": kernel_id, "code": code})
         assert response.status_code == 202, response.text
+        # Past the wait, the answer is the record as it is: running, with what it printed.
+        assert response.json()["status"] == "running", response.json()
+        assert response.json()["outputs"][0]["text"] == "started\n", response.json()
         execution_id = response.json()["id"]
         await wait_for_record(
             "jupyter",

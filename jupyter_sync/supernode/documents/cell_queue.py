@@ -33,6 +33,9 @@ from jupyter_sync.supernode.executing import (
 
 logger = logging.getLogger(__name__)
 
+# Seconds the end of a cell's execution waits for its outputs to be stored.
+OUTPUTS_STORED_WAIT = 30.0
+
 
 class CellQueue:
     """The executions by cell id, queued per notebook."""
@@ -184,4 +187,18 @@ class CellQueue:
         record = self.records.record("executions", execution_id)
         cancelled = end.interrupted or (record is not None and bool(record.get("cancel")))
         status, error = final_status(result, cancelled)
+        await self._outputs_stored(document, execution_id)
         do_end_execution(self.records, execution_id, status, error, count)
+
+    async def _outputs_stored(self, document: OpenDocument, execution_id: str) -> None:
+        """Wait until the server has stored the cell's outputs: the notebook and the jupyter
+        records are two datastores, so without this a client told "completed" could still read
+        the outputs of the run before (the REST answer reads them from the notebook)."""
+        try:
+            await document.client.wait_acked(timeout=OUTPUTS_STORED_WAIT)
+        except (TimeoutError, ClientClosed, RTCError) as error:
+            logger.warning(
+                "execution %s: its outputs may not be stored yet (%s); ending it anyway",
+                execution_id,
+                describe(error),
+            )
