@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -17,6 +19,48 @@ from jupyter_sync.supernode.node import Supernode
 
 logger = logging.getLogger("jupyter_sync.supernode.node")
 
+WEBSOCKET_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+def _shown(url: str) -> str:
+    """A URL as it may be printed: scheme, host and path, never a query (a token may be there)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _base_url(value: str, schemes: dict[str, str], example: str, variable: str) -> str:
+    """``value`` as a base URL with one of ``schemes`` (mapped to the one used), a host and a
+    valid port, and nothing after the path; one clear line otherwise, that prints no token."""
+    parts = urlsplit(value.strip())
+    scheme = schemes.get(parts.scheme.lower())
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number in range)
+        valid_port = True
+    except ValueError:
+        valid_port = False
+    if scheme is None or not parts.hostname or not valid_port:
+        raise argparse.ArgumentTypeError(
+            f"expected a URL like {example}, not {_shown(value)!r} (the option, or {variable})"
+        )
+    if parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"{_shown(value)!r}: give the URL without a query (tokens have options of their own)"
+        )
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def relay_url(value: str) -> str:
+    """This server's WebSocket base URL; ``http(s)://`` means ``ws(s)://``."""
+    return _base_url(value, WEBSOCKET_SCHEMES, "ws://127.0.0.1:8000", "SUPERNODE_SERVER_URL")
+
+
+def jupyter_url(value: str) -> str:
+    """A Jupyter Server's base URL (http or https); empty: none (launch one)."""
+    if not value.strip():
+        return ""
+    schemes = {"http": "http", "https": "https"}
+    return _base_url(value, schemes, "http://127.0.0.1:8888", "JUPYTER_URL")
+
 
 class Command(BaseCommand):
     help = (
@@ -25,24 +69,41 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--jupyter-url", default=settings.JUPYTER_URL)
-        parser.add_argument("--jupyter-token", default=settings.JUPYTER_TOKEN)
+        parser.add_argument(
+            "--jupyter-url",
+            type=jupyter_url,
+            default=settings.JUPYTER_URL,
+            help="The Jupyter Server to keep in sync (http(s)://host:port/base); default: "
+            "JUPYTER_URL, and when that is unset a Jupyter Server is launched.",
+        )
+        parser.add_argument(
+            "--jupyter-token",
+            default=settings.JUPYTER_TOKEN,
+            help="That server's token; default: JUPYTER_TOKEN (never printed).",
+        )
         parser.add_argument(
             "--launch",
             action="store_true",
-            help="Launch a local Jupyter Server (the default when no Jupyter URL is configured).",
+            help="Launch a local Jupyter Server (the default when no Jupyter URL is given).",
         )
         parser.add_argument(
             "--root-dir",
             default=str(settings.DATA_DIR / "notebooks"),
-            help="Folder a launched Jupyter Server serves.",
+            help="Folder a launched Jupyter Server serves (default: %(default)s).",
         )
         parser.add_argument(
             "--server-url",
+            type=relay_url,
             default=settings.SUPERNODE_SERVER_URL,
-            help="This project's WebSocket base URL (ws://host:port).",
+            help="This server's base URL, ws(s):// or http(s):// (default: SUPERNODE_SERVER_URL, "
+            "now %(default)s).",
         )
-        parser.add_argument("--refresh", type=float, default=5.0, help="Seconds between refreshes.")
+        parser.add_argument(
+            "--refresh",
+            type=float,
+            default=5.0,
+            help="Seconds between refreshes of the Jupyter tables (default: %(default)s).",
+        )
 
     def handle(self, *args, **options) -> None:
         token = account.ensure_service_account()
