@@ -1,5 +1,8 @@
 """Management commands."""
 
+import os
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
@@ -7,7 +10,9 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
+from jupyter_sync.jupyter.launcher import free_port
 from tables.models import Datastore
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +82,24 @@ def test_grant_and_revoke_roles():
         run("grant", "nope", "bo", "viewer")
     with pytest.raises(CommandError, match="no user named 'ghost'"):
         run("grant", "shop", "ghost", "viewer")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["migrate"], ["create_token", "ada"], ["prune_history", "--all", "--older-than", "30d"]],
+)
+def test_a_database_that_cannot_be_reached_is_one_line_naming_database_url(command):
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/nowhere"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "DATABASE_URL" in lines[0] and f"127.0.0.1:{port}" in lines[0]

@@ -8,7 +8,7 @@ from rest_framework.authtoken.models import Token
 
 
 class Command(BaseCommand):
-    help = "Print the API token of a user, creating the token (and with --create, the user)."
+    help = "Print the API token of a user, creating the token (and with --create-user, the user)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
