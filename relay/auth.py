@@ -128,7 +128,6 @@ async def _act_for_jupyter_user(scope) -> None:
         scope["user"] = AnonymousUser()
         scope["rtc_auth_refusal"] = (error.close_code, error.code, str(error))
         return
-    scope["rtc_bridge_user"] = scope["user"]
     scope["user"] = acting
 
 
