@@ -1,8 +1,17 @@
-"""WebSocket authentication: API token in the query string, or the Django session cookie.
+"""WebSocket authentication: an API token (``Authorization: Token <key>`` header, or
+``?token=<key>``), or the Django session cookie.
 
 ``scope["rtc_auth"]`` records how the user was authenticated ("token", "session" or None), because
 the origin check applies only to cookie sessions: a cookie is sent by the browser whatever page
 opened the socket, while a token has to be known by the page.
+
+A bridge's token may add ``X-Jupyter-User`` to run the connection as the Jupyter user it acts
+for (``relay.identity`` decides); a refusal is kept in ``scope["rtc_auth_refusal"]`` (close
+code, error code, reason) for the consumer to close with once it has accepted.
+
+The header wins over ``?token=``: a program in front of this server (the Jupyter bridge) forwards
+its clients' query strings as they are, and those may carry a ``token`` of their own (JupyterLab
+appends Jupyter's token to its WebSocket URLs), which means nothing here.
 """
 
 from __future__ import annotations
@@ -13,6 +22,11 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+
+from relay import identity
+
+TOKEN_KEYWORD = "token"
+JUPYTER_USER_HEADER = identity.HEADER.lower().encode()
 
 
 @database_sync_to_async
@@ -26,23 +40,58 @@ def _user_for_token(key: str):
     return token.user if token.user.is_active else None
 
 
+def _header_values(scope, name: bytes) -> list[str]:
+    headers = scope.get("headers", [])
+    return [value.decode("latin1") for key, value in headers if key.lower() == name]
+
+
+def _header(scope, name: bytes) -> str | None:
+    values = _header_values(scope, name)
+    return values[0] if values else None
+
+
+def header_token(scope) -> tuple[str | None, str | None]:
+    """``(key, error)`` from an ``Authorization: Token <key>`` header, as REST framework reads
+    it: ``(None, None)`` when there is no such header (another scheme is not ours to judge)."""
+    for value in _header_values(scope, b"authorization"):
+        parts = value.split()
+        if not parts or parts[0].lower() != TOKEN_KEYWORD:
+            continue
+        if len(parts) != 2:
+            return None, "invalid token header: give one key after 'Token'"
+        return parts[1], None
+    return None, None
+
+
+def query_token(scope) -> str | None:
+    keys = parse_qs(scope.get("query_string", b"").decode("latin1")).get("token")
+    return keys[-1] if keys else None
+
+
+def has_token(scope) -> bool:
+    """Whether the handshake names a token at all (header or query), valid or not."""
+    key, error = header_token(scope)
+    return key is not None or error is not None or query_token(scope) is not None
+
+
 class TokenAuthMiddleware:
-    """``?token=<key>`` sets ``scope["user"]``; otherwise the session's user stands."""
+    """An API token sets ``scope["user"]``; otherwise the session's user stands."""
 
     def __init__(self, inner):
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
-        query = parse_qs(scope.get("query_string", b"").decode("latin1"))
-        keys = query.get("token")
         scope["rtc_auth_error"] = None
-        if keys:
-            user = await _user_for_token(keys[-1])
+        key, error = header_token(scope)
+        if key is None and error is None:
+            key = query_token(scope)
+        if error is not None or key is not None:
+            user = None if error else await _user_for_token(key)
             if user is None:
                 scope["user"] = AnonymousUser()
                 scope["rtc_auth"] = None
-                scope["rtc_auth_error"] = "invalid token"
+                scope["rtc_auth_error"] = error or "invalid token"
             else:
                 scope["user"] = user
                 scope["rtc_auth"] = "token"
@@ -50,7 +99,40 @@ class TokenAuthMiddleware:
             user = scope.get("user")  # resolved by channels' AuthMiddleware, outside us
             authenticated = user is not None and user.is_authenticated
             scope["rtc_auth"] = "session" if authenticated else None
+        await _act_for_jupyter_user(scope)
         return await self.inner(scope, receive, send)
+
+
+async def _act_for_jupyter_user(scope) -> None:
+    """With ``X-Jupyter-User``: the mapped user for a bridge's token, a refusal for anyone else
+    (never the header ignored)."""
+    scope["rtc_auth_refusal"] = None
+    values = _header_values(scope, JUPYTER_USER_HEADER)
+    if not values or scope["rtc_auth_error"]:
+        return
+    if scope["rtc_auth"] is None:
+        scope["rtc_auth_error"] = f"{identity.HEADER} needs a bridge's API token"
+        return
+    try:
+        if scope["rtc_auth"] == "session":
+            raise identity.MayNotActForOthers(
+                f"a session may not act for Jupyter users ({identity.HEADER}); only a bridge's "
+                "token may"
+            )
+        acting = await database_sync_to_async(_resolve)(scope["user"], values)
+    except identity.IdentityRefused as error:
+        scope["user"] = AnonymousUser()
+        scope["rtc_auth_refusal"] = (error.close_code, error.code, str(error))
+        return
+    scope["user"] = acting
+
+
+def _resolve(token_user, values: list[str]):
+    """``resolve_acting_user``, the header given more than once being malformed (the permission
+    still checked first)."""
+    if len(values) > 1 and identity.may_act_for_others(token_user):
+        raise identity.BadIdentity(f"{identity.HEADER} given more than once")
+    return identity.resolve_acting_user(token_user, values[0])
 
 
 class RTCAuthMiddlewareStack:
@@ -62,16 +144,9 @@ class RTCAuthMiddlewareStack:
         self.with_session = AuthMiddlewareStack(TokenAuthMiddleware(inner))
 
     async def __call__(self, scope, receive, send):
-        if "token" in parse_qs(scope.get("query_string", b"").decode("latin1")):
+        if has_token(scope):
             return await self.with_token(scope, receive, send)
         return await self.with_session(scope, receive, send)
-
-
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin1")
-    return None
 
 
 def origin_allowed(scope) -> bool:
