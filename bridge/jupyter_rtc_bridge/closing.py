@@ -20,9 +20,9 @@ RELOAD_DIALOG = {4401, 4403, 4409}
 UNSENDABLE = {1005, 1006, 1015}  # reserved: a peer never sends these
 
 DEFAULT_REASONS = {
-    4401: "The collaboration server did not accept the bridge's credentials.",
+    4401: "The collaboration server refused the bridge.",
     4403: "You may not open this document.",
-    4409: "This document was replaced; reload to get the current one.",
+    4409: "This document was replaced; reload it.",
 }
 
 MESSAGE_AUTH = 2  # y-websocket's auth message (and jupyter-collaboration's raw message)
