@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+GOING_AWAY = 1001
 SESSION_CLOSE = 1003  # the docprovider's "session expired" dialog
 GONE = 1011  # the RTC server went away mid-connection: reconnect
 TRY_AGAIN = 1013  # the RTC server cannot be reached now: reconnect later
@@ -92,6 +93,8 @@ def browser_close(code: int | None, reason: str | None, denied: str | None) -> t
     said = (reason or "").strip() or (denied or "").strip()
     if code is None or code in UNSENDABLE:
         return GONE, "The collaboration server went away; reconnecting."
+    if code == GOING_AWAY:  # the RTC server is shutting down (a restart): try again later
+        return TRY_AGAIN, "The collaboration server is restarting; reconnecting."
     if code in RELOAD_DIALOG:
         text = readable(said) if said else DEFAULT_REASONS[code]
         reloadable = code == 4409 or said.lower().startswith("read-only")

@@ -50,7 +50,8 @@ def test_bad_and_unknown_rooms_pass_through_so_the_provider_gives_up():
 def test_a_dropped_connection_is_a_close_y_websocket_retries():
     for code in (None, 1005, 1006, 1015):
         assert closing.browser_close(code, None, None)[0] in (1011, 1013)
-    assert closing.browser_close(1001, "going away", None) == (1001, "going away")
+    assert closing.browser_close(1001, "going away", None)[0] == 1013
+    assert closing.browser_close(1000, "bye", None) == (1000, "bye")
 
 
 def test_a_long_reason_is_cut_to_fit_a_close_frame():
