@@ -37,6 +37,7 @@ from jupyter_sync.waiting import Record, WaitTimeout, read_record, wait_for_reco
 from tables.api.errors import APIError, api_exception_handler, rejected_write
 from tables.api.permissions import DatastoreAccess
 from tables.api.views import DatastoreAPIView
+from tables.models import Datastore
 from tables.permissions import Access
 from tables.schema import Analysis
 from tables.service import Authorizer, Proposal, live_python
@@ -65,6 +66,20 @@ class JupyterAccess(DatastoreAccess):
 
     def write_denied(self, access: Access) -> str:
         return f"role {access.role} may only read {JUPYTER_DATASTORE!r}"
+
+    def has_permission(self, request, view) -> bool:
+        """Before any supernode has run there is no jupyter datastore: that is the supernode's
+        absence (503, try again), not a 404 a client would take for good."""
+        try:
+            return super().has_permission(request, view)
+        except APIError as error:
+            if error.status_code != status.HTTP_404_NOT_FOUND or not request.user.is_authenticated:
+                raise
+            if Datastore.objects.filter(name=JUPYTER_DATASTORE).exists():
+                raise
+            raise unavailable(
+                "no supernode has run yet: start one with manage.py run_supernode"
+            ) from None
 
 
 def unavailable(detail: str) -> APIError:

@@ -38,3 +38,21 @@ def test_admin_view_site_leads_to_the_front_page(admin_client):
     page = admin_client.get("/admin/").content.decode()
     assert 'href="/"' in page
     assert admin_client.get("/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_jupyter_api_before_any_supernode_says_so_with_503(client, django_user_model):
+    """No jupyter datastore yet means no supernode yet: a client should try again, not take a
+    404 for good (JupyterLab opened before the supernode was up)."""
+    user = django_user_model.objects.create_user("early")
+    client.force_login(user)
+    response = client.put(
+        "/api/collaboration/session/a.ipynb",
+        {"format": "json", "type": "notebook"},
+        content_type="application/json",
+    )
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "supernode-unavailable"
+    assert "no supernode has run yet" in response.json()["detail"]
+    assert client.get("/api/kernels").status_code == 503
+    assert not Datastore.objects.exists()  # nothing was made by asking
