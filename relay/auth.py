@@ -1,8 +1,13 @@
-"""WebSocket authentication: API token in the query string, or the Django session cookie.
+"""WebSocket authentication: an API token (``Authorization: Token <key>`` header, or
+``?token=<key>``), or the Django session cookie.
 
 ``scope["rtc_auth"]`` records how the user was authenticated ("token", "session" or None), because
 the origin check applies only to cookie sessions: a cookie is sent by the browser whatever page
 opened the socket, while a token has to be known by the page.
+
+The header wins over ``?token=``: a program in front of this server (the Jupyter bridge) forwards
+its clients' query strings as they are, and those may carry a ``token`` of their own (JupyterLab
+appends Jupyter's token to its WebSocket URLs), which means nothing here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+
+TOKEN_KEYWORD = "token"
 
 
 @database_sync_to_async
@@ -26,23 +33,58 @@ def _user_for_token(key: str):
     return token.user if token.user.is_active else None
 
 
+def _header_values(scope, name: bytes) -> list[str]:
+    headers = scope.get("headers", [])
+    return [value.decode("latin1") for key, value in headers if key.lower() == name]
+
+
+def _header(scope, name: bytes) -> str | None:
+    values = _header_values(scope, name)
+    return values[0] if values else None
+
+
+def header_token(scope) -> tuple[str | None, str | None]:
+    """``(key, error)`` from an ``Authorization: Token <key>`` header, as REST framework reads
+    it: ``(None, None)`` when there is no such header (another scheme is not ours to judge)."""
+    for value in _header_values(scope, b"authorization"):
+        parts = value.split()
+        if not parts or parts[0].lower() != TOKEN_KEYWORD:
+            continue
+        if len(parts) != 2:
+            return None, "invalid token header: give one key after 'Token'"
+        return parts[1], None
+    return None, None
+
+
+def query_token(scope) -> str | None:
+    keys = parse_qs(scope.get("query_string", b"").decode("latin1")).get("token")
+    return keys[-1] if keys else None
+
+
+def has_token(scope) -> bool:
+    """Whether the handshake names a token at all (header or query), valid or not."""
+    key, error = header_token(scope)
+    return key is not None or error is not None or query_token(scope) is not None
+
+
 class TokenAuthMiddleware:
-    """``?token=<key>`` sets ``scope["user"]``; otherwise the session's user stands."""
+    """An API token sets ``scope["user"]``; otherwise the session's user stands."""
 
     def __init__(self, inner):
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
-        query = parse_qs(scope.get("query_string", b"").decode("latin1"))
-        keys = query.get("token")
         scope["rtc_auth_error"] = None
-        if keys:
-            user = await _user_for_token(keys[-1])
+        key, error = header_token(scope)
+        if key is None and error is None:
+            key = query_token(scope)
+        if error is not None or key is not None:
+            user = None if error else await _user_for_token(key)
             if user is None:
                 scope["user"] = AnonymousUser()
                 scope["rtc_auth"] = None
-                scope["rtc_auth_error"] = "invalid token"
+                scope["rtc_auth_error"] = error or "invalid token"
             else:
                 scope["user"] = user
                 scope["rtc_auth"] = "token"
@@ -62,16 +104,9 @@ class RTCAuthMiddlewareStack:
         self.with_session = AuthMiddlewareStack(TokenAuthMiddleware(inner))
 
     async def __call__(self, scope, receive, send):
-        if "token" in parse_qs(scope.get("query_string", b"").decode("latin1")):
+        if has_token(scope):
             return await self.with_token(scope, receive, send)
         return await self.with_session(scope, receive, send)
-
-
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin1")
-    return None
 
 
 def origin_allowed(scope) -> bool:

@@ -5,6 +5,9 @@ a function):
   ``relay`` does not import ``jupyter_sync``;
 - the Python client (``client/rtc_client``) is a package of its own: no Django, nothing of the
   server;
+- the JupyterLab bridge (``bridge/jupyter_rtc_bridge``), a Jupyter Server extension installed
+  into Jupyter's environment, imports only the standard library, Jupyter Server (with its
+  traitlets) and tornado: nothing of Django or of this repository's other packages;
 - web code (everything but ``jupyter_sync/supernode/`` and the ``run_supernode`` command) never
   imports the supernode: it is another process;
 - ``jupyter_sync/jupyter/``, the Jupyter client library, imports no Django (nor channels, REST
@@ -21,6 +24,7 @@ a function):
 """
 
 import ast
+import sys
 from pathlib import Path
 
 from tests.support import ROOT
@@ -137,6 +141,21 @@ def test_the_python_client_imports_nothing_of_the_server():
     forbidden = ("django", "channels", "rest_framework", "daphne", *SOURCES)
     found = violations(python_files("client/rtc_client"), forbidden)
     assert not found, "client/rtc_client imports the server's code:\n" + "\n".join(found)
+
+
+BRIDGE_MAY_IMPORT = {"__future__", "jupyter_server", "tornado", "traitlets", "jupyter_rtc_bridge"}
+
+
+def test_the_bridge_imports_only_jupyter_server_tornado_and_the_standard_library():
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in python_files("bridge/jupyter_rtc_bridge")
+        for line, module in imported_modules(path)
+        if module.split(".")[0] not in BRIDGE_MAY_IMPORT | sys.stdlib_module_names
+    ]
+    assert not found, "bridge/jupyter_rtc_bridge imports beyond its dependencies:\n" + "\n".join(
+        found
+    )
 
 
 def test_the_jupyter_client_library_imports_no_django():
