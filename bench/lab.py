@@ -71,6 +71,13 @@ THEIRS_EXTENSIONS = ("jupyter_server_fileid", "jupyter_server_ydoc")
 NODE_SCRIPT = ROOT / "bench" / "lab_clients.mjs"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 WARMUP_CELLS = 20
+DAPHNE_LIMIT_HINT = (
+    "daphne, started as scripts/run starts it, refuses WebSocket messages over 1 MiB "
+    "(--websocket-max-message-size, default 1048576): the supernode writes an opened "
+    "notebook's whole document as one message (base64 in JSON), and reconnects and retries "
+    "for ever. To measure past it: --daphne-arg=--websocket-max-message-size=16777216 "
+    "--daphne-arg=--websocket-max-frame-size=16777216"
+)
 TYPED_CELL = 0.5  # where in the notebook the typed cell is (its index / the cell count)
 
 
@@ -92,6 +99,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gap-ms", type=float, default=30.0, help="pause between keystrokes")
     parser.add_argument("--settle", type=float, default=20.0, help="most seconds to wait idle")
     parser.add_argument(
+        "--open-timeout", type=float, default=60.0, help="seconds an open may take (then failed)"
+    )
+    parser.add_argument(
         "--direct", action="store_true", help="also measure ours with clients on daphne itself"
     )
     parser.add_argument("--skip-theirs", action="store_true")
@@ -106,7 +116,7 @@ def parse_args() -> argparse.Namespace:
         "--daphne-arg",
         action="append",
         default=[],
-        help="extra daphne option (repeatable), e.g. --daphne-arg=--websocket_max_message_size"
+        help="extra daphne option (repeatable), e.g. --daphne-arg=--websocket-max-message-size"
         "=16777216; by default daphne starts as scripts/run starts it",
     )
     return parser.parse_args()
@@ -537,6 +547,11 @@ class Figures:
     rss_after: int = 0
     opened: int = 0
     load: list[str] = field(default_factory=list)
+    failed: str = ""
+
+    @property
+    def load_text(self) -> str:
+        return " / ".join(load.split(" on ")[0].removeprefix("load average ") for load in self.load)
 
     @property
     def per_notebook(self) -> float:
@@ -571,14 +586,20 @@ def measure(side: Side, label: str, prefix: str, args: argparse.Namespace, logs:
         figures.rss_before = rss_of(side.pids)
         for index in range(args.repeat):
             path = f"{prefix}big-{index + 1}.ipynb"
-            opened = clients(
-                "open",
-                name=f"open-{index}",
-                base=side.base,
-                token=side.token,
-                path=path,
-                cells=args.cells,
-            )
+            try:
+                opened = clients(
+                    "open",
+                    name=f"open-{index}",
+                    base=side.base,
+                    token=side.token,
+                    path=path,
+                    cells=args.cells,
+                    timeoutMs=args.open_timeout * 1000,
+                )
+            except RuntimeError as error:
+                figures.failed = str(error)
+                log(f"{label}: {error}")
+                return figures
             side.check()
             figures.opens_ms.append(opened["ms"])
             figures.put_ms.append(opened["putMs"])
@@ -615,7 +636,7 @@ def measure(side: Side, label: str, prefix: str, args: argparse.Namespace, logs:
             )
     finally:
         clients.close()
-    figures.load.append(load_average())
+        figures.load.append(load_average())
     return figures
 
 
@@ -634,6 +655,9 @@ def report(all_figures: list[Figures], args: argparse.Namespace, file_bytes: int
     )
     rows = []
     for f in all_figures:
+        if f.failed:
+            rows.append([f.side, "failed", *["-"] * 7, f.load_text])
+            continue
         rows.append(
             [
                 f.side,
@@ -645,7 +669,7 @@ def report(all_figures: list[Figures], args: argparse.Namespace, file_bytes: int
                 f"{median(f.p99_ms):.1f}",
                 mib(f.per_notebook),
                 f"{mib(f.rss_before)} -> {mib(f.rss_after)}",
-                " / ".join(load.split(" on ")[0].removeprefix("load average ") for load in f.load),
+                f.load_text,
             ]
         )
     print_table(
@@ -663,12 +687,17 @@ def report(all_figures: list[Figures], args: argparse.Namespace, file_bytes: int
         ],
         rows,
     )
-    theirs = next((f for f in all_figures if f.side == "theirs"), None)
-    if theirs is None or len(all_figures) < 2:
-        return
+    for f in all_figures:
+        if f.failed:
+            print(f"\n{f.side}: {f.failed}")
+            if f.side.startswith("ours") and not any(
+                "max-message-size" in arg for arg in args.daphne_arg
+            ):
+                print(DAPHNE_LIMIT_HINT)
+    theirs = next((f for f in all_figures if f.side == "theirs" and not f.failed), None)
     rows = []
     for f in all_figures:
-        if f is theirs:
+        if theirs is None or f is theirs or f.failed:
             continue
         rows.append(
             [
@@ -679,7 +708,8 @@ def report(all_figures: list[Figures], args: argparse.Namespace, file_bytes: int
                 ratio(f.per_notebook, theirs.per_notebook),
             ]
         )
-    print_table(["ratio", "open", "keystroke p50", "p99", "RSS per notebook"], rows)
+    if rows:
+        print_table(["ratio", "open", "keystroke p50", "p99", "RSS per notebook"], rows)
 
 
 def main() -> None:
