@@ -360,8 +360,27 @@ def theirs_python(venv: Path) -> str:
     return str(python)
 
 
+def versions(python: str, names: Sequence[str]) -> str:
+    """``name version, ...`` of distributions installed for ``python``."""
+    code = (
+        "import sys, importlib.metadata as m; "
+        "print(', '.join(f'{n} {m.version(n)}' for n in sys.argv[1:]))"
+    )
+    done = subprocess.run([python, "-c", code, *names], capture_output=True, text=True)
+    return done.stdout.strip() or done.stderr.strip()[-200:]
+
+
 def start_theirs(args: argparse.Namespace, root: Path) -> Side:
     python = theirs_python(args.theirs_venv)
+    print(
+        "theirs: "
+        + versions(
+            python,
+            ["jupyter-collaboration", "jupyter-server-ydoc", "pycrdt-websocket", "pycrdt"],
+        )
+        + ", defaults",
+        flush=True,
+    )
     extensions = [f"--ServerApp.jpserver_extensions={name}=True" for name in THEIRS_EXTENSIONS]
     server = jupyter_server(root, python, extensions)
     side = Side("theirs")
@@ -423,6 +442,14 @@ def start_ours(args: argparse.Namespace, root: Path, logs: Path, tokens: tuple[s
     from jupyter_sync.jupyter.launcher import free_port
 
     bridge, direct = tokens
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"ours: {commit or 'this checkout'}, daphne {' '.join(args.daphne_arg) or 'as scripts/run'}"
+        f", {versions(sys.executable, ['pycrdt'])}",
+        flush=True,
+    )
     port = free_port()
     rtc_url = f"http://127.0.0.1:{port}"
     side = Side("ours")
@@ -548,6 +575,7 @@ class Figures:
     opened: int = 0
     load: list[str] = field(default_factory=list)
     failed: str = ""
+    memory: bool = True
 
     @property
     def load_text(self) -> str:
@@ -574,8 +602,12 @@ def open_retrying(clients: Clients, side: Side, name: str, path: str, cells: int
             time.sleep(0.5)  # the side is still starting; nothing to wait on but the answer
 
 
-def measure(side: Side, label: str, prefix: str, args: argparse.Namespace, logs: Path) -> Figures:
-    figures = Figures(label)
+def measure(
+    side: Side, label: str, prefix: str, args: argparse.Namespace, logs: Path, memory: bool = True
+) -> Figures:
+    """Warm up, then (a), (c) and (b) on one side; ``memory=False`` for a side that shares
+    another's processes (its notebooks open on top of the other's: RSS says little)."""
+    figures = Figures(label, memory=memory)
     figures.load.append(load_average())
     clients = Clients(logs)
     try:
@@ -667,8 +699,8 @@ def report(all_figures: list[Figures], args: argparse.Namespace, file_bytes: int
                 f"{f.doc_bytes / 1e6:.2f} MB",
                 f"{median(f.p50_ms):.1f}",
                 f"{median(f.p99_ms):.1f}",
-                mib(f.per_notebook),
-                f"{mib(f.rss_before)} -> {mib(f.rss_after)}",
+                mib(f.per_notebook) if f.memory else "-",
+                f"{mib(f.rss_before)} -> {mib(f.rss_after)}" if f.memory else "(ours' processes)",
                 f.load_text,
             ]
         )
@@ -705,7 +737,7 @@ def report(all_figures: list[Figures], args: argparse.Namespace, file_bytes: int
                 ratio(median(f.opens_ms), median(theirs.opens_ms)),
                 ratio(median(f.p50_ms), median(theirs.p50_ms)),
                 ratio(median(f.p99_ms), median(theirs.p99_ms)),
-                ratio(f.per_notebook, theirs.per_notebook),
+                ratio(f.per_notebook, theirs.per_notebook) if f.memory else "-",
             ]
         )
     if rows:
@@ -743,7 +775,9 @@ def main() -> None:
                 if args.direct or not bridge_installed():
                     rtc_url, token = side.direct  # type: ignore[attr-defined]
                     direct = Side("ours, direct", rtc_url, token, side.pids, [], side.checks)
-                    all_figures.append(measure(direct, "ours, direct", "direct/", args, logs))
+                    all_figures.append(
+                        measure(direct, "ours, direct", "direct/", args, logs, memory=False)
+                    )
             finally:
                 side.stop()
     except BaseException:
