@@ -5,6 +5,10 @@
 the origin check applies only to cookie sessions: a cookie is sent by the browser whatever page
 opened the socket, while a token has to be known by the page.
 
+A bridge's token may add ``X-Jupyter-User`` to run the connection as the Jupyter user it acts
+for (``relay.identity`` decides); a refusal is kept in ``scope["rtc_auth_refusal"]`` (close
+code, error code, reason) for the consumer to close with once it has accepted.
+
 The header wins over ``?token=``: a program in front of this server (the Jupyter bridge) forwards
 its clients' query strings as they are, and those may carry a ``token`` of their own (JupyterLab
 appends Jupyter's token to its WebSocket URLs), which means nothing here.
@@ -19,7 +23,10 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
+from relay import identity
+
 TOKEN_KEYWORD = "token"
+JUPYTER_USER_HEADER = identity.HEADER.lower().encode()
 
 
 @database_sync_to_async
@@ -92,7 +99,37 @@ class TokenAuthMiddleware:
             user = scope.get("user")  # resolved by channels' AuthMiddleware, outside us
             authenticated = user is not None and user.is_authenticated
             scope["rtc_auth"] = "session" if authenticated else None
+        await _act_for_jupyter_user(scope)
         return await self.inner(scope, receive, send)
+
+
+async def _act_for_jupyter_user(scope) -> None:
+    """With ``X-Jupyter-User``: the mapped user for a bridge's token, a refusal for anyone else
+    (never the header ignored)."""
+    scope["rtc_auth_refusal"] = None
+    values = _header_values(scope, JUPYTER_USER_HEADER)
+    if not values or scope["rtc_auth_error"]:
+        return
+    if scope["rtc_auth"] is None:
+        scope["rtc_auth_error"] = f"{identity.HEADER} needs a bridge's API token"
+        return
+    try:
+        if len(values) > 1:
+            raise identity.BadIdentity(f"{identity.HEADER} given more than once")
+        if scope["rtc_auth"] == "session":
+            raise identity.MayNotActForOthers(
+                f"a session may not act for Jupyter users ({identity.HEADER}); only a bridge's "
+                "token may"
+            )
+        acting = await database_sync_to_async(identity.resolve_acting_user)(
+            scope["user"], values[0]
+        )
+    except identity.IdentityRefused as error:
+        scope["user"] = AnonymousUser()
+        scope["rtc_auth_refusal"] = (error.close_code, error.code, str(error))
+        return
+    scope["rtc_bridge_user"] = scope["user"]
+    scope["user"] = acting
 
 
 class RTCAuthMiddlewareStack:

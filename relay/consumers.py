@@ -92,6 +92,9 @@ class RelayConsumer(AsyncWebsocketConsumer):
         await self.joined()
 
     async def check_connection(self) -> Access:
+        refusal = self.scope.get("rtc_auth_refusal")
+        if refusal:
+            raise ConnectionRefusal(*refusal)
         if self.scope.get("rtc_auth_error"):
             raise ConnectionRefusal(4401, "unauthenticated", self.scope["rtc_auth_error"])
         if self.scope.get("rtc_auth") == "session" and not origin_allowed(self.scope):

@@ -142,9 +142,10 @@ SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
 REST_FRAMEWORK = {
     # Token first: a request without credentials gets 401 with "WWW-Authenticate: Token".
+    # A bridge's token may name the Jupyter user it acts for (X-Jupyter-User; relay/identity.py).
     # Session authentication enforces CSRF on unsafe methods.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "relay.rest_auth.TokenOrJupyterUserAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -60,6 +60,16 @@ def _role(value: str) -> str:
     return value
 
 
+BRIDGE_ROLES = ("viewer", "editor", "none")
+
+
+def _bridge_role(value: str) -> str:
+    value = value.strip()
+    if value not in BRIDGE_ROLES:
+        raise ValueError(f"must be one of {', '.join(BRIDGE_ROLES)}")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CHECKPOINT_EVERY",
@@ -132,6 +142,14 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _role,
         "Role of users who are not logged in: empty (no access), viewer or editor.",
+    ),
+    Setting(
+        "BRIDGE_ROLE",
+        "editor",
+        _bridge_role,
+        "Role on the jupyter datastore given once to the Django user made for a Jupyter user "
+        "when a bridge first acts for them (X-Jupyter-User): viewer, editor or none. Given "
+        "once: an admin's later change or removal of the role stands.",
     ),
     Setting(
         "API_RATE_USER",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+GOING_AWAY = 1001
 SESSION_CLOSE = 1003  # the docprovider's "session expired" dialog
 GONE = 1011  # the RTC server went away mid-connection: reconnect
 TRY_AGAIN = 1013  # the RTC server cannot be reached now: reconnect later
@@ -20,9 +21,9 @@ RELOAD_DIALOG = {4401, 4403, 4409}
 UNSENDABLE = {1005, 1006, 1015}  # reserved: a peer never sends these
 
 DEFAULT_REASONS = {
-    4401: "The collaboration server did not accept the bridge's credentials.",
+    4401: "The collaboration server refused the bridge.",
     4403: "You may not open this document.",
-    4409: "This document was replaced; reload to get the current one.",
+    4409: "This document was replaced; reload it.",
 }
 
 MESSAGE_AUTH = 2  # y-websocket's auth message (and jupyter-collaboration's raw message)
@@ -92,6 +93,8 @@ def browser_close(code: int | None, reason: str | None, denied: str | None) -> t
     said = (reason or "").strip() or (denied or "").strip()
     if code is None or code in UNSENDABLE:
         return GONE, "The collaboration server went away; reconnecting."
+    if code == GOING_AWAY:  # the RTC server is shutting down (a restart): try again later
+        return TRY_AGAIN, "The collaboration server is restarting; reconnecting."
     if code in RELOAD_DIALOG:
         text = readable(said) if said else DEFAULT_REASONS[code]
         reloadable = code == 4409 or said.lower().startswith("read-only")

@@ -49,7 +49,6 @@ def enabled_rivals(serverapp: Any) -> list[str]:
 def refuse(serverapp: Any, message: str) -> None:
     """Stop the server's start with one line (an extension's exception would only be logged)."""
     serverapp.log.critical("jupyter_rtc_bridge: %s", message)
-    print(f"jupyter_rtc_bridge: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
 
 

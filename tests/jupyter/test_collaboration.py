@@ -9,10 +9,6 @@ and ``?sessionId=``. What only the database or the disk shows is awaited with de
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -20,16 +16,15 @@ from urllib.parse import quote
 import httpx
 import pytest
 from django.contrib.auth.models import User
-from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from jupyter_sync.models import Document, SupernodeLease
+from jupyter_sync.models import Document
 from jupyter_sync.supernode import account
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
-from tests.support import ROOT
 from tests.support.liveserver import ServerProcess
 from tests.support.nodeclient import NodeYClient
+from tests.support.supernode_process import SupernodeProcess
 from tests.support.waiting import eventually
 
 pytest_plugins = ["tests.support.liveserver", "tests.support.jupyter", "tests.support.nodeclient"]
@@ -71,54 +66,6 @@ def disk_source(path: Path, index: int) -> str | None:
     except (FileNotFoundError, ValueError, LookupError):  # not there, or being written
         return None
     return "".join(source) if isinstance(source, list) else source
-
-
-class SupernodeProcess:
-    """``manage.py run_supernode`` against a Jupyter Server, peer of a relay process."""
-
-    def __init__(self, relay: ServerProcess, jupyter_url: str, jupyter_token: str):
-        fd, log_path = tempfile.mkstemp(prefix="rtc-supernode-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(log_path)
-        command = [sys.executable, "manage.py", "run_supernode", "--refresh", "0.5"]
-        command += ["--jupyter-url", jupyter_url, "--jupyter-token", jupyter_token]
-        command += ["--server-url", relay.ws_url]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=relay.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_connected(self) -> None:
-        eventually(
-            lambda: (
-                self.process.poll() is not None
-                or SupernodeLease.objects.filter(expires_at__gt=timezone.now()).exists()
-            ),
-            WAIT,
-            "the supernode taking its lease",
-        )
-        if self.process.poll() is not None:
-            raise AssertionError(f"the supernode exited:\n{self.log}")
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        print(f"===== supernode output =====\n{self.log}")
-        self.log_path.unlink(missing_ok=True)
 
 
 class Site:

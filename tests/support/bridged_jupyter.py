@@ -8,6 +8,8 @@ the server answers.
 
 ``bridged_jupyter`` is a factory fixture: ``bridged_jupyter(server_url, token, **kwargs)``; every
 server it started is closed at teardown.
+
+Registered as a plugin (``pytest_plugins``) and imported by tests alike: PYTEST_DONT_REWRITE.
 """
 
 from __future__ import annotations

@@ -19,6 +19,22 @@ def test_bad_rtc_setting_names_the_variable(raw):
         settings_from_environ({"RTC_CHECKPOINT_EVERY": raw})
 
 
+def test_rtc_bridge_role_is_viewer_editor_or_none():
+    assert settings_from_environ({})["BRIDGE_ROLE"] == "editor"
+    for role in ("viewer", "editor", "none"):
+        assert settings_from_environ({"RTC_BRIDGE_ROLE": role})["BRIDGE_ROLE"] == role
+    for raw in ("owner", "", "admin"):  # never more than an editor, never by accident
+        with pytest.raises(ImproperlyConfigured, match="RTC_BRIDGE_ROLE"):
+            settings_from_environ({"RTC_BRIDGE_ROLE": raw})
+
+
+def test_the_bridge_role_is_given_on_the_jupyter_datastore():
+    from jupyter_sync.schema import JUPYTER_DATASTORE
+    from relay.identity import BRIDGE_DATASTORE
+
+    assert BRIDGE_DATASTORE == JUPYTER_DATASTORE  # the relay may not import jupyter_sync
+
+
 def test_rtc_settings_follow_overrides(settings):
     settings.RTC = {"CHECKPOINT_EVERY": 7}
     assert rtc_settings.CHECKPOINT_EVERY == 7

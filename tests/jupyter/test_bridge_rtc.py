@@ -1,0 +1,253 @@
+"""The bridge between real parts: a Jupyter Server running JupyterLab and the bridge
+(``tests.support.bridged_jupyter``), a real RTC server (daphne, ``tests.support.liveserver``), the
+supernode as its own process pointed at that same Jupyter Server (as a deployment runs it), and
+stock y-websocket clients in Node talking to the Jupyter Server only, with Jupyter's token, as
+JupyterLab's docprovider does.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import websockets.exceptions
+import websockets.sync.client
+
+from tests.support.bridged_jupyter import BridgedJupyter
+from tests.support.factories import bridge_token
+from tests.support.liveserver import ServerProcess
+from tests.support.nodeclient import NodeYClient
+from tests.support.supernode_process import SupernodeProcess
+from tests.support.waiting import eventually
+
+pytest_plugins = [
+    "tests.support.liveserver",
+    "tests.support.nodeclient",
+    "tests.support.bridged_jupyter",
+]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 60.0  # the supernode opening a file, on a loaded machine
+SESSION_BODY = json.dumps({"format": "json", "type": "notebook"}).encode()
+
+
+def write_notebook(path: Path, *sources: str) -> None:
+    cells = [
+        {
+            "id": f"c{index}",
+            "cell_type": "code",
+            "source": source,
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+        }
+        for index, source in enumerate(sources, 1)
+    ]
+    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook))
+
+
+@dataclass
+class Stack:
+    rtc: ServerProcess
+    lab: BridgedJupyter
+    token: str  # the bridge's RTC token
+    access_log: Path
+
+    def session(self, path: str, *, token: bool = True) -> tuple[int, dict, bytes]:
+        """``PUT api/collaboration/session/<path>`` on JupyterLab's origin, as the docprovider."""
+        return self.lab.request(
+            "PUT",
+            f"/api/collaboration/session/{quote(path, safe='')}",
+            body=SESSION_BODY,
+            token=token,
+        )
+
+    def open_notebook(self, path: str, *sources: str) -> dict:
+        write_notebook(self.lab.root_dir / path, *sources)
+        status, _headers, body = self.session(path)
+        assert status in (200, 201), body
+        return json.loads(body)
+
+    @property
+    def room_url(self) -> str:
+        return f"{self.lab.ws_url}/api/collaboration/room"
+
+    def join(self, node_client, room: str, session: str | None, token: str | None = "lab"):
+        """A WebsocketProvider on the bridge's room, with Jupyter's token as ``?token=``."""
+        client: NodeYClient = node_client(timeout=WAIT)
+        params = {"sessionId": session} if session else None
+        client.connect(self.room_url, room, self.lab.token if token == "lab" else token, params)
+        return client
+
+    def reached_rtc(self) -> str:
+        """daphne's access log: every request that reached the RTC server."""
+        return self.access_log.read_text() if self.access_log.exists() else ""
+
+
+@pytest.fixture
+def stack(start_server, bridged_jupyter) -> Iterator[Stack]:
+    work = Path(tempfile.mkdtemp(prefix="rtc-bridge-"))
+    access_log = work / "access.log"
+    rtc = start_server(
+        env={"RTC_API_ACTION_TIMEOUT": str(WAIT)}, args=("--access-log", str(access_log))
+    )
+    token = bridge_token()
+    lab = bridged_jupyter(rtc.url, token)
+    supernode = SupernodeProcess(rtc, lab.url, lab.token, wait=WAIT)
+    try:
+        supernode.wait_connected()
+        yield Stack(rtc=rtc, lab=lab, token=token, access_log=access_log)
+    finally:
+        supernode.stop()
+        access_log.unlink(missing_ok=True)
+        work.rmdir()
+
+
+def closed_with(client: NodeYClient, code: int) -> dict:
+    return client.wait_event("close", lambda event: event.get("code") == code)
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+def test_the_session_through_the_bridge_is_what_the_rtc_server_answers(stack):
+    write_notebook(stack.lab.root_dir / "b1" / "a.ipynb", "x = 1")
+    status, headers, body = stack.session("b1/a.ipynb")
+    assert status == 201, body
+    assert headers["content-type"].startswith("application/json")
+    session = json.loads(body)
+    assert set(session) == {"format", "type", "fileId", "sessionId"}
+    assert "location" not in headers  # nothing naming the RTC server comes back
+
+    again = stack.session("b1/a.ipynb")
+    assert (again[0], json.loads(again[2])) == (200, session)
+    # The RTC server itself answers the same to the bridge's token.
+    import httpx
+
+    direct = httpx.put(
+        f"{stack.rtc.url}/api/collaboration/session/{quote('b1/a.ipynb', safe='')}",
+        content=SESSION_BODY,
+        headers={"Authorization": f"Token {stack.token}", "Content-Type": "application/json"},
+        timeout=WAIT,
+    )
+    assert (direct.status_code, direct.json()) == (200, session)
+
+    # Errors pass through as the RTC server words them.
+    missing = stack.session("b1/nothing.ipynb")
+    assert missing[0] == 404 and json.loads(missing[2])["code"] == "no-such-file"
+
+
+def test_unauthenticated_requests_are_refused_by_jupyter_and_never_reach_the_rtc_server(stack):
+    write_notebook(stack.lab.root_dir / "b2" / "a.ipynb", "x = 1")
+    assert stack.session("b2/a.ipynb", token=False)[0] == 403
+    wrong = stack.lab.request(
+        "PUT",
+        "/api/collaboration/session/b2%2Fa.ipynb",
+        body=SESSION_BODY,
+        token=False,
+        headers={"Authorization": "token not-the-token"},
+    )
+    assert wrong[0] == 403
+    assert stack.lab.request("GET", "/api/kernels/k/requests/r", token=False)[0] == 403
+    for token in ("", "?token=not-the-token"):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            websockets.sync.client.connect(f"{stack.room_url}/json:notebook:x{token}")
+        assert refused.value.response.status_code == 403
+
+    assert stack.session("b2/a.ipynb")[0] == 201  # the one that reaches it
+    eventually(lambda: "collaboration/session" in stack.reached_rtc(), WAIT, "the access log")
+    lines = [line for line in stack.reached_rtc().splitlines() if "/api/" in line]
+    assert len(lines) == 1 and "PUT /api/collaboration/session/b2%2Fa.ipynb" in lines[0], lines
+
+
+def test_kernel_routes_go_to_the_rtc_server_and_jupyters_own_stay_jupyters(stack):
+    status, _headers, body = stack.lab.request(
+        "POST", "/api/kernels", body=json.dumps({"name": "python3"}).encode()
+    )
+    assert status == 201, body
+    kernel_id = json.loads(body)["id"]
+    try:
+        # Jupyter's own kernel model, not the RTC server's.
+        status, _headers, body = stack.lab.request("GET", f"/api/kernels/{kernel_id}")
+        assert status == 200 and json.loads(body)["id"] == kernel_id
+        # /execute is the RTC server's (Jupyter Server has none): its JSON errors have "code".
+        status, _headers, body = stack.lab.request(
+            "POST", f"/api/kernels/{kernel_id}/execute", body=b'{"code": 1}'
+        )
+        assert status == 400 and "code" in json.loads(body), body
+        status, _headers, body = stack.lab.request(
+            "GET", f"/api/kernels/{kernel_id}/requests/nosuchrequest"
+        )
+        assert status == 404 and "code" in json.loads(body), body
+        # The kernel's channels are Jupyter's: the socket opens.
+        channels = f"{stack.lab.ws_url}/api/kernels/{kernel_id}/channels?token={stack.lab.token}"
+        with websockets.sync.client.connect(channels) as socket:
+            assert socket.protocol.state.name == "OPEN"
+    finally:
+        stack.lab.request("DELETE", f"/api/kernels/{kernel_id}")
+
+
+# --- The room -----------------------------------------------------------------------------------
+
+
+def test_clients_sync_a_notebook_through_the_bridge_room(stack, node_client):
+    session = stack.open_notebook("b3/a.ipynb", "x = 1", "print(x)")
+    room = f"json:notebook:{session['fileId']}"
+    ada = stack.join(node_client, room, session["sessionId"])
+    bob = stack.join(node_client, room, session["sessionId"])
+    ada.wait_synced()
+    bob.wait_synced()
+    cells = {"cells": "array"}
+    assert [cell["source"] for cell in ada.get(cells)["cells"]] == ["x = 1", "print(x)"]
+
+    ada.insert_text(["cells", 0, "source"], None, "0", root_type="array")
+    bob.wait_for(lambda doc: doc["cells"][0]["source"] == "x = 10", cells)
+    bob.insert_text(["cells", 1, "source"], 0, "#", root_type="array")
+    ada.wait_for(lambda doc: doc["cells"][1]["source"] == "#print(x)", cells)
+
+    # Awareness goes both ways; Ctrl+S (a raw "save" message) is answered through the pipe.
+    ada.set_awareness({"user": {"name": "ada"}})
+    bob.wait_awareness(lambda states: states.get(ada.client_id, {}).get("user") == {"name": "ada"})
+    ada.send_save(3)
+    assert json.loads(ada.wait_event("raw")["message"])["responseTo"] == 3
+
+    # The global awareness room too.
+    one = stack.join(node_client, "JupyterLab:globalAwareness", None)
+    two = stack.join(node_client, "JupyterLab:globalAwareness", None)
+    one.wait_synced()
+    two.wait_synced()
+    one.set_awareness({"current": "b3/a.ipynb"})
+    two.wait_awareness(lambda states: states.get(one.client_id) == {"current": "b3/a.ipynb"})
+
+
+def test_close_codes_are_what_the_docprovider_understands(stack, node_client):
+    session = stack.open_notebook("b4/a.ipynb", "y = 2")
+    room = f"json:notebook:{session['fileId']}"
+
+    unknown = stack.join(node_client, "json:notebook:nosuchdocument", None)
+    closed_with(unknown, 4404)
+    malformed = stack.join(node_client, "notebook-without-format", None)
+    closed_with(malformed, 4400)
+
+    stale = stack.join(node_client, room, "an-earlier-session")
+    closed = closed_with(stale, 1003)
+    payload = json.loads(closed["reason"])
+    assert payload["reason"] == "unknown_session" and payload["reloadable"] is True
+    assert payload["errorReason"]
+
+
+def test_a_bridge_whose_token_the_rtc_server_refuses_closes_rooms_with_the_dialog(
+    stack, bridged_jupyter, node_client
+):
+    impostor = bridged_jupyter(stack.rtc.url, "not-a-token-of-the-rtc-server")
+    client: NodeYClient = node_client(timeout=WAIT)
+    client.connect(f"{impostor.ws_url}/api/collaboration/room", "json:notebook:x", impostor.token)
+    payload = json.loads(closed_with(client, 1003)["reason"])
+    assert payload["reason"] == "unknown_session" and payload["reloadable"] is False
