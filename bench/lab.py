@@ -330,6 +330,7 @@ class Side:
     base: str = ""
     token: str = ""
     pids: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
     stoppers: list[Callable[[], None]] = field(default_factory=list)
     checks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -370,7 +371,7 @@ def versions(python: str, names: Sequence[str]) -> str:
     return done.stdout.strip() or done.stderr.strip()[-200:]
 
 
-def start_theirs(args: argparse.Namespace, root: Path) -> Side:
+def start_theirs(args: argparse.Namespace, root: Path, logs: Path) -> Side:
     python = theirs_python(args.theirs_venv)
     print(
         "theirs: "
@@ -384,11 +385,23 @@ def start_theirs(args: argparse.Namespace, root: Path) -> Side:
     extensions = [f"--ServerApp.jpserver_extensions={name}=True" for name in THEIRS_EXTENSIONS]
     server = jupyter_server(root, python, extensions)
     side = Side("theirs")
-    side.stoppers.append(server.close)
+    side.stoppers.append(closer(server, logs, "jupyter-theirs"))
     server.start()
     side.base, side.token, side.pids = server.url, server.token, [server.pid]
+    side.names = ["jupyter"]
     side.checks.append(lambda: None if server.alive else _died("jupyter (theirs)", server.log))
     return side
+
+
+def closer(server: Any, logs: Path, name: str) -> Callable[[], None]:
+    """Stop a ``LocalJupyterServer``, keeping its log (its own directory goes with it)."""
+
+    def close() -> None:
+        server.stop()
+        (logs / f"{name}.log").write_text(server.log)
+        server.close()
+
+    return close
 
 
 def _died(name: str, log_text: str) -> None:
@@ -412,29 +425,17 @@ def ours_accounts() -> tuple[str, str]:
     editor = User.objects.create_user("lab-bench-editor")
     grant(datastore, editor, "editor")
     direct = Token.objects.create(user=editor).key
-    bridge = bridge_token(call_command, direct) if bridge_installed() else ""
+    bridge = bridge_token(call_command)
     return bridge, direct
 
 
-def bridge_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("jupyter_rtc_bridge") is not None
-
-
-def bridge_token(call_command: Callable[..., Any], fallback: str) -> str:
-    """A token allowed to act for Jupyter users (``manage.py create_bridge_token``); until
-    that command exists, ``fallback`` (an editor's: every Jupyter user acts as that editor)."""
+def bridge_token(call_command: Callable[..., Any]) -> str:
+    """The bridge's token, allowed to act for Jupyter users (``manage.py create_bridge_token``):
+    each Jupyter user then acts as a Django user of their own, an editor (RTC_BRIDGE_ROLE)."""
     import io
 
-    from django.core.management import CommandError
-
     out = io.StringIO()
-    try:
-        call_command("create_bridge_token", "lab-bench-bridge", stdout=out, stderr=io.StringIO())
-    except CommandError:
-        log("no create_bridge_token command: the bridge uses an editor's token")
-        return fallback
+    call_command("create_bridge_token", "lab-bench-bridge", stdout=out, stderr=io.StringIO())
     return out.getvalue().strip().split()[-1]
 
 
@@ -459,11 +460,9 @@ def start_ours(args: argparse.Namespace, root: Path, logs: Path, tokens: tuple[s
         f"--RTCBridge.server_url={rtc_url}",
         f"--RTCBridge.token={bridge}",
     ]
-    if not bridge:
-        bridged = []
     # This checkout's bridge, whichever one the virtualenv has installed (editable installs).
     server = jupyter_server(root, args=bridged, env={"PYTHONPATH": str(ROOT / "bridge")})
-    side.stoppers.append(server.close)
+    side.stoppers.append(closer(server, logs, "jupyter-ours"))
     daphne = str(Path(sys.executable).with_name("daphne"))
     web = Child(
         "daphne",
@@ -501,6 +500,7 @@ def start_ours(args: argparse.Namespace, root: Path, logs: Path, tokens: tuple[s
     side.stoppers.append(supernode.stop)  # stopped first: its servers outlive it
     side.base, side.token = server.url, server.token
     side.pids = [web.pid, supernode.pid, server.pid]
+    side.names = ["daphne", "supernode", "jupyter+bridge"]
     side.checks += [
         web.check,
         supernode.check,
@@ -576,6 +576,16 @@ class Figures:
     load: list[str] = field(default_factory=list)
     failed: str = ""
     memory: bool = True
+    reconnects: int = 0
+    cpu_ms: dict[str, list[float]] = field(default_factory=dict)
+    """CPU time per keystroke of each server process (with its children), per round."""
+    open_cpu_ms: dict[str, list[float]] = field(default_factory=dict)
+    """CPU time of each server process from an open's PUT until the servers are idle again."""
+
+    @staticmethod
+    def cpu_text(spent: dict[str, list[float]], digits: int) -> str:
+        parts = [f"{name} {median(values):,.{digits}f}" for name, values in spent.items()]
+        return ", ".join(parts) or "-"
 
     @property
     def load_text(self) -> str:
@@ -618,6 +628,7 @@ def measure(
         figures.rss_before = rss_of(side.pids)
         for index in range(args.repeat):
             path = f"{prefix}big-{index + 1}.ipynb"
+            cpu_before = [cpu_of([pid]) for pid in side.pids]
             try:
                 opened = clients(
                     "open",
@@ -636,8 +647,11 @@ def measure(
             figures.opens_ms.append(opened["ms"])
             figures.put_ms.append(opened["putMs"])
             figures.doc_bytes = opened["bytes"]
+            figures.reconnects += opened["reconnects"]
             log(f"{label}: opened {path} in {opened['ms']:.0f} ms")
             settle(side.pids, args.settle)
+            for name, pid, before in zip(side.names, side.pids, cpu_before, strict=True):
+                figures.open_cpu_ms.setdefault(name, []).append((cpu_of([pid]) - before) * 1000)
         figures.opened = args.repeat
         figures.rss_after = rss_of(side.pids)
         for name in ("typer", "watcher"):
@@ -652,6 +666,7 @@ def measure(
         cell = int(args.cells * TYPED_CELL)
         for _ in range(args.repeat):
             settle(side.pids, args.settle)
+            cpu_before = [cpu_of([pid]) for pid in side.pids]
             typed = clients(
                 "type",
                 writer="typer",
@@ -661,6 +676,9 @@ def measure(
                 gapMs=args.gap_ms,
             )
             side.check()
+            for name, pid, before in zip(side.names, side.pids, cpu_before, strict=True):
+                spent = (cpu_of([pid]) - before) * 1000 / args.keystrokes
+                figures.cpu_ms.setdefault(name, []).append(spent)
             figures.p50_ms.append(percentile(typed["latencies"], 50))
             figures.p99_ms.append(percentile(typed["latencies"], 99))
             log(
@@ -720,6 +738,15 @@ def report(all_figures: list[Figures], args: argparse.Namespace, file_bytes: int
         rows,
     )
     for f in all_figures:
+        if f.memory and f.open_cpu_ms:
+            spent = f.cpu_text(f.open_cpu_ms, 0)
+            print(f"{f.side}: server CPU ms per open (until idle again, median): {spent}")
+        if f.memory and f.cpu_ms:
+            spent = f.cpu_text(f.cpu_ms, 1)
+            print(f"{f.side}: server CPU ms per keystroke (median of rounds): {spent}")
+        if f.reconnects:
+            print(f"{f.side}: the room was closed and joined again {f.reconnects} time(s) in (a)")
+    for f in all_figures:
         if f.failed:
             print(f"\n{f.side}: {f.failed}")
             if f.side.startswith("ours") and not any(
@@ -756,7 +783,7 @@ def main() -> None:
         if not args.skip_theirs:
             root = tmp / "theirs"
             file_bytes = write_notebooks(root, args)
-            side = start_theirs(args, root)
+            side = start_theirs(args, root, logs)
             try:
                 all_figures.append(measure(side, "theirs", "", args, logs))
             finally:
@@ -766,13 +793,12 @@ def main() -> None:
             setup_django(args)
             root = tmp / "ours"
             file_bytes = write_notebooks(root, args)
-            if args.direct or not bridge_installed():
+            if args.direct:
                 write_notebooks(root / "direct", args)
             side = start_ours(args, root, logs, ours_accounts())
             try:
-                if bridge_installed():
-                    all_figures.append(measure(side, "ours", "", args, logs))
-                if args.direct or not bridge_installed():
+                all_figures.append(measure(side, "ours", "", args, logs))
+                if args.direct:
                     rtc_url, token = side.direct  # type: ignore[attr-defined]
                     direct = Side("ours, direct", rtc_url, token, side.pids, [], side.checks)
                     all_figures.append(
@@ -786,7 +812,10 @@ def main() -> None:
     else:
         report(all_figures, args, file_bytes)
         print(f"\n{load_average()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        if any(f.failed or f.reconnects for f in all_figures):
+            print(f"logs kept in {logs}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@
 //          PUT <base>/api/collaboration/session/<path> {"format": "json", "type": "notebook"},
 //          then a WebsocketProvider on <ws base>/api/collaboration/room/json:notebook:<fileId>
 //          with ?sessionId=&token=; answers once the provider is synced and its document holds
-//          `cells` cells: {ms (PUT sent to that moment), putMs, cells, bytes}.
+//          `cells` cells: {ms (PUT sent to that moment), putMs, cells, bytes, reconnects}. As
+//          in JupyterLab, a close with 1003 or 4xxx ends it (an error); after any other close
+//          y-websocket reconnects (counted in `reconnects`).
 //   type   {writer, reader, cell, count, gapMs, timeoutMs}
 //          `count` keystrokes: the writer inserts one character at the end of cell `cell`'s
 //          source; the latency is until the reader's copy of that source has it. One keystroke
@@ -74,10 +76,17 @@ const open = async ({ name, base, token, path, cells, timeoutMs = 120000 }) => {
   })
   // Type 2 is jupyter-collaboration's raw message (JSON strings), not y-protocols' auth.
   provider.messageHandlers[messageAuth] = () => {}
-  const client = { doc, provider, closed: null }
+  const client = { doc, provider, closed: null, reconnects: 0 }
   clients.set(name, client)
+  // JupyterLab's provider gives up on 1003 and 4xxx (a dialog); on other codes y-websocket
+  // reconnects with backoff, and so does this one (counted).
   provider.on('connection-close', (event) => {
-    if (event) client.closed = `${event.code} ${event.reason ?? ''}`
+    if (!event) return
+    if (event.code === 1003 || (event.code >= 4000 && event.code < 5000)) {
+      client.closed = `${event.code} ${event.reason ?? ''}`
+    } else {
+      client.reconnects += 1
+    }
   })
   const ready = () => provider.synced && cellCount(doc) >= cells
   await Promise.race([
@@ -101,7 +110,13 @@ const open = async ({ name, base, token, path, cells, timeoutMs = 120000 }) => {
     deadline(timeoutMs, `open ${path}`)
   ])
   const ms = performance.now() - start
-  return { ms, putMs, cells: cellCount(doc), bytes: Y.encodeStateAsUpdate(doc).length }
+  return {
+    ms,
+    putMs,
+    cells: cellCount(doc),
+    bytes: Y.encodeStateAsUpdate(doc).length,
+    reconnects: client.reconnects
+  }
 }
 
 const source = (client, cell) => client.doc.getArray('cells').get(cell).get('source')
