@@ -28,11 +28,19 @@ Measured, each side in turn on identical notebooks (fresh processes per side):
     notebooks of (a) open, minus RSS before the first one opened, per notebook. Ours counts
     daphne + the supernode + the Jupyter Server with the bridge; theirs the Jupyter Server.
 
+Also printed: each server process's CPU time per open (from the PUT until the servers are idle
+again) and per keystroke, and how often a room was closed with a code y-websocket retries on
+(the client rejoins, as JupyterLab's does; 1003 and 4xxx end the open as a failure).
+
+Daphne starts as scripts/run starts it unless ``--daphne-arg`` adds options; with its default
+1 MiB WebSocket message limit a 1 MB notebook does not open (see bench/README.md).
+
 Before measuring, each side opens a small notebook with two clients and types into it (not
 reported). Between steps the script waits until the servers are idle (CPU below 10% over half a
 second, at most ``--settle`` seconds).
 
-Run: ``.venv/bin/python bench/lab.py [--repeat 3] [--cells 1000] [--keystrokes 100] [--direct]``.
+Run: ``.venv/bin/python bench/lab.py [--repeat 3] [--cells 1000] [--keystrokes 100] [--direct]
+[--daphne-arg=--websocket-max-message-size=16777216 ...]``.
 """
 
 from __future__ import annotations
@@ -800,7 +808,14 @@ def main() -> None:
                 all_figures.append(measure(side, "ours", "", args, logs))
                 if args.direct:
                     rtc_url, token = side.direct  # type: ignore[attr-defined]
-                    direct = Side("ours, direct", rtc_url, token, side.pids, [], side.checks)
+                    direct = Side(
+                        "ours, direct",
+                        base=rtc_url,
+                        token=token,
+                        pids=side.pids,
+                        names=side.names,
+                        checks=side.checks,
+                    )
                     all_figures.append(
                         measure(direct, "ours, direct", "direct/", args, logs, memory=False)
                     )
