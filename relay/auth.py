@@ -114,22 +114,25 @@ async def _act_for_jupyter_user(scope) -> None:
         scope["rtc_auth_error"] = f"{identity.HEADER} needs a bridge's API token"
         return
     try:
-        if len(values) > 1:
-            raise identity.BadIdentity(f"{identity.HEADER} given more than once")
         if scope["rtc_auth"] == "session":
             raise identity.MayNotActForOthers(
                 f"a session may not act for Jupyter users ({identity.HEADER}); only a bridge's "
                 "token may"
             )
-        acting = await database_sync_to_async(identity.resolve_acting_user)(
-            scope["user"], values[0]
-        )
+        acting = await database_sync_to_async(_resolve)(scope["user"], values)
     except identity.IdentityRefused as error:
         scope["user"] = AnonymousUser()
         scope["rtc_auth_refusal"] = (error.close_code, error.code, str(error))
         return
-    scope["rtc_bridge_user"] = scope["user"]
     scope["user"] = acting
+
+
+def _resolve(token_user, values: list[str]):
+    """``resolve_acting_user``, the header given more than once being malformed (the permission
+    still checked first)."""
+    if len(values) > 1 and identity.may_act_for_others(token_user):
+        raise identity.BadIdentity(f"{identity.HEADER} given more than once")
+    return identity.resolve_acting_user(token_user, values[0])
 
 
 class RTCAuthMiddlewareStack:

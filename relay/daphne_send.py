@@ -12,6 +12,11 @@ socket at once when nothing is queued before it (what the socket does not take i
 Twisted's buffer as usual). Anything else (compression, fragmentation, masking, frame logging, a
 connection that is not open, an oversize message, frames queued by autobahn, TLS) takes
 autobahn's and Twisted's own path, so behaviour and ordering stay theirs.
+
+The same protocol also sends the close reason an application gives (``websocket.close`` with
+``reason``, as ASGI allows), which daphne drops: a client such as the Jupyter bridge reads why it
+was closed (``read-only: ...``) from the close frame, and shows it to a person. autobahn cuts it
+to the 123 bytes a close frame holds.
 """
 
 from __future__ import annotations
@@ -80,6 +85,13 @@ def _direct_protocol_class() -> type:
                 write_now(self.transport, data_frame(payload, binary))
             else:
                 super().serverSend(content, binary)
+
+        def handle_reply(self, message: dict[str, Any]) -> None:
+            reason = message.get("reason") if message.get("type") == "websocket.close" else None
+            if reason and self.state != self.STATE_CONNECTING:
+                self.sendClose(code=message.get("code") or 1000, reason=str(reason))
+                return
+            super().handle_reply(message)
 
     return DirectSendProtocol
 

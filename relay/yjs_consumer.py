@@ -39,7 +39,7 @@ class YjsConsumer(RelayConsumer):
             if message.sync_type is yjs_protocol.SyncType.STEP1:
                 await self.answer_step1(message.payload)
             else:
-                self.write(message.payload)
+                await self.receive_update(message.payload)
         elif kind is yjs_protocol.MessageType.AWARENESS:
             try:
                 await self.presence_from_client(message.payload)
@@ -66,6 +66,29 @@ class YjsConsumer(RelayConsumer):
         except MalformedUpdate as error:
             await self.deny("bad-message", str(error))
 
+    async def receive_update(self, update: bytes) -> None:
+        """A sync step 2 or an update: the role is decided first, as the JSON protocol does.
+
+        A reader's update never reaches the write path (which applies before it authorizes, and
+        rebuilds the document after a refusal): it is compared with the live document, and
+        refused only if it would change it, so the step 2 with nothing new that every client
+        sends on joining passes in silence. Awaited, not spawned: what the client sends next is
+        handled after the answer, in order.
+        """
+        if self.access.can_write:
+            self.write(update)
+            return
+        try:
+            changes = await database_sync_to_async(service.live_adds)(self.access.datastore, update)
+        except MalformedUpdate as error:
+            await self.update_refused(MalformedUpdate.code, str(error))
+            return
+        if changes:
+            role = self.access.role or "none"
+            await self.update_refused(
+                "permission-denied", f"role {role} may not write to {self.access.datastore.name!r}"
+            )
+
     def write(self, update: bytes) -> None:
         future = self.submit(update, uuid.uuid4().hex, self.member_id)
 
@@ -73,9 +96,14 @@ class YjsConsumer(RelayConsumer):
             outcome = await future
             self.settle(outcome)
             if outcome.status is Status.REJECTED:
-                await self.deny(outcome.error_code, outcome.error)
+                await self.update_refused(outcome.error_code, outcome.error)
 
         self.spawn(report())
+
+    async def update_refused(self, code: str, reason: str) -> None:
+        """A client's update was not stored: y-websocket's auth message says why (a stock
+        provider logs it); the connection stays open."""
+        await self.deny(code, reason)
 
     async def deny(self, code: str, reason: str) -> None:
         await self.send(bytes_data=yjs_protocol.permission_denied(f"{code}: {reason}"))
@@ -94,7 +122,7 @@ class YjsConsumer(RelayConsumer):
 
     async def refuse(self, refusal: ConnectionRefusal) -> None:
         await self.deny(refusal.code, refusal.reason)
-        await self.close(code=refusal.close_code)
+        await self.close(code=refusal.close_code, reason=refusal.reason)
 
     async def rate_limited(self) -> None:
         # An update dropped here would leave the client diverged: make it reconnect instead.

@@ -72,7 +72,7 @@ ROOT_URLCONF = "rtc_project.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "rtc_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -191,6 +191,8 @@ SPECTACULAR_SETTINGS = {
 # Jupyter Server the supernode talks to; unset = launch one locally.
 JUPYTER_URL = env_str("JUPYTER_URL")
 JUPYTER_TOKEN = env_str("JUPYTER_TOKEN")
+# JupyterLab with the bridge, as people open it (linked from the front page; never a token).
+JUPYTERLAB_URL = env_str("JUPYTERLAB_URL")
 # Where the supernode reaches this project's relay (it is a WebSocket peer like any client).
 SUPERNODE_SERVER_URL = env_str("SUPERNODE_SERVER_URL", "ws://127.0.0.1:8000")
 

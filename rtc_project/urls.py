@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from rtc_project.views import front_page
+
 urlpatterns = [
+    path("", front_page, name="front-page"),
     path("admin/", admin.site.urls),
     path("todo/", include("todo.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),

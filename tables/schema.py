@@ -223,8 +223,22 @@ class Table:
 # --- Changes: what a transaction did, in readable form ------------------------------------
 
 
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer a JavaScript number holds exactly."""
+
+
 def jsonable(value: Any) -> Any:
-    """A JSON-serialisable copy of a value found in a document or an event."""
+    """A JSON-serialisable copy of a value found in a document or an event.
+
+    Yjs keeps every JSON number as a double (pycrdt reads ``4`` back as ``4.0``), so a whole
+    number comes out as an ``int``, as JavaScript's JSON.stringify writes it: ``execution_count``,
+    ``nbformat`` and any integer a client stored stay integers. Every read of a value out of a
+    document goes through here.
+    """
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
+            return int(value)
+        return value
     if isinstance(value, BaseType):
         try:
             return jsonable(value.to_py())

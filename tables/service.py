@@ -26,7 +26,7 @@ from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transact
 from tables.projection import get_projector
 from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
 from tables.signals import transactions_committed
-from tables.ydoc import MalformedUpdate
+from tables.ydoc import MalformedUpdate, adds_nothing
 
 
 class WriteDenied(Exception):
@@ -362,6 +362,16 @@ def live_state_vector(datastore: Datastore | str) -> tuple[bytes, int]:
     """The live document's state vector and serial (what a sync step 1 announces)."""
     with caught_up(_as_datastore(datastore)) as loaded:
         return loaded.doc.get_state(), loaded.serial
+
+
+def live_adds(datastore: Datastore | str, update: bytes) -> bool:
+    """Whether ``update`` would change the live document, judged without applying it (a reader's
+    update is answered without touching the document, which a refused write would force to be
+    rebuilt). Raises MalformedUpdate."""
+    with caught_up(_as_datastore(datastore)) as loaded:
+        state_vector = loaded.doc.get_state()
+        deletions = loaded.doc.get_update(state_vector)
+    return not adds_nothing(update, state_vector, deletions)
 
 
 def live_diff(datastore: Datastore | str, state_vector: bytes) -> tuple[bytes, int]:

@@ -49,3 +49,59 @@ def unintegrated(update: bytes, state_vector: bytes) -> bool:
         raise MalformedUpdate(f"not a Yjs update: {error}") from None
     clients, _ = _read_var_uint(rest, 0)
     return clients > 0
+
+
+def _delete_set(data: bytes, pos: int) -> dict[int, list[tuple[int, int]]]:
+    """Decode a delete set (client -> [start, end) clock ranges, merged and sorted)."""
+    clients, pos = _read_var_uint(data, pos)
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for _ in range(clients):
+        client, pos = _read_var_uint(data, pos)
+        count, pos = _read_var_uint(data, pos)
+        for _ in range(count):
+            clock, pos = _read_var_uint(data, pos)
+            length, pos = _read_var_uint(data, pos)
+            ranges.setdefault(client, []).append((clock, clock + length))
+    for client, spans in ranges.items():
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        ranges[client] = merged
+    return ranges
+
+
+def _covered(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(low <= start and end <= high for low, high in spans)
+
+
+def adds_nothing(update: bytes, state_vector: bytes, deletions: bytes) -> bool:
+    """True when ``update`` would not change a document whose state vector is ``state_vector``
+    and whose deletions are ``deletions`` (``doc.get_update(doc.get_state())``: no structs, the
+    whole delete set), judged without applying it.
+
+    A y-websocket client answers the server's sync step 1 with everything after the server's
+    state vector plus its whole delete set: a reader with nothing new sends no structs and
+    deletions the document already has. Raises MalformedUpdate for bytes that are not an update.
+    """
+    try:
+        rest = get_update(update, state_vector)  # the structs the document lacks, the deletions
+        clients, pos = _read_var_uint(rest, 0)
+        if clients:
+            return False
+        theirs = _delete_set(rest, pos)
+    except MalformedUpdate:
+        raise
+    except Exception as error:
+        raise MalformedUpdate(f"not a Yjs update: {error}") from None
+    if not theirs:
+        return True
+    _, pos = _read_var_uint(deletions, 0)
+    ours = _delete_set(deletions, pos)
+    return all(
+        _covered(ours.get(client, []), start, end)
+        for client, spans in theirs.items()
+        for start, end in spans
+    )

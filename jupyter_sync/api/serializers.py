@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import nbformat
 from rest_framework import serializers
 
 from tables.api.serializers import ErrorSerializer, QuerySerializer, StrictCharField
@@ -199,7 +200,28 @@ class ContentsSaveSerializer(StrictObject):
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if "chunk" in data:
             raise serializers.ValidationError({"chunk": ["Chunked uploads are not supported."]})
+        if data["type"] == "notebook" and data.get("content") is not None:
+            problem = notebook_problem(data["content"])
+            if problem:
+                raise serializers.ValidationError({"content": [problem]})
         return data
+
+
+def notebook_problem(content: Any) -> str | None:
+    """Why ``content`` is not a valid notebook (nbformat's own validation), or None.
+
+    Checked before anything is asked of Jupyter, whose failed write of an invalid notebook
+    would answer 502 and could leave an empty file behind.
+    """
+    if not isinstance(content, dict):
+        return "a notebook's content is a JSON object (nbformat 4)"
+    try:
+        nbformat.validate(nbformat.from_dict(content))
+    except nbformat.ValidationError as error:
+        return f"not a valid notebook: {error.message}"
+    except Exception as error:  # nbformat rejects some shapes before validating
+        return f"not a valid notebook: {error}"
+    return None
 
 
 class ContentsRenameSerializer(StrictObject):

@@ -22,6 +22,10 @@ the lookup and jupyter-collaboration's extras differ:
   and once the supernode has written the file the answer is a raw JSON message ``{"type":
   "save", "responseTo": <number>, "status": "success" | "skipped" | "failed"}`` (skipped: a
   request is already under way).
+- Since the front end reads type 2 as raw, y-websocket's auth message cannot tell it that an
+  edit was refused: a refused update closes the connection with 4403 instead (``read-only: ...``
+  for a reader; the Jupyter bridge shows JupyterLab's reload dialog), and the window cannot
+  diverge in silence. A reader's sync step 2 with nothing new passes (``receive_update``).
 
 Authentication, the Origin check for cookies, roles (the document datastore's, which follow the
 jupyter datastore's through ``roles_from``), limits and fan-out are the relay's.
@@ -167,6 +171,16 @@ class RoomConsumer(YjsConsumer):
         self.target = target
         return target.access
 
+    async def update_refused(self, code: str, reason: str) -> None:
+        """Close: the front end ignores y-websocket's auth message (type 2 is its raw message
+        here), so an edit refused in silence would leave the window diverged for ever. 4403 with
+        a reason the bridge shows in JupyterLab's reload dialog; nothing was stored."""
+        if code == "permission-denied":
+            words = "read-only: you may not edit this document; your change was not saved"
+        else:
+            words = f"refused: {code}; your change was not saved ({reason})"
+        await self.refuse(ConnectionRefusal(4403, code, words))
+
     async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if bytes_data is None or bytes_data[:1] != bytes([RAW]):
             await super().handle(text_data, bytes_data)
@@ -234,7 +248,7 @@ class GlobalAwarenessConsumer(YjsConsumer):
 
         await self.room.admit(self, sync)
 
-    def write(self, update: bytes) -> None:
+    async def receive_update(self, update: bytes) -> None:
         pass  # an awareness room shares no document
 
     async def send_transactions(self, batch) -> None:

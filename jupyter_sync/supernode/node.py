@@ -40,6 +40,7 @@ from jupyter_sync.supernode.documents.manager import DocumentManager
 from jupyter_sync.supernode.kernels import Kernels
 from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.server_state import ServerState, prune_server_state_history
+from tables.schema import jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class Supernode:
 
     async def _carry_out(self, request_id: str, record: Map) -> None:
         action = ACTIONS.get(record.get("action"))
-        params = record.get("params") or {}
+        params = jsonable(record.get("params")) or {}
         do_start_request(self.records, request_id)
         try:
             if action is None:

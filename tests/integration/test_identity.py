@@ -7,16 +7,19 @@ from __future__ import annotations
 import base64
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import connection
 from pycrdt import Doc, Map
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from relay.identity import BRIDGE_DATASTORE, username_base
+from relay.identity import BRIDGE_DATASTORE, resolve_acting_user, username_base
 from relay.models import JupyterIdentity
 from tables import service
 from tables.models import DatastoreRole, Transaction
@@ -269,3 +272,25 @@ def test_the_admin_shows_the_mapping_read_only(jupyter):
     assert page.status_code == 403
     mapping.refresh_from_db()
     assert mapping.color == "var(--jp-collaborator-color1)"
+
+
+def test_first_requests_at_once_make_one_user(jupyter):
+    make_bridge()
+    bridge = User.objects.get(username="lab")
+    barrier = Barrier(4)
+
+    def first_request() -> int:
+        try:
+            barrier.wait(timeout=10)
+            return resolve_acting_user(bridge, identity("alice")).pk
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        users = set(pool.map(lambda _: first_request(), range(4)))
+    assert len(users) == 1
+    assert list(User.objects.exclude(username="lab").values_list("username", flat=True)) == [
+        "alice@lab"
+    ]
+    assert JupyterIdentity.objects.get().user_id == users.pop()
+    assert DatastoreRole.objects.filter(datastore=jupyter).count() == 1

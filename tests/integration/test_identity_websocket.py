@@ -101,6 +101,8 @@ async def test_who_may_not_name_a_jupyter_user_is_closed(jupyter):
     token = await token_for(plain)
     refused = await refusal(bridge_headers(token, identity("alice")))
     assert refused == ("may-not-act-for-others", 4403)
+    refused = await refusal([*bridge_headers(token, identity("alice")), alice])
+    assert refused == ("may-not-act-for-others", 4403)  # the permission is decided first
     # A cookie session, even from its own origin, may not name anyone either.
     same_origin = [(b"host", b"rtc.example"), (b"origin", b"http://rtc.example")]
     refused = await refusal([*await session_cookie(plain), *same_origin, alice])

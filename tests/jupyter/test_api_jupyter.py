@@ -677,3 +677,45 @@ async def test_two_workers_answer_actions_the_supernode_carries_out_through_the_
             assert (await ed.delete(f"/api/kernels/{kernel_id}")).status_code == 204
         finally:
             await running.close()
+
+
+async def test_a_notebook_saved_through_rest_keeps_its_integers(start_server, jupyter_server):
+    """Yjs keeps JSON numbers as doubles: ``nbformat: 4`` came back ``4.0``, which Jupyter's
+    validator refused (502, and an empty file left behind)."""
+    folder = jupyter_server.root_dir / "api-ints"
+    folder.mkdir(exist_ok=True)
+    saved = notebook(code("c1", "1 + 1"))
+    saved["cells"][0]["execution_count"] = 4
+    saved["cells"][0]["outputs"] = [
+        {
+            "output_type": "execute_result",
+            "execution_count": 4,
+            "data": {"text/plain": "2"},
+            "metadata": {"width": 640},
+        }
+    ]
+    saved["metadata"]["custom"] = {"count": 3, "ratio": 0.5}
+    async with supernode_behind_api(start_server, jupyter_server) as (_jupyter, ed, _vi):
+        model = {"type": "notebook", "format": "json", "content": saved}
+        response = await ed.put("/api/contents/api-ints/n.ipynb", json=model)
+        assert response.status_code == 201, response.text
+        on_disk = json.loads((folder / "n.ipynb").read_text())
+        assert on_disk["nbformat"] == 4 and isinstance(on_disk["nbformat"], int)
+        cell = on_disk["cells"][0]
+        assert cell["execution_count"] == 4 and isinstance(cell["execution_count"], int)
+        assert cell["outputs"][0]["metadata"] == {"width": 640}
+        assert on_disk["metadata"]["custom"] == {"count": 3, "ratio": 0.5}
+        response = await ed.put("/api/contents/api-ints/n.ipynb", json=model)  # over it
+        assert response.status_code == 200, response.text
+        answer = (await ed.get("/api/contents/api-ints/n.ipynb")).json()
+        assert answer["content"]["nbformat"] == 4
+        assert "4.0" not in json.dumps(answer["content"]["nbformat"])
+
+        broken = {**saved, "cells": [{"cell_type": "code", "source": "x"}]}
+        response = await ed.put(
+            "/api/contents/api-ints/broken.ipynb",
+            json={"type": "notebook", "format": "json", "content": broken},
+        )
+        assert_error(response, 400, "invalid")
+        assert "not a valid notebook" in response.text
+        assert not (folder / "broken.ipynb").exists()

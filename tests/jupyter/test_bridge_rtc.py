@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
 
+from relay.models import JupyterIdentity
+from tables.models import Transaction
 from tests.support.bridged_jupyter import BridgedJupyter
 from tests.support.factories import bridge_token
 from tests.support.liveserver import ServerProcess
@@ -33,6 +36,7 @@ pytest_plugins = [
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 60.0  # the supernode opening a file, on a loaded machine
+BIG = 64 * 1024 * 1024  # daphne's limit on a WebSocket message and frame (its default: 1 MiB)
 SESSION_BODY = json.dumps({"format": "json", "type": "notebook"}).encode()
 
 
@@ -86,6 +90,12 @@ class Stack:
         client.connect(self.room_url, room, self.lab.token if token == "lab" else token, params)
         return client
 
+    def jupyter_user(self) -> dict:
+        """Who Jupyter says the token's holder is (``/api/me``)."""
+        status, _headers, body = self.lab.request("GET", "/api/me")
+        assert status == 200, body
+        return json.loads(body)["identity"]
+
     def reached_rtc(self) -> str:
         """daphne's access log: every request that reached the RTC server."""
         return self.access_log.read_text() if self.access_log.exists() else ""
@@ -95,8 +105,14 @@ class Stack:
 def stack(start_server, bridged_jupyter) -> Iterator[Stack]:
     work = Path(tempfile.mkdtemp(prefix="rtc-bridge-"))
     access_log = work / "access.log"
+    big_frames = ("--websocket-max-message-size", str(BIG), "--websocket-max-frame-size", str(BIG))
     rtc = start_server(
-        env={"RTC_API_ACTION_TIMEOUT": str(WAIT)}, args=("--access-log", str(access_log))
+        env={
+            "RTC_API_ACTION_TIMEOUT": str(WAIT),
+            "RTC_MAX_UPDATE_BYTES": str(BIG),
+            "RTC_MAX_MESSAGE_BYTES": str(BIG),
+        },
+        args=("--access-log", str(access_log), *big_frames),
     )
     token = bridge_token()
     lab = bridged_jupyter(rtc.url, token)
@@ -128,13 +144,21 @@ def test_the_session_through_the_bridge_is_what_the_rtc_server_answers(stack):
 
     again = stack.session("b1/a.ipynb")
     assert (again[0], json.loads(again[2])) == (200, session)
-    # The RTC server itself answers the same to the bridge's token.
-    import httpx
+    # The bridge acted for the Jupyter user, under Jupyter's names for them.
+    me = stack.jupyter_user()
+    mapped = JupyterIdentity.objects.get(jupyter_username=me["username"])
+    assert mapped.bridge.username == "jupyterlab-bridge"
+    assert (mapped.name, mapped.display_name) == (me["name"], me["display_name"])
 
+    # The RTC server answers the same to the bridge's token acting for that Jupyter user.
     direct = httpx.put(
         f"{stack.rtc.url}/api/collaboration/session/{quote('b1/a.ipynb', safe='')}",
         content=SESSION_BODY,
-        headers={"Authorization": f"Token {stack.token}", "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Token {stack.token}",
+            "Content-Type": "application/json",
+            "X-Jupyter-User": json.dumps({"username": me["username"]}),
+        },
         timeout=WAIT,
     )
     assert (direct.status_code, direct.json()) == (200, session)
@@ -209,6 +233,14 @@ def test_clients_sync_a_notebook_through_the_bridge_room(stack, node_client):
 
     ada.insert_text(["cells", 0, "source"], None, "0", root_type="array")
     bob.wait_for(lambda doc: doc["cells"][0]["source"] == "x = 10", cells)
+    # Stored as the Jupyter user's edit (the handshake carried X-Jupyter-User).
+    # (Jupyter gives each cookie-less token connection an anonymous user of its own.)
+    authors = Transaction.objects.filter(datastore__name=f"doc-{session['fileId']}").values(
+        "author_id"
+    )
+    assert JupyterIdentity.objects.filter(
+        user_id__in=authors, bridge__username="jupyterlab-bridge"
+    ).exists()
     bob.insert_text(["cells", 1, "source"], 0, "#", root_type="array")
     ada.wait_for(lambda doc: doc["cells"][1]["source"] == "#print(x)", cells)
 
@@ -217,6 +249,14 @@ def test_clients_sync_a_notebook_through_the_bridge_room(stack, node_client):
     bob.wait_awareness(lambda states: states.get(ada.client_id, {}).get("user") == {"name": "ada"})
     ada.send_save(3)
     assert json.loads(ada.wait_event("raw")["message"])["responseTo"] == 3
+
+    # A browser that vanishes (no close frame) makes the bridge close its leg to the RTC server.
+    def room_disconnects() -> int:
+        return stack.reached_rtc().count(f"WSDISCONNECT /api/collaboration/room/{room}")
+
+    assert room_disconnects() == 0
+    ada.process.kill()
+    eventually(lambda: room_disconnects() == 1, WAIT, "the bridge closing ada's RTC leg")
 
     # The global awareness room too.
     one = stack.join(node_client, "JupyterLab:globalAwareness", None)
@@ -251,3 +291,49 @@ def test_a_bridge_whose_token_the_rtc_server_refuses_closes_rooms_with_the_dialo
     client.connect(f"{impostor.ws_url}/api/collaboration/room", "json:notebook:x", impostor.token)
     payload = json.loads(closed_with(client, 1003)["reason"])
     assert payload["reason"] == "unknown_session" and payload["reloadable"] is False
+
+
+def test_the_rtc_server_down_is_a_503_and_a_reconnect_and_nothing_typed_is_lost(stack, node_client):
+    session = stack.open_notebook("b5/a.ipynb", "z = 3")
+    room = f"json:notebook:{session['fileId']}"
+    cells = {"cells": "array"}
+    ada = stack.join(node_client, room, session["sessionId"])
+    bob = stack.join(node_client, room, session["sessionId"])
+    ada.wait_synced()
+    bob.wait_synced()
+
+    stack.rtc.kill()  # a crash: the bridge's connections to it drop
+    closed = ada.wait_event("close")
+    assert closed["code"] in (1011, 1013), closed
+    ada.insert_text(["cells", 0, "source"], None, "3", root_type="array")  # typed while down
+
+    status, headers, body = stack.session("b5/a.ipynb")
+    assert status == 503 and headers["content-type"].startswith("application/json")
+    answer = json.loads(body)
+    assert set(answer) == {"message", "reason"} and "cannot be reached" in answer["message"]
+    assert str(stack.rtc.port) not in body.decode()
+    late = stack.join(node_client, room, session["sessionId"])
+    assert late.wait_event("close")["code"] == 1013  # y-websocket tries again with backoff
+
+    stack.rtc.restart()
+    # The providers reconnect on their own; what ada typed meanwhile reaches bob and the late one.
+    bob.wait_for(lambda doc: doc["cells"][0]["source"] == "z = 33", cells, timeout=WAIT)
+    late.wait_for(lambda doc: doc["cells"][0]["source"] == "z = 33", cells, timeout=WAIT)
+    assert stack.session("b5/a.ipynb")[0] == 200
+
+
+def test_frames_bigger_than_tornados_default_limit_pass_both_ways(stack, node_client):
+    """11 MiB in one frame (tornado's default limit is 10 MiB). daphne's own default is 1 MiB a
+    message, and this RTC server's own limits are 8 MiB an update and 16 MiB a message, so the
+    RTC server here is started with larger ones (``big_frames``, ``RTC_MAX_*``)."""
+    session = stack.open_notebook("b6/a.ipynb", "")
+    room = f"json:notebook:{session['fileId']}"
+    ada = stack.join(node_client, room, session["sessionId"])
+    bob = stack.join(node_client, room, session["sessionId"])
+    ada.wait_synced()
+    bob.wait_synced()
+    big = "x" * (11 * 1024 * 1024)  # tornado's default is 10 MiB a message
+    ada.insert_text(["cells", 0, "source"], 0, big, root_type="array")
+    bob.wait_for(lambda doc: len(doc["cells"][0]["source"]) == len(big), {"cells": "array"})
+    assert not ada.events_named("permission-denied")
+    assert ada.status()["connected"] and bob.status()["connected"]

@@ -215,19 +215,20 @@ def test_who_may_join_a_room_and_what_a_refused_room_says(site, node_client):
     room = f"json:notebook:{session['fileId']}"
     datastore = Datastore.objects.get(name=f"doc-{session['fileId']}")
 
-    # A viewer may join a document that is open, and read it, but not write.
+    # A viewer may join a document that is open, and read it, but not write: an edit closes
+    # the connection (4403, "read-only: ..."), so the window cannot silently diverge.
     viewed = site.put_session("vi", "collab2/b.ipynb")
     assert viewed.status_code == 200 and viewed.json() == session
     viewer = join(node_client, site, "vi", room, session["sessionId"])
     viewer.wait_synced()
     assert cell_sources(viewer) == [("c1", "y = 2")]
     serial = Datastore.objects.get(pk=datastore.pk).last_serial
-    viewer.insert_text(["cells", 0, "source"], None, "#", root_type="array")
-    denied = viewer.wait_event("permission-denied")
-    assert denied["reason"].startswith("permission-denied")
-    assert Datastore.objects.get(pk=datastore.pk).last_serial == serial
     viewer.send_save(1)
     assert json.loads(viewer.wait_event("raw")["message"])["status"] == "failed"
+    viewer.insert_text(["cells", 0, "source"], None, "#", root_type="array")
+    assert closed_with(viewer, 4403)["reason"].startswith("read-only:")
+    viewer.disconnect()  # a stock provider would reconnect, resend the edit, and be closed again
+    assert Datastore.objects.get(pk=datastore.pk).last_serial == serial
 
     # ...nor open one (opening is a write): refused, nothing written.
     write_notebook(site.root / "collab2" / "c.ipynb", "z = 3")

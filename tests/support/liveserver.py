@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import connection
 
 from jupyter_sync.jupyter.launcher import free_port
+from tables.conf import rtc_settings
 from tests.support import ROOT
 
 APPLICATION = "rtc_project.asgi:application"
@@ -57,8 +58,12 @@ def database_url() -> str:
 
 
 def daphne_command() -> list[str]:
+    """daphne as scripts/run starts it: WebSocket messages up to this server's own limit
+    (daphne's default is 1 MiB)."""
     sibling = Path(sys.executable).with_name("daphne")
-    return [str(sibling)] if sibling.exists() else [sys.executable, "-m", "daphne"]
+    command = [str(sibling)] if sibling.exists() else [sys.executable, "-m", "daphne"]
+    limit = str(rtc_settings.MAX_MESSAGE_BYTES)
+    return [*command, "--websocket-max-message-size", limit, "--websocket-max-frame-size", limit]
 
 
 class ServerError(AssertionError):

@@ -1,0 +1,193 @@
+"""Roles in jupyter-collaboration's room: a reader's edit closes the connection with 4403 and a
+``read-only:`` reason, and nothing is stored; a reader's sync with nothing new passes. In process
+against the ASGI application, and through a real daphne process (the close reason is in the
+close frame, which daphne alone would drop)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from jupyter_ydoc import YNotebook
+from pycrdt import Array, Doc, Map, Text
+from rtc_client.wire import yjs_protocol
+from websockets.asyncio.client import connect as ws_connect
+
+from jupyter_sync.schema import JUPYTER_DATASTORE
+from tables import records, service
+from tables.models import Datastore, Transaction
+from tables.permissions import grant
+from tests.support.factories import Client
+from tests.support.notebooks import code, notebook
+from tests.support.peers import YPeer, connect, token_for
+
+pytest_plugins = ["tests.support.liveserver"]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+db = database_sync_to_async
+DOCUMENT = "f1"
+ROOM = f"/api/collaboration/room/json:notebook:{DOCUMENT}"
+
+
+def open_document() -> Datastore:
+    """What the supernode leaves behind once it opened a notebook: the documents record, and the
+    document's datastore, whose roles follow the jupyter datastore's (one cell, then a deletion,
+    so the document has a delete set that every client's sync step 2 repeats)."""
+    owner = User.objects.create_user("supernode")
+    jupyter = service.create_datastore(JUPYTER_DATASTORE, "jupyter", owner=owner)
+    datastore = service.create_datastore(f"doc-{DOCUMENT}", "notebook", owner=owner)
+    datastore.roles_from = jupyter
+    datastore.save(update_fields=["roles_from"])
+    writer = Client(datastore, author_id=owner.pk)
+    model = YNotebook(writer.doc)
+    writer.send(lambda _doc: model.set(notebook(code("c1", "x = 10"))))
+    writer.send(lambda doc: doc.get("cells", type=Array)[0]["source"].__delitem__(slice(3, 6)))
+    record = {
+        "path": "a.ipynb",
+        "type": "notebook",
+        "format": "json",
+        "datastore_name": datastore.name,
+        "status": "open",
+    }
+    records.set_fields(jupyter, "documents", DOCUMENT, record)
+    return Datastore.objects.get(pk=datastore.pk)
+
+
+@pytest.fixture
+async def room():
+    def build():
+        datastore = open_document()
+        jupyter = Datastore.objects.get(name=JUPYTER_DATASTORE)
+        users = {name: User.objects.create_user(name) for name in ("ed", "vi")}
+        grant(jupyter, users["ed"], "editor")
+        grant(jupyter, users["vi"], "viewer")
+        return datastore, users
+
+    datastore, users = await db(build)()
+    return datastore, {name: await token_for(user) for name, user in users.items()}
+
+
+@db
+def stored(datastore: Datastore) -> tuple[int, int, dict]:
+    datastore.refresh_from_db()
+    state, _ = service.live_python(datastore)
+    return Transaction.objects.filter(datastore=datastore).count(), datastore.last_serial, state
+
+
+async def still_open(peer: YPeer) -> None:
+    """Messages are handled in order: the answer to a step 1 sent now comes after whatever the
+    server did about what was sent before (a close would come first)."""
+    await peer.ws.send_to(bytes_data=yjs_protocol.sync_step1(peer.doc.get_state()))
+    output = await peer.ws.receive_output(timeout=10)
+    assert output["type"] == "websocket.send", output
+    message = yjs_protocol.parse(output["bytes"])
+    assert (message.type, message.sync_type) == (
+        yjs_protocol.MessageType.SYNC,
+        yjs_protocol.SyncType.STEP2,
+    )
+
+
+async def closed(peer: YPeer) -> dict:
+    while True:
+        output = await peer.ws.receive_output(timeout=10)
+        if output["type"] == "websocket.close":
+            return output
+
+
+def source(doc: Doc) -> str:
+    return str(doc.get("cells", type=Array)[0]["source"])
+
+
+async def test_a_viewers_sync_with_nothing_new_passes_and_an_edit_closes_4403(room):
+    datastore, tokens = room
+    before = await stored(datastore)
+    viewer = YPeer(await connect(ROOM, tokens["vi"]))
+    await viewer.handshake()  # its step 2 is empty: it had nothing
+    assert source(viewer.doc) == "x ="
+    await viewer.close()
+
+    again = YPeer(await connect(ROOM, tokens["vi"]))
+    again.doc = viewer.doc  # reconnecting: its step 2 repeats the document's deletions
+    await again.handshake()
+    await still_open(again)
+    assert await stored(datastore) == before
+
+    await again.edit(lambda doc: doc.get("cells", type=Array)[0]["source"].insert(0, "#"))
+    close = await closed(again)
+    assert close["code"] == 4403
+    assert close["reason"].startswith("read-only:") and "not saved" in close["reason"]
+    assert await stored(datastore) == before
+
+
+async def test_an_editor_passes_and_a_refused_edit_in_the_room_closes_too(room):
+    datastore, tokens = room
+    editor = YPeer(await connect(ROOM, tokens["ed"]))
+    await editor.handshake()
+    await editor.edit(lambda doc: doc.get("cells", type=Array)[0]["source"].insert(3, " 1"))
+    await still_open(editor)
+    count, serial, state = await stored(datastore)
+    assert state["cells"][0]["source"] == "x = 1"
+
+    await editor.edit(lambda doc: doc.get("stray", type=Map).__setitem__("k", Text("v")))
+    close = await closed(editor)
+    assert close["code"] == 4403
+    assert close["reason"].startswith("refused: schema-violation")
+    assert (await stored(datastore))[:2] == (count, serial)
+
+
+async def test_the_generic_y_websocket_route_keeps_its_auth_message(room):
+    datastore, tokens = room
+    before = await stored(datastore)
+    viewer = await YPeer.synced(datastore.name, tokens["vi"])
+    await still_open(viewer)  # the no-op step 2 said nothing
+    assert viewer.denied == []
+    await viewer.edit(lambda doc: doc.get("cells", type=Array)[0]["source"].insert(0, "#"))
+    await viewer.until(lambda: viewer.denied)
+    assert viewer.denied == [f"permission-denied: role viewer may not write to {datastore.name!r}"]
+    await still_open(viewer)
+    assert await stored(datastore) == before
+
+
+async def test_a_bridged_viewer_is_closed_with_the_reason_through_daphne(start_server):
+    def build():
+        datastore = open_document()
+        out = io.StringIO()
+        call_command("create_bridge_token", "lab", stdout=out, stderr=io.StringIO())
+        return datastore, out.getvalue().strip()
+
+    datastore, token = await db(build)()
+    before = await stored(datastore)
+    server = start_server(env={"RTC_BRIDGE_ROLE": "viewer"})
+    headers = {
+        "Authorization": f"Token {token}",
+        "X-Jupyter-User": json.dumps({"username": "vera", "display_name": "Vera"}),
+    }
+    url = f"{server.ws_url}{ROOM}"
+    async with ws_connect(url, additional_headers=headers) as ws:
+        doc = Doc()
+        await ws.send(yjs_protocol.sync_step1(doc.get_state()))
+        while True:
+            message = yjs_protocol.parse(await ws.recv())
+            if message.type is yjs_protocol.MessageType.SYNC:
+                if message.sync_type is yjs_protocol.SyncType.STEP1:
+                    await ws.send(yjs_protocol.sync_step2(doc.get_update(message.payload)))
+                else:
+                    doc.apply_update(message.payload)
+                    break
+        assert source(doc) == "x ="
+        state = doc.get_state()
+        source_text = doc.get("cells", type=Array)[0]["source"]
+        source_text.insert(0, "#")
+        await ws.send(yjs_protocol.sync_update(doc.get_update(state)))
+        await ws.wait_closed()
+        assert ws.close_code == 4403
+        assert ws.close_reason.startswith("read-only:")
+    assert await stored(datastore) == before
+    vera = await db(User.objects.get)(jupyter_identity__jupyter_username="vera")
+    assert await db(lambda: list(vera.datastore_roles.values_list("role", flat=True)))() == [
+        "viewer"
+    ]
