@@ -7,11 +7,13 @@ anything the browser sends, so one Jupyter user cannot speak for another through
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 HEADER = "X-Jupyter-User"
 MAX_HEADER_BYTES = 4096
-FIELD_LIMITS = {"name": 256, "display_name": 256, "initials": 16, "color": 128}
+MAX_USERNAME = 255  # what the RTC server accepts in one field
+FIELD_LIMITS = {"name": 255, "display_name": 255, "initials": 16, "color": 128}
 
 
 class IdentityTooLarge(ValueError):
@@ -25,9 +27,10 @@ def _field(user: Any, name: str) -> Any:
 
 
 def _text(value: Any, limit: int) -> str | None:
+    """A display field: control characters dropped (the RTC server refuses them), clipped."""
     if value is None:
         return None
-    text = str(value)
+    text = "".join(char for char in str(value) if unicodedata.category(char) != "Cc")
     return text[:limit] if text else None
 
 
@@ -39,6 +42,8 @@ def identity_of(user: Any) -> dict[str, str | None]:
     username = str(_field(user, "username") or "")
     if not username:
         raise IdentityTooLarge("the Jupyter user has no username")
+    if len(username) > MAX_USERNAME:
+        raise IdentityTooLarge(f"the Jupyter username is longer than {MAX_USERNAME} characters")
     name = _text(_field(user, "name"), FIELD_LIMITS["name"]) or username[: FIELD_LIMITS["name"]]
     display_name = _text(_field(user, "display_name"), FIELD_LIMITS["display_name"]) or name
     return {

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
 
+from relay.models import JupyterIdentity
+from tables.models import Transaction
 from tests.support.bridged_jupyter import BridgedJupyter
 from tests.support.factories import bridge_token
 from tests.support.liveserver import ServerProcess
@@ -87,6 +90,12 @@ class Stack:
         client.connect(self.room_url, room, self.lab.token if token == "lab" else token, params)
         return client
 
+    def jupyter_user(self) -> dict:
+        """Who Jupyter says the token's holder is (``/api/me``)."""
+        status, _headers, body = self.lab.request("GET", "/api/me")
+        assert status == 200, body
+        return json.loads(body)["identity"]
+
     def reached_rtc(self) -> str:
         """daphne's access log: every request that reached the RTC server."""
         return self.access_log.read_text() if self.access_log.exists() else ""
@@ -135,13 +144,21 @@ def test_the_session_through_the_bridge_is_what_the_rtc_server_answers(stack):
 
     again = stack.session("b1/a.ipynb")
     assert (again[0], json.loads(again[2])) == (200, session)
-    # The RTC server itself answers the same to the bridge's token.
-    import httpx
+    # The bridge acted for the Jupyter user, under Jupyter's names for them.
+    me = stack.jupyter_user()
+    mapped = JupyterIdentity.objects.get(jupyter_username=me["username"])
+    assert mapped.bridge.username == "jupyterlab-bridge"
+    assert (mapped.name, mapped.display_name) == (me["name"], me["display_name"])
 
+    # The RTC server answers the same to the bridge's token acting for that Jupyter user.
     direct = httpx.put(
         f"{stack.rtc.url}/api/collaboration/session/{quote('b1/a.ipynb', safe='')}",
         content=SESSION_BODY,
-        headers={"Authorization": f"Token {stack.token}", "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Token {stack.token}",
+            "Content-Type": "application/json",
+            "X-Jupyter-User": json.dumps({"username": me["username"]}),
+        },
         timeout=WAIT,
     )
     assert (direct.status_code, direct.json()) == (200, session)
@@ -216,6 +233,14 @@ def test_clients_sync_a_notebook_through_the_bridge_room(stack, node_client):
 
     ada.insert_text(["cells", 0, "source"], None, "0", root_type="array")
     bob.wait_for(lambda doc: doc["cells"][0]["source"] == "x = 10", cells)
+    # Stored as the Jupyter user's edit (the handshake carried X-Jupyter-User).
+    # (Jupyter gives each cookie-less token connection an anonymous user of its own.)
+    authors = Transaction.objects.filter(datastore__name=f"doc-{session['fileId']}").values(
+        "author_id"
+    )
+    assert JupyterIdentity.objects.filter(
+        user_id__in=authors, bridge__username="jupyterlab-bridge"
+    ).exists()
     bob.insert_text(["cells", 1, "source"], 0, "#", root_type="array")
     ada.wait_for(lambda doc: doc["cells"][1]["source"] == "#print(x)", cells)
 

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from http.cookies import SimpleCookie
 from typing import Any
 
 import pytest
@@ -56,6 +57,7 @@ class BridgedJupyter(LocalJupyterServer):
         # Neither variable leaks in from the test's own environment unless given.
         clean = {"RTC_SERVER_URL": "", "RTC_BRIDGE_TOKEN": "", **(env or {})}
         super().__init__(env=clean, args=[*options, *args], **kwargs)
+        self.cookies: SimpleCookie = SimpleCookie()
 
     def request(
         self,
@@ -67,17 +69,22 @@ class BridgedJupyter(LocalJupyterServer):
         token: bool = True,
         timeout: float = 60.0,
     ) -> tuple[int, dict[str, str], bytes]:
-        """One HTTP request (with the Jupyter token unless ``token=False``): status, headers
-        (lower-case names), body."""
+        """One HTTP request (with the Jupyter token and the cookies Jupyter set, unless
+        ``token=False``): status, headers (lower-case names), body."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         sent = dict(headers or {})
         if token:
             sent["Authorization"] = f"token {self.token}"
+            if self.cookies:  # like a browser: Jupyter's anonymous user stays the same one
+                sent["Cookie"] = "; ".join(f"{k}={v.value}" for k, v in self.cookies.items())
         if body is not None:
             sent.setdefault("Content-Type", "application/json")
         try:
             conn.request(method, path, body=body, headers=sent)
             response = conn.getresponse()
+            if token:
+                for cookie in response.msg.get_all("Set-Cookie") or []:
+                    self.cookies.load(cookie)
             received = {name.lower(): value for name, value in response.getheaders()}
             return response.status, received, response.read()
         finally:

@@ -70,21 +70,18 @@ def owned_datastore(name: str, schema: str = "todo", username: str = "ada") -> s
     return Token.objects.create(user=user).key
 
 
-ACT_FOR_JUPYTER_USERS = "act_for_jupyter_users"  # relay.act_for_jupyter_users (the identity work)
-
-
 def bridge_token(username: str = "jupyterlab-bridge") -> str:
-    """An API token for the JupyterLab bridge's service account, as an operator makes one
-    (``manage.py create_token``): an editor of the ``jupyter`` datastore, and allowed to act for
-    Jupyter users once the RTC server knows that permission."""
-    from django.contrib.auth.models import Permission, User
-    from rest_framework.authtoken.models import Token
+    """The JupyterLab bridge's API token, made as an operator makes it (``manage.py
+    create_bridge_token``: allowed to act for Jupyter users), with the ``jupyter`` datastore in
+    place so that each Jupyter user gets their role on first use."""
+    import io
+
+    from django.core.management import call_command
 
     from jupyter_sync.supernode import account
-    from tables.permissions import grant
 
     account.ensure_service_account()
-    user = User.objects.create_user(username)
-    grant(account.ensure_jupyter_datastore(), user, "editor")
-    user.user_permissions.add(*Permission.objects.filter(codename=ACT_FOR_JUPYTER_USERS))
-    return Token.objects.create(user=user).key
+    account.ensure_jupyter_datastore()
+    out = io.StringIO()
+    call_command("create_bridge_token", username, stdout=out, stderr=io.StringIO())
+    return out.getvalue().strip()

@@ -104,8 +104,9 @@ def test_the_identity_header_is_small_ascii_json_of_jupyters_user():
     }
     assert json.loads(identity_header({"username": "bob"}))["display_name"] == "bob"
     assert len(identity_header(User(username="c", name="n" * 10_000))) <= 4096
+    assert json.loads(identity_header(User(username="d", name="a\x07b")))["name"] == "ab"
     with pytest.raises(IdentityTooLarge):
-        identity_header(User(username="u" * 5000))
+        identity_header(User(username="u" * 256))
 
 
 # --- Settings ---------------------------------------------------------------------------------
