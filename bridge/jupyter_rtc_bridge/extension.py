@@ -1,10 +1,11 @@
 """Loading the bridge into a Jupyter Server: check the settings, add the routes, set the page
 config JupyterLab's collaboration front end reads.
 
-A bridge with no RTC server configured stays out of the way (a warning; JupyterLab then runs
-without collaboration), so installing the package never breaks a Jupyter Server. A bridge that is
-configured wrongly, or next to ``jupyter_server_ydoc`` (which serves the same routes from its own
-in-memory rooms), refuses to start the server with one line saying why.
+A bridge with no RTC server configured stays out of the way (a warning, and ``disableRTC`` in the
+page config: JupyterLab then runs without collaboration), so installing the package never breaks
+a Jupyter Server. A bridge that is configured wrongly, or next to ``jupyter_server_ydoc`` (which
+serves the same routes from its own in-memory rooms), refuses to start the server with one line
+saying why.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ ROUTES: list[tuple[str, type]] = [
 ]
 
 PAGE_CONFIG = {"disableRTC": False, "serverSideExecution": True}
+NO_RTC_PAGE_CONFIG = {"disableRTC": True, "serverSideExecution": False}
+
+
+def set_page_config(serverapp: Any, values: dict[str, bool]) -> None:
+    """The flags JupyterLab's page reads (``jupyter_server_ydoc`` sets them when it serves)."""
+    serverapp.web_app.settings.setdefault("page_config_data", {}).update(values)
 
 
 def enabled_rivals(serverapp: Any) -> list[str]:
@@ -77,6 +84,9 @@ def load(serverapp: Any) -> None:
             "jupyter_rtc_bridge: no RTC server configured (RTCBridge.server_url or "
             "RTC_SERVER_URL); JupyterLab runs without real-time collaboration"
         )
+        # The collaboration front end is installed with the bridge: without this it would call
+        # routes nobody serves and fail to open every document.
+        set_page_config(serverapp, NO_RTC_PAGE_CONFIG)
         return
     try:
         settings = config.checked()
@@ -84,6 +94,5 @@ def load(serverapp: Any) -> None:
         refuse(serverapp, str(error))
         return
     serverapp.web_app.add_handlers(".*$", handlers(serverapp, settings))
-    page_config = serverapp.web_app.settings.setdefault("page_config_data", {})
-    page_config.update(PAGE_CONFIG)
+    set_page_config(serverapp, PAGE_CONFIG)
     serverapp.log.info("jupyter_rtc_bridge: collaboration routes served by %s", settings.server_url)

@@ -21,9 +21,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
+from jupyter_sync.api.parsers import AnyTypeJSONParser
 from jupyter_sync.availability import supernode_problem
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.records import (
@@ -159,6 +161,7 @@ class JupyterView(DatastoreAPIView):
     datastore, with Jupyter's error body and the wait for the supernode."""
 
     permission_classes = [JupyterAccess]
+    parser_classes = [JSONParser, AnyTypeJSONParser]
     _pending: Pending | None = None
 
     def get_exception_handler(self):

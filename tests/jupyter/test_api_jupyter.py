@@ -446,6 +446,16 @@ async def test_executions_console_and_cells_with_input_in_both_front_ends_shapes
             await ed.post("/api/kernels/nope/execute", json={"code": "1"}), 404, "not-found"
         )
         assert_error(await ed.post(f"/api/kernels/{kernel_id}/execute", json={}), 400, "invalid")
+        # JupyterLab's fetch labels its JSON bodies text/plain, as Jupyter Server reads them:
+        # JSON all the same; a body that is not JSON is a 400, never a 415.
+        plain = {"Content-Type": "text/plain;charset=UTF-8"}
+        response = await ed.post(
+            f"/api/kernels/{kernel_id}/execute", content=b'{"code": "print(6)"}', headers=plain
+        )
+        assert response.status_code == 202, response.text
+        await execution_done(response.headers["Location"].rsplit("/", 1)[1])
+        response = await ed.post(f"/api/kernels/{kernel_id}/execute", content=b"{", headers=plain)
+        assert_error(response, 400, "parse-error")
         body = {"input": "x"}
         assert_error(
             await ed.post(f"/api/kernels/{kernel_id}/input", json=body), 409, "no-input-request"

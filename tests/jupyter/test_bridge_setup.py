@@ -86,7 +86,9 @@ def test_the_page_config_says_collaborate_and_hides_the_rtc_server(bridged_jupyt
 def test_without_a_server_url_the_bridge_stays_out_of_the_way(bridged_jupyter):
     lab = bridged_jupyter(None, None)
     _page, config = page_config(lab)
-    assert "serverSideExecution" not in config
+    # The collaboration front end is told to stay off, not left calling routes nobody serves.
+    assert config["disableRTC"] is True
+    assert config["serverSideExecution"] is False
     assert lab.request("GET", "/api/collaboration/timeline/a.ipynb")[0] == 404
     assert "no RTC server configured" in lab.log
 
