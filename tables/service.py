@@ -21,12 +21,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
 
 from tables.conf import rtc_settings
+from tables.history import new_doc
 from tables.loaded import Applied, LoadedDoc, MissingDependencies, caught_up, doc_cache
 from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transaction
 from tables.projection import get_projector
 from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
 from tables.signals import transactions_committed
-from tables.ydoc import MalformedUpdate, adds_nothing
+from tables.ydoc import MalformedUpdate, adds_nothing, unintegrated
 
 
 class WriteDenied(Exception):
@@ -374,6 +375,32 @@ def live_adds(datastore: Datastore | str, update: bytes) -> bool:
     return not adds_nothing(update, state_vector, deletions)
 
 
+def live_preview(
+    datastore: Datastore | str, updates: Sequence[bytes]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The document as plain JSON now, and as it would be with ``updates``: judged on a copy, so
+    the live document is never touched (what a reader's updates would do, without storing them).
+
+    Raises MalformedUpdate, or MissingDependencies when an update depends on changes the document
+    does not have (its effect cannot be known).
+    """
+    with caught_up(_as_datastore(datastore)) as loaded:
+        before = loaded.to_python()
+        state = loaded.encode_state()
+        schema = loaded.schema
+    copy = new_doc()
+    copy.apply_update(state)
+    for update in updates:
+        try:
+            copy.apply_update(update)
+        except Exception as error:
+            raise MalformedUpdate(f"cannot apply update: {error}") from None
+    state_vector = copy.get_state()
+    if any(unintegrated(update, state_vector) for update in updates):
+        raise MissingDependencies("the update depends on changes the server does not have")
+    return before, schema.to_python(copy)
+
+
 def live_diff(datastore: Datastore | str, state_vector: bytes) -> tuple[bytes, int]:
     """What a peer with ``state_vector`` lacks (a Yjs update), and the serial it brings it to.
 
@@ -406,7 +433,9 @@ __all__ = [
     "WriteDenied",
     "create_datastore",
     "get_datastore",
+    "live_adds",
     "live_diff",
+    "live_preview",
     "live_python",
     "live_state",
     "live_state_vector",

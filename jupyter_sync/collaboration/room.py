@@ -25,7 +25,9 @@ the lookup and jupyter-collaboration's extras differ:
 - Since the front end reads type 2 as raw, y-websocket's auth message cannot tell it that an
   edit was refused: a refused update closes the connection with 4403 instead (``read-only: ...``
   for a reader; the Jupyter bridge shows JupyterLab's reload dialog), and the window cannot
-  diverge in silence. A reader's sync step 2 with nothing new passes (``receive_update``).
+  diverge in silence. A reader's sync step 2 with nothing new passes (``receive_update``), and
+  so does, dropped unstored, the kernel metadata JupyterLab writes into a notebook by itself on
+  opening it (``front_end_writes``).
 
 Authentication, the Origin check for cookies, roles (the document datastore's, which follow the
 jupyter datastore's through ``roles_from``), limits and fan-out are the relay's.
@@ -43,6 +45,7 @@ from rtc_client.wire import yjs_protocol
 
 from jupyter_sync.availability import supernode_problem
 from jupyter_sync.collaboration import document_records
+from jupyter_sync.collaboration.front_end_writes import only_automatic_changes
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.models import Document
 from jupyter_sync.records import RecordWriteRejected
@@ -50,14 +53,20 @@ from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE
 from jupyter_sync.waiting import WaitTimeout, wait_for_record
 from relay.consumers import ConnectionRefusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
+from tables import service
+from tables.loaded import MissingDependencies
 from tables.models import Datastore
 from tables.permissions import Access, access_for
+from tables.ydoc import MalformedUpdate
 
 RAW = 2
 """jupyter-collaboration's message type for JSON strings (y-protocols' auth type, which clients
 never send to a server)."""
 EMPTY_UPDATE = b"\x00\x00"
 """A Yjs update with nothing in it."""
+MAX_DROPPED = 32
+"""A reader's updates dropped in silence on one connection, at most (each is replayed to judge
+the next): past it, the next one is refused."""
 SESSION_NAMESPACE = uuid.UUID("6b1f7a52-3a8e-4d0c-9a57-2f0c1e4d8b21")
 
 
@@ -156,6 +165,10 @@ def raw_message(message: dict) -> bytes:
 class RoomConsumer(YjsConsumer):
     """``YjsConsumer`` on the datastore of the room's document."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.dropped: list[bytes] = []  # a reader's updates dropped unstored (front_end_writes)
+
     async def datastore_access(self, user) -> Access:
         require_user(user)
         room = self.scope["url_route"]["kwargs"]["room"]
@@ -170,6 +183,25 @@ class RoomConsumer(YjsConsumer):
             )
         self.target = target
         return target.access
+
+    async def reader_update_ignored(self, update: bytes) -> bool:
+        """JupyterLab's own kernel metadata writes in a reader's notebook: dropped, not refused.
+
+        Judged with the ones dropped before on this connection, which the reader's window holds
+        and its later updates build on.
+        """
+        if self.access.datastore.schema != "notebook" or len(self.dropped) >= MAX_DROPPED:
+            return False
+        try:
+            before, after = await database_sync_to_async(service.live_preview)(
+                self.access.datastore, [*self.dropped, update]
+            )
+        except (MalformedUpdate, MissingDependencies):
+            return False  # refused by the caller: nothing of it can be told apart
+        if not only_automatic_changes(before, after):
+            return False
+        self.dropped.append(update)
+        return True
 
     async def update_refused(self, code: str, reason: str) -> None:
         """Close: the front end ignores y-websocket's auth message (type 2 is its raw message

@@ -123,6 +123,35 @@ async def test_a_viewers_sync_with_nothing_new_passes_and_an_edit_closes_4403(ro
     assert await stored(datastore) == before
 
 
+def set_metadata(doc: Doc, key: str, value: dict) -> None:
+    """As ``@jupyter/ydoc``'s ``setMetadata``: one key of the notebook's metadata map."""
+    doc.get("meta", type=Map)["metadata"][key] = value
+
+
+async def test_jupyterlabs_own_kernel_metadata_from_a_viewer_is_dropped_not_stored(room):
+    """JupyterLab writes kernelspec and language_info when a kernel connects, in a viewer's
+    window too: dropped in silence (the room stays open), never stored; anything else the
+    viewer changes alongside them is refused as any edit."""
+    datastore, tokens = room
+    before = await stored(datastore)
+    viewer = YPeer(await connect(ROOM, tokens["vi"]))
+    await viewer.handshake()
+    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    await viewer.edit(lambda doc: set_metadata(doc, "kernelspec", kernelspec))
+    await viewer.edit(lambda doc: set_metadata(doc, "language_info", {"name": "python"}))
+    await still_open(viewer)
+    assert await stored(datastore) == before
+
+    def both(doc: Doc) -> None:
+        set_metadata(doc, "language_info", {"name": "python", "version": "3"})
+        set_metadata(doc, "title", "mine")
+
+    await viewer.edit(both)
+    close = await closed(viewer)
+    assert close["code"] == 4403 and close["reason"].startswith("read-only:")
+    assert await stored(datastore) == before
+
+
 async def test_an_editor_passes_and_a_refused_edit_in_the_room_closes_too(room):
     datastore, tokens = room
     editor = YPeer(await connect(ROOM, tokens["ed"]))
