@@ -80,8 +80,8 @@ class YjsConsumer(RelayConsumer):
             return
         try:
             changes = await database_sync_to_async(service.live_adds)(self.access.datastore, update)
-        except MalformedUpdate as error:
-            await self.update_refused(MalformedUpdate.code, str(error))
+        except (MalformedUpdate, service.UpdateTooLarge) as error:
+            await self.update_refused(error.code, str(error))
             return
         if changes and not await self.reader_update_ignored(update):
             role = self.access.role or "none"

@@ -114,6 +114,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest single Yjs update accepted, in bytes.",
     ),
     Setting(
+        "MAX_NESTING",
+        100,
+        positive_int,
+        "Deepest nesting of values and shared types in one Yjs update (arrays, maps, types "
+        "in types); deeper is refused as too-deep before anything decodes it.",
+    ),
+    Setting(
         "UNDO_DEPTH",
         1000,
         positive_int,

@@ -24,6 +24,7 @@ from tables.conf import rtc_settings
 from tables.history import new_doc
 from tables.loaded import Applied, LoadedDoc, MissingDependencies, caught_up, doc_cache
 from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transaction
+from tables.nesting import check_nesting
 from tables.projection import get_projector
 from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
 from tables.signals import transactions_committed
@@ -46,6 +47,18 @@ class DatastoreNotFound(LookupError):
 
 class DatastoreExists(ValueError):
     code = "datastore-exists"
+
+
+def check_client_update(update: bytes) -> None:
+    """What every update from outside is checked for before anything decodes it: its size, and
+    how deep it nests (the decoder recurses on the native stack). Raises UpdateTooLarge or
+    TooDeep (a MalformedUpdate)."""
+    if len(update) > rtc_settings.MAX_UPDATE_BYTES:
+        raise UpdateTooLarge(
+            f"update of {len(update)} bytes exceeds the limit of "
+            f"{rtc_settings.MAX_UPDATE_BYTES} bytes"
+        )
+    check_nesting(update, rtc_settings.MAX_NESTING)
 
 
 REJECTIONS = (MalformedUpdate, MissingDependencies, SchemaViolation, WriteDenied, UpdateTooLarge)
@@ -203,19 +216,20 @@ def _apply_batch(
             outcomes.append(duplicate)
             continue
         try:
-            if len(proposal.update) > rtc_settings.MAX_UPDATE_BYTES:
-                raise UpdateTooLarge(
-                    f"update of {len(proposal.update)} bytes exceeds the limit of "
-                    f"{rtc_settings.MAX_UPDATE_BYTES} bytes"
-                )
+            check_client_update(proposal.update)
+        except (UpdateTooLarge, MalformedUpdate) as error:  # nothing applied: no rebuild
+            outcomes.append(
+                Outcome(proposal.txid, Status.REJECTED, error_code=error.code, error=str(error))
+            )
+            continue
+        try:
             applied = loaded.apply(proposal.update)
             if applied is not None and authorize is not None:
                 reason = authorize(proposal, applied.analysis)
                 if reason:
                     raise WriteDenied(reason)
         except REJECTIONS as error:
-            if not isinstance(error, UpdateTooLarge):
-                loaded.rebuild(datastore, [item.applied.update for item in accepted])
+            loaded.rebuild(datastore, [item.applied.update for item in accepted])
             outcomes.append(
                 Outcome(proposal.txid, Status.REJECTED, error_code=error.code, error=str(error))
             )
@@ -368,7 +382,8 @@ def live_state_vector(datastore: Datastore | str) -> tuple[bytes, int]:
 def live_adds(datastore: Datastore | str, update: bytes) -> bool:
     """Whether ``update`` would change the live document, judged without applying it (a reader's
     update is answered without touching the document, which a refused write would force to be
-    rebuilt). Raises MalformedUpdate."""
+    rebuilt). Raises MalformedUpdate (TooDeep among them) or UpdateTooLarge."""
+    check_client_update(update)
     with caught_up(_as_datastore(datastore)) as loaded:
         state_vector = loaded.doc.get_state()
         deletions = loaded.doc.get_update(state_vector)
@@ -381,9 +396,11 @@ def live_preview(
     """The document as plain JSON now, and as it would be with ``updates``: judged on a copy, so
     the live document is never touched (what a reader's updates would do, without storing them).
 
-    Raises MalformedUpdate, or MissingDependencies when an update depends on changes the document
-    does not have (its effect cannot be known).
+    Raises MalformedUpdate (TooDeep among them), UpdateTooLarge, or MissingDependencies when an
+    update depends on changes the document does not have (its effect cannot be known).
     """
+    for update in updates:
+        check_client_update(update)
     with caught_up(_as_datastore(datastore)) as loaded:
         before = loaded.to_python()
         state = loaded.encode_state()
@@ -431,6 +448,7 @@ __all__ = [
     "UpdateTooLarge",
     "ValidationError",
     "WriteDenied",
+    "check_client_update",
     "create_datastore",
     "get_datastore",
     "live_adds",

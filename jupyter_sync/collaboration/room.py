@@ -196,7 +196,7 @@ class RoomConsumer(YjsConsumer):
             before, after = await database_sync_to_async(service.live_preview)(
                 self.access.datastore, [*self.dropped, update]
             )
-        except (MalformedUpdate, MissingDependencies):
+        except (MalformedUpdate, MissingDependencies, service.UpdateTooLarge):
             return False  # refused by the caller: nothing of it can be told apart
         if not only_automatic_changes(before, after):
             return False

@@ -39,6 +39,7 @@ REJECTION_STATUS = {
     "malformed-update": status.HTTP_400_BAD_REQUEST,
     "missing-dependencies": status.HTTP_400_BAD_REQUEST,
     "too-large": status.HTTP_400_BAD_REQUEST,
+    "too-deep": status.HTTP_400_BAD_REQUEST,
     "nothing-to-undo": status.HTTP_409_CONFLICT,
     "undo-unsupported": status.HTTP_400_BAD_REQUEST,
 }

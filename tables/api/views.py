@@ -358,7 +358,7 @@ class TransactionsView(DatastoreAPIView):
         description=(
             "201 when stored; 200 when the id was stored before (duplicate, with its serial) or "
             "when the update changed nothing (noop). Refusals: 400 schema-violation, "
-            "malformed-update, missing-dependencies, too-large; 403 permission-denied."
+            "malformed-update, missing-dependencies, too-large, too-deep; 403 permission-denied."
         ),
         request=s.TransactionSerializer,
         responses={
