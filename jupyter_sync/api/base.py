@@ -21,7 +21,6 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
@@ -37,6 +36,7 @@ from jupyter_sync.records import (
 from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
 from jupyter_sync.waiting import Record, WaitTimeout, read_record, wait_for_record
 from tables.api.errors import APIError, api_exception_handler, rejected_write
+from tables.api.parsers import JSONParser
 from tables.api.permissions import DatastoreAccess
 from tables.api.views import DatastoreAPIView
 from tables.models import Datastore

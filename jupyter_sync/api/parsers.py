@@ -9,7 +9,7 @@ is not JSON is a 400 (``parse-error``), never a 415.
 
 from __future__ import annotations
 
-from rest_framework.parsers import JSONParser
+from tables.api.parsers import JSONParser
 
 
 class AnyTypeJSONParser(JSONParser):

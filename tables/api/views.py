@@ -14,7 +14,6 @@ from django.db.models import F, Q
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +28,7 @@ from tables.api.errors import (
     not_found,
     rejected_write,
 )
+from tables.api.parsers import JSONParser
 from tables.api.permissions import DatastoreAccess
 from tables.api.serializers import validated
 from tables.conf import rtc_settings

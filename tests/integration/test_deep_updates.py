@@ -118,3 +118,16 @@ async def test_the_collaboration_room(role):
     again = YPeer(await connect(ROOM, await token_for(user)))  # the process serves on
     await again.handshake()
     await still_open(again)
+
+
+def test_json_bodies_nested_past_pythons_parser_are_a_400(people):
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=people['editor']).key}"
+    )
+    body = '{"patch": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = client.post(
+        "/api/datastores/todo/transactions/", body, content_type="application/json"
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "parse-error")
+    assert "nested too deep" in response.json()["detail"]

@@ -61,7 +61,7 @@ def parse_message(raw: str | bytes) -> dict[str, Any] | None:
     (a client takes what it can: content that is not an object reads as empty)."""
     try:
         message = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(message, dict) or not isinstance(message.get("msgType"), str):
         return None
