@@ -21,6 +21,7 @@ from pycrdt import Doc
 from tables.conf import rtc_settings
 from tables.history import Snapshot, snapshot
 from tables.models import Datastore
+from tables.nesting import TooDeep
 from tables.schema import Analysis, Schema, SchemaViolation, get_schema
 from tables.ydoc import MalformedUpdate, unintegrated
 
@@ -123,12 +124,27 @@ class LoadedDoc:
             )
         if not self._updates:
             return None
+        self._check_depth()
         new_roots = set(self.doc.keys()) - set(self._roots) if self.schema.validates else set()
         analysis = self.schema.analyze(self.doc, self._events, new_roots)
         if analysis.errors:
             raise SchemaViolation(analysis.errors)
         effective = self._updates[0] if len(self._updates) == 1 else update
         return Applied(effective, analysis)
+
+    def _check_depth(self) -> None:
+        """Types changed at most ``RTC_MAX_NESTING`` levels down: the update itself is bounded
+        (``tables.nesting``), and this bounds what updates build on each other's types, so no
+        number of updates makes the document deeper than a decoder's stack."""
+        limit = rtc_settings.MAX_NESTING
+        for events in self._events.values():
+            for event in events:
+                depth = len(event.path) + 1  # the changed type's, counting its root
+                if depth >= limit:  # what it holds would be deeper still
+                    raise TooDeep(
+                        f"a change inside {depth} levels of shared types; "
+                        f"at most {limit} levels are accepted"
+                    )
 
     def encode_state(self) -> bytes:
         return self.doc.get_update()

@@ -11,6 +11,7 @@ import base64
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
+from pycrdt import Map
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rtc_client.wire import yjs_protocol
@@ -131,3 +132,29 @@ def test_json_bodies_nested_past_pythons_parser_are_a_400(people):
     )
     assert (response.status_code, response.json()["code"]) == (400, "parse-error")
     assert "nested too deep" in response.json()["detail"]
+
+
+def test_updates_building_on_each_others_types_stop_at_the_limit(settings):
+    """Each update nests one more map in the last one: each alone is shallow, and the
+    document still never gets deeper than RTC_MAX_NESTING."""
+    settings.RTC = {**settings.RTC, "MAX_NESTING": 20}
+    owner = User.objects.create_user("owner")
+    datastore = service.create_datastore("deep", "notebook", owner=owner)
+    writer = Client(datastore, author_id=owner.pk)
+    outcomes = []
+    for _ in range(30):
+
+        def nest_one_more(doc):
+            inner = doc.get("meta", type=Map)
+            while "k" in inner:
+                inner = inner["k"]
+            inner["k"] = Map()
+
+        outcome = writer.send(nest_one_more)
+        outcomes.append(outcome.error_code or outcome.status.value)
+        if outcome.error_code:
+            break
+    assert outcomes[-1] == "too-deep", outcomes
+    assert len(outcomes) == 20  # the root map, then 19 maps in maps; the 20th nested is refused
+    datastore.refresh_from_db()
+    assert datastore.last_serial == 19
