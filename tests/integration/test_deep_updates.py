@@ -19,10 +19,10 @@ from rtc_client.wire import yjs_protocol
 from tables import service
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
-from tests.integration.test_room_roles import ROOM, closed, open_document, still_open
 from tests.support.crafted import any_update, nested_arrays
 from tests.support.factories import Client, add_todo
 from tests.support.peers import JsonPeer, YPeer, connect, token_for
+from tests.support.rooms import ROOM, closed, open_document, still_open
 from tests.support.waiting import aeventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
