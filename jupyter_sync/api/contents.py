@@ -15,12 +15,18 @@ from rest_framework.response import Response
 from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView
 from jupyter_sync.api.views import NO_BODY, TAG, action_errors
+from jupyter_sync.paths import BadPath, checked_path
 from jupyter_sync.schema import content_fields, content_key
+from tables.api.errors import APIError
 from tables.api.serializers import validated
 
 
-def clean(path: str) -> str:
-    return path.strip("/")
+def clean(path: str, *, root: bool = False) -> str:
+    """The route's path, checked (``jupyter_sync.paths``); 400 ``bad-path`` otherwise."""
+    try:
+        return checked_path(path, root=root)
+    except BadPath as error:
+        raise APIError(status.HTTP_400_BAD_REQUEST, error.code, str(error)) from None
 
 
 def model_from_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +68,7 @@ class ContentsView(JupyterView):
         responses={200: s.ContentsModelSerializer, **action_errors()},
     )
     def get(self, request: Request, path: str = "") -> Response:
-        path = clean(path)
+        path = clean(path, root=True)
         query = validated(s.ContentsQuerySerializer, request.query_params)
         known = self.from_model(path, query)
         if known is not None:
@@ -82,9 +88,7 @@ class ContentsView(JupyterView):
     )
     def post(self, request: Request, path: str = "") -> Response:
         data = validated(s.ContentsCreateSerializer, request.data)
-        params = {"path": clean(path), **data}
-        if "copy_from" in params:
-            params["copy_from"] = clean(params["copy_from"])
+        params = {"path": clean(path, root=True), **data}
         return self.pending_request(
             "contents.new", params, lambda result: located(result.get("model") or {})
         )
@@ -118,7 +122,7 @@ class ContentsView(JupyterView):
         responses={200: s.ContentsModelSerializer, **action_errors(409)},
     )
     def patch(self, request: Request, path: str = "") -> Response:
-        new_path = clean(validated(s.ContentsRenameSerializer, request.data)["path"])
+        new_path = validated(s.ContentsRenameSerializer, request.data)["path"]
         return self.pending_request(
             "contents.rename",
             {"path": clean(path), "new_path": new_path},
@@ -148,7 +152,7 @@ class ContentsRefreshView(JupyterView):
         responses={200: s.ContentsModelSerializer, **action_errors()},
     )
     def post(self, request: Request, path: str = "") -> Response:
-        path = clean(path)
+        path = clean(path, root=True)
         return self.pending_request(
             "contents.list",
             {"path": path},

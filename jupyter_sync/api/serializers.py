@@ -8,6 +8,7 @@ from typing import Any
 import nbformat
 from rest_framework import serializers
 
+from jupyter_sync.paths import BadPath, checked_path
 from tables.api.serializers import ErrorSerializer, QuerySerializer, StrictCharField
 
 NAME = {"max_length": 200}
@@ -23,6 +24,25 @@ class StrictObject(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         return super().to_internal_value(data)
+
+
+class JupyterPath(StrictCharField):
+    """A path under the Jupyter Server's root, checked (``jupyter_sync.paths``): a ``..`` step,
+    NUL or a lone surrogate is a 400 naming the field. ``root``: ``""`` (the root) is allowed."""
+
+    def __init__(self, *, root: bool = False, **kwargs: Any):
+        kwargs.setdefault("max_length", 4096)
+        if root:
+            kwargs.setdefault("allow_blank", True)
+        self.allow_root = root
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        try:
+            return checked_path(text, root=self.allow_root)
+        except BadPath as error:
+            raise serializers.ValidationError(str(error)) from None
 
 
 class JupyterErrorSerializer(ErrorSerializer):
@@ -67,7 +87,7 @@ class KernelSerializer(serializers.Serializer):
 
 class KernelStartSerializer(StrictObject):
     name = StrictCharField(required=False, **NAME, help_text="Kernelspec (default: the server's).")
-    path = StrictCharField(required=False, **PATH, help_text="The kernel's working directory.")
+    path = JupyterPath(required=False, root=True, help_text="The kernel's working directory.")
 
 
 # --- Sessions -------------------------------------------------------------------------------
@@ -93,14 +113,14 @@ class SessionKernelSerializer(StrictObject):
 
 
 class SessionCreateSerializer(StrictObject):
-    path = StrictCharField(max_length=4096)
+    path = JupyterPath()
     name = StrictCharField(required=False, **PATH)
     type = StrictCharField(required=False, max_length=50, help_text="notebook (default), file...")
     kernel = SessionKernelSerializer(required=False)
 
 
 class SessionUpdateSerializer(StrictObject):
-    path = StrictCharField(required=False, max_length=4096)
+    path = JupyterPath(required=False)
     name = StrictCharField(required=False, **PATH)
     type = StrictCharField(required=False, max_length=50)
     kernel = SessionKernelSerializer(required=False)
@@ -181,7 +201,7 @@ class ContentsQuerySerializer(QuerySerializer):
 class ContentsCreateSerializer(StrictObject):
     type = serializers.ChoiceField(choices=CONTENT_TYPES, required=False)
     ext = StrictCharField(required=False, max_length=50, help_text="e.g. .txt, for type file.")
-    copy_from = StrictCharField(required=False, max_length=4096, help_text="Copy this path here.")
+    copy_from = JupyterPath(required=False, help_text="Copy this path here.")
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if "copy_from" in data and ("type" in data or "ext" in data):
@@ -225,7 +245,7 @@ def notebook_problem(content: Any) -> str | None:
 
 
 class ContentsRenameSerializer(StrictObject):
-    path = StrictCharField(max_length=4096, help_text="The new path.")
+    path = JupyterPath(help_text="The new path.")
 
 
 # --- Executions -----------------------------------------------------------------------------

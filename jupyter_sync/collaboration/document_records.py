@@ -9,11 +9,11 @@ which the write path keeps equal to the committed records.
 
 from __future__ import annotations
 
-import posixpath
 import uuid
 from dataclasses import dataclass
 
 from jupyter_sync.models import Document
+from jupyter_sync.paths import BadPath, checked_path
 from jupyter_sync.records import WritePathWriter, do_ask_document, do_create_document
 from jupyter_sync.schema import DOCUMENT_FORMATS
 from tables.models import Datastore
@@ -24,28 +24,14 @@ REQUESTS = ("save", "reload", "rename", "close", "delete")
 DOCUMENT_ID_NAMESPACE = uuid.UUID("0f7c2b0e-5f4b-4d55-8a8e-4c7b9b1f6a10")
 
 
-class InvalidDocumentPath(ValueError):
-    """A path that cannot name a file under the Jupyter Server's root."""
+InvalidDocumentPath = BadPath  # the name callers here have used
 
 
 def normalize_path(path: str) -> str:
-    """The contents API path for ``path``: relative to the root, no ``.``/``..`` steps.
-
-    Jupyter Server refuses paths outside its root too, but only the supernode would hear it;
-    refusing here gives the caller the reason and writes nothing.
-    """
-    if "\x00" in path or "\\" in path:
-        raise InvalidDocumentPath("a path may not contain NUL characters or backslashes")
-    parts = path.strip("/").split("/")
-    if parts == [""]:
-        raise InvalidDocumentPath(
-            "a path names a file under the server's root, not the root itself"
-        )
-    if any(part in ("", ".", "..") for part in parts):
-        raise InvalidDocumentPath(
-            f"a path must stay inside the server's root: no '.', '..' or empty steps (got {path!r})"
-        )
-    return posixpath.join(*parts)
+    """The contents API path for a document: ``jupyter_sync.paths.checked_path``. Jupyter
+    Server refuses paths outside its root too, but only the supernode would hear it; refusing
+    here gives the caller the reason and writes nothing."""
+    return checked_path(path)
 
 
 def document_type_for(path: str, requested: str | None) -> str:

@@ -100,7 +100,12 @@ class JupyterClient:
             raise JupyterError(response.status_code, _error_message(response), str(response.url))
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:  # a proxy's page, a truncated body: Jupyter's failure, not ours
+            raise JupyterError(
+                response.status_code, "the answer is not JSON", str(response.url)
+            ) from None
 
     # --- Server --------------------------------------------------------------------------------
 
@@ -192,7 +197,13 @@ class JupyterClient:
 
     @staticmethod
     def _contents_path(path: str) -> str:
-        return f"/api/contents/{quote(path.strip('/'))}"
+        """``/api/contents/<path>``, each step quoted. A ``.`` or ``..`` step would make the URL
+        name another endpoint, with this client's token: refused here, whatever the caller
+        checked (as Jupyter would refuse a path outside its root)."""
+        steps = path.strip("/").split("/") if path.strip("/") else []
+        if any(step in ("", ".", "..") for step in steps):
+            raise JupyterError(400, f"not a path under the root: {path!r}", "/api/contents")
+        return "/api/contents/" + "/".join(quote(step, safe="") for step in steps)
 
     async def get_contents(
         self,

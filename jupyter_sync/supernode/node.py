@@ -238,6 +238,10 @@ class Supernode:
             do_fail_request(
                 self.records, request_id, str(error) or type(error).__name__, failure(error)
             )
+        except Exception as error:  # an answer nobody expected: fail this request, keep running
+            action_name = record.get("action")
+            logger.exception("request %s (%r) failed unexpectedly", request_id, action_name)
+            do_fail_request(self.records, request_id, f"unexpected: {error!r}", failure(error))
         else:
             do_finish_request(self.records, request_id, result)
         self.refresh_requested.set()

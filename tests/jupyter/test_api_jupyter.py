@@ -729,3 +729,45 @@ async def test_a_notebook_saved_through_rest_keeps_its_integers(start_server, ju
         assert_error(response, 400, "invalid")
         assert "not a valid notebook" in response.text
         assert not (folder / "broken.ipynb").exists()
+
+
+def as_json(body: object) -> dict:
+    """A request body as ASCII JSON (lone surrogates escaped, as a browser may send them)."""
+    return {"content": json.dumps(body), "headers": {"Content-Type": "application/json"}}
+
+
+async def test_paths_that_leave_the_root_are_refused_before_anything_is_asked(start_server):
+    """A ``..`` step sent encoded arrives decoded: through the supernode's token it would name
+    another Jupyter endpoint (its status, identity, config). Every route taking a path refuses
+    it, and NUL, lone surrogates and backslashes, with 400, and asks the supernode nothing."""
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server)
+    escapes = ("%2e%2e/api/status", "a/%2E%2E/%2e%2e/api/me", "%2E/x", "a//b", "a%5Cb")
+    async with api(server, tokens["ed"]) as ed, api(server, tokens["vi"]) as vi:
+        for path in escapes:
+            assert_error(await vi.get(f"/api/contents/{path}"), 400, "bad-path")
+            model = {"type": "file", "format": "text", "content": "x"}
+            assert_error(await ed.put(f"/api/contents/{path}", json=model), 400, "bad-path")
+            assert_error(await ed.delete(f"/api/contents/{path}"), 400, "bad-path")
+            assert_error(await ed.post(f"/api/contents/{path}", json={}), 400, "bad-path")
+            assert_error(await ed.post(f"/api/contents-refresh/{path}"), 400, "bad-path")
+            renamed = await ed.patch(f"/api/contents/{path}", json={"path": "y"})
+            assert_error(renamed, 400, "bad-path")
+        body = assert_error(await vi.get("/api/contents/a%00b"), 400, "invalid")  # any URL's NUL
+        assert list(body["errors"]) == ["path"]
+        for bad in ("../api/config/x", "a/../../b", "", "a\\b", "a\x00b", "\ud800"):
+            field = ["body"] if bad in ("a\x00b", "\ud800") else ["path"]  # any body's
+            body = assert_error(
+                await ed.patch("/api/contents/a", **as_json({"path": bad})), 400, "invalid"
+            )
+            assert list(body["errors"]) == field
+            body = assert_error(
+                await ed.post("/api/sessions", **as_json({"path": bad})), 400, "invalid"
+            )
+            assert list(body["errors"]) == field
+            copy = {"copy_from": bad}
+            body = assert_error(await ed.post("/api/contents/a", **as_json(copy)), 400, "invalid")
+            assert list(body["errors"]) == (field if field == ["body"] else ["copy_from"])
+        body = assert_error(await ed.post("/api/kernels", json={"path": ".."}), 400, "invalid")
+        assert list(body["errors"]) == ["path"]
+        assert await requests_table() == {}
