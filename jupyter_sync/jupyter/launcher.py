@@ -31,6 +31,10 @@ READY_PATH = "/api/status"
 TERMINALS_EXTENSION = "jupyter_server_terminals"
 LIMIT_RATE = "ZMQChannelsWebsocketConnection.limit_rate"  # iopub rate limits: off unless asked
 
+# Jupyter's file contents manager that follows no symlink out of the root (in the bridge
+# package, which every install has): the launched server's files stay under its root.
+CONTENTS_MANAGER = "jupyter_rtc_bridge.contents.InsideRootContentsManager"
+
 
 class JupyterLaunchError(RuntimeError):
     """The server did not come up (its log is in the message), or is not running."""
@@ -140,6 +144,8 @@ class LocalJupyterServer:
             "--ServerApp.port_retries=0",  # our port or nothing: the URL is known in advance
             f"--ServerApp.root_dir={self._root_dir}",
             f"--IdentityProvider.token={self._token}",
+            # Symlinks inside the root that point out of it are not followed (the bridge's).
+            f"--ServerApp.contents_manager_class={CONTENTS_MANAGER}",
         ]
         if not any(arg.startswith(f"--{LIMIT_RATE}=") for arg in self._args):
             # The server drops iopub messages past a rate (to spare browsers); the supernode

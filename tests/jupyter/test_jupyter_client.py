@@ -419,6 +419,34 @@ async def test_contents(
     assert (await api.get_contents(workdir))["content"] == []
 
 
+async def test_symlinks_out_of_the_root_are_not_followed(
+    api: JupyterClient, workdir: str, jupyter_server: LocalJupyterServer, tmp_path: Path
+) -> None:
+    """Jupyter follows a symlink inside its root wherever it points; the launched server
+    (the bridge's contents manager) answers 404 for one that leads out, for reads and writes,
+    and still serves one that stays inside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("private")
+    folder = jupyter_server.root_dir / workdir
+    (folder / "inside.txt").write_text("shared")
+    (folder / "file-out.txt").symlink_to(outside / "secret.txt")
+    (folder / "dir-out").symlink_to(outside)
+    (folder / "file-in.txt").symlink_to(folder / "inside.txt")
+
+    text = {"type": "file", "format": "text", "content": "overwritten"}
+    for path in ("file-out.txt", "dir-out", "dir-out/secret.txt", "dir-out/new.txt"):
+        with pytest.raises(JupyterError) as caught:
+            await api.get_contents(f"{workdir}/{path}")
+        assert caught.value.status == 404, path
+        with pytest.raises(JupyterError) as caught:
+            await api.save_contents(f"{workdir}/{path}", text)
+        assert caught.value.status == 404, path
+    assert (outside / "secret.txt").read_text() == "private"
+    assert sorted(path.name for path in outside.iterdir()) == ["secret.txt"]
+    assert (await api.get_contents(f"{workdir}/file-in.txt"))["content"] == "shared"
+
+
 async def test_terminals(api: JupyterClient) -> None:
     assert terminals_available(), "jupyter_server_terminals and terminado come with jupyter_server"
     terminal = await api.create_terminal()
