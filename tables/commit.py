@@ -8,6 +8,7 @@ comes before every answer, without one commit (and one fsync) per keystroke.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import Future, InvalidStateError
 
@@ -16,6 +17,8 @@ from channels.db import database_sync_to_async
 from tables.conf import rtc_settings
 from tables.models import Datastore
 from tables.service import Authorizer, Outcome, Proposal, write
+
+logger = logging.getLogger(__name__)
 
 
 class CommitQueue:
@@ -46,9 +49,18 @@ class CommitQueue:
                     return
             try:
                 outcomes = write(self.datastore, [(p, a) for p, a, _ in batch])
-            except Exception as error:  # every waiter of this batch must hear about it
-                for _, _, future in batch:
-                    _answer(future, error=error)
+            except Exception as error:
+                if len(batch) == 1:
+                    _answer(batch[0][2], error=error)
+                    continue
+                # One transaction's failure must not sink the others: each alone, in order.
+                logger.warning(
+                    "a batch of %d for %s failed (%r); committing its transactions one by one",
+                    len(batch),
+                    self.datastore.name,
+                    error,
+                )
+                self._one_by_one(batch)
                 continue
             except BaseException as error:  # interrupted: fail everything queued, then stop
                 with self._lock:
@@ -60,6 +72,17 @@ class CommitQueue:
                 raise
             self.batches += 1
             for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                _answer(future, outcome)
+
+    def _one_by_one(self, batch: list[tuple[Proposal, Authorizer | None, Future[Outcome]]]) -> None:
+        for proposal, authorize, future in batch:
+            try:
+                [outcome] = write(self.datastore, [(proposal, authorize)])
+            except Exception as error:
+                logger.exception("transaction %s failed alone", proposal.txid or "(new)")
+                _answer(future, error=error)
+            else:
+                self.batches += 1
                 _answer(future, outcome)
 
 

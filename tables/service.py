@@ -28,6 +28,7 @@ from tables.nesting import check_nesting
 from tables.projection import get_projector
 from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
 from tables.signals import transactions_committed
+from tables.storable import UnstorableText, check_analysis, check_text, storable
 from tables.ydoc import MalformedUpdate, adds_nothing, unintegrated
 
 
@@ -61,7 +62,14 @@ def check_client_update(update: bytes) -> None:
     check_nesting(update, rtc_settings.MAX_NESTING)
 
 
-REJECTIONS = (MalformedUpdate, MissingDependencies, SchemaViolation, WriteDenied, UpdateTooLarge)
+REJECTIONS = (
+    MalformedUpdate,
+    MissingDependencies,
+    SchemaViolation,
+    WriteDenied,
+    UpdateTooLarge,
+    UnstorableText,
+)
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,7 @@ def write(
 def _apply_batch(
     datastore: Datastore, loaded: LoadedDoc, batch: Sequence[tuple[Proposal, Authorizer | None]]
 ) -> tuple[list[Outcome], list[_Accepted]]:
-    txids = [proposal.txid for proposal, _ in batch]
+    txids = [proposal.txid for proposal, _ in batch if storable(proposal.txid)]
     known = dict(
         Transaction.objects.filter(datastore=datastore, txid__in=txids)
         .order_by()  # the model's default ordering would add a join and a sort
@@ -217,7 +225,8 @@ def _apply_batch(
             continue
         try:
             check_client_update(proposal.update)
-        except (UpdateTooLarge, MalformedUpdate) as error:  # nothing applied: no rebuild
+            check_text("the transaction's ids", [proposal.txid, proposal.store_id, proposal.origin])
+        except (UpdateTooLarge, MalformedUpdate, UnstorableText) as error:  # nothing applied
             outcomes.append(
                 Outcome(proposal.txid, Status.REJECTED, error_code=error.code, error=str(error))
             )
@@ -228,6 +237,8 @@ def _apply_batch(
                 reason = authorize(proposal, applied.analysis)
                 if reason:
                     raise WriteDenied(reason)
+            if applied is not None:
+                check_analysis(applied.analysis)
         except REJECTIONS as error:
             loaded.rebuild(datastore, [item.applied.update for item in accepted])
             outcomes.append(

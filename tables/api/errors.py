@@ -40,6 +40,7 @@ REJECTION_STATUS = {
     "missing-dependencies": status.HTTP_400_BAD_REQUEST,
     "too-large": status.HTTP_400_BAD_REQUEST,
     "too-deep": status.HTTP_400_BAD_REQUEST,
+    "bad-text": status.HTTP_400_BAD_REQUEST,
     "nothing-to-undo": status.HTTP_409_CONFLICT,
     "undo-unsupported": status.HTTP_400_BAD_REQUEST,
 }
