@@ -60,6 +60,19 @@ def _role(value: str) -> str:
     return value
 
 
+def name_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Names given comma-separated (or as a list), ``*`` allowed only at the end (a prefix)."""
+    items = value.split(",") if isinstance(value, str) else value
+    names = [name.strip() for name in items if name.strip()]
+    if any("*" in name[:-1] for name in names):
+        raise ValueError("a * may only end a name (a prefix)")
+    return names
+
+
+def _names(value: str) -> str:
+    return ",".join(name_list(value))
+
+
 BRIDGE_ROLES = ("viewer", "editor", "none")
 
 
@@ -119,6 +132,21 @@ SETTINGS: tuple[Setting, ...] = (
         positive_int,
         "Deepest nesting of values and shared types in one Yjs update (arrays, maps, types "
         "in types); deeper is refused as too-deep before anything decodes it.",
+    ),
+    Setting(
+        "RESERVED_NAMES",
+        "jupyter,doc-*",
+        _names,
+        "Datastore names (comma-separated; a trailing * makes a prefix) that only the system "
+        "and superusers create: the supernode's jupyter datastore and its doc-<id> documents, "
+        "so nobody can take a notebook's name first and keep it from ever opening.",
+    ),
+    Setting(
+        "MAX_DATASTORES_PER_USER",
+        100,
+        positive_int,
+        "Datastores a user may own through the API (superusers: no limit); past it, creating "
+        "one answers 403 datastore-quota. 0: no limit.",
     ),
     Setting(
         "UNDO_DEPTH",

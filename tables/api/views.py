@@ -32,6 +32,7 @@ from tables.api.parsers import JSONParser
 from tables.api.permissions import DatastoreAccess
 from tables.api.serializers import validated
 from tables.conf import rtc_settings
+from tables.creation import CreationRefused, check_create_datastore
 from tables.models import Datastore, DatastoreRole, Origin, Role, TouchedRecord, Transaction
 from tables.permissions import Access, access_for
 from tables.pruning import HistoryPruned
@@ -119,10 +120,14 @@ class DatastoreListView(DatastoreAPIView):
         tags=[TAG],
         summary="Create a datastore (you become its owner)",
         request=s.DatastoreCreateSerializer,
-        responses={201: s.DatastoreDetailSerializer, **error_responses(400, 409)},
+        responses={201: s.DatastoreDetailSerializer, **error_responses(400, 403, 409)},
     )
     def post(self, request: Request) -> Response:
         data = validated(s.DatastoreCreateSerializer, request.data)
+        try:
+            check_create_datastore(request.user, data["name"])
+        except CreationRefused as error:
+            raise APIError(status.HTTP_403_FORBIDDEN, error.code, str(error)) from None
         try:
             datastore = service.create_datastore(data["name"], data["schema"], owner=request.user)
         except (service.DatastoreExists, IntegrityError):
@@ -358,7 +363,8 @@ class TransactionsView(DatastoreAPIView):
         description=(
             "201 when stored; 200 when the id was stored before (duplicate, with its serial) or "
             "when the update changed nothing (noop). Refusals: 400 schema-violation, "
-            "malformed-update, missing-dependencies, too-large, too-deep; 403 permission-denied."
+            "malformed-update, missing-dependencies, too-large, too-deep, bad-text; "
+            "403 permission-denied."
         ),
         request=s.TransactionSerializer,
         responses={
