@@ -43,6 +43,14 @@ DOCUMENT_FORMATS = {"notebook": "json", "file": "text"}
 """Document type → the contents API format it is loaded and saved in."""
 
 
+def document_datastore_name(document_id: str) -> str:
+    """The datastore the supernode opens a document into: named after the document id (so a
+    rename keeps it), and the only one a documents record may lead to. The record's own
+    ``datastore_name`` is writable by any editor of the jupyter datastore, so it is never
+    trusted to name a datastore; ``doc-`` is reserved (``RTC_RESERVED_NAMES``)."""
+    return f"doc-{document_id}"
+
+
 def timestamp() -> str:
     """Now, as the records' ``*_at`` fields hold it: ISO 8601 in UTC."""
     return datetime.now(UTC).isoformat()

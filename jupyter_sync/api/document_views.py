@@ -28,7 +28,6 @@ from jupyter_sync.models import Document
 from jupyter_sync.records import RecordWriteRejected
 from tables.api.errors import APIError, conflict, not_found, rejected_write
 from tables.api.serializers import validated
-from tables.models import Datastore
 
 TAG = "documents"
 STILL_WORKING = OpenApiResponse(
@@ -59,9 +58,7 @@ def document_url(request: Request, document_id: str) -> str:
 
 def represent(request: Request, row: Document) -> dict[str, Any]:
     """A document as the API shows it, with its WebSocket URLs once it has a datastore."""
-    datastore = (
-        Datastore.objects.filter(name=row.datastore_name).first() if row.datastore_name else None
-    )
+    datastore = document_records.document_datastore(row)
     sockets = session = None
     if datastore is not None:
         base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
@@ -84,7 +81,7 @@ def represent(request: Request, row: Document) -> dict[str, Any]:
         "conflict": row.conflict,
         "last_saved": row.last_saved,
         "last_modified": row.last_modified,
-        "datastore_name": row.datastore_name,
+        "datastore_name": datastore.name if datastore is not None else "",
         "url": document_url(request, row.record_id),
         "websockets": sockets,
         "session_id": session,

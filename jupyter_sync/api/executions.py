@@ -19,11 +19,13 @@ from rest_framework.response import Response
 from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView, restore_integers, write_path_refusals
 from jupyter_sync.api.views import TAG, action_errors, error_responses
-from jupyter_sync.models import Output
+from jupyter_sync.collaboration.document_records import document_datastore
+from jupyter_sync.models import Document, Output
 from jupyter_sync.records import do_answer_input, do_cancel_execution
-from jupyter_sync.schema import EXECUTION_DONE
+from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE
 from tables.api.errors import conflict, not_found
 from tables.api.serializers import validated
+from tables.permissions import access_for
 
 FIELDS = tuple(s.ExecutionSerializer().fields)
 
@@ -58,9 +60,14 @@ class ExecutionBase(JupyterView):
         """The record's outputs; for a cell, the cell's outputs in the notebook's projection."""
         if not record.get("document_id"):
             return record.get("outputs") or []
-        document = self.record("documents", record["document_id"]) or {}
+        row = Document.objects.filter(
+            datastore__name=JUPYTER_DATASTORE, record_id=record["document_id"]
+        ).first()
+        datastore = document_datastore(row) if row is not None else None
+        if datastore is None or not access_for(self.request.user, datastore).can_read:
+            return []
         rows = Output.objects.filter(
-            cell__notebook__datastore__name=document.get("datastore_name") or "",
+            cell__notebook__datastore=datastore,
             cell__cell_id=record.get("cell_id") or "",
         ).order_by("index")
         return restore_integers([row.content for row in rows])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from jupyter_sync.models import Document
 from jupyter_sync.paths import BadPath, checked_path
 from jupyter_sync.records import WritePathWriter, do_ask_document, do_create_document
-from jupyter_sync.schema import DOCUMENT_FORMATS
+from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE, document_datastore_name
 from tables.models import Datastore
 from tables.permissions import Access
 
@@ -55,6 +55,17 @@ def new_document_id(path: str, taken: set[str]) -> str:
 
 def jupyter_records(jupyter: Datastore):
     return Document.objects.filter(datastore=jupyter)
+
+
+def document_datastore(row: Document) -> Datastore | None:
+    """The datastore a documents record leads to: the one the supernode opened it into
+    (``doc-<id>``, its roles those of the jupyter datastore), once the record says it is there.
+    A record naming any other datastore (any editor may write one) leads nowhere: a record
+    must never let someone read or act on a datastore they have no role on."""
+    name = document_datastore_name(row.record_id)
+    if row.datastore_name != name:
+        return None
+    return Datastore.objects.filter(name=name, roles_from__name=JUPYTER_DATASTORE).first()
 
 
 def find(jupyter: Datastore, document_id: str) -> Document | None:

@@ -129,8 +129,8 @@ def _room_target(room: str, user) -> RoomTarget:
         raise ConnectionRefusal(
             4400, "bad-room", f"document {document_id!r} is a {record.type}, not a {document_type}"
         )
-    datastore = Datastore.objects.filter(name=record.datastore_name).first()
-    if not record.datastore_name or datastore is None:
+    datastore = document_records.document_datastore(record)
+    if datastore is None:
         raise ConnectionRefusal(
             4404,
             "document-not-open",

@@ -31,7 +31,6 @@ from jupyter_sync.collaboration.room import document_session
 from jupyter_sync.records import RecordWriteRejected
 from tables.api.errors import APIError, rejected_write
 from tables.api.serializers import validated
-from tables.models import Datastore
 from tables.permissions import Access
 
 
@@ -127,7 +126,7 @@ class CollaborationSessionView(DocumentsView):
                 "wrong-type",
                 f"{row.path} is open as a {row.type}, not a {data['type']}",
             )
-        datastore = Datastore.objects.filter(name=row.datastore_name).first()
+        datastore = document_records.document_datastore(row)
         if datastore is None:
             raise failure(row)
         body = {

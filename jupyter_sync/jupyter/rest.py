@@ -45,6 +45,15 @@ def _error_message(response: httpx.Response) -> str:
     return response.reason_phrase or response.text[:200]
 
 
+def _step(value: str) -> str:
+    """One step of a Jupyter URL path (an id, a name, a path step), quoted whole. Every URL
+    this client builds goes through here: ``.``, ``..`` and empty steps are refused, since
+    they would make the URL name another endpoint, with this client's token."""
+    if not isinstance(value, str) or value in ("", ".", ".."):
+        raise JupyterError(400, f"not a name Jupyter's URLs can hold: {value!r}", "")
+    return quote(value, safe="")
+
+
 class JupyterClient:
     """The REST API of the Jupyter Server at ``url`` (token auth); use with ``async with``.
 
@@ -122,7 +131,7 @@ class JupyterClient:
         return await self.request("GET", "/api/kernels")
 
     async def get_kernel(self, kernel_id: str) -> Json:
-        return await self.request("GET", f"/api/kernels/{quote(kernel_id, safe='')}")
+        return await self.request("GET", f"/api/kernels/{_step(kernel_id)}")
 
     async def start_kernel(self, name: str | None = None, path: str | None = None) -> Json:
         """Start a kernel (the default kernelspec without ``name``); ``path`` is its cwd."""
@@ -134,13 +143,13 @@ class JupyterClient:
         return await self.request("POST", "/api/kernels", body=body)
 
     async def shutdown_kernel(self, kernel_id: str) -> None:
-        await self.request("DELETE", f"/api/kernels/{quote(kernel_id, safe='')}")
+        await self.request("DELETE", f"/api/kernels/{_step(kernel_id)}")
 
     async def interrupt_kernel(self, kernel_id: str) -> None:
-        await self.request("POST", f"/api/kernels/{quote(kernel_id, safe='')}/interrupt")
+        await self.request("POST", f"/api/kernels/{_step(kernel_id)}/interrupt")
 
     async def restart_kernel(self, kernel_id: str) -> Json:
-        return await self.request("POST", f"/api/kernels/{quote(kernel_id, safe='')}/restart")
+        return await self.request("POST", f"/api/kernels/{_step(kernel_id)}/restart")
 
     # --- Sessions ------------------------------------------------------------------------------
 
@@ -148,7 +157,7 @@ class JupyterClient:
         return await self.request("GET", "/api/sessions")
 
     async def get_session(self, session_id: str) -> Json:
-        return await self.request("GET", f"/api/sessions/{quote(session_id, safe='')}")
+        return await self.request("GET", f"/api/sessions/{_step(session_id)}")
 
     async def create_session(
         self,
@@ -173,13 +182,11 @@ class JupyterClient:
 
     async def update_session(self, session_id: str, **fields: Any) -> Json:
         """PATCH the session: ``path``, ``name``, ``type``, or ``kernel={"name"|"id": ...}``."""
-        return await self.request(
-            "PATCH", f"/api/sessions/{quote(session_id, safe='')}", body=fields
-        )
+        return await self.request("PATCH", f"/api/sessions/{_step(session_id)}", body=fields)
 
     async def delete_session(self, session_id: str) -> None:
         """Delete the session and shut its kernel down."""
-        await self.request("DELETE", f"/api/sessions/{quote(session_id, safe='')}")
+        await self.request("DELETE", f"/api/sessions/{_step(session_id)}")
 
     # --- Terminals (absent, 404, when the server has no terminals extension or terminado) -----
 
@@ -191,7 +198,7 @@ class JupyterClient:
         return await self.request("POST", "/api/terminals", body={"cwd": cwd} if cwd else {})
 
     async def delete_terminal(self, name: str) -> None:
-        await self.request("DELETE", f"/api/terminals/{quote(name, safe='')}")
+        await self.request("DELETE", f"/api/terminals/{_step(name)}")
 
     # --- Contents ------------------------------------------------------------------------------
 
@@ -203,7 +210,7 @@ class JupyterClient:
         steps = path.strip("/").split("/") if path.strip("/") else []
         if any(step in ("", ".", "..") for step in steps):
             raise JupyterError(400, f"not a path under the root: {path!r}", "/api/contents")
-        return "/api/contents/" + "/".join(quote(step, safe="") for step in steps)
+        return "/api/contents/" + "/".join(_step(step) for step in steps)
 
     async def get_contents(
         self,
@@ -249,7 +256,7 @@ class JupyterClient:
     def kernel_ws_url(self, kernel_id: str, session_id: str) -> str:
         base = "ws" + self.url.removeprefix("http")  # http -> ws, https -> wss
         query = urlencode({"session_id": session_id})
-        return f"{base}/api/kernels/{quote(kernel_id, safe='')}/channels?{query}"
+        return f"{base}/api/kernels/{_step(kernel_id)}/channels?{query}"
 
     async def connect_kernel(
         self,

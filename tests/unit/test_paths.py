@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jupyter_sync.jupyter import JupyterError
-from jupyter_sync.jupyter.rest import JupyterClient
+from jupyter_sync.jupyter.rest import JupyterClient, _step
 from jupyter_sync.paths import BadPath, checked_path
 
 
@@ -41,3 +41,12 @@ def test_contents_urls_quote_each_step_and_refuse_dot_steps():
         with pytest.raises(JupyterError) as raised:
             JupyterClient._contents_path(path)
         assert raised.value.status == 400
+
+
+def test_ids_in_jupyter_urls_are_one_quoted_step():
+    """Kernel, session and terminal ids go into URLs through one function: quoted whole, and a
+    dot step (DELETE /api/kernels/.. would be another endpoint) refused."""
+    assert _step("k/1?x#") == "k%2F1%3Fx%23"
+    for value in ("..", ".", "", None):
+        with pytest.raises(JupyterError):
+            _step(value)

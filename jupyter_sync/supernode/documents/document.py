@@ -14,16 +14,14 @@ from pycrdt import Array, Doc, Map, Text
 from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterError
-from jupyter_sync.schema import DOCUMENT_FORMATS
+from jupyter_sync.schema import DOCUMENT_FORMATS, document_datastore_name
 from tables.schema import jsonable
 
 SAVED_HASH = "saved_hash"
 """Key in a document's ``state``: the fingerprint of what the file held when last read/written."""
 
 
-def datastore_name(document_id: str) -> str:
-    """The document's datastore: named after the document id, so a rename keeps it."""
-    return f"doc-{document_id}"
+datastore_name = document_datastore_name  # the document's datastore (jupyter_sync.schema)
 
 
 class DocumentError(Exception):

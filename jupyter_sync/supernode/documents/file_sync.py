@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from rtc_client import ClientClosed, RTCError
 
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, JupyterUnavailable
+from jupyter_sync.paths import BadPath, checked_path
 from jupyter_sync.records import (
     do_document_closed,
     do_document_conflict,
@@ -86,9 +87,10 @@ class FileSync:
         record = self.records.record("documents", document_id)
         if record is None:
             raise DocumentError(f"no document {document_id!r}")
-        path = record.get("path")
-        if not isinstance(path, str) or not path:
-            raise DocumentError("a document needs a path")
+        try:  # the record may have been written directly, past the API's checks
+            path = checked_path(record.get("path"))
+        except BadPath as error:
+            raise DocumentError(f"a document needs a path under the root: {error}") from None
         kind = record.get("type") or ("notebook" if path.endswith(".ipynb") else "file")
         if kind not in DOCUMENT_FORMATS:
             raise DocumentError(f"unknown document type {kind!r}")
