@@ -188,7 +188,23 @@ def _read(doc: Doc, kind: str, *, copy_first: bool) -> Any:
         copied = Doc()
         copied.apply_update(doc.get_update())
         doc = copied
-    return YNotebook(doc).get() if kind == "notebook" else YUnicode(doc).get()
+    if kind != "notebook":
+        return YUnicode(doc).get()
+    content = YNotebook(doc).get()
+    metadata = content.get("metadata") or {}
+    for key, empty in FILLED_IN_METADATA.items():
+        if metadata.get(key) == empty:
+            del metadata[key]
+    return content
+
+
+# What jupyter_ydoc's ``YNotebook.set`` fills into a notebook's metadata when the file has none
+# (as jupyter-collaboration's documents hold it, so JupyterLab sees what it is used to). Empty,
+# they say nothing: dropped again on reading, so saving a notebook never adds them to its file.
+FILLED_IN_METADATA = {
+    "language_info": {"name": ""},
+    "kernelspec": {"name": "", "display_name": ""},
+}
 
 
 def fingerprint(content: Any) -> str:
