@@ -3,12 +3,32 @@ writing anything the supernode must act on)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.utils import timezone
 
 from jupyter_sync.models import SupernodeLease
 from jupyter_sync.schema import JUPYTER_DATASTORE
 from jupyter_sync.waiting import read_record
 from tables.models import Datastore
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Whether the jupyter datastore's Jupyter tables are kept current: ``live`` while a
+    supernode holds the lease; otherwise they say what Jupyter was when the last one stopped
+    (``since``: when its lease lapsed; None when no supernode ever ran)."""
+
+    live: bool
+    since: datetime | None = None
+
+
+def freshness() -> Freshness:
+    lease = SupernodeLease.objects.filter(name=JUPYTER_DATASTORE).first()
+    if lease is not None and lease.expires_at > timezone.now():
+        return Freshness(live=True)
+    return Freshness(live=False, since=lease.expires_at if lease is not None else None)
 
 
 def supernode_problem(datastore: Datastore) -> str | None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -25,7 +26,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from jupyter_sync.api.parsers import AnyTypeJSONParser
-from jupyter_sync.availability import supernode_problem
+from jupyter_sync.availability import Freshness, freshness, supernode_problem
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.records import (
     RecordWriteRejected,
@@ -183,12 +184,34 @@ class JupyterView(DatastoreAPIView):
 
     # --- reading the model ------------------------------------------------------------------
 
+    @cached_property
+    def freshness(self) -> Freshness:
+        return freshness()
+
     def table(self, name: str) -> dict[str, Any]:
         state, _ = live_python(self.datastore)
-        return restore_integers(state.get(name) or {})
+        records = restore_integers(state.get(name) or {})
+        return {key: self.as_known(name, record) for key, record in records.items()}
 
     def record(self, table: str, record_id: str) -> Record:
-        return restore_integers(read_record(self.datastore, table, record_id))
+        return self.as_known(table, restore_integers(read_record(self.datastore, table, record_id)))
+
+    def as_known(self, table: str, record: Any) -> Any:
+        """With no supernode, nobody knows what a kernel is doing (or whether it still runs):
+        its ``execution_state`` is ``unknown``, not the last one seen."""
+        if table == "kernels" and isinstance(record, dict) and not self.freshness.live:
+            return {**record, "execution_state": "unknown"}
+        return record
+
+    def finalize_response(self, request, response, *args: Any, **kwargs: Any):
+        """Reads answer from the model; when no supernode keeps it current they say so:
+        ``X-Jupyter-Stale: true`` and, once one had run, ``X-Jupyter-Stale-Since``."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method == "GET" and response.status_code < 300 and not self.freshness.live:
+            response["X-Jupyter-Stale"] = "true"
+            if self.freshness.since is not None:
+                response["X-Jupyter-Stale-Since"] = self.freshness.since.isoformat()
+        return response
 
     def check_kernelspec(self, name: str | None, field: str) -> None:
         """A kernelspec the server has, when the model knows them (Jupyter answers an unknown

@@ -61,6 +61,11 @@ class StatusSerializer(serializers.Serializer):
         allow_null=True, help_text="Whether the supernode reaches the Jupyter Server."
     )
     supernode = serializers.BooleanField(help_text="Whether a supernode holds the lease.")
+    stale_since = serializers.CharField(
+        allow_null=True,
+        help_text="With no supernode: when the last one stopped (the tables say what Jupyter was "
+        "then; kernels' execution_state is unknown). Null while one runs, or if none ever ran.",
+    )
 
 
 class KernelspecSerializer(serializers.Serializer):

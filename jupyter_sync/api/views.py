@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -14,8 +13,7 @@ from rest_framework.response import Response
 
 from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView
-from jupyter_sync.models import SupernodeLease
-from jupyter_sync.schema import JUPYTER_DATASTORE, REQUEST_DONE
+from jupyter_sync.schema import REQUEST_DONE
 from tables.api.errors import not_found
 from tables.api.serializers import validated
 
@@ -76,9 +74,8 @@ class StatusView(JupyterView):
     )
     def get(self, request: Request) -> Response:
         server = self.record("status", "server") or {}
-        supernode = SupernodeLease.objects.filter(
-            name=JUPYTER_DATASTORE, expires_at__gt=timezone.now()
-        ).exists()
+        supernode = self.freshness.live
+        since = self.freshness.since
         return Response(
             {
                 "started": server.get("started"),
@@ -87,6 +84,7 @@ class StatusView(JupyterView):
                 "kernels": server.get("kernels"),
                 "connected": server.get("connected") if supernode else False,
                 "supernode": supernode,
+                "stale_since": since.isoformat() if since is not None else None,
             }
         )
 
