@@ -5,9 +5,13 @@ read-only; executions and documents are edited through the write path. Notebook,
 rows are projections of notebook documents and are read-only.
 """
 
+from urllib.parse import quote
+
 from django.contrib import admin
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Concat
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from jupyter_sync.models import (
@@ -24,6 +28,7 @@ from jupyter_sync.models import (
     ServerStatus,
     Terminal,
 )
+from jupyter_sync.output_html import render_output
 from tables.admin import ProjectedRecordAdmin, ReadOnlyAdmin, ReadOnlyInline
 
 DATASTORE_FILTER = ProjectedRecordAdmin.list_filter
@@ -134,18 +139,50 @@ class CellInline(ReadOnlyInline):
 
 class OutputInline(ReadOnlyInline):
     model = Output
-    fields = ("index", "output_type", "content")
+    fields = ("index", "output_type", "shown")
+    readonly_fields = ("shown",)
+
+    @admin.display(description="output")
+    def shown(self, obj: Output) -> str:
+        return render_output(obj.content)
+
+
+def document_paths() -> Subquery:
+    """A notebook's file: the path of the documents record whose datastore it is (``doc-<id>``
+    for record ``<id>``: a record merely naming the datastore does not count)."""
+    return Subquery(
+        Document.objects.annotate(opened_into=Concat(Value("doc-"), F("record_id")))
+        .filter(opened_into=OuterRef("datastore__name"), datastore_name=OuterRef("datastore__name"))
+        .order_by("-pk")
+        .values("path")[:1]
+    )
 
 
 @admin.register(Notebook)
 class NotebookAdmin(ReadOnlyAdmin):
-    list_display = ("datastore", "nbformat", "nbformat_minor", "cell_count")
+    list_display = ("file", "datastore", "nbformat", "nbformat_minor", "cell_count")
     list_select_related = ("datastore",)
     search_fields = ("datastore__name",)
     inlines = (CellInline,)
+    readonly_fields = ("file",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(cell_count=Count("cells"))
+        queryset = super().get_queryset(request)
+        return queryset.annotate(cell_count=Count("cells"), file_path=document_paths())
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term:
+            found = found | queryset.filter(file_path__icontains=search_term)
+        return found, duplicates
+
+    @admin.display(description="file", ordering="file_path")
+    def file(self, obj: Notebook) -> str:
+        """The notebook's path, linking its file as the contents API serves it."""
+        path = getattr(obj, "file_path", None)
+        if not path:
+            return "(no file)"
+        return format_html('<a href="/api/contents/{}">{}</a>', quote(path), path)
 
     @admin.display(description="cells", ordering="cell_count")
     def cell_count(self, obj: Notebook) -> int:
@@ -167,7 +204,12 @@ class CellAdmin(ReadOnlyAdmin):
 
 @admin.register(Output)
 class OutputAdmin(ReadOnlyAdmin):
-    list_display = ("cell", "index", "output_type")
+    list_display = ("cell", "index", "output_type", "shown")
+    readonly_fields = ("shown",)
     list_filter = ("output_type",)
     list_select_related = ("cell",)
     search_fields = ("cell__cell_id", "cell__notebook__datastore__name")
+
+    @admin.display(description="output")
+    def shown(self, obj: Output) -> str:
+        return render_output(obj.content)

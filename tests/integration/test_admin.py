@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -571,3 +572,47 @@ def test_server_state_tables_are_read_only(admin_client, jupyter):
         assert admin_client.get(url(f"jupyter_sync_{name}_add")).status_code == 403, name
     assert latest(jupyter).serial == jupyter.last_serial
     assert service.live_python(jupyter)[0]["status"]["server"]["version"] == "2.14.0"
+
+
+def test_notebooks_are_listed_by_their_file_and_outputs_are_rendered_safely(admin_client):
+    jupyter = service.create_datastore("jupyter", "jupyter")
+    datastore = service.create_datastore("doc-n1", "notebook")
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n not really an image").decode()
+    outputs = [
+        {"output_type": "stream", "name": "stdout", "text": "<b>not bold</b>\n"},
+        {"output_type": "display_data", "data": {"image/png": png}, "metadata": {}},
+        {
+            "output_type": "execute_result",
+            "data": {"text/html": "<script>alert(1)</script><i>hi</i>", "text/plain": "hi"},
+            "metadata": {},
+            "execution_count": 1,
+        },
+        {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["\x1b[31mE: v\x1b[0m"]},
+    ]
+    cell = Map(
+        {
+            "id": "c-1",
+            "cell_type": "code",
+            "source": Text("show()"),
+            "metadata": Map(),
+            "outputs": Array(outputs),
+            "execution_count": 1,
+        }
+    )
+    assert Client(datastore).send(lambda d: d.get("cells", type=Array).append(cell)).ok
+    set_fields(jupyter, "documents", "n1", {"path": "work/plots.ipynb", "datastore_name": "doc-n1"})
+    set_fields(jupyter, "documents", "x", {"path": "fake.ipynb", "datastore_name": "doc-n1"})
+
+    listing = page(admin_client.get(url("jupyter_sync_notebook_changelist")))
+    assert "work/plots.ipynb" in listing and "fake.ipynb" not in listing
+    assert 'href="/api/contents/work/plots.ipynb"' in listing
+    found = page(admin_client.get(url("jupyter_sync_notebook_changelist") + "?q=plots"))
+    assert "work/plots.ipynb" in found
+
+    cell = Cell.objects.get(cell_id="c-1")
+    body = admin_client.get(url("jupyter_sync_cell_change", cell.pk)).content.decode()
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in body  # text is text
+    assert f'src="data:image/png;base64,{png}"' in body
+    assert '<iframe class="output" sandbox=""' in body and "<script>alert(1)" not in body
+    assert "E: v" in html.unescape(body) and "\x1b[31m" not in body
+    assert '"output_type"' not in body  # not raw JSON
