@@ -12,6 +12,12 @@ from typing import Any
 
 from rtc_client import ClientClosed, RTCError
 
+from jupyter_sync.document_ids import (
+    DocumentId,
+    DocumentIdError,
+    notebook_only,
+    parse_document_id,
+)
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, KernelConnection
 from jupyter_sync.records import (
     do_drop_execution,
@@ -59,7 +65,12 @@ class CellQueue:
             self.tasks.add(task)
         self.records.follow()
         record = self.records.record("executions", execution_id)
-        document_id = str(record.get("document_id")) if record is not None else ""
+        given = str(record.get("document_id")) if record is not None else ""
+        try:  # bare, or a room id (json:notebook:<id>), as the web side takes it
+            parsed: DocumentId | DocumentIdError = parse_document_id(given)
+        except DocumentIdError as error:
+            parsed = error
+        document_id = parsed.id if isinstance(parsed, DocumentId) else given
         cell_id = record.get("cell_id") if record is not None else None
         # Join the notebook's queue before anything awaits: executions requested together are
         # all queued before the first one is picked.
@@ -73,10 +84,15 @@ class CellQueue:
             do_queue_execution(self.records, execution_id)
             if not isinstance(cell_id, str) or not cell_id:
                 raise DocumentError("an execution of a notebook cell needs cell_id")
+            if not isinstance(parsed, DocumentId):
+                raise DocumentError(str(parsed))
             async with self.files.locks[document_id]:
                 document = await self.files.ensure_open(document_id)
-            if document.kind != "notebook":
-                raise DocumentError(f"{document.path} is not a notebook")
+            try:
+                parsed.check_type(document.kind)
+                notebook_only(document.kind, document_id)
+            except DocumentIdError as error:
+                raise DocumentError(str(error)) from None
             if not await self._wait_turn(document_id, execution_id):
                 do_drop_execution(self.records, execution_id)
                 return
