@@ -31,6 +31,7 @@ from jupyter_sync.supernode.documents.file_sync import FileSync
 from jupyter_sync.supernode.documents.link import SupernodeLink
 from jupyter_sync.supernode.executing import (
     OUTPUT_INTERVAL,
+    ExecutionEnd,
     OutputWriter,
     final_status,
     outputs_of,
@@ -168,12 +169,23 @@ class CellQueue:
             outputs = outputs_of(cell)
             if len(outputs):
                 del outputs[0 : len(outputs)]
-            cell["execution_count"] = None
+            if cell.get("execution_count") is not None:
+                cell["execution_count"] = None
             cell["execution_state"] = "running"
 
+        # The count is written when the run ends, with execution_state going idle, never while
+        # the cell runs: JupyterLab's CodeCell sets a cell idle itself when its count arrives
+        # while it is running, and those writes, concurrent from every open window, reach
+        # other windows as changes of execution_state that did not win, which @jupyter/ydoc's
+        # YCodeCell.getChanges cannot describe (it throws, and the update's other changes are
+        # not shown).
         writer = OutputWriter(
-            document.doc, lambda: document.cell(cell_id), interval=self.output_interval
+            document.doc,
+            lambda: document.cell(cell_id),
+            interval=self.output_interval,
+            write_count=False,
         )
+        end: ExecutionEnd | None = None
         try:
             end = await run_execution(
                 connection,
@@ -184,22 +196,19 @@ class CellQueue:
                 on_output=writer.add,
             )
         finally:
-            writer.flush()
-            cell = document.cell(cell_id)
-            if cell is not None:
-                with document.doc.transaction():
+            count = writer.execution_count
+            if end is not None and end.result.execution_count is not None:
+                count = end.result.execution_count
+            # The last outputs, the count and idle: one transaction.
+            with document.doc.transaction():
+                writer.flush()
+                cell = document.cell(cell_id)
+                if cell is not None:
                     cell["execution_state"] = "idle"
-                    if writer.execution_count is not None:
-                        cell["execution_count"] = writer.execution_count
+                    if count is not None and cell.get("execution_count") != count:
+                        cell["execution_count"] = count
 
         result = end.result
-        count = result.execution_count
-        if count is None:
-            count = writer.execution_count
-        cell = document.cell(cell_id)
-        if cell is not None and count is not None and cell.get("execution_count") != count:
-            with document.doc.transaction():
-                cell["execution_count"] = count
         record = self.records.record("executions", execution_id)
         cancelled = end.interrupted or (record is not None and bool(record.get("cancel")))
         status, error = final_status(result, cancelled)
