@@ -24,6 +24,7 @@ from jupyter_sync.api.base import JupyterView
 from jupyter_sync.api.serializers import JupyterErrorSerializer
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.collaboration.room import document_session, room_name
+from jupyter_sync.document_ids import DocumentIdError, parse_document_id
 from jupyter_sync.models import Document
 from jupyter_sync.records import RecordWriteRejected
 from tables.api.errors import APIError, conflict, not_found, rejected_write
@@ -105,6 +106,16 @@ class DocumentsView(JupyterView):
             raise unknown_document(document_id)
         return row
 
+    def resolve(self, given: str) -> str:
+        """The record id a URL names, bare or as its room id (``jupyter_sync.document_ids``):
+        400 bad-document-id or wrong-type, 404 unknown-document."""
+        try:
+            parsed = parse_document_id(given)
+            parsed.check_type(self.find(parsed.id).type)
+        except DocumentIdError as error:
+            raise APIError(status.HTTP_400_BAD_REQUEST, error.code, str(error)) from None
+        return parsed.id
+
     def answer(self, document_id: str, *, created: bool = False) -> Response:
         """The document once the supernode is done: 201/200, or the error it reported."""
         row = self.find(document_id)
@@ -183,10 +194,11 @@ class DocumentDetailView(DocumentsView):
         operation_id="documents_retrieve",
         tags=[TAG],
         summary="One document: its status and where to edit it",
-        responses={200: s.DocumentSerializer, **error_responses()},
+        responses={200: s.DocumentSerializer, **error_responses(400)},
     )
     def get(self, request: Request, document_id: str) -> Response:
-        return Response(s.DocumentSerializer(represent(request, self.find(document_id))).data)
+        row = self.find(self.resolve(document_id))
+        return Response(s.DocumentSerializer(represent(request, row)).data)
 
 
 ACTION_HELP = (
@@ -206,6 +218,7 @@ class DocumentActionView(DocumentsView):
         new_path = None
         if self.body_serializer is not None:
             new_path = validated(self.body_serializer, request.data)["new_path"]
+        document_id = self.resolve(document_id)
         row = self.find(document_id)
         self.require_supernode()
         try:

@@ -20,10 +20,11 @@ from jupyter_sync.api import serializers as s
 from jupyter_sync.api.base import JupyterView, restore_integers, write_path_refusals
 from jupyter_sync.api.views import TAG, action_errors, error_responses
 from jupyter_sync.collaboration.document_records import document_datastore
+from jupyter_sync.document_ids import DocumentIdError, notebook_only, parse_document_id
 from jupyter_sync.models import Document, Output
 from jupyter_sync.records import do_answer_input, do_cancel_execution
 from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE
-from tables.api.errors import conflict, not_found
+from tables.api.errors import APIError, conflict, not_found
 from tables.api.serializers import validated
 from tables.permissions import access_for
 
@@ -44,11 +45,20 @@ class ExecutionBase(JupyterView):
         if self.record("kernels", kernel_id) is None:
             raise not_found("not-found", f"Unknown kernel with id: {kernel_id}")
 
-    def known_document(self, document_id: str) -> dict[str, Any]:
-        document = self.record("documents", document_id)
-        if document is None:
-            raise not_found("unknown-document", f"no document {document_id!r}")
-        return document
+    def notebook(self, document_id: str) -> str:
+        """The record id of the notebook ``document_id`` names (a bare id or a room id,
+        ``jupyter_sync.document_ids``): 400 for a malformed id, a room id of another type or a
+        document that is not a notebook, 404 for an unknown one."""
+        try:
+            parsed = parse_document_id(document_id)
+            document = self.record("documents", parsed.id)
+            if document is None:
+                raise not_found("unknown-document", f"no document {document_id!r}")
+            parsed.check_type(document.get("type"))
+            notebook_only(document.get("type"), parsed.id)
+        except DocumentIdError as error:
+            raise APIError(status.HTTP_400_BAD_REQUEST, error.code, str(error)) from None
+        return parsed.id
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         record = self.record("executions", execution_id)
@@ -60,8 +70,12 @@ class ExecutionBase(JupyterView):
         """The record's outputs; for a cell, the cell's outputs in the notebook's projection."""
         if not record.get("document_id"):
             return record.get("outputs") or []
+        try:
+            document_id = parse_document_id(record["document_id"]).id
+        except DocumentIdError:
+            return []
         row = Document.objects.filter(
-            datastore__name=JUPYTER_DATASTORE, record_id=record["document_id"]
+            datastore__name=JUPYTER_DATASTORE, record_id=document_id
         ).first()
         datastore = document_datastore(row) if row is not None else None
         if datastore is None or not access_for(self.request.user, datastore).can_read:
@@ -108,7 +122,7 @@ class ExecutionListView(ExecutionBase):
         if "kernel_id" in data:
             self.known_kernel(data["kernel_id"])
         else:
-            self.known_document(data["document_id"])
+            data["document_id"] = self.notebook(data["document_id"])
         execution_id = self.write_record("executions", {**data, "status": "requested"})
 
         def answer(record: dict[str, Any]) -> Response:
@@ -224,7 +238,7 @@ class KernelExecuteView(ExecutionBase):
         data = validated(s.KernelExecuteSerializer, request.data)
         self.known_kernel(kernel_id)
         if "document_id" in data:
-            self.known_document(data["document_id"])
+            data["document_id"] = self.notebook(data["document_id"])
         execution_id = self.write_record(
             "executions", {**data, "kernel_id": kernel_id, "status": "requested"}
         )

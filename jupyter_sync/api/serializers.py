@@ -260,7 +260,10 @@ CODE = {"max_length": 1_000_000, "allow_blank": True}
 
 class ExecutionCreateSerializer(StrictObject):
     document_id = StrictCharField(
-        required=False, **NAME, help_text="With cell_id: a notebook cell."
+        required=False,
+        **NAME,
+        help_text="With cell_id: a notebook cell. The document's id, bare or as its room id "
+        "(json:notebook:<id>).",
     )
     cell_id = StrictCharField(required=False, **NAME)
     kernel_id = StrictCharField(required=False, **NAME, help_text="With code: console code.")
@@ -322,7 +325,9 @@ class KernelExecuteSerializer(serializers.Serializer):
     code = StrictCharField(required=False, **CODE)
     metadata = serializers.DictField(required=False)
     cell_id = StrictCharField(required=False, **NAME)
-    document_id = StrictCharField(required=False, **NAME)
+    document_id = StrictCharField(
+        required=False, **NAME, help_text="Bare, or the room id json:notebook:<id>."
+    )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         metadata = data.get("metadata") or {}

@@ -47,9 +47,10 @@ from jupyter_sync.availability import supernode_problem
 from jupyter_sync.collaboration import document_records
 from jupyter_sync.collaboration.front_end_writes import only_automatic_changes
 from jupyter_sync.conf import jupyter_settings
+from jupyter_sync.document_ids import BadDocumentId, DocumentId, WrongType, parse_room_id, room_id
 from jupyter_sync.models import Document
 from jupyter_sync.records import RecordWriteRejected
-from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE
+from jupyter_sync.schema import JUPYTER_DATASTORE
 from jupyter_sync.waiting import WaitTimeout, wait_for_record
 from relay.consumers import ConnectionRefusal, require_user, resolve_access
 from relay.yjs_consumer import YjsConsumer
@@ -83,7 +84,7 @@ def document_session(datastore: Datastore) -> str:
 
 def room_name(document_type: str, document_id: str) -> str:
     """The room jupyter-collaboration's front end joins for a document."""
-    return f"{DOCUMENT_FORMATS[document_type]}:{document_type}:{document_id}"
+    return room_id(document_type, document_id)
 
 
 @dataclass(frozen=True)
@@ -94,26 +95,18 @@ class RoomTarget:
     document_id: str
 
 
-def parse_room(room: str) -> tuple[str, str, str]:
-    """``format:type:fileId`` → its parts; ``ConnectionRefusal`` 4400 for anything else."""
-    parts = room.split(":", 2)
-    if len(parts) != 3 or not parts[2]:
-        raise ConnectionRefusal(
-            4400, "bad-room", f"a room is <format>:<type>:<fileId>, not {room!r}"
-        )
-    file_format, document_type, document_id = parts
-    if DOCUMENT_FORMATS.get(document_type) != file_format:
-        expected = ", ".join(f"{fmt}:{kind}" for kind, fmt in DOCUMENT_FORMATS.items())
-        raise ConnectionRefusal(
-            4400,
-            "bad-room",
-            f"unsupported document {file_format}:{document_type} (supported: {expected})",
-        )
-    return file_format, document_type, document_id
+def parse_room(room: str) -> DocumentId:
+    """``format:type:fileId`` → its parts (``jupyter_sync.document_ids``); ``ConnectionRefusal``
+    4400 for anything else."""
+    try:
+        return parse_room_id(room)
+    except BadDocumentId as error:
+        raise ConnectionRefusal(4400, "bad-room", str(error)) from None
 
 
 def _room_target(room: str, user) -> RoomTarget:
-    _format, document_type, document_id = parse_room(room)
+    parsed = parse_room(room)
+    document_id = parsed.id
     jupyter = Datastore.objects.filter(name=JUPYTER_DATASTORE).first()
     if jupyter is None:
         raise ConnectionRefusal(
@@ -125,10 +118,10 @@ def _room_target(room: str, user) -> RoomTarget:
     record = Document.objects.filter(datastore=jupyter, record_id=document_id).first()
     if record is None:
         raise ConnectionRefusal(4404, "unknown-document", f"no document with id {document_id!r}")
-    if record.type and record.type != document_type:
-        raise ConnectionRefusal(
-            4400, "bad-room", f"document {document_id!r} is a {record.type}, not a {document_type}"
-        )
+    try:
+        parsed.check_type(record.type)
+    except WrongType as error:
+        raise ConnectionRefusal(4400, "wrong-type", str(error)) from None
     datastore = document_records.document_datastore(record)
     if datastore is None:
         raise ConnectionRefusal(

@@ -219,9 +219,14 @@ class JupyterClient:
         content: bool = True,
         type: str | None = None,
         format: str | None = None,
+        hash: bool = False,
     ) -> Json:
-        """The model of a file, notebook or directory (``""`` is the root directory)."""
+        """The model of a file, notebook or directory (``""`` is the root directory); with
+        ``hash``, the file's ``hash`` and ``hash_algorithm`` too (Jupyter Server 2.11 and
+        later; an older one leaves them out)."""
         params: dict[str, Any] = {"content": int(content)}
+        if hash:
+            params["hash"] = 1
         if type is not None:
             params["type"] = type
         if format is not None:

@@ -49,18 +49,25 @@ def outputs_of(target: Map) -> Array:
 
 class OutputWriter:
     """Writes one execution's iopub messages into ``target()["outputs"]``, a batch per
-    ``interval``, and ``execution_count`` as execute_input tells it.
+    ``interval``, and ``execution_count`` as execute_input tells it (with ``write_count``;
+    otherwise the count is only kept in ``execution_count`` for the caller to write).
 
     Messages arrive one by one; writing each as its own transaction would cost a stored patch
     per line printed. ``target`` is looked up at each write: a cell may have moved, or gone.
     """
 
     def __init__(
-        self, doc: Doc, target: Callable[[], Map | None], interval: float = OUTPUT_INTERVAL
+        self,
+        doc: Doc,
+        target: Callable[[], Map | None],
+        interval: float = OUTPUT_INTERVAL,
+        *,
+        write_count: bool = True,
     ):
         self.doc = doc
         self.target = target
         self.interval = interval
+        self.write_count = write_count
         self.sink = NotebookOutputSink(limit=jupyter_settings.OUTPUT_MAX_CHARS)
         self.pending: list[dict[str, Any]] = []
         self.handle: asyncio.TimerHandle | None = None
@@ -82,6 +89,8 @@ class OutputWriter:
             self.handle.cancel()
             self.handle = None
         messages, self.pending = self.pending, []
+        if not self.write_count:
+            messages = [message for message in messages if msg_type(message) != "execute_input"]
         target = self.target()
         if not messages or target is None:
             return

@@ -539,6 +539,99 @@ async def test_executions_console_and_cells_with_input_in_both_front_ends_shapes
         await jupyter.shutdown_kernel(kernel_id)
 
 
+async def document_open(document_id: str) -> None:
+    await wait_for_record(
+        "jupyter",
+        "documents",
+        document_id,
+        lambda record: record.get("status") == "open" and not record.get("request"),
+        WAIT,
+        poll_interval=0.05,
+    )
+
+
+async def test_cells_are_named_by_bare_or_room_document_ids_and_bad_ones_are_400s(
+    start_server, jupyter_server
+):
+    """JupyterLab's server-side executor sends the room id (json:notebook:<fileId>) as
+    document_id, in a text/plain body; the bare id works as before; every other spelling is a
+    400 that says why, and nothing is run."""
+    write_json(
+        jupyter_server.root_dir / "api-ids" / "n.ipynb", notebook(code("c", "print(40 + 2)"))
+    )
+    (jupyter_server.root_dir / "api-ids" / "t.txt").write_text("text\n")
+    async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, vi):
+        await open_document("nbid", "api-ids/n.ipynb")
+        await open_document("txid", "api-ids/t.txt")
+        await document_open("nbid")
+        await document_open("txid")
+        session = await ed.post(
+            "/api/sessions", json={"path": "api-ids/n.ipynb", "kernel": {"name": "python3"}}
+        )
+        kernel_id = session.json()["kernel"]["id"]
+        plain = {"Content-Type": "text/plain;charset=UTF-8"}
+
+        # The room id, as JupyterLab sends it: run, and stored under the record's own id.
+        body = json.dumps({"cell_id": "c", "document_id": "json:notebook:nbid"}).encode()
+        response = await ed.post(f"/api/kernels/{kernel_id}/execute", content=body, headers=plain)
+        assert response.status_code == 202, response.text
+        location = response.headers["Location"]
+        await execution_done(location.rsplit("/", 1)[1])
+        result = (await ed.get(location)).json()
+        assert result["status"] == "ok", result
+        assert json.loads(result["outputs"]) == [
+            {"output_type": "stream", "name": "stdout", "text": "42\n"}
+        ]
+        record = (await ed.get(f"/api/executions/{location.rsplit('/', 1)[1]}")).json()
+        assert record["document_id"] == "nbid"
+        # /api/executions takes both forms too.
+        for document_id in ("json:notebook:nbid", "nbid"):
+            body = {"document_id": document_id, "cell_id": "c"}
+            response = await ed.post("/api/executions", json=body)
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "completed"
+            assert response.json()["outputs"][0]["text"] == "42\n"
+
+        refusals = [
+            ("json:notebook", 400, "bad-document-id"),
+            ("notebook:json:nbid", 400, "bad-document-id"),
+            ("text:notebook:nbid", 400, "bad-document-id"),
+            ("text:file:nbid", 400, "wrong-type"),
+            ("json:notebook:txid", 400, "wrong-type"),
+            ("txid", 400, "not-a-notebook"),
+            ("text:file:txid", 400, "not-a-notebook"),
+            ("json:notebook:nosuch", 404, "unknown-document"),
+            ("nosuch", 404, "unknown-document"),
+        ]
+        executions_before = await executions_table()
+        for document_id, code_, error in refusals:
+            body = {"cell_id": "c", "document_id": document_id}
+            response = await ed.post(f"/api/kernels/{kernel_id}/execute", json=body)
+            assert_error(response, code_, error)
+            response = await ed.post("/api/executions", json=body)
+            assert_error(response, code_, error)
+        body = {"cell_id": "c", "document_id": "json:notebook:nbid"}
+        response = await vi.post(f"/api/kernels/{kernel_id}/execute", json=body)
+        assert_error(response, 403, "permission-denied")
+        assert await executions_table() == executions_before  # nothing was written
+
+        # The documents endpoints take both forms as well.
+        for document_id in ("nbid", "json:notebook:nbid"):
+            response = await ed.get(f"/api/documents/{document_id}")
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == "nbid"
+        assert_error(await ed.get("/api/documents/text:file:nbid"), 400, "wrong-type")
+        assert_error(await ed.get("/api/documents/json:nb"), 400, "bad-document-id")
+        response = await ed.post("/api/documents/text:file:txid/save")
+        assert response.status_code == 200, response.text
+        await end_sessions(jupyter, "api-ids/")
+
+
+async def executions_table() -> dict:
+    state, _ = await database_sync_to_async(service.live_python)("jupyter")
+    return state.get("executions") or {}
+
+
 async def execution_done(execution_id: str) -> None:
     await wait_for_record(
         "jupyter",

@@ -20,7 +20,8 @@ import websockets.exceptions
 import websockets.sync.client
 
 from relay.models import JupyterIdentity
-from tables.models import Transaction
+from tables.models import Datastore, Transaction
+from tables.permissions import grant
 from tests.support.bridged_jupyter import BridgedJupyter
 from tests.support.factories import bridge_token
 from tests.support.liveserver import ServerProcess
@@ -214,6 +215,64 @@ def test_kernel_routes_go_to_the_rtc_server_and_jupyters_own_stay_jupyters(stack
         channels = f"{stack.lab.ws_url}/api/kernels/{kernel_id}/channels?token={stack.lab.token}"
         with websockets.sync.client.connect(channels) as socket:
             assert socket.protocol.state.name == "OPEN"
+    finally:
+        stack.lab.request("DELETE", f"/api/kernels/{kernel_id}")
+
+
+def test_jupyterlabs_executor_runs_a_cell_by_room_id_for_editors_and_not_for_viewers(
+    stack, node_client
+):
+    """What jupyter-docprovider's server-side executor sends through the bridge: the room id as
+    document_id, in a text/plain body. An editor's cell runs and its output reaches the room;
+    once the person is a viewer on the jupyter datastore, the same request is a 403."""
+    session = stack.open_notebook("b8/a.ipynb", "print(6 * 7)", "print('viewer')")
+    room = f"json:notebook:{session['fileId']}"
+    ada = stack.join(node_client, room, session["sessionId"])
+    ada.wait_synced()
+    status, _headers, body = stack.lab.request(  # Jupyter's own sessions API
+        "POST",
+        "/api/sessions",
+        body=json.dumps(
+            {"path": "b8/a.ipynb", "type": "notebook", "name": "a", "kernel": {"name": "python3"}}
+        ).encode(),
+    )
+    assert status == 201, body
+    kernel_id = json.loads(body)["kernel"]["id"]
+
+    def execute(cell_id: str, document_id: str = room) -> tuple[int, dict, bytes]:
+        return stack.lab.request(
+            "POST",
+            f"/api/kernels/{kernel_id}/execute",
+            body=json.dumps({"cell_id": cell_id, "document_id": document_id}).encode(),
+            headers={"Content-Type": "text/plain;charset=UTF-8"},
+        )
+
+    try:
+        # The RTC server knows the kernel once the supernode's refresh saw it (a 404 until
+        # then, and a 404 writes nothing).
+        status, _headers, body = eventually(
+            lambda: (answer := execute("c1"))[0] != 404 and answer, WAIT, "the kernel known"
+        )
+        assert status == 202, body
+        cells = {"cells": "array"}
+        done = ada.wait_for(
+            lambda doc: doc["cells"][0]["outputs"] and doc["cells"][0]["execution_count"],
+            cells,
+            timeout=WAIT,
+        )
+        assert done["cells"][0]["outputs"] == [
+            {"output_type": "stream", "name": "stdout", "text": "42\n"}
+        ]
+        status, _headers, body = execute("c1", f"text:file:{session['fileId']}")
+        assert status == 400 and json.loads(body)["code"] == "wrong-type", body
+
+        # The same person made a viewer: refused, and the cell never runs.
+        me = stack.jupyter_user()
+        person = JupyterIdentity.objects.get(jupyter_username=me["username"]).user
+        grant(Datastore.objects.get(name="jupyter"), person, "viewer")
+        status, _headers, body = execute("c2")
+        assert status == 403 and json.loads(body)["code"] == "permission-denied", body
+        assert ada.get(cells)["cells"][1]["outputs"] == []
     finally:
         stack.lab.request("DELETE", f"/api/kernels/{kernel_id}")
 

@@ -22,6 +22,8 @@ from jupyter_sync.models import Document
 from jupyter_sync.supernode import account
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
+from tables.service import live_state_vector
+from tables.ydoc import decode_state_vector
 from tests.support.liveserver import ServerProcess
 from tests.support.nodeclient import NodeYClient
 from tests.support.supernode_process import SupernodeProcess
@@ -206,6 +208,96 @@ def test_jupyterlab_opens_a_notebook_edits_a_cell_and_the_edit_is_stored_and_sav
     other.connect(site.relay.yjs_url, datastore.name, site.tokens["ed"])
     other.wait_synced()
     assert cell_sources(other)[0] == ("c1", "x = 10")
+
+
+def test_jupyterlab_windows_follow_cells_run_on_the_server_and_no_update_breaks_them(
+    site, node_client
+):
+    """Two JupyterLab windows (a YNotebook of @jupyter/ydoc each, which sets a cell idle when
+    its count arrives, as JupyterLab's CodeCell does) while cells run server-side: both see the
+    outputs, the count and the state back to idle, and computing the changes of every update
+    they receive (getChanges) throws nothing.
+
+    A count written while the cell was still running made each window set it idle itself;
+    the two windows' concurrent writes meant one of them received a change of
+    ``execution_state`` that did not win, which getChanges cannot describe (it read
+    ``oldValue`` of nothing). The cell waiting for input holds the run open until whatever the
+    windows wrote has gone round, so the end of the run cannot hide it."""
+    site.with_supernode()
+    write_notebook(
+        site.root / "collab-run" / "a.ipynb",
+        "print(6 * 7)",
+        'print("asking")\nname = input("name? ")\nprint("hi", name)',
+    )
+    session = site.put_session("ed", "collab-run/a.ipynb").json()
+    room = f"json:notebook:{session['fileId']}"
+    datastore = Document.objects.get(record_id=session["fileId"]).datastore_name
+    windows: list[NodeYClient] = []
+    for _ in range(2):
+        window = node_client(timeout=WAIT, notebook=True)
+        window.connect(
+            site.room_url, room, site.tokens["ed"], params={"sessionId": session["sessionId"]}
+        )
+        window.wait_synced()
+        windows.append(window)
+
+    def cell_ran(index: int, count: int):
+        def check(doc: dict) -> bool:
+            cell = doc["cells"][index]
+            return (
+                cell["execution_count"] == count
+                and cell["execution_state"] == "idle"
+                and bool(cell["outputs"])
+            )
+
+        return check
+
+    def all_round() -> bool:
+        """Each window holds everything the server stored (its writes included)."""
+        server = decode_state_vector(live_state_vector(datastore)[0])
+        return all(decode_state_vector(w.state_vector()) == server for w in windows)
+
+    with site.http("ed") as client:
+        response = client.post("/api/executions", json={"document_id": room, "cell_id": "c1"})
+        assert response.status_code == 200, response.text
+        assert response.json()["execution_count"] == 1
+        for window in windows:
+            done = window.wait_for(cell_ran(0, 1), {"cells": "array"}, timeout=WAIT)
+            assert done["cells"][0]["outputs"] == [
+                {"output_type": "stream", "name": "stdout", "text": "42\n"}
+            ]
+
+        response = client.post("/api/executions", json={"document_id": room, "cell_id": "c2"})
+        assert response.status_code == 202, response.text  # waiting for input
+        execution_id = response.json()["id"]
+        for window in windows:  # the run under way, as the windows see it
+            window.wait_for(
+                lambda doc: doc["cells"][1]["outputs"], {"cells": "array"}, timeout=WAIT
+            )
+        eventually(all_round, WAIT, "the windows and the server holding the same state")
+        answer = client.post(f"/api/executions/{execution_id}/input", json={"value": "Ada"})
+        assert answer.status_code == 204, answer.text
+        finished = eventually(
+            lambda: (
+                (got := client.get(f"/api/executions/{execution_id}")).status_code == 200 and got
+            ),
+            WAIT,
+            "the run finished",
+        )
+        assert finished.json()["execution_count"] == 2, finished.json()
+    for window in windows:
+        done = window.wait_for(cell_ran(1, 2), {"cells": "array"}, timeout=WAIT)
+        assert done["cells"][1]["outputs"][-1]["text"] == "asking\nhi Ada\n"
+        counts = [
+            event["executionCount"]["newValue"]
+            for event in window.events_named("cell-change")
+            if "executionCount" in event
+        ]
+        assert counts[-1] == 2, counts  # JupyterLab's model told the count
+    eventually(all_round, WAIT, "the windows and the server holding the same state")
+    for window in windows:
+        errors = window.events_named("error")
+        assert not errors, errors[0]
 
 
 def test_who_may_join_a_room_and_what_a_refused_room_says(site, node_client):

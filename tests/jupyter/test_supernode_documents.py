@@ -229,6 +229,94 @@ async def test_documents_open_save_follow_the_disk_conflict_rename_delete(
             await running.close()
 
 
+async def test_the_state_holds_jupyters_hash_of_the_file_after_each_load_and_save(
+    start_server, jupyter_server
+):
+    """JupyterLab keeps the document's ``state.hash`` as the file's hash and, on Ctrl+S,
+    compares it with what ``GET /api/contents/<path>?hash=1`` says: a stale one is its "File
+    Changed" dialog. So after opening, after every save (automatic or asked for) and after a
+    change on disk is loaded, the state holds exactly Jupyter's hash of the file."""
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    root: Path = jupyter_server.root_dir
+    nb_path = root / "hash1" / "a.ipynb"
+    write_json(nb_path, notebook(code("c1", "x = 1")))
+    (root / "hash1" / "t.txt").write_text("one\n")
+
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+        RunningSupernode(jupyter, relay.ws_url, service_token, quick_documents=True) as running,
+    ):
+
+        async def jupyters_hash(path: str) -> str:
+            model = await jupyter.get_contents(path, content=False, hash=True)
+            assert model["hash"], model  # Jupyter Server >= 2.11 gives it when asked
+            return model["hash"]
+
+        await open_document(watcher, "h1", "hash1/a.ipynb")
+        await open_document(watcher, "h2", "hash1/t.txt")
+        async with (
+            DatastoreClient(relay.ws_url, "doc-h1", token=editor_token) as doc,
+            DatastoreClient(relay.ws_url, "doc-h2", token=editor_token) as text_doc,
+        ):
+
+            def state(client: DatastoreClient = doc) -> dict:
+                return client.doc.get("state", type=Map).to_py()
+
+            async def agrees(client: DatastoreClient, path: str, previous: str | None) -> str:
+                """Until the state's hash is new and is Jupyter's hash of the file now."""
+                found = await aeventually(
+                    lambda: (
+                        state(client).get("hash") not in (None, previous)
+                        and state(client).get("hash")
+                    ),
+                    WAIT,
+                    f"a new hash of {path} in the state",
+                )
+                assert found == await jupyters_hash(path)
+                return found
+
+            # Opened: the hash of the file as read.
+            loaded = await agrees(doc, "hash1/a.ipynb", None)
+            assert state()["dirty"] is False and state()["path"] == "hash1/a.ipynb"
+            await agrees(text_doc, "hash1/t.txt", None)
+
+            # An edit, saved automatically: the hash of what was written.
+            c1_source = cell(doc, "c1")["source"]
+            c1_source += "0"
+            saved = await agrees(doc, "hash1/a.ipynb", loaded)
+            assert disk_source(nb_path, 0) == "x = 10"
+            await doc.wait_for(lambda: state()["dirty"] is False, timeout=WAIT)
+
+            # A save asked for (JupyterLab's Ctrl+S), no automatic one coming.
+            running.documents.save_delay = 60.0
+            c1_source += "0"
+            await doc.wait_for(lambda: state()["dirty"] is True, timeout=WAIT)
+            update(watcher, "documents", "h1", request="save")
+            asked = await agrees(doc, "hash1/a.ipynb", saved)
+            assert disk_source(nb_path, 0) == "x = 100"
+            await watcher.wait_for(
+                lambda: not record(watcher, "documents", "h1").get("request"), timeout=WAIT
+            )
+            assert state()["hash"] == await jupyters_hash("hash1/a.ipynb")
+
+            # Someone else writes the file: once loaded, the hash is that file's.
+            on_disk = disk_notebook(nb_path)
+            on_disk["cells"][0]["source"] = "x = 'disk'"
+            write_json(nb_path, on_disk)
+            await agrees(doc, "hash1/a.ipynb", asked)
+            assert source(doc, "c1") == "x = 'disk'"
+
+            # A text file the same way.
+            running.documents.save_delay = 0.3
+            text = text_doc.doc.get("source", type=Text)
+            before = state(text_doc)["hash"]
+            text += "two\n"
+            await agrees(text_doc, "hash1/t.txt", before)
+            assert (root / "hash1" / "t.txt").read_text() == "one\ntwo\n"
+
+
 async def test_a_restarted_supernode_reopens_documents_and_keeps_what_changed_meanwhile(
     start_server, jupyter_server
 ):

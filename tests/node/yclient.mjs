@@ -5,10 +5,19 @@
 // not ask for ("ready", "status", "synced", "permission-denied", "update", "awareness", "close",
 // "closed", "connection-error") are pushed as {"event": ...} lines. See tests/support/nodeclient.py.
 //
-//   node yclient.mjs [--url ws://127.0.0.1:PORT/ws/yjs --room NAME [--token KEY]]
+//   node yclient.mjs [--notebook] [--url ws://127.0.0.1:PORT/ws/yjs --room NAME [--token KEY]]
 //
 // Without --url the client starts in local mode: every command works on its document, and a
 // "connect" command attaches the provider later.
+//
+// With --notebook the document is the Y.Doc of a YNotebook from @jupyter/ydoc (the model
+// JupyterLab binds to a collaborative notebook): every change of the notebook and of each of its
+// cells is computed as JupyterLab computes it (their `changed` signals, getChanges) and pushed
+// as a "notebook-change" / "cell-change" event; anything reported through console.error (what
+// y-protocols does with an exception thrown while an update is applied, and Lumino with one
+// thrown by a signal's slot) becomes an "error" event. Like JupyterLab's CodeCell widget
+// (onStateChanged), a code cell whose execution count becomes a number while its state is not
+// idle is set idle by this client.
 
 import * as Y from 'yjs'
 import { WebsocketProvider, messageAuth } from 'y-websocket'
@@ -20,14 +29,59 @@ import * as encoding from 'lib0/encoding'
 import readline from 'node:readline'
 import { parseArgs } from 'node:util'
 
-const doc = new Y.Doc()
-const awareness = new awarenessProtocol.Awareness(doc)
-let provider = null
+const { values: options } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    room: { type: 'string' },
+    token: { type: 'string' },
+    notebook: { type: 'boolean' }
+  }
+})
 
 const send = (message) => {
   process.stdout.write(JSON.stringify(message) + '\n')
 }
 const emit = (event, fields = {}) => send({ event, ...fields })
+
+const notebook = options.notebook ? await watchedNotebook() : null
+const doc = notebook !== null ? notebook.ydoc : new Y.Doc()
+const awareness = new awarenessProtocol.Awareness(doc)
+let provider = null
+
+// --- A YNotebook, watched as JupyterLab uses it ---------------------------------------------
+
+async function watchedNotebook () {
+  const { YNotebook } = await import('@jupyter/ydoc')
+  console.error = (...args) => {
+    const error = args.find((arg) => arg instanceof Error)
+    emit('error', { message: args.map(String).join(' '), stack: error?.stack ?? null })
+  }
+  const model = new YNotebook()
+  const watched = new WeakSet()
+  const watchCell = (cell) => {
+    if (watched.has(cell)) return
+    watched.add(cell)
+    cell.changed.connect((_cell, change) => {
+      const summary = { cellId: cell.getId(), keys: Object.keys(change) }
+      if (change.executionCountChange) summary.executionCount = change.executionCountChange
+      if (change.executionStateChange) summary.executionState = change.executionStateChange
+      emit('cell-change', summary)
+      // JupyterLab's CodeCell widget: a count arrived, so the cell is no longer running.
+      if (change.executionCountChange && change.executionCountChange.newValue !== null) {
+        if (cell.executionState !== 'idle') {
+          cell.executionState = 'idle'
+          emit('set-idle', { cellId: cell.getId() })
+        }
+      }
+    })
+  }
+  model.cells.forEach(watchCell)
+  model.changed.connect((_model, change) => {
+    emit('notebook-change', { keys: Object.keys(change) })
+    if (change.cellsChange) model.cells.forEach(watchCell)
+  })
+  return model
+}
 
 // --- Document paths and values ------------------------------------------------------------
 
@@ -209,6 +263,7 @@ const commands = {
     return { doc: result }
   },
   'encode-state': () => ({ update: Buffer.from(Y.encodeStateAsUpdate(doc)).toString('base64') }),
+  'state-vector': () => ({ stateVector: Buffer.from(Y.encodeStateVector(doc)).toString('base64') }),
   batch: ({ ops }) => {
     doc.transact(() => {
       for (const op of ops) {
@@ -265,9 +320,6 @@ const shutdown = (code) => {
   process.exit(code)
 }
 
-const { values: options } = parseArgs({
-  options: { url: { type: 'string' }, room: { type: 'string' }, token: { type: 'string' } }
-})
 emit('ready', { clientId: doc.clientID })
 if (options.url) connect(options)
 

@@ -2,9 +2,10 @@
 
 Each ``NodeYClient`` is one ``node tests/node/yclient.mjs`` process, controlled by JSON lines on
 its stdin; it answers each command by id and pushes events (status, synced, permission-denied,
-update, awareness, close) on its stdout. A reader thread puts every line in order into the
-client's state under one condition variable, so every wait below is a wait on a condition with
-a deadline.
+update, awareness, close; with ``notebook=True`` also cell-change, notebook-change, set-idle and
+error, from a YNotebook of @jupyter/ydoc) on its stdout. A reader thread puts every line in
+order into the client's state under one condition variable, so every wait below is a wait on a
+condition with a deadline.
 
 The ``node_client`` fixture yields a factory and kills every client it made at teardown. It skips
 (a failure under ``CI=true``) when ``node`` or ``tests/node/node_modules`` is missing: install them
@@ -47,7 +48,7 @@ def node_missing() -> str | None:
     """Why Node clients cannot run here, or None when they can."""
     if shutil.which("node") is None:
         return f"`node` is not on PATH (Node 18+ is needed); then {INSTALL_HINT}"
-    for package in ("yjs", "y-websocket", "ws", "y-protocols"):
+    for package in ("yjs", "y-websocket", "ws", "y-protocols", "@jupyter/ydoc"):
         if not (NODE_DIR / "node_modules" / package / "package.json").exists():
             return f"tests/node/node_modules/{package} is missing: {INSTALL_HINT}"
     return None
@@ -64,7 +65,10 @@ class NodeYClient:
         *,
         name: str = "node",
         timeout: float = 10.0,
+        notebook: bool = False,
     ):
+        """``notebook``: the document is a ``YNotebook`` of @jupyter/ydoc, watched as JupyterLab
+        uses it (``cell-change``, ``notebook-change`` and ``error`` events: ``yclient.mjs``)."""
         self.name = name
         self.timeout = timeout
         self.events: list[Event] = []
@@ -74,7 +78,7 @@ class NodeYClient:
         self._changed = threading.Condition()
         self._eof = False
         self.process = subprocess.Popen(
-            ["node", str(SCRIPT)],
+            ["node", str(SCRIPT), *(["--notebook"] if notebook else [])],
             cwd=NODE_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -241,6 +245,10 @@ class NodeYClient:
     def encode_state(self) -> bytes:
         """The whole document as one Yjs update (``Y.encodeStateAsUpdate``)."""
         return base64.b64decode(self.request("encode-state")["update"])
+
+    def state_vector(self) -> bytes:
+        """The document's state vector (``Y.encodeStateVector``)."""
+        return base64.b64decode(self.request("state-vector")["stateVector"])
 
     def send_save(self, save_id: int) -> None:
         """jupyter-collaboration's ``save`` raw message; the answer arrives as a ``raw`` event."""

@@ -12,6 +12,12 @@ from typing import Any
 
 from rtc_client import ClientClosed, RTCError
 
+from jupyter_sync.document_ids import (
+    DocumentId,
+    DocumentIdError,
+    notebook_only,
+    parse_document_id,
+)
 from jupyter_sync.jupyter import JupyterClientError, JupyterError, KernelConnection
 from jupyter_sync.records import (
     do_drop_execution,
@@ -25,6 +31,7 @@ from jupyter_sync.supernode.documents.file_sync import FileSync
 from jupyter_sync.supernode.documents.link import SupernodeLink
 from jupyter_sync.supernode.executing import (
     OUTPUT_INTERVAL,
+    ExecutionEnd,
     OutputWriter,
     final_status,
     outputs_of,
@@ -59,7 +66,12 @@ class CellQueue:
             self.tasks.add(task)
         self.records.follow()
         record = self.records.record("executions", execution_id)
-        document_id = str(record.get("document_id")) if record is not None else ""
+        given = str(record.get("document_id")) if record is not None else ""
+        try:  # bare, or a room id (json:notebook:<id>), as the web side takes it
+            parsed: DocumentId | DocumentIdError = parse_document_id(given)
+        except DocumentIdError as error:
+            parsed = error
+        document_id = parsed.id if isinstance(parsed, DocumentId) else given
         cell_id = record.get("cell_id") if record is not None else None
         # Join the notebook's queue before anything awaits: executions requested together are
         # all queued before the first one is picked.
@@ -73,10 +85,15 @@ class CellQueue:
             do_queue_execution(self.records, execution_id)
             if not isinstance(cell_id, str) or not cell_id:
                 raise DocumentError("an execution of a notebook cell needs cell_id")
+            if not isinstance(parsed, DocumentId):
+                raise DocumentError(str(parsed))
             async with self.files.locks[document_id]:
                 document = await self.files.ensure_open(document_id)
-            if document.kind != "notebook":
-                raise DocumentError(f"{document.path} is not a notebook")
+            try:
+                parsed.check_type(document.kind)
+                notebook_only(document.kind, document_id)
+            except DocumentIdError as error:
+                raise DocumentError(str(error)) from None
             if not await self._wait_turn(document_id, execution_id):
                 do_drop_execution(self.records, execution_id)
                 return
@@ -152,12 +169,23 @@ class CellQueue:
             outputs = outputs_of(cell)
             if len(outputs):
                 del outputs[0 : len(outputs)]
-            cell["execution_count"] = None
+            if cell.get("execution_count") is not None:
+                cell["execution_count"] = None
             cell["execution_state"] = "running"
 
+        # The count is written when the run ends, with execution_state going idle, never while
+        # the cell runs: JupyterLab's CodeCell sets a cell idle itself when its count arrives
+        # while it is running, and those writes, concurrent from every open window, reach
+        # other windows as changes of execution_state that did not win, which @jupyter/ydoc's
+        # YCodeCell.getChanges cannot describe (it throws, and the update's other changes are
+        # not shown).
         writer = OutputWriter(
-            document.doc, lambda: document.cell(cell_id), interval=self.output_interval
+            document.doc,
+            lambda: document.cell(cell_id),
+            interval=self.output_interval,
+            write_count=False,
         )
+        end: ExecutionEnd | None = None
         try:
             end = await run_execution(
                 connection,
@@ -168,22 +196,19 @@ class CellQueue:
                 on_output=writer.add,
             )
         finally:
-            writer.flush()
-            cell = document.cell(cell_id)
-            if cell is not None:
-                with document.doc.transaction():
+            count = writer.execution_count
+            if end is not None and end.result.execution_count is not None:
+                count = end.result.execution_count
+            # The last outputs, the count and idle: one transaction.
+            with document.doc.transaction():
+                writer.flush()
+                cell = document.cell(cell_id)
+                if cell is not None:
                     cell["execution_state"] = "idle"
-                    if writer.execution_count is not None:
-                        cell["execution_count"] = writer.execution_count
+                    if count is not None and cell.get("execution_count") != count:
+                        cell["execution_count"] = count
 
         result = end.result
-        count = result.execution_count
-        if count is None:
-            count = writer.execution_count
-        cell = document.cell(cell_id)
-        if cell is not None and count is not None and cell.get("execution_count") != count:
-            with document.doc.transaction():
-                cell["execution_count"] = count
         record = self.records.record("executions", execution_id)
         cancelled = end.interrupted or (record is not None and bool(record.get("cancel")))
         status, error = final_status(result, cancelled)

@@ -19,6 +19,10 @@ from tables.schema import jsonable
 
 SAVED_HASH = "saved_hash"
 """Key in a document's ``state``: the fingerprint of what the file held when last read/written."""
+FILE_HASH = "hash"
+"""Key in a document's ``state``: the Jupyter contents model's ``hash`` of the file as last read or
+written (jupyter_ydoc's ``hash``). JupyterLab takes a change of it as "saved by someone else" and
+keeps the new value, which it compares with the file's own hash when it saves."""
 
 
 datastore_name = document_datastore_name  # the document's datastore (jupyter_sync.schema)
@@ -140,8 +144,9 @@ class OpenDocument:
         """The content as the contents API takes it: a notebook dict, or the text."""
         return _read(self.doc, self.kind, copy_first=True)
 
-    def load(self, content: Any) -> None:
-        """Make the document equal to ``content`` from the file, changing only what differs.
+    def load(self, content: Any, file_hash: str | None = None) -> None:
+        """Make the document equal to ``content`` from the file, changing only what differs
+        (``file_hash``, the contents model's ``hash``, goes into ``state`` with it).
 
         Done on a copy (jupyter_ydoc's classes attach an undo manager to the doc they wrap) with
         the same client id, so its new operations follow the document's own; the difference is
@@ -156,7 +161,10 @@ class OpenDocument:
             YUnicode(working).set(str(content))
         state = working.get("state", type=Map)
         loaded = fingerprint(_read(working, self.kind, copy_first=False))
-        for key, value in (("dirty", False), ("path", self.path), (SAVED_HASH, loaded)):
+        values: dict[str, Any] = {"dirty": False, "path": self.path, SAVED_HASH: loaded}
+        if file_hash is not None:
+            values[FILE_HASH] = file_hash
+        for key, value in values.items():
             if state.get(key) != value:
                 state[key] = value
         update = working.get_update(doc.get_state())

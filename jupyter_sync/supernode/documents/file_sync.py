@@ -34,6 +34,7 @@ from jupyter_sync.records import (
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE, timestamp
 from jupyter_sync.supernode.documents.datastore import ensure_document_datastore
 from jupyter_sync.supernode.documents.document import (
+    FILE_HASH,
     SAVED_HASH,
     DocumentError,
     OpenDocument,
@@ -45,6 +46,12 @@ from jupyter_sync.supernode.documents.document import (
 from jupyter_sync.supernode.documents.link import SupernodeLink
 
 logger = logging.getLogger(__name__)
+
+
+def file_hash(model: dict[str, Any]) -> str | None:
+    """The ``hash`` of a contents model (None from a Jupyter Server older than 2.11)."""
+    value = model.get("hash")
+    return value if isinstance(value, str) and value else None
 
 
 class FileSync:
@@ -117,7 +124,7 @@ class FileSync:
             # last saved (edits while no supernode ran), and the file too.
             edited = not created and fingerprint(document.read()) != document.saved_hash()
             if not edited:
-                document.load(model["content"])
+                document.load(model["content"], file_hash(model))
                 document.disk_last_modified = model.get("last_modified")
             else:
                 document.disk_last_modified = recorded
@@ -189,17 +196,34 @@ class FileSync:
         document.conflict_with = None
         document.missing = False
         state: dict[str, Any] = {SAVED_HASH: saved}
+        written_hash = await self._written_hash(document, model)
+        if written_hash is not None:
+            state[FILE_HASH] = written_hash
         if not document.dirty:  # edits made during the save are for the next one
             state["dirty"] = False
-        document.set_state(**state)
+        document.set_state(**state)  # one transaction: JupyterLab expects one hash change
         do_document_saved(self.records, document.id, document.disk_last_modified)
 
     async def _read_file(self, path: str, kind: str) -> dict[str, Any]:
-        """The file's model with its content (a notebook as JSON, a file as text)."""
+        """The file's model with its content (a notebook as JSON, a file as text) and hash."""
         # Notebooks come in one format, and the API refuses to be told which.
         return await self.node.jupyter.get_contents(
-            path, type=kind, format="text" if kind == "file" else None
+            path, type=kind, format="text" if kind == "file" else None, hash=True
         )
+
+    async def _written_hash(self, document: OpenDocument, saved: dict[str, Any]) -> str | None:
+        """The hash of the file just written (Jupyter's answer to a save has none, so it is
+        asked for); None when it cannot be had, or when the file changed again in between
+        (then the poll finds that change and loads it, hash included). The save itself has
+        succeeded either way."""
+        try:
+            model = await self.node.jupyter.get_contents(document.path, content=False, hash=True)
+        except JupyterClientError as error:
+            logger.warning("document %s: no hash after saving: %s", document.id, describe(error))
+            return None
+        if model.get("last_modified") != saved.get("last_modified"):
+            return None
+        return file_hash(model)
 
     async def _disk_model(self, document: OpenDocument) -> dict[str, Any] | None:
         """The file's model without content; None when it is gone."""
@@ -239,7 +263,7 @@ class FileSync:
             do_document_conflict(self.records, document.id, conflict)
 
     async def _apply_disk(self, document: OpenDocument, model: dict[str, Any]) -> None:
-        document.load(model["content"])
+        document.load(model["content"], file_hash(model))
         document.disk_last_modified = model.get("last_modified")
         document.conflict_with = None
         document.missing = False
