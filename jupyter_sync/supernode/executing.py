@@ -22,7 +22,7 @@ from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnec
 from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.records import do_ask_input, do_clear_input
 from jupyter_sync.supernode.live_records import LiveRecords
-from jupyter_sync.supernode.outputs import NotebookOutputSink
+from jupyter_sync.supernode.outputs import NotebookOutputSink, coalesce_streams
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ class OutputWriter:
     ``interval``, and ``execution_count`` as execute_input tells it.
 
     Messages arrive one by one; writing each as its own transaction would cost a stored patch
-    per line printed. ``target`` is looked up at each write: a cell may have moved, or gone.
+    per line printed, and consecutive stream messages of one name are written as one chunk (a
+    progress bar redrawn many times in an interval is one edit of its line). ``target`` is
+    looked up at each write: a cell may have moved, or gone.
     """
 
     def __init__(
@@ -87,7 +89,7 @@ class OutputWriter:
             return
         with self.doc.transaction():
             outputs = outputs_of(target)
-            for message in messages:
+            for message in coalesce_streams(messages):
                 if msg_type(message) == "execute_input":
                     target["execution_count"] = self.execution_count
                 else:
