@@ -22,7 +22,7 @@ from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnec
 from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.records import do_ask_input, do_clear_input
 from jupyter_sync.supernode.live_records import LiveRecords
-from jupyter_sync.supernode.outputs import NotebookOutputSink, coalesce_streams
+from jupyter_sync.supernode.outputs import Displays, NotebookOutputSink, coalesce_streams
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +58,20 @@ class OutputWriter:
     """
 
     def __init__(
-        self, doc: Doc, target: Callable[[], Map | None], interval: float = OUTPUT_INTERVAL
+        self,
+        doc: Doc,
+        target: Callable[[], Map | None],
+        interval: float = OUTPUT_INTERVAL,
+        *,
+        displays: Displays | None = None,
+        owner: str = "",
     ):
         self.doc = doc
         self.target = target
         self.interval = interval
-        self.sink = NotebookOutputSink(limit=jupyter_settings.OUTPUT_MAX_CHARS)
+        self.sink = NotebookOutputSink(
+            limit=jupyter_settings.OUTPUT_MAX_CHARS, displays=displays, owner=owner
+        )
         self.pending: list[dict[str, Any]] = []
         self.handle: asyncio.TimerHandle | None = None
         self.execution_count: int | None = None

@@ -5,7 +5,8 @@ Consecutive stream outputs of the same name are merged into one (a cell printing
 keeps one output, not 100,000), and a stream's ``\r`` and ``\b`` are applied as JupyterLab's
 output area applies them (`overwrite`): a progress bar redrawn with ``\r`` keeps its last state,
 not every state it went through. ``clear_output`` is honoured (waiting for the next output when
-``wait`` is set), and ``update_display_data`` replaces the outputs with the same display id.
+``wait`` is set); ``update_display_data``, and a display of a display id already shown, replace
+the data of the outputs with that display id.
 
 ``NotebookOutputSink`` keeps them as a notebook cell holds them in jupyter_ydoc's layout (each
 output a ``Map``, a stream's text a ``Text`` that grows, so each write costs what it appends, or
@@ -46,12 +47,16 @@ def to_output(message: dict[str, Any]) -> dict[str, Any] | None:
             output["transient"] = {"display_id": display_id}
         return output
     if kind == "execute_result":
-        return {
+        output = {
             "output_type": "execute_result",
             "data": content.get("data", {}),
             "metadata": content.get("metadata", {}),
             "execution_count": content.get("execution_count"),
         }
+        display_id = (content.get("transient") or {}).get("display_id")
+        if display_id:
+            output["transient"] = {"display_id": display_id}
+        return output
     if kind == "error":
         return {
             "output_type": "error",
@@ -169,6 +174,36 @@ def to_youtput(output: dict[str, Any]) -> Map:
     return Map(fields)
 
 
+class Displays:
+    """The outputs shown with each display id, by the cell (or console execution) that shows
+    them.
+
+    One per notebook, shared by the executions of its cells: a display handle updated in a later
+    cell updates the output of the cell that showed it, as in Jupyter's front end and nbclient
+    (the kernel sends the update under the later cell's request). Kept here, not in the
+    document: nbformat has no place for display ids.
+    """
+
+    def __init__(self) -> None:
+        self._shown: dict[str, dict[str, list[Map]]] = {}
+
+    def add(self, display_id: str, owner: str, output: Map) -> None:
+        self._shown.setdefault(display_id, {}).setdefault(owner, []).append(output)
+
+    def forget(self, owner: str) -> None:
+        """``owner``'s outputs were cleared: its displays are gone."""
+        for display_id in list(self._shown):
+            by_owner = self._shown[display_id]
+            by_owner.pop(owner, None)
+            if not by_owner:
+                del self._shown[display_id]
+
+    def shown(self, display_id: str) -> list[Map]:
+        return [
+            output for outputs in self._shown.get(display_id, {}).values() for output in outputs
+        ]
+
+
 @dataclass
 class _Stream:
     """Where the sink left the stream output it wrote last: its place, name, the length of its
@@ -187,14 +222,16 @@ class NotebookOutputSink:
     Each output is a ``Map``; consecutive streams of one name grow the last output's ``Text``,
     with ``\r`` and ``\b`` applied (`overwrite`: only the last line is ever rewritten);
     ``clear_output`` (with ``wait``) is honoured; ``update_display_data`` replaces the data and
-    metadata of the outputs this execution displayed with that display id. The display ids are
-    kept here, not in the document: nbformat has no place for them. The Array is passed to each
-    call, because the cell may have been looked up afresh.
+    metadata of the outputs shown with that display id (in ``displays``: this execution's own,
+    or the notebook's when given, ``owner`` naming the cell), and so does a new display of an id
+    already shown, which is then added too (as nbclient and Jupyter's front end do). The Array is
+    passed to each call, because the cell may have been looked up afresh.
     """
 
-    def __init__(self, limit: int = 0) -> None:
+    def __init__(self, limit: int = 0, displays: Displays | None = None, owner: str = "") -> None:
         self.clear_pending = False
-        self.displays: dict[str, list[Map]] = {}
+        self.displays = displays if displays is not None else Displays()
+        self.owner = owner
         self.limit = limit  # characters of output kept (0: no limit), see `_within_limit`
         self.used = 0
         self.truncated = False
@@ -221,9 +258,12 @@ class NotebookOutputSink:
         output = self._within_limit(output)
         if output is None:
             return False
+        display_id = output.get("transient", {}).get("display_id")  # none on a notice
+        if display_id:
+            self._update_display(display_id, output)
         outputs.append(to_youtput(output))
         if display_id:
-            self.displays.setdefault(display_id, []).append(outputs[len(outputs) - 1])
+            self.displays.add(display_id, self.owner, outputs[len(outputs) - 1])
         return True
 
     def _write_stream(self, outputs: Array, name: str, chunk: str) -> bool:
@@ -305,7 +345,7 @@ class NotebookOutputSink:
 
     def _clear(self, outputs: Array) -> bool:
         self.clear_pending = False
-        self.displays.clear()
+        self.displays.forget(self.owner)
         self.used = 0
         self.truncated = False
         self._stream = None
@@ -316,7 +356,7 @@ class NotebookOutputSink:
 
     def _update_display(self, display_id: str | None, output: dict[str, Any]) -> bool:
         changed = False
-        for shown in self.displays.get(display_id or "", []):
+        for shown in self.displays.shown(display_id or ""):
             try:
                 shown["data"] = output["data"]
                 shown["metadata"] = output["metadata"]

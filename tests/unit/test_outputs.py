@@ -2,9 +2,10 @@
 end applies them, clear_output, display updates, the output limit."""
 
 import pytest
-from pycrdt import Array, Doc, Text
+from pycrdt import Array, Doc, Map, Text
 
 from jupyter_sync.supernode.outputs import (
+    Displays,
     NotebookOutputSink,
     coalesce_streams,
     overwrite,
@@ -239,3 +240,41 @@ def test_the_limit_counts_what_is_written():
     head, notice = text.split("\n", 1)
     assert head in {"4", "40", "41", "42", "43", "44", "45", "46", "47", "48", "49"}, text
     assert notice.startswith("[output truncated: more than 50 characters")
+
+
+# --- Display ids ------------------------------------------------------------------------------
+
+
+def shown(value: str, display_id: str, kind: str = "display_data") -> dict:
+    return msg(kind, data={"text/plain": value}, metadata={}, transient={"display_id": display_id})
+
+
+def test_a_display_of_an_id_already_shown_updates_the_earlier_outputs_too():
+    doc, out = sink()
+    with doc.transaction():
+        out.apply(shown("first", "d"))
+        out.apply(shown("other", "e"))
+        out.apply(shown("again", "d"))
+    values = [o["data"]["text/plain"] for o in out.outputs.to_py()]
+    assert values == ["again", "other", "again"]
+    assert all("transient" not in o for o in out.outputs.to_py())  # nbformat forbids it
+
+
+def test_display_ids_are_shared_by_the_cells_of_a_notebook():
+    doc = Doc()
+    doc["a"], doc["b"] = Array(), Array()
+    displays = Displays()
+    first = Sink(doc["a"], displays=displays, owner="a")
+    second = Sink(doc["b"], displays=displays, owner="b")
+    with doc.transaction():
+        first.apply(shown("0%", "bar"))
+        first.apply(msg("execute_result", data={"text/plain": "r"}, metadata={}, execution_count=1))
+        second.apply(shown("100%", "bar", kind="update_display_data"))
+    assert doc["a"].to_py()[0]["data"] == {"text/plain": "100%"}
+    assert doc["b"].to_py() == []
+    # Cleared (the cell ran again), its displays are no longer updated.
+    with doc.transaction():
+        first.apply(msg("clear_output", wait=False))
+        first.apply(msg("stream", name="stdout", text="x"))
+        assert not second.apply(shown("late", "bar", kind="update_display_data"))
+    assert isinstance(doc["a"][0], Map) and doc["a"].to_py()[0]["text"] == "x"

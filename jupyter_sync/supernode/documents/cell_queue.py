@@ -154,9 +154,14 @@ class CellQueue:
                 del outputs[0 : len(outputs)]
             cell["execution_count"] = None
             cell["execution_state"] = "running"
+        document.displays.forget(cell_id)
 
         writer = OutputWriter(
-            document.doc, lambda: document.cell(cell_id), interval=self.output_interval
+            document.doc,
+            lambda: document.cell(cell_id),
+            interval=self.output_interval,
+            displays=document.displays,
+            owner=cell_id,
         )
         try:
             end = await run_execution(
