@@ -16,8 +16,9 @@ SETTINGS: tuple[Setting, ...] = (
         "OUTPUT_MAX_CHARS",
         1_000_000,
         positive_int,
-        "Output the supernode keeps per execution, in characters (stream text and the JSON of "
-        "other outputs); the rest is dropped with a notice. 0: no limit.",
+        "Output the supernode keeps per execution, in characters (stream text written, redraws "
+        "after a carriage return included, and the JSON of other outputs); the rest is dropped "
+        "with a notice. 0: no limit.",
     ),
     Setting(
         "RECORD_RETENTION",

@@ -22,7 +22,7 @@ from jupyter_sync.jupyter import ExecuteResult, JupyterClientError, KernelConnec
 from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.records import do_ask_input, do_clear_input
 from jupyter_sync.supernode.live_records import LiveRecords
-from jupyter_sync.supernode.outputs import NotebookOutputSink
+from jupyter_sync.supernode.outputs import Displays, NotebookOutputSink, coalesce_streams
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ class OutputWriter:
     otherwise the count is only kept in ``execution_count`` for the caller to write).
 
     Messages arrive one by one; writing each as its own transaction would cost a stored patch
-    per line printed. ``target`` is looked up at each write: a cell may have moved, or gone.
+    per line printed, and consecutive stream messages of one name are written as one chunk (a
+    progress bar redrawn many times in an interval is one edit of its line). ``target`` is
+    looked up at each write: a cell may have moved, or gone.
     """
 
     def __init__(
@@ -63,12 +65,16 @@ class OutputWriter:
         interval: float = OUTPUT_INTERVAL,
         *,
         write_count: bool = True,
+        displays: Displays | None = None,
+        owner: str = "",
     ):
         self.doc = doc
         self.target = target
         self.interval = interval
         self.write_count = write_count
-        self.sink = NotebookOutputSink(limit=jupyter_settings.OUTPUT_MAX_CHARS)
+        self.sink = NotebookOutputSink(
+            limit=jupyter_settings.OUTPUT_MAX_CHARS, displays=displays, owner=owner
+        )
         self.pending: list[dict[str, Any]] = []
         self.handle: asyncio.TimerHandle | None = None
         self.execution_count: int | None = None
@@ -96,7 +102,7 @@ class OutputWriter:
             return
         with self.doc.transaction():
             outputs = outputs_of(target)
-            for message in messages:
+            for message in coalesce_streams(messages):
                 if msg_type(message) == "execute_input":
                     target["execution_count"] = self.execution_count
                 else:

@@ -172,6 +172,7 @@ class CellQueue:
             if cell.get("execution_count") is not None:
                 cell["execution_count"] = None
             cell["execution_state"] = "running"
+        document.displays.forget(cell_id)
 
         # The count is written when the run ends, with execution_state going idle, never while
         # the cell runs: JupyterLab's CodeCell sets a cell idle itself when its count arrives
@@ -184,6 +185,8 @@ class CellQueue:
             lambda: document.cell(cell_id),
             interval=self.output_interval,
             write_count=False,
+            displays=document.displays,
+            owner=cell_id,
         )
         end: ExecutionEnd | None = None
         try:

@@ -15,6 +15,7 @@ from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterError
 from jupyter_sync.schema import DOCUMENT_FORMATS, document_datastore_name
+from jupyter_sync.supernode.outputs import Displays
 from tables.schema import jsonable
 
 SAVED_HASH = "saved_hash"
@@ -73,6 +74,8 @@ class OpenDocument:
         self.missing = False
         self.quiet = 0
         self.kernel_lock = asyncio.Lock()
+        self.displays = Displays()
+        """The outputs its cells showed with a display id, for updates from any cell."""
         self.autosave: asyncio.Task[None] | None = None
         self._observed: Doc | None = None
         self._subscriptions: list[Any] = []
