@@ -1,0 +1,330 @@
+"""What people see in JupyterLab: stock JupyterLab 4 with its collaboration front end and the
+bridge, this server (daphne) and the supernode, as ``scripts/run`` starts them
+(``tests.support.jupyterlab.LabStack``, one for the module), each person in a headless Chromium
+of their own (``LabWindow``), logged in to Jupyter with a token of their own.
+
+Ada and Grace are editors (the role every Jupyter user gets on first use); Vic is made a viewer
+of the ``jupyter`` datastore, so of every notebook. Every test uses notebooks of its own and
+leaves a screenshot of each window in ``test-artifacts/<test>-<person>.png``.
+
+Skipped, with the reason, when Chromium, chromedriver or selenium is missing; under CI=true a
+skip is a failure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.jupyterlab import (
+    ExecutionRefused,
+    LabStack,
+    LabWindow,
+    Person,
+    missing_browser,
+    outputs_of,
+    sources_of,
+)
+from tests.support.waiting import eventually
+
+ADA = Person("ada", "Ada Lovelace", "AL", "#1f77b4")
+GRACE = Person("grace", "Grace Hopper", "GH", "#d62728")
+VIC = Person("vic", "Vic Viewer", "VV", "#2ca02c")
+SAVED = 30.0  # the supernode saves 2 s after the last change, checking the file every 2 s
+
+# Until the execute route takes the room's document id: JupyterLab's server-side executor sends
+# document_id "json:notebook:<file id>" (the room name), and this server looks up a document
+# record by that whole string, so it answers 404 unknown-document and nothing runs.
+EXECUTE_ROOM_ID = pytest.mark.xfail(
+    raises=ExecutionRefused,
+    strict=True,
+    reason="POST api/kernels/<id>/execute with document_id 'json:notebook:<file id>' answers "
+    "404 unknown-document: jupyter_sync/api/executions.py KernelExecuteView looks the "
+    "document up by the room-form id, not the file id after the last ':'",
+)
+
+
+def rgb(color: str) -> str:
+    """``#d62728`` as a browser's computed style gives it: ``rgb(214, 39, 40)``."""
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LabStack]:
+    reason = missing_browser()
+    if reason:
+        pytest.skip(reason)
+    lab = LabStack([ADA, GRACE, VIC], name="e2e-lab").start()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+class Windows:
+    """The test's browser windows; a screenshot of each, named after the test."""
+
+    def __init__(self, stack: LabStack, test_name: str):
+        self.stack = stack
+        self.test_name = re.sub(r"[^\w.-]+", "-", test_name)
+        self.opened: list[LabWindow] = []
+
+    def open(self, person: Person, notebook: str | None = None) -> LabWindow:
+        window = LabWindow(self.stack, person)
+        self.opened.append(window)
+        return window.open_notebook(notebook) if notebook else window.open_lab()
+
+    def screenshot(self, window: LabWindow, suffix: str = "") -> None:
+        window.screenshot(f"{self.test_name}-{window.person.username}{suffix}")
+
+    def close(self) -> None:
+        for window in self.opened:
+            try:
+                if not window.closed:
+                    self.screenshot(window)
+            finally:
+                window.close()
+            for entry in window.console:  # shown by pytest only when the test failed
+                print(f"[{window.person.username}] {entry['level']} {entry['message']}")
+
+
+@pytest.fixture
+def windows(stack: LabStack, request: pytest.FixtureRequest) -> Iterator[Windows]:
+    opened = Windows(stack, request.node.name)
+    try:
+        yield opened
+    finally:
+        opened.close()
+        print(stack.logs()[-20000:])
+    stack.check_alive()
+
+
+def wait_saved(stack: LabStack, path: str, check: Callable[[dict], bool], what: str) -> dict:
+    """The notebook on disk, once ``check`` holds for it. (Jupyter writes a file in place:
+    a read may see it half written, and is then tried again.)"""
+
+    def saved() -> dict | None:
+        try:
+            notebook = stack.read_notebook(path)
+        except ValueError:
+            return None
+        return notebook if check(notebook) else None
+
+    return eventually(
+        saved, SAVED, what, explain=lambda: f"on disk: {(stack.notebooks / path).read_text()}"
+    )
+
+
+# --- Two people, one notebook -----------------------------------------------------------------
+
+
+def test_what_one_types_appears_in_the_others_window_and_both_edits_in_one_cell_survive(
+    stack, windows
+):
+    stack.write_notebook("together.ipynb", "total = 1", "words = []")
+    ada = windows.open(ADA, "together.ipynb")
+    grace = windows.open(GRACE, "together.ipynb")
+
+    ada.type_in_cell(0, "\ntotal += 2")
+    seen = grace.wait_cell_text(0, lambda text: "total += 2" in text, "Ada's line in Grace's")
+    assert seen == "total = 1\ntotal += 2"
+
+    # Both type into the same cell without waiting for each other, at either end.
+    grace.type_in_cell(1, "grace = 1\n", at="start")
+    ada.type_in_cell(1, "\nwords.append('ada')")
+    merged = "grace = 1\nwords = []\nwords.append('ada')"
+    for window in (ada, grace):
+        window.wait_cell_text(1, lambda text: text == merged, "both edits in both windows")
+    assert ada.cells()[0]["source"] == grace.cells()[0]["source"] == "total = 1\ntotal += 2"
+
+    wait_saved(
+        stack,
+        "together.ipynb",
+        lambda notebook: sources_of(notebook) == ["total = 1\ntotal += 2", merged],
+        "both people's edits saved to the .ipynb",
+    )
+
+
+def test_each_person_sees_the_other_by_their_jupyter_name_and_cursor(stack, windows):
+    stack.write_notebook("names.ipynb", "a = 1", "b = 2")
+    ada = windows.open(ADA, "names.ipynb")
+    grace = windows.open(GRACE, "names.ipynb")
+    grace.type_in_cell(1, "")  # Grace's cursor goes to the end of the second cell
+
+    ada.wait_for(lambda: ada.collaborators() == ["Grace Hopper"], "Grace in Ada's panel")
+    ada.wait_for(
+        lambda: rgb(GRACE.color) in ada.remote_cursors(1), "Grace's cursor in Ada's cell 2"
+    )
+    assert ada.remote_cursors(0) == []  # only where Grace is
+    grace.wait_for(lambda: grace.collaborators() == ["Ada Lovelace"], "Ada in Grace's panel")
+    # Each is a user of this server of their own, under their Jupyter display name.
+    names = stack.rtc_display_names()
+    assert names[ADA.rtc_username] == "Ada Lovelace"
+    assert names[GRACE.rtc_username] == "Grace Hopper"
+
+
+# --- Running cells on the server --------------------------------------------------------------
+
+
+@EXECUTE_ROOM_ID
+def test_a_cells_output_is_shown_and_saved_after_the_browser_closes(stack, windows):
+    stack.write_notebook("run.ipynb", "print(6 * 7)")
+    ada = windows.open(ADA, "run.ipynb")
+    ada.run_cell(0)
+    assert ada.wait_output(0, lambda text: "42" in text, "the output in Ada's window") == "42\n"
+    windows.screenshot(ada)
+    ada.close()
+
+    saved = wait_saved(
+        stack,
+        "run.ipynb",
+        lambda notebook: "42" in outputs_of(notebook, 0),
+        "the output in the .ipynb",
+    )
+    assert saved["cells"][0]["execution_count"] == 1
+
+
+@EXECUTE_ROOM_ID
+def test_a_long_cell_keeps_running_and_saves_all_its_output_after_the_browser_closes(
+    stack, windows
+):
+    lines = [f"line {i}" for i in range(5)]
+    stack.write_notebook(
+        "long.ipynb",
+        "import time\nfor i in range(5):\n    print(f'line {i}', flush=True)\n    time.sleep(1)",
+    )
+    ada = windows.open(ADA, "long.ipynb")
+    ada.run_cell(0)
+    shown = ada.wait_output(0, lambda text: "line 0" in text, "the first line")
+    windows.screenshot(ada)
+    ada.close()
+    assert "line 4" not in shown  # the browser closed while the cell was running
+
+    saved = wait_saved(
+        stack,
+        "long.ipynb",
+        lambda notebook: "line 4" in outputs_of(notebook, 0),
+        "the last line in the .ipynb",
+    )
+    assert outputs_of(saved, 0).splitlines() == lines
+
+
+# --- A viewer ---------------------------------------------------------------------------------
+
+
+def test_a_viewer_reads_and_their_edit_is_refused_with_jupyterlabs_reload_dialog(stack, windows):
+    stack.write_notebook("viewer.ipynb", "shared = 'by ada'")
+    # Vic becomes known to this server when their JupyterLab first calls it; then an admin
+    # makes them a viewer of every notebook.
+    vic = windows.open(VIC)
+    eventually(lambda: VIC.rtc_username in stack.rtc_usernames(), 30, "Vic known to the server")
+    stack.grant(VIC, "viewer")
+
+    ada = windows.open(ADA, "viewer.ipynb")
+    vic.open_notebook("viewer.ipynb")
+    assert vic.cell_text(0) == "shared = 'by ada'"  # a viewer reads
+
+    vic.type_in_cell(0, "  # vic")
+    dialog = vic.wait_for(
+        lambda: [text for text in vic.dialogs() if "Session expired" in text],
+        "the refusal in Vic's window",
+    )[0]
+    assert "You may not edit this document; your change was not saved" in dialog
+    assert "Reload" in dialog
+    windows.screenshot(vic, "-refused")
+
+    # Ada edits after the refusal: once her edit is on disk, Vic's would be too, had it passed.
+    ada.type_in_cell(0, "\nshared += '!'")
+    expected = "shared = 'by ada'\nshared += '!'"
+    wait_saved(
+        stack,
+        "viewer.ipynb",
+        lambda notebook: sources_of(notebook) == [expected],
+        "Ada's edit, and only hers, on disk",
+    )
+    assert ada.cell_text(0) == expected
+
+    vic.click_dialog_button("Reload")
+    vic.wait_for(lambda: vic.cells() and vic.cell_text(0) == expected, "Vic's reloaded window")
+    assert not vic.dialogs()
+
+
+# --- Saving -----------------------------------------------------------------------------------
+
+
+class FileChangedDialog(AssertionError):
+    """JupyterLab showed "File Changed" on Ctrl+S."""
+
+
+@pytest.mark.xfail(
+    raises=FileChangedDialog,
+    strict=True,
+    reason="the supernode's autosave changes the file but not the document's state.hash, so "
+    "JupyterLab's save compares its last hash with the file's new one ('Different hash found "
+    "for <path>') and asks File Changed",
+)
+def test_ctrl_s_saves_without_the_file_changed_dialog(stack, windows):
+    stack.write_notebook("save.ipynb", "value = 1")
+    ada = windows.open(ADA, "save.ipynb")
+    ada.type_in_cell(0, "\nvalue += 1")
+    wait_saved(
+        stack,
+        "save.ipynb",
+        lambda notebook: "value += 1" in sources_of(notebook)[0],
+        "the automatic save",
+    )
+
+    ada.type_in_cell(0, "\nvalue += 2")
+    ada.save()
+    ada.wait_for(
+        lambda: ada.dialogs() or "Saving completed" in ada.status_bar(),
+        "the save to complete, or a dialog",
+    )
+    if any("File Changed" in text for text in ada.dialogs()):
+        windows.screenshot(ada, "-file-changed")
+        warnings = [e["message"] for e in ada.read_console() if e["level"] == "WARNING"]
+        raise FileChangedDialog(f"File Changed on Ctrl+S; console warnings: {warnings}")
+    assert not ada.dialogs()
+    wait_saved(
+        stack,
+        "save.ipynb",
+        lambda notebook: sources_of(notebook) == ["value = 1\nvalue += 1\nvalue += 2"],
+        "the saved notebook",
+    )
+
+
+# --- The console ------------------------------------------------------------------------------
+
+
+def noise(entry: dict) -> bool:
+    """Console entries that say nothing about this product: only a missing favicon (Chromium
+    asks for /favicon.ico whatever the page declares)."""
+    return "favicon" in entry["message"] and "Failed to load resource" in entry["message"]
+
+
+@EXECUTE_ROOM_ID
+def test_an_editing_and_running_session_logs_no_errors_in_the_browser_console(stack, windows):
+    stack.write_notebook("console.ipynb", "n = 10", "print(sum(range(n)))")
+    ada = windows.open(ADA, "console.ipynb")
+    grace = windows.open(GRACE, "console.ipynb")
+
+    ada.type_in_cell(0, "\nn += 1")
+    grace.wait_cell_text(0, lambda text: text == "n = 10\nn += 1", "Ada's edit for Grace")
+    grace.run_cell(0)
+    grace.run_cell(1)
+    for window in (grace, ada):
+        window.wait_output(1, lambda text: text == "55\n", "the output in both windows")
+    wait_saved(
+        stack,
+        "console.ipynb",
+        lambda notebook: "55" in outputs_of(notebook, 1),
+        "the run saved",
+    )
+
+    errors = {window.person.username: window.severe(ignore=noise) for window in (ada, grace)}
+    assert errors == {"ada": [], "grace": []}, "\n".join(
+        f"{who}: {message}" for who, messages in errors.items() for message in messages
+    )
