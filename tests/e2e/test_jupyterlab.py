@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.jupyterlab import (
-    ExecutionRefused,
     LabStack,
     LabWindow,
     Person,
@@ -33,17 +32,6 @@ ADA = Person("ada", "Ada Lovelace", "AL", "#1f77b4")
 GRACE = Person("grace", "Grace Hopper", "GH", "#d62728")
 VIC = Person("vic", "Vic Viewer", "VV", "#2ca02c")
 SAVED = 30.0  # the supernode saves 2 s after the last change, checking the file every 2 s
-
-# Until the execute route takes the room's document id: JupyterLab's server-side executor sends
-# document_id "json:notebook:<file id>" (the room name), and this server looks up a document
-# record by that whole string, so it answers 404 unknown-document and nothing runs.
-EXECUTE_ROOM_ID = pytest.mark.xfail(
-    raises=ExecutionRefused,
-    strict=True,
-    reason="POST api/kernels/<id>/execute with document_id 'json:notebook:<file id>' answers "
-    "404 unknown-document: jupyter_sync/api/executions.py KernelExecuteView looks the "
-    "document up by the room-form id, not the file id after the last ':'",
-)
 
 
 def rgb(color: str) -> str:
@@ -169,7 +157,6 @@ def test_each_person_sees_the_other_by_their_jupyter_name_and_cursor(stack, wind
 # --- Running cells on the server --------------------------------------------------------------
 
 
-@EXECUTE_ROOM_ID
 def test_a_cells_output_is_shown_and_saved_after_the_browser_closes(stack, windows):
     stack.write_notebook("run.ipynb", "print(6 * 7)")
     ada = windows.open(ADA, "run.ipynb")
@@ -187,7 +174,6 @@ def test_a_cells_output_is_shown_and_saved_after_the_browser_closes(stack, windo
     assert saved["cells"][0]["execution_count"] == 1
 
 
-@EXECUTE_ROOM_ID
 def test_a_long_cell_keeps_running_and_saves_all_its_output_after_the_browser_closes(
     stack, windows
 ):
@@ -259,13 +245,6 @@ class FileChangedDialog(AssertionError):
     """JupyterLab showed "File Changed" on Ctrl+S."""
 
 
-@pytest.mark.xfail(
-    raises=FileChangedDialog,
-    strict=True,
-    reason="the supernode's autosave changes the file but not the document's state.hash, so "
-    "JupyterLab's save compares its last hash with the file's new one ('Different hash found "
-    "for <path>') and asks File Changed",
-)
 def test_ctrl_s_saves_without_the_file_changed_dialog(stack, windows):
     stack.write_notebook("save.ipynb", "value = 1")
     ada = windows.open(ADA, "save.ipynb")
@@ -305,7 +284,6 @@ def noise(entry: dict) -> bool:
     return "favicon" in entry["message"] and "Failed to load resource" in entry["message"]
 
 
-@EXECUTE_ROOM_ID
 def test_an_editing_and_running_session_logs_no_errors_in_the_browser_console(stack, windows):
     stack.write_notebook("console.ipynb", "n = 10", "print(sum(range(n)))")
     ada = windows.open(ADA, "console.ipynb")
