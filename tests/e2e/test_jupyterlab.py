@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from tests.support.jupyterlab import (
@@ -23,6 +24,7 @@ from tests.support.jupyterlab import (
     LabWindow,
     Person,
     missing_browser,
+    notebook_json,
     outputs_of,
     sources_of,
 )
@@ -134,6 +136,10 @@ def test_what_one_types_appears_in_the_others_window_and_both_edits_in_one_cell_
         lambda notebook: sources_of(notebook) == ["total = 1\ntotal += 2", merged],
         "both people's edits saved to the .ipynb",
     )
+    # This server's history names each person as the author of their own edits (and the
+    # supernode as the author of what it loaded from the file).
+    authors = stack.authors("together.ipynb")
+    assert authors == {ADA.rtc_username, GRACE.rtc_username, "supernode"}
 
 
 def test_each_person_sees_the_other_by_their_jupyter_name_and_cursor(stack, windows):
@@ -160,10 +166,14 @@ def test_each_person_sees_the_other_by_their_jupyter_name_and_cursor(stack, wind
 def test_a_cells_output_is_shown_and_saved_after_the_browser_closes(stack, windows):
     stack.write_notebook("run.ipynb", "print(6 * 7)")
     ada = windows.open(ADA, "run.ipynb")
+    grace = windows.open(GRACE, "run.ipynb")
     ada.run_cell(0)
     assert ada.wait_output(0, lambda text: "42" in text, "the output in Ada's window") == "42\n"
+    assert grace.wait_output(0, lambda text: "42" in text, "Ada's output in Grace's") == "42\n"
     windows.screenshot(ada)
+    windows.screenshot(grace)
     ada.close()
+    grace.close()
 
     saved = wait_saved(
         stack,
@@ -196,6 +206,55 @@ def test_a_long_cell_keeps_running_and_saves_all_its_output_after_the_browser_cl
         "the last line in the .ipynb",
     )
     assert outputs_of(saved, 0).splitlines() == lines
+
+    # Opened again, the notebook shows what was printed while no window was open.
+    grace = windows.open(GRACE, "long.ipynb")
+    reopened = grace.wait_output(0, lambda text: "line 4" in text, "every line when reopened")
+    assert reopened.splitlines() == lines
+
+
+# --- Changes from elsewhere, and an outage --------------------------------------------------
+
+
+def test_a_change_through_jupyters_contents_api_reaches_both_windows(stack, windows):
+    stack.write_notebook("outside.ipynb", "from_disk = 0")
+    ada = windows.open(ADA, "outside.ipynb")
+    grace = windows.open(GRACE, "outside.ipynb")
+    model = {"type": "notebook", "format": "json", "content": notebook_json("from_api = 1")}
+    answer = httpx.put(
+        f"{stack.lab.url}/api/contents/outside.ipynb",
+        json=model,
+        headers={"Authorization": f"token {ADA.token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    for window in (ada, grace):
+        window.wait_cell_text(0, lambda text: text == "from_api = 1", "the file's new source")
+    assert stack.saved_sources("outside.ipynb") == ["from_api = 1"]
+
+
+def test_what_is_typed_while_this_server_is_down_is_kept_when_it_comes_back(stack, windows):
+    stack.write_notebook("outage.ipynb", "before = 1")
+    ada = windows.open(ADA, "outage.ipynb")
+    grace = windows.open(GRACE, "outage.ipynb")
+    ada.type_in_cell(0, "\nconnected = 2")
+    grace.wait_cell_text(0, lambda text: "connected = 2" in text, "Ada's line in Grace's")
+
+    stack.rtc.kill()  # a crash: nothing is flushed on the way out
+    ada.type_in_cell(0, "\nwhile_down = 3")
+    windows.screenshot(ada, "-while-down")
+    assert "while_down = 3" in ada.cell_text(0)  # the window keeps it meanwhile
+
+    stack.rtc.restart(timeout=60)
+    expected = "before = 1\nconnected = 2\nwhile_down = 3"
+    grace.wait_cell_text(0, lambda text: text == expected, "the line typed while down, in Grace's")
+    ada.wait_cell_text(0, lambda text: text == expected, "and still in Ada's")
+    wait_saved(
+        stack,
+        "outage.ipynb",
+        lambda notebook: sources_of(notebook) == [expected],
+        "the line typed while down, on disk",
+    )
 
 
 # --- A viewer ---------------------------------------------------------------------------------

@@ -308,6 +308,20 @@ class LabStack:
         with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10)) as db:
             return dict(db.execute("SELECT username, first_name FROM auth_user"))
 
+    def authors(self, path: str) -> set[str]:
+        """Who wrote the transactions of the notebook at ``path`` from a client (JupyterLab):
+        the usernames this server attributed them to, from its history."""
+        query = """
+            SELECT DISTINCT u.username
+            FROM tables_transaction t
+            JOIN tables_datastore d ON t.datastore_id = d.id
+            JOIN jupyter_sync_document doc ON d.name = 'doc-' || doc.record_id
+            JOIN auth_user u ON t.author_id = u.id
+            WHERE doc.path = ? AND t.origin = 'client'
+        """
+        with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10)) as db:
+            return {row[0] for row in db.execute(query, (path,))}
+
     def grant(self, person: Person, role: str) -> None:
         """``manage.py grant jupyter <person> <role>``: their role on every notebook."""
         self.manage("grant", "jupyter", person.rtc_username, role)
