@@ -14,10 +14,11 @@ entry that would have changed another connection's state is reported as refused.
 
 Owners are local member ids, or ``<worker>:<member>`` for a connection on another worker (the
 worker says which of its connections announced what, and relays only what it accepted). When a
-connection leaves, its entries become tombstones with no owner and a clock above the last one,
-so that an echo still in flight cannot claim the id again; every record (state, ownership,
-tombstone) is forgotten once not renewed for ``TIMEOUT`` seconds, as y-protocols forgets a
-state.
+connection leaves, its states are removed (relayed with the clock after the last one, as
+y-protocols removes a state) and its entries become tombstones with no owner and the last clock,
+so that an echo still in flight cannot claim the id again while the same client, reconnected,
+can with its next renewal; every record (state, ownership, tombstone) is forgotten once not
+renewed for ``TIMEOUT`` seconds, as y-protocols forgets a state.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class Presence:
             record = self.records[client_id]
             if record.state is not None:
                 gone.append(AwarenessEntry(client_id, record.clock + 1, None))
-            self.records[client_id] = _Record(record.clock + 1, None, "", now)
+            self.records[client_id] = _Record(record.clock, None, "", now)
         return yjs_protocol.encode_awareness(gone) if gone else None
 
 

@@ -138,6 +138,12 @@ async def test_a_connection_cannot_overwrite_or_remove_anothers_presence(tokens)
     assert [(e.client_id, e.state) for e in await next_awareness(watcher)] == [(100, None)]
     assert await states_seen(watcher) == {7: {"user": "mallory"}}
     assert not [r for r in records(tokens["pk"]).values() if r.state is not None and r.owner == ""]
+    # An echo of ada's last state still in flight claims nothing; ada back, renewing, does.
+    assert await json_announce(late, (100, 2, {"user": "ada", "cursor": 4})) is None
+    assert await states_seen(watcher) == {7: {"user": "mallory"}}
+    ada = await YPeer.synced("todo", tokens["ed"])
+    await y_announce(ada, (100, 3, {"user": "ada", "back": True}))
+    assert await y_query(ada) == {7: {"user": "mallory"}, 100: {"user": "ada", "back": True}}
 
 
 async def test_caps_per_connection_bound_the_presence_kept(tokens):
