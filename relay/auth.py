@@ -16,7 +16,7 @@ appends Jupyter's token to its WebSocket URLs), which means nothing here.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
@@ -149,16 +149,83 @@ class RTCAuthMiddlewareStack:
         return await self.with_session(scope, receive, send)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+SiteOrigin = tuple[str, str, int]
+"""``(scheme, host, port)``, lowercased, the port given even when it is the scheme's default."""
+
+
+def parse_origin(scheme: str, netloc: str) -> SiteOrigin | None:
+    """``(scheme, host, port)`` for a scheme and ``host[:port]`` (None: not an http(s) origin,
+    or a malformed one)."""
+    scheme = scheme.lower()
+    if scheme not in DEFAULT_PORTS or not netloc or "@" in netloc:
+        return None
+    try:
+        parsed = urlsplit(f"//{netloc}")
+        port = parsed.port
+    except ValueError:
+        return None
+    if not parsed.hostname:
+        return None
+    return scheme, parsed.hostname.lower(), port if port is not None else DEFAULT_PORTS[scheme]
+
+
+def _origin_of(url: str) -> SiteOrigin | None:
+    try:
+        parsed = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parsed.path or parsed.query or parsed.fragment:
+        return None
+    return parse_origin(parsed.scheme, parsed.netloc)
+
+
+def server_scheme(scope) -> str:
+    """``http`` or ``https``: how the client reached this server, decided as Django decides
+    ``request.scheme``. With ``SECURE_PROXY_SSL_HEADER`` (``("HTTP_X_FORWARDED_PROTO",
+    "https")``), a proxy's header when present (its first value); else the connection's own
+    scheme (``wss`` is https; ASGI's default, and daphne's, whose WebSocket scope names none,
+    is ``ws``)."""
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy_header:
+        meta_name, secure_value = proxy_header
+        name = meta_name.removeprefix("HTTP_").replace("_", "-").lower().encode()
+        value = _header(scope, name)
+        if value is not None:
+            return "https" if value.split(",", 1)[0].strip() == secure_value else "http"
+    return "https" if scope.get("scheme") in ("wss", "https") else "http"
+
+
+def _trusted(origin: SiteOrigin) -> bool:
+    """A ``CSRF_TRUSTED_ORIGINS`` entry, as Django's CSRF check reads them: an origin, or
+    ``scheme://*.domain`` for the domain and its subdomains (same scheme and port)."""
+    scheme, host, port = origin
+    for entry in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
+        wildcard = "://*." in entry
+        trusted = _origin_of(entry.replace("://*.", "://", 1) if wildcard else entry)
+        if trusted is None or (trusted[0], trusted[2]) != (scheme, port):
+            continue
+        if host == trusted[1] or (wildcard and host.endswith("." + trusted[1])):
+            return True
+    return False
+
+
 def origin_allowed(scope) -> bool:
-    """Same-origin (Origin's host:port equals the Host header) or a CSRF-trusted origin.
+    """Same origin (Origin's scheme, host and port equal the server's: ``server_scheme`` and
+    the Host header, default ports made explicit) or a CSRF-trusted origin.
 
     Requests without an Origin header are not from a browser page, so no cookie is at risk.
+    An https page is not the origin of an http server on the same host and port, nor the
+    other way round.
     """
-    origin = _header(scope, b"origin")
+    origin_header = _header(scope, b"origin")
+    if origin_header is None:
+        return True
+    origin = _origin_of(origin_header)
     if origin is None:
-        return True
-    if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
-        return True
+        return False  # "null" (a sandboxed or file page), or not an origin at all
     host = _header(scope, b"host")
-    parsed = urlparse(origin)
-    return bool(host) and parsed.netloc.lower() == host.lower()
+    if host and origin == parse_origin(server_scheme(scope), host):
+        return True
+    return _trusted(origin)

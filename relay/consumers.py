@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from relay.auth import origin_allowed
 from relay.hub import Batch, Room, get_hub
+from relay.presence import Refusal
 from relay.ratelimit import TokenBucket
 from tables.commit import asubmit
 from tables.conf import rtc_settings
@@ -194,11 +195,31 @@ class RelayConsumer(AsyncWebsocketConsumer):
         self.serial = max(self.serial or 0, batch.transactions[-1].serial)
         return indices
 
-    async def presence_from_client(self, update: bytes) -> None:
-        """Record, relay to this worker's others, publish to the other workers."""
-        self.room.record_presence(update, self.member_id)
-        await self.room.relay_presence(update, self)
-        await self.hub.publish_presence(self.room, update)
+    async def presence_from_client(self, update: bytes, msg_id: str | None = None) -> None:
+        """Record what this connection may announce (its own client ids, within the caps),
+        relay that to this worker's others, publish it to the other workers; say what was
+        dropped (raises yjs_protocol.ProtocolError)."""
+        recorded = self.room.record_presence(
+            update,
+            self.member_id,
+            max_clients=rtc_settings.MAX_PRESENCE_CLIENTS,
+            max_bytes=rtc_settings.MAX_PRESENCE_BYTES,
+        )
+        if recorded.update is not None:
+            await self.room.relay_presence(recorded.update, self)
+            await self.hub.publish_presence(self.room, recorded.update, self.member_id)
+        for refusal in recorded.refusals:
+            await self.presence_refused(refusal, msg_id)
+
+    async def presence_refused(self, refusal: Refusal, msg_id: str | None) -> None:
+        """Awareness entries were dropped: the protocol's way of saying so, the connection
+        kept. By default a log line (for a client that cannot be told)."""
+        logger.info(
+            "presence on %s dropped (%s): %s",
+            self.access.datastore.name,
+            refusal.code,
+            refusal.reason,
+        )
 
     # --- to implement -----------------------------------------------------------------------
 

@@ -16,11 +16,9 @@ import asyncio
 import contextvars
 import logging
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -31,6 +29,7 @@ from pycrdt import merge_updates
 from rtc_client.wire import json_protocol, yjs_protocol
 
 from relay.groups import datastore_group
+from relay.presence import Presence, Recorded
 from tables import history
 from tables.history import StoredTransaction
 from tables.models import Datastore
@@ -38,7 +37,6 @@ from tables.service import Committed
 
 logger = logging.getLogger(__name__)
 
-AWARENESS_TIMEOUT = 30.0  # seconds, as y-protocols: clients renew their state every 15 s
 GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
 
 
@@ -97,14 +95,6 @@ class Member(Protocol):
     async def send_awareness(self, update: bytes) -> None: ...
 
 
-@dataclass
-class _Presence:
-    clock: int
-    state: Any
-    member_id: str | None  # None: announced through another worker
-    seen: float = field(default_factory=time.monotonic)
-
-
 class Room:
     def __init__(self, hub: Hub, datastore: Datastore, serial: int):
         self.hub = hub
@@ -113,7 +103,7 @@ class Room:
         self.serial = serial
         self.members: dict[str, Member] = {}
         self.lock = asyncio.Lock()
-        self.presence: dict[int, _Presence] = {}
+        self.presence = Presence()
         self.reported: dict[str, int] = {}
 
     # --- membership -------------------------------------------------------------------------
@@ -166,16 +156,13 @@ class Room:
 
     # --- presence ---------------------------------------------------------------------------
 
-    def record_presence(self, update: bytes, member_id: str | None) -> None:
-        """Remember the states in an awareness update (raises yjs_protocol.ProtocolError)."""
-        for entry in yjs_protocol.decode_awareness(update):
-            known = self.presence.get(entry.client_id)
-            if known is not None and known.clock > entry.clock:
-                continue
-            if entry.removed:
-                self.presence.pop(entry.client_id, None)
-            else:
-                self.presence[entry.client_id] = _Presence(entry.clock, entry.state, member_id)
+    def record_presence(
+        self, update: bytes, owner: str, *, max_clients: int = 0, max_bytes: int = 0
+    ) -> Recorded:
+        """Remember the states of an awareness update that ``owner`` (a member id, or
+        ``<worker>:<member>`` for another worker's connection) may set; see ``relay.presence``
+        (raises yjs_protocol.ProtocolError)."""
+        return self.presence.record(update, owner, max_clients=max_clients, max_bytes=max_bytes)
 
     async def relay_presence(self, update: bytes, sender: Member | None) -> None:
         for member in list(self.members.values()):
@@ -186,25 +173,12 @@ class Room:
                     logger.info("awareness to %s failed: %r", member.member_id, error)
 
     def presence_snapshot(self) -> bytes | None:
-        deadline = time.monotonic() - AWARENESS_TIMEOUT
-        for client_id in [c for c, p in self.presence.items() if p.seen < deadline]:
-            del self.presence[client_id]
-        if not self.presence:
-            return None
-        return yjs_protocol.encode_awareness(
-            [yjs_protocol.AwarenessEntry(c, p.clock, p.state) for c, p in self.presence.items()]
-        )
+        return self.presence.snapshot()
 
-    def departures(self, member_id: str) -> bytes | None:
-        """An awareness update removing every client this member announced."""
-        gone = [
-            yjs_protocol.AwarenessEntry(client_id, presence.clock + 1, None)
-            for client_id, presence in self.presence.items()
-            if presence.member_id == member_id
-        ]
-        for entry in gone:
-            del self.presence[entry.client_id]
-        return yjs_protocol.encode_awareness(gone) if gone else None
+    def departures(self, owner: str) -> bytes | None:
+        """An awareness update removing every client this owner announced; they are its no
+        more."""
+        return self.presence.departures(owner)
 
     # --- stable serial ----------------------------------------------------------------------
 
@@ -269,7 +243,7 @@ class Hub:
         departures = room.leave(member)
         if departures:
             await room.relay_presence(departures, None)
-            await self.publish_presence(room, departures)
+            await self.publish_presence(room, departures, member.member_id, left=True)
         if not room.members and self.rooms.get(room.datastore.pk) is room:
             del self.rooms[room.datastore.pk]
             if self.channel is not None:
@@ -277,7 +251,11 @@ class Hub:
 
     # --- publishing -------------------------------------------------------------------------
 
-    async def publish_presence(self, room: Room, update: bytes) -> None:
+    async def publish_presence(
+        self, room: Room, update: bytes, member_id: str, *, left: bool = False
+    ) -> None:
+        """Tell the other workers what one of this worker's connections announced (only what
+        was accepted here), or, ``left``, that it is gone with all it announced."""
         if self.channel is not None:
             await self.layer.group_send(
                 room.group,
@@ -285,6 +263,8 @@ class Hub:
                     "type": "rtc.awareness",
                     "worker": self.worker_id,
                     "datastore": room.datastore.pk,
+                    "member": member_id,
+                    "left": left,
                     "update": update,
                 },
             )
@@ -322,8 +302,22 @@ class Hub:
         if message.get("type") == "rtc.transactions":
             await room.deliver([StoredTransaction(*fields) for fields in message["transactions"]])
         elif message.get("type") == "rtc.awareness":
-            room.record_presence(message["update"], None)
-            await room.relay_presence(message["update"], None)
+            await self._remote_presence(room, message)
+
+    async def _remote_presence(self, room: Room, message: dict[str, Any]) -> None:
+        """Another worker's connection announced (or left): the same ownership rule as for
+        this worker's own, the owner named by worker and member. What this worker knows is what
+        it was told, in order: an id it saw owned first by someone else stays theirs here."""
+        owner = f"{message.get('worker')}:{message.get('member', '')}"
+        if message.get("left"):
+            update = room.departures(owner)
+        else:
+            recorded = room.record_presence(message["update"], owner)
+            update = recorded.update
+            for refusal in recorded.refusals:
+                logger.info("presence from %s dropped: %s", owner, refusal.reason)
+        if update is not None:
+            await room.relay_presence(update, None)
 
     async def _refresh_groups(self) -> None:
         while True:

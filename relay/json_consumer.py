@@ -18,6 +18,7 @@ from rtc_client.wire.json_protocol import (
 
 from relay.consumers import ConnectionRefusal, RelayConsumer
 from relay.hub import Batch, transactions_json
+from relay.presence import Refusal
 from tables import history, undo
 from tables.service import Status
 
@@ -189,9 +190,12 @@ class DatastoreConsumer(RelayConsumer):
     async def on_awareness_update(self, msg_id: str | None, content: dict[str, Any]) -> None:
         update = read_patch(content.get("update"), "content.update")
         try:
-            await self.presence_from_client(update)
+            await self.presence_from_client(update, msg_id)
         except yjs_protocol.ProtocolError as error:
             raise BadMessage(f"content.update: {error}") from None
+
+    async def presence_refused(self, refusal: Refusal, msg_id: str | None) -> None:
+        await self.error(msg_id, refusal.code, refusal.reason, clientIds=list(refusal.client_ids))
 
     async def on_awareness_query(self, msg_id: str | None, content: dict[str, Any]) -> None:
         presence = self.room.presence_snapshot() or yjs_protocol.encode_awareness([])

@@ -9,12 +9,16 @@ from rtc_client.wire import yjs_protocol
 
 from relay.consumers import ConnectionRefusal, RelayConsumer
 from relay.hub import Batch
+from relay.presence import Refusal
 from tables import service
 from tables.service import Status
 from tables.ydoc import MalformedUpdate
 
 
 class YjsConsumer(RelayConsumer):
+    tells_presence_refusals = True
+    """Whether dropped awareness entries are answered with an auth message (else logged)."""
+
     async def joined(self) -> None:
         # Announce our state so the client answers with what we lack (its offline edits).
         state_vector, _ = await database_sync_to_async(service.live_state_vector)(
@@ -110,6 +114,13 @@ class YjsConsumer(RelayConsumer):
         """A client's update was not stored: y-websocket's auth message says why (a stock
         provider logs it); the connection stays open."""
         await self.deny(code, reason)
+
+    async def presence_refused(self, refusal: Refusal, msg_id: str | None) -> None:
+        """y-websocket's auth message, as for a refused update (a stock provider logs it)."""
+        if self.tells_presence_refusals:
+            await self.deny(refusal.code, refusal.reason)
+        else:
+            await super().presence_refused(refusal, msg_id)
 
     async def deny(self, code: str, reason: str) -> None:
         await self.send(bytes_data=yjs_protocol.permission_denied(f"{code}: {reason}"))

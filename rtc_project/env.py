@@ -64,3 +64,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """Django's ``SECURE_PROXY_SSL_HEADER`` from ``HEADER,value`` (``X-Forwarded-Proto,https``,
+    or Django's own spelling ``HTTP_X_FORWARDED_PROTO,https``); unset or empty: None."""
+    items = env_list(name, [])
+    if not items:
+        return None
+    if len(items) != 2:
+        raise ImproperlyConfigured(f"{name} must be HEADER,value (X-Forwarded-Proto,https)")
+    header, value = items
+    meta = header.upper().replace("-", "_")
+    return (meta if meta.startswith("HTTP_") else f"HTTP_{meta}"), value

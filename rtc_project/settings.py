@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from jupyter_sync import conf as jupyter_conf
-from rtc_project.env import env_bool, env_int, env_list, env_str
+from rtc_project.env import env_bool, env_int, env_list, env_proxy_ssl_header, env_str
 from tables.conf import settings_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -37,6 +37,9 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Behind a proxy that terminates TLS: the header saying a request came over https (for Django's
+# CSRF check and the WebSocket Origin check, relay.auth.server_scheme).
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
 
 INSTALLED_APPS = [
     "daphne",

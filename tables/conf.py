@@ -173,6 +173,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Messages a WebSocket connection may send in a burst above the rate.",
     ),
     Setting(
+        "MAX_PRESENCE_CLIENTS",
+        4,
+        positive_int,
+        "Awareness client ids one WebSocket connection may announce (a browser tab has one, a "
+        "JupyterLab window a few); more are dropped (presence-too-many-clients). 0: no limit.",
+    ),
+    Setting(
+        "MAX_PRESENCE_BYTES",
+        65_536,
+        positive_int,
+        "Largest awareness state accepted, in bytes of JSON; larger ones are dropped "
+        "(presence-too-large). 0: no limit.",
+    ),
+    Setting(
         "ANONYMOUS_ROLE",
         "",
         _role,

@@ -158,6 +158,9 @@ def raw_message(message: dict) -> bytes:
 class RoomConsumer(YjsConsumer):
     """``YjsConsumer`` on the datastore of the room's document."""
 
+    # The front end reads type 2 as a raw message: dropped presence is only logged.
+    tells_presence_refusals = False
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.dropped: list[bytes] = []  # a reader's updates dropped unstored (front_end_writes)
@@ -257,6 +260,8 @@ class GlobalAwarenessConsumer(YjsConsumer):
     dropped (nothing is stored), and no transaction of the jupyter datastore is sent to it. Its
     awareness goes through the jupyter datastore's room, to every worker.
     """
+
+    tells_presence_refusals = False  # as in a document's room: type 2 is raw to the front end
 
     async def datastore_access(self, user) -> Access:
         return await resolve_access(JUPYTER_DATASTORE, user)

@@ -181,6 +181,43 @@ def test_a_new_client_receives_presence_already_announced(live_server_process, n
     second.wait_awareness(lambda states: states.get(first.client_id) == {"user": "first"})
 
 
+def presence_cannot_be_taken(ada, bob, mallory) -> None:
+    """Stock clients ada and bob, and mallory, who names ada's client id in its own awareness
+    messages (any peer may): ada's state stays ada's for bob, and mallory holds at most
+    RTC_MAX_PRESENCE_CLIENTS (4) ids."""
+    ada.set_awareness({"user": "ada", "cursor": 1})
+    bob.wait_awareness(lambda states: states.get(ada.client_id) == {"user": "ada", "cursor": 1})
+    mallory.wait_awareness(lambda states: ada.client_id in states)
+    clock = 1000
+    mallory.send_awareness([(ada.client_id, clock, {"user": "mallory"})])
+    mallory.send_awareness([(ada.client_id, clock + 1, None)])
+    mallory.send_awareness([(id_, 1, {"user": f"ghost {id_}"}) for id_ in range(1, 11)])
+    mallory.set_awareness({"user": "mallory"})  # its own, sent after the rest, relayed after it
+    states = bob.wait_awareness(lambda states: mallory.client_id in states)
+    assert states[ada.client_id] == {"user": "ada", "cursor": 1}
+    assert len([s for s in states.values() if str(s.get("user")).startswith("ghost")]) <= 3
+    assert mallory.wait_event("permission-denied")["reason"].startswith("presence-not-yours")
+
+    # Ada's next state, with a clock far below mallory's, reaches bob: it is still hers.
+    ada.set_awareness({"user": "ada", "cursor": 2})
+    bob.wait_awareness(lambda states: states.get(ada.client_id) == {"user": "ada", "cursor": 2})
+    reasons = [event["reason"] for event in mallory.events_named("permission-denied")]
+    assert any(reason.startswith("presence-too-many-clients") for reason in reasons)
+    mallory.disconnect()
+    bob.wait_awareness(lambda states: mallory.client_id not in states)
+    assert not [s for s in bob.get_awareness().values() if "ghost" in str(s.get("user"))]
+    assert bob.get_awareness()[ada.client_id] == {"user": "ada", "cursor": 2}
+
+
+def test_presence_belongs_to_the_connection_that_announced_it(live_server_process, node_client):
+    datastore = service.create_datastore("scratch", "freeform")
+    ada, bob, mallory = (
+        connected(node_client, live_server_process, "scratch", token_for(datastore, name, role))
+        for name, role in (("ada", "editor"), ("bob", "viewer"), ("mallory", "editor"))
+    )
+    presence_cannot_be_taken(ada, bob, mallory)
+
+
 # --- Writes from the server side --------------------------------------------------------------
 
 
@@ -239,6 +276,17 @@ def test_clients_of_two_workers_see_each_other(start_server, node_client, redis_
     ada.disconnect()
     bob.wait_awareness(lambda states: ada.client_id not in states)
     eventually(lambda: len(stored(datastore)) == 2)
+
+
+@pytest.mark.redis
+def test_presence_belongs_to_its_connection_across_workers(start_server, node_client, redis_layer):
+    """Mallory's worker knows ada's client id is owned by a connection of the other worker."""
+    first, second = (start_server(env=redis_layer) for _ in range(2))
+    datastore = service.create_datastore("scratch", "freeform")
+    ada = connected(node_client, first, "scratch", token_for(datastore, "ada", "editor"))
+    bob = connected(node_client, first, "scratch", token_for(datastore, "bob", "viewer"))
+    mallory = connected(node_client, second, "scratch", token_for(datastore, "mal", "editor"))
+    presence_cannot_be_taken(ada, bob, mallory)
 
 
 # --- Refusals ---------------------------------------------------------------------------------

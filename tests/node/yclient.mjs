@@ -20,7 +20,7 @@
 // idle is set idle by this client.
 
 import * as Y from 'yjs'
-import { WebsocketProvider, messageAuth } from 'y-websocket'
+import { WebsocketProvider, messageAuth, messageAwareness } from 'y-websocket'
 import * as authProtocol from 'y-protocols/auth'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import WebSocket from 'ws'
@@ -285,6 +285,23 @@ const commands = {
     return {}
   },
   'set-awareness': ({ state }) => { awareness.setLocalState(state); return {} },
+  // An awareness message with these entries, as any peer may send one (y-protocols lets a peer
+  // name any client id with any clock): [{clientId, clock, state}], state null for a removal.
+  'send-awareness': ({ entries }) => {
+    if (provider === null || provider.ws === null) throw new Error('not connected')
+    const update = encoding.createEncoder()
+    encoding.writeVarUint(update, entries.length)
+    for (const { clientId, clock, state } of entries) {
+      encoding.writeVarUint(update, clientId)
+      encoding.writeVarUint(update, clock)
+      encoding.writeVarString(update, JSON.stringify(state))
+    }
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, messageAwareness)
+    encoding.writeVarUint8Array(encoder, encoding.toUint8Array(update))
+    provider.ws.send(encoding.toUint8Array(encoder))
+    return {}
+  },
   'get-awareness': () => ({ clientId: doc.clientID, states: states() }),
   disconnect: () => { if (provider !== null) provider.disconnect(); return status() },
   exit: () => {

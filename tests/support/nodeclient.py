@@ -257,6 +257,14 @@ class NodeYClient:
     def set_awareness(self, state: dict[str, Any] | None) -> None:
         self.request("set-awareness", state=state)
 
+    def send_awareness(self, entries: Sequence[tuple[int, int, Any]]) -> None:
+        """Send one awareness message of ``(client id, clock, state)`` entries (state None: a
+        removal) as written, whoever's the ids are: what a peer other than a stock one may do."""
+        self.request(
+            "send-awareness",
+            entries=[{"clientId": c, "clock": clock, "state": s} for c, clock, s in entries],
+        )
+
     def get_awareness(self) -> dict[int, Any]:
         """Every known awareness state, by client id (this client's own included)."""
         states = self.request("get-awareness")["states"]

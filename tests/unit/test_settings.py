@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from rtc_project.env import env_bool, env_int, env_list
+from rtc_project.env import env_bool, env_int, env_list, env_proxy_ssl_header
 from tables.conf import rtc_settings, settings_from_environ
 
 
@@ -52,3 +52,15 @@ def test_env_helpers(monkeypatch):
         env_int("PORT", 1)
     monkeypatch.setenv("HOSTS", "a, b,,c")
     assert env_list("HOSTS", []) == ["a", "b", "c"]
+
+
+def test_the_proxy_header_setting_reads_either_spelling(monkeypatch):
+    monkeypatch.setenv("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto,https")
+    assert env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER") == ("HTTP_X_FORWARDED_PROTO", "https")
+    monkeypatch.setenv("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO, https")
+    assert env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER") == ("HTTP_X_FORWARDED_PROTO", "https")
+    monkeypatch.setenv("SECURE_PROXY_SSL_HEADER", "")
+    assert env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER") is None
+    monkeypatch.setenv("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto")
+    with pytest.raises(ImproperlyConfigured, match="HEADER,value"):
+        env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
