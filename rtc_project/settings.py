@@ -48,7 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Not rest_framework.authtoken, which stores keys in clear: relay.models.ApiToken.
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "tables",
