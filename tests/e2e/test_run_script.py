@@ -32,6 +32,21 @@ def request(method: str, url: str, token: str, body: dict | None = None) -> tupl
         return error.code, {"error": error.read().decode(errors="replace")}
 
 
+def command_lines(session: int) -> list[bytes]:
+    """The command lines of the processes in ``session``, as ``ps`` shows them to anyone."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[3]) == session:  # state, ppid, pgrp, session
+                lines.append((entry / "cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    return lines
+
+
 def listening(port: int) -> bool:
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
@@ -71,6 +86,13 @@ def test_run_gives_one_url_to_jupyterlab_on_this_server_and_stops_clean(tmp_path
         )
         url, shown_port, token = found.groups()
         assert int(shown_port) == lab_port
+        # No token on any command line (JupyterLab's, the bridge's, the supernode's).
+        lines = command_lines(run.pid)
+        assert any(b"daphne" in line for line in lines)
+        assert any(b"run_supernode" in line for line in lines)
+        assert any(b"jupyter" in line and b"lab" in line for line in lines)
+        for line in lines:
+            assert token.encode() not in line and b"token" not in line.lower(), line
         (tmp_path / "data" / "notebooks" / "n.ipynb").write_text(
             json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
         )

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -133,6 +135,27 @@ async def test_wrong_token_is_refused(jupyter_server: LocalJupyterServer) -> Non
         with pytest.raises(JupyterError) as caught:
             await client.kernels()
     assert caught.value.status == 403
+
+
+def test_the_token_is_not_on_the_launched_servers_command_line(
+    jupyter_server: LocalJupyterServer,
+) -> None:
+    """Every user of the machine reads a command line (ps); the token goes by environment."""
+    command_line = Path(f"/proc/{jupyter_server.pid}/cmdline").read_bytes()
+    assert b"jupyter_server" in command_line  # the server's own process
+    assert jupyter_server.token.encode() not in command_line
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the token it has still guards it
+        urllib.request.urlopen(f"{jupyter_server.url}/api/kernels", timeout=10).close()
+    refused.value.close()
+    assert refused.value.code == 403
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{jupyter_server.url}/api/kernels",
+            headers={"Authorization": f"token {jupyter_server.token}"},
+        ),
+        timeout=10,
+    ) as answer:
+        assert answer.status == 200
 
 
 # --- Kernels and execution -------------------------------------------------------------------
