@@ -24,6 +24,7 @@ from jupyter_sync.jupyter import (
 )
 from jupyter_sync.jupyter.kernel import _Request
 from jupyter_sync.jupyter.launcher import LocalJupyterServer, free_port, terminals_available
+from jupyter_sync.supernode.actions import failure
 from tests.support.jupyter import start_local_server
 from tests.support.waiting import aeventually
 
@@ -105,12 +106,18 @@ async def test_status_and_kernelspecs(api: JupyterClient) -> None:
     assert specs["kernelspecs"]["python3"]["spec"]["language"] == "python"
 
 
-async def test_unreachable_server_raises_unavailable() -> None:
-    async with JupyterClient(f"http://127.0.0.1:{free_port()}", "x", timeout=5) as client:
-        with pytest.raises(JupyterUnavailable):
+async def test_unreachable_server_raises_unavailable_without_its_address() -> None:
+    port = free_port()
+    async with JupyterClient(f"http://127.0.0.1:{port}", "x", timeout=5) as client:
+        with pytest.raises(JupyterUnavailable) as http:
             await client.status()
-        with pytest.raises(JupyterUnavailable):
+        with pytest.raises(JupyterUnavailable) as websocket:
             await client.connect_kernel(str(uuid.uuid4()))
+    for caught in (http.value, websocket.value):
+        # The message reaches API clients (request records): the address is for the log.
+        message = f"{caught} {failure(caught)}"
+        assert "unreachable" in message and str(port) not in message and "127.0.0.1" not in message
+        assert f"127.0.0.1:{port}" in caught.detail
 
 
 async def test_http_errors_carry_status_and_jupyter_message(api: JupyterClient) -> None:
@@ -120,6 +127,7 @@ async def test_http_errors_carry_status_and_jupyter_message(api: JupyterClient) 
     assert caught.value.status == 404
     assert missing in caught.value.message
     assert caught.value.url.endswith(f"/api/kernels/{missing}")
+    assert str(caught.value) == f"404 {caught.value.message}"  # no URL: only the log has it
 
     with pytest.raises(JupyterError) as caught:
         await api.get_contents("no/such/file.ipynb")
