@@ -127,3 +127,22 @@ def test_a_database_that_cannot_be_reached_is_one_line_naming_database_url(comma
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "DATABASE_URL" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+
+
+def test_the_admin_lists_tokens_by_prefix_and_never_shows_one(client):
+    User.objects.create_superuser("root", password="secret-enough-1")
+    User.objects.create_user("ada")
+    key = run("create_token", "ada").strip()
+    client.login(username="root", password="secret-enough-1")
+    listing = client.get("/admin/relay/apitoken/")
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert key[:8] in page and key not in page
+    token = ApiToken.objects.get()
+    detail = client.get(f"/admin/relay/apitoken/{token.pk}/change/").content.decode()
+    assert key[:8] in detail and key not in detail and token.digest not in detail
+    assert client.get("/admin/relay/apitoken/add/").status_code == 403  # made by the commands
+    assert (
+        client.post(f"/admin/relay/apitoken/{token.pk}/delete/", {"post": "yes"}).status_code == 302
+    )
+    assert not ApiToken.objects.exists() and not authenticates(key)  # deleting revokes
