@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -76,6 +77,7 @@ def test_run_gives_one_url_to_jupyterlab_on_this_server_and_stops_clean(tmp_path
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a terminal's Ctrl-C reaches the whole group
+            umask=0o022,  # the usual default, which makes new files readable by everyone
         )
     try:
         found = eventually(
@@ -93,6 +95,9 @@ def test_run_gives_one_url_to_jupyterlab_on_this_server_and_stops_clean(tmp_path
         assert any(b"jupyter" in line and b"lab" in line for line in lines)
         for line in lines:
             assert token.encode() not in line and b"token" not in line.lower(), line
+        # The data folder and the database are private, whatever the umask.
+        assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "data" / "db.sqlite3").stat().st_mode) == 0o600
         (tmp_path / "data" / "notebooks" / "n.ipynb").write_text(
             json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
         )
