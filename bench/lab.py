@@ -423,16 +423,16 @@ def ours_accounts() -> tuple[str, str]:
     ``run_supernode`` makes them."""
     from django.contrib.auth.models import User
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
     from jupyter_sync.supernode import account
+    from relay.models import ApiToken
     from tables.permissions import grant
 
     account.ensure_service_account()
     datastore = account.ensure_jupyter_datastore()
     editor = User.objects.create_user("lab-bench-editor")
     grant(datastore, editor, "editor")
-    direct = Token.objects.create(user=editor).key
+    direct = ApiToken.objects.create(user=editor).key
     bridge = bridge_token(call_command)
     return bridge, direct
 

@@ -144,16 +144,16 @@ class Processes:
 
 def accounts() -> tuple[str, str]:
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
 
     from jupyter_sync.supernode import account
+    from relay.models import ApiToken
     from tables.permissions import grant
 
     service_token = account.ensure_service_account()
     datastore = account.ensure_jupyter_datastore()
     editor = User.objects.create_user(f"bench-{uuid.uuid4().hex[:6]}")
     grant(datastore, editor, "editor")
-    return service_token, Token.objects.create(user=editor).key
+    return service_token, ApiToken.objects.create(user=editor).key
 
 
 def stored_since(serial: int) -> tuple[int, int]:

@@ -31,11 +31,10 @@ JUPYTER_USER_HEADER = identity.HEADER.lower().encode()
 
 @database_sync_to_async
 def _user_for_token(key: str):
-    from rest_framework.authtoken.models import Token
+    from relay.tokens import token_for_key
 
-    try:
-        token = Token.objects.select_related("user").get(key=key)
-    except Token.DoesNotExist:
+    token = token_for_key(key)
+    if token is None:
         return None
     return token.user if token.user.is_active else None
 

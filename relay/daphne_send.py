@@ -17,6 +17,12 @@ The same protocol also sends the close reason an application gives (``websocket.
 ``reason``, as ASGI allows), which daphne drops: a client such as the Jupyter bridge reads why it
 was closed (``read-only: ...``) from the close frame, and shows it to a person. autobahn cuts it
 to the 123 bytes a close frame holds.
+
+And it holds received messages to the documented limit, ``RTC_MAX_MESSAGE_BYTES``, whatever
+daphne was started with (its own default, 1 MiB, dropped a valid 1.5 MB update), and answers
+a larger one with a close frame, 1009 and a reason (``message of N bytes exceeds L bytes``, as
+the consumers say it), where autobahn drops the TCP connection with no close code: a client
+that sees no code takes it for a network failure and sends the same message again for ever.
 """
 
 from __future__ import annotations
@@ -86,6 +92,20 @@ def _direct_protocol_class() -> type:
             else:
                 super().serverSend(content, binary)
 
+        def _connectionMade(self) -> None:
+            super()._connectionMade()  # the options daphne was started with, then ours:
+            limit = message_limit()
+            self.maxMessagePayloadSize = self.maxFramePayloadSize = limit
+
+        def _max_message_size_exceeded(self, size: int, limit: int, _reason: str) -> None:
+            """Close with 1009 and a reason, where autobahn (``failByDrop``, its default for
+            servers) would drop the TCP connection with no close code at all."""
+            drop, self.failByDrop = self.failByDrop, False
+            try:
+                self._fail_connection(1009, f"message of {size} bytes exceeds {limit} bytes")
+            finally:
+                self.failByDrop = drop
+
         def handle_reply(self, message: dict[str, Any]) -> None:
             reason = message.get("reason") if message.get("type") == "websocket.close" else None
             if reason and self.state != self.STATE_CONNECTING:
@@ -94,6 +114,13 @@ def _direct_protocol_class() -> type:
             super().handle_reply(message)
 
     return DirectSendProtocol
+
+
+def message_limit() -> int:
+    """``RTC_MAX_MESSAGE_BYTES``: the transport's limit for a received message and frame."""
+    from tables.conf import rtc_settings
+
+    return rtc_settings.MAX_MESSAGE_BYTES
 
 
 def install() -> bool:

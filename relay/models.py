@@ -62,3 +62,46 @@ class JupyterIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.jupyter_username} via {self.bridge}"
+
+
+class ApiTokenManager(models.Manager["ApiToken"]):
+    def create(self, *, user, label: str = "", **fields) -> ApiToken:
+        """A new token for ``user``: only its digest and prefix are stored; the key itself is
+        on the returned instance (``.key``) and nowhere else, to be shown once."""
+        from relay import tokens
+
+        key = tokens.new_key()
+        token = super().create(
+            user=user, label=label, digest=tokens.digest(key), prefix=key[: tokens.PREFIX], **fields
+        )
+        token.key = key
+        return token
+
+
+class ApiToken(models.Model):
+    """An API token (``Authorization: Token <key>``), kept as the SHA-256 of its key.
+
+    A database backup hands out no key: the key is random (256 bits), so its plain digest can
+    be neither reversed nor guessed, and no secret of the server (``SECRET_KEY``) is involved,
+    so rotating that key invalidates no token. ``prefix`` (the key's first characters) is shown
+    to tell tokens apart; it is not enough to use one.
+    """
+
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=8, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    label = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    key: str | None = None  # set on a newly created token only
+
+    objects = ApiTokenManager()
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["user_id", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

@@ -2,7 +2,8 @@
 user it acts for (``X-Jupyter-User``; decided by ``relay.identity``).
 
 First in ``DEFAULT_AUTHENTICATION_CLASSES`` in place of REST framework's ``TokenAuthentication``,
-which it is, so a request without credentials still gets 401 with ``WWW-Authenticate: Token``.
+which it is, so a request without credentials still gets 401 with ``WWW-Authenticate: Token``;
+keys are looked up by their digest (``relay.tokens``), never stored.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.request import Request
 
 from relay.identity import HEADER, IdentityRefused, MayNotActForOthers, resolve_acting_user
+from relay.tokens import token_for_key
 
 META_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
 
@@ -32,6 +34,15 @@ class TokenOrJupyterUserAuthentication(TokenAuthentication):
     The header from anyone else is refused, never ignored: a cookie session 403
     ``may-not-act-for-others``, no credentials 401.
     """
+
+    def authenticate_credentials(self, key: str):
+        """The user of the token whose key this is (keys are stored as digests, never read)."""
+        token = token_for_key(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return token.user, token
 
     def authenticate(self, request: Request):
         authenticated = super().authenticate(request)

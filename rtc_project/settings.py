@@ -14,22 +14,22 @@ import dj_database_url
 
 from jupyter_sync import conf as jupyter_conf
 from rtc_project.env import env_bool, env_int, env_list, env_proxy_ssl_header, env_str
+from rtc_project.private_files import private_dir, private_sqlite, write_private
 from tables.conf import settings_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# 0700 when made here, whatever the umask (rtc_project/private_files.py).
+DATA_DIR = private_dir(Path(env_str("DATA_DIR", str(BASE_DIR / "var"))))
 
 
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR."""
+    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR (0600)."""
     configured = env_str("SECRET_KEY")
     if configured:
         return configured
     path = DATA_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+    write_private(path, secrets.token_urlsafe(50))  # only if missing: never readable by others
+    path.chmod(0o600)  # one made by an older version with the umask's mode
     return path.read_text().strip()
 
 
@@ -51,7 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Not rest_framework.authtoken, which stores keys in clear: relay.models.ApiToken.
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "tables",
@@ -109,6 +109,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not :memory:, so the test database is shared by threads and helper processes.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
+    # Made 0600 before SQLite opens it (its -wal and -shm files take the database file's mode).
+    private_sqlite(str(DATABASES["default"]["NAME"]))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -13,6 +13,7 @@ from traitlets import Float, Int, Unicode, default
 from traitlets.config import Configurable
 
 MIB = 1024 * 1024
+ROOM_MAX_MESSAGE_SIZE = 16 * MIB  # the RTC server's default RTC_MAX_MESSAGE_BYTES
 
 
 class BridgeConfigError(ValueError):
@@ -39,7 +40,15 @@ class RTCBridge(Configurable):
 
     max_message_size = Int(
         256 * MIB,
-        help="The largest WebSocket message (either leg) and HTTP body, in bytes (>= 64 MiB).",
+        help="The largest message from the RTC server (a document's whole state may be one) "
+        "and HTTP body, in bytes (>= 64 MiB).",
+    ).tag(config=True)
+
+    room_max_message_size = Int(
+        help="The largest WebSocket message a browser may send to a room, in bytes: the RTC "
+        "server's own limit (env RTC_MAX_MESSAGE_BYTES, as the RTC server reads it; default "
+        "16 MiB, its default), so that nothing it would refuse is read into memory first. A "
+        "larger one closes the room with 1009."
     ).tag(config=True)
 
     ping_interval = Float(30.0, help="Seconds between WebSocket pings on both legs (0: none).").tag(
@@ -49,6 +58,11 @@ class RTCBridge(Configurable):
     @default("server_url")
     def _server_url_default(self) -> str:
         return os.environ.get("RTC_SERVER_URL", "")
+
+    @default("room_max_message_size")
+    def _room_max_message_size_default(self) -> int:
+        raw = os.environ.get("RTC_MAX_MESSAGE_BYTES", "").strip()
+        return int(raw) if raw.isdigit() and int(raw) > 0 else ROOM_MAX_MESSAGE_SIZE
 
     @default("token")
     def _token_default(self) -> str:
@@ -71,12 +85,15 @@ class RTCBridge(Configurable):
             raise BridgeConfigError("RTCBridge.token (env RTC_BRIDGE_TOKEN) is not a token")
         if self.max_message_size < 64 * MIB:
             raise BridgeConfigError("RTCBridge.max_message_size must be at least 64 MiB")
+        if self.room_max_message_size < 1:
+            raise BridgeConfigError("RTCBridge.room_max_message_size must be positive")
         return CheckedSettings(
             server_url=url,
             token=token,
             connect_timeout=self.connect_timeout,
             request_timeout=self.request_timeout,
             max_message_size=self.max_message_size,
+            room_max_message_size=self.room_max_message_size,
             ping_interval=self.ping_interval,
         )
 
@@ -92,6 +109,7 @@ class CheckedSettings:
         connect_timeout: float,
         request_timeout: float,
         max_message_size: int,
+        room_max_message_size: int = ROOM_MAX_MESSAGE_SIZE,
         ping_interval: float,
     ):
         self.server_url = server_url
@@ -99,6 +117,7 @@ class CheckedSettings:
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self.max_message_size = max_message_size
+        self.room_max_message_size = room_max_message_size
         self.ping_interval = ping_interval
 
     def __repr__(self) -> str:  # never the token, should this end up in a log

@@ -25,6 +25,36 @@ from jupyter_rtc_bridge import closing, upstream
 from jupyter_rtc_bridge.forward import BridgeMixin
 
 HANDSHAKE_REFUSALS = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
+TOO_BIG = 1009
+
+
+class ClosingCleanly(websocket.WebSocketProtocol13):
+    """tornado's protocol, except for a message over the limit: tornado sends its 1009 close
+    frame and then closes the socket at once, with the rest of the message unread, so the
+    kernel resets the connection and the browser may never read the close frame (it sees
+    1006, a network failure, and sends the same message again). Here the rest is read and
+    dropped, never kept, until the browser answers the close or tornado's 5 s run out."""
+
+    draining = False
+    deferred_abort = False
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code == TOO_BIG and not self.server_terminated:
+            self.draining = True
+            reason = f"message exceeds {self.params.max_message_size} bytes"  # as the server
+        super().close(code, reason)
+
+    def _abort(self) -> None:
+        if self.draining and not self.deferred_abort:  # right after the close frame
+            self.deferred_abort = True
+            return
+        super()._abort()
+
+    async def _receive_frame(self) -> None:
+        if self.draining:
+            await self.stream.read_bytes(64 * 1024, partial=True)  # dropped
+            return
+        await super()._receive_frame()
 
 
 class RoomHandler(BridgeMixin, JupyterHandler, websocket.WebSocketHandler):
@@ -41,7 +71,15 @@ class RoomHandler(BridgeMixin, JupyterHandler, websocket.WebSocketHandler):
 
     @property
     def max_message_size(self) -> int:
-        return self.bridge.max_message_size
+        """The RTC server's limit: tornado refuses a larger message (1009) from its frame
+        header, before reading it, instead of buffering what the RTC server would refuse."""
+        return self.bridge.room_max_message_size
+
+    def get_websocket_protocol(self) -> websocket.WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is websocket.WebSocketProtocol13:
+            protocol.__class__ = ClosingCleanly  # the same object, one behaviour changed
+        return protocol
 
     @property
     def ping_interval(self) -> float | None:

@@ -1,7 +1,8 @@
 """Run a Jupyter Server of our own as a child process: for tests, development and a local supernode.
 
 ``LocalJupyterServer`` starts ``python -m jupyter_server`` (this interpreter, so this virtualenv's
-kernels and extensions) on 127.0.0.1, a free port and a random token. Its Jupyter config, data,
+kernels and extensions) on 127.0.0.1, a free port and a random token (given in its environment,
+``JUPYTER_TOKEN``: a command line is visible to everyone). Its Jupyter config, data,
 runtime, IPython and temporary directories live in a private work directory, so it neither reads
 nor writes the user's ``~/.jupyter`` or ``~/.ipython``: no config files are read at all
 (``JUPYTER_NO_CONFIG``), and the only server extension enabled is ``jupyter_server_terminals``
@@ -143,7 +144,6 @@ class LocalJupyterServer:
             f"--ServerApp.port={self._port}",
             "--ServerApp.port_retries=0",  # our port or nothing: the URL is known in advance
             f"--ServerApp.root_dir={self._root_dir}",
-            f"--IdentityProvider.token={self._token}",
             # Symlinks inside the root that point out of it are not followed (the bridge's).
             f"--ServerApp.contents_manager_class={CONTENTS_MANAGER}",
         ]
@@ -182,6 +182,9 @@ class LocalJupyterServer:
             env[key] = str(path)
         env.update(JUPYTER_NO_CONFIG="1", PYTHONUNBUFFERED="1")
         env.update(self._extra_env)
+        # The token by environment, which Jupyter Server reads (IdentityProvider.token's
+        # default), never on the command line, which every user of the machine sees (ps).
+        env["JUPYTER_TOKEN"] = self._token
         return env
 
     def start(self, timeout: float = 60.0) -> LocalJupyterServer:

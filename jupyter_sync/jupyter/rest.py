@@ -104,7 +104,11 @@ class JupyterClient:
                 method, path, params=params, json=body if body is not None else None
             )
         except httpx.TransportError as error:  # includes timeouts
-            raise JupyterUnavailable(f"{method} {self.url}{path}: {error!r}") from error
+            raise JupyterUnavailable(
+                f"Jupyter Server unreachable ({method} {path}: {type(error).__name__})",
+                f"{self.url}{path}",
+                error,
+            ) from error
         if response.status_code >= 400:
             raise JupyterError(response.status_code, _error_message(response), str(response.url))
         if response.status_code == 204 or not response.content:
@@ -304,4 +308,8 @@ class JupyterClient:
                 message = json.loads(response.body or b"").get("message") or message
             raise JupyterError(response.status_code, message, url) from error
         except (OSError, TimeoutError, InvalidHandshake) as error:
-            raise JupyterUnavailable(f"websocket {url}: {error!r}") from error
+            raise JupyterUnavailable(
+                f"Jupyter Server unreachable (kernel websocket: {type(error).__name__})",
+                url.partition("?")[0],
+                error,
+            ) from error

@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from jupyter_sync.models import SupernodeLease
 from jupyter_sync.schema import JUPYTER_DATASTORE
+from relay import tokens
 from tables.models import Datastore
 from tables.service import create_datastore
 
@@ -19,15 +19,24 @@ SERVICE_USERNAME = "supernode"
 
 
 def ensure_service_account(username: str = SERVICE_USERNAME) -> str:
-    """Create (first run) or find the service account; return its API token."""
+    """Create (first run) or find the service account; return a new API token of its own.
+
+    Keys are stored as digests, so each run gets a token of its own (a standby supernode's
+    does not replace the running one's), revoked when it stops (``revoke_token``)."""
     User = get_user_model()
     user, _ = User.objects.get_or_create(username=username)
     permission = Permission.objects.get(
         codename="write_server_state", content_type__app_label="tables"
     )
     user.user_permissions.add(permission)
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    return tokens.issue(user, label="run_supernode").key
+
+
+def revoke_token(key: str) -> None:
+    """Delete the token a run was given, as it stops."""
+    token = tokens.token_for_key(key)
+    if token is not None:
+        token.delete()
 
 
 def ensure_jupyter_datastore(username: str = SERVICE_USERNAME) -> Datastore:

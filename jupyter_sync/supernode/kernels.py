@@ -69,7 +69,7 @@ class Kernels:
                     do_set_kernel_state(self.records, kernel_id, state)
             reason = "its connection closed"
         except JupyterClientError as error:
-            reason = str(error)
+            reason = error.detail  # logged only
         logger.info("kernel %s: %s", kernel_id, reason)
         do_set_kernel_state(self.records, kernel_id, "dead")
         self.on_gone()

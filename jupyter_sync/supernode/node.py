@@ -171,10 +171,10 @@ class Supernode:
             try:
                 await self.server.refresh()
             except JupyterUnavailable as error:
-                logger.warning("Jupyter Server unreachable: %s", error)
+                logger.warning("Jupyter Server unreachable: %s", error.detail)
                 self.server.mark_unreachable()
             except JupyterError as error:  # it answered, wrongly: try again at the next round
-                logger.warning("refresh failed: %s", error)
+                logger.warning("refresh failed: %s", error.detail)
             self.server.prune_finished()
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_EVERY
@@ -235,6 +235,8 @@ class Supernode:
             result = await action(self.jupyter, params)
             await self.server.sync_folders(record.get("action"), params, result)
         except (JupyterClientError, BadParams, TimeoutError) as error:
+            if isinstance(error, JupyterClientError):  # the URL for the log, not the record
+                logger.info("request %s failed: %s", request_id, error.detail)
             do_fail_request(
                 self.records, request_id, str(error) or type(error).__name__, failure(error)
             )

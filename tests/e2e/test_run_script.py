@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,21 @@ def request(method: str, url: str, token: str, body: dict | None = None) -> tupl
             return answer.status, json.loads(answer.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, {"error": error.read().decode(errors="replace")}
+
+
+def command_lines(session: int) -> list[bytes]:
+    """The command lines of the processes in ``session``, as ``ps`` shows them to anyone."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[3]) == session:  # state, ppid, pgrp, session
+                lines.append((entry / "cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    return lines
 
 
 def listening(port: int) -> bool:
@@ -61,6 +77,7 @@ def test_run_gives_one_url_to_jupyterlab_on_this_server_and_stops_clean(tmp_path
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a terminal's Ctrl-C reaches the whole group
+            umask=0o022,  # the usual default, which makes new files readable by everyone
         )
     try:
         found = eventually(
@@ -71,6 +88,16 @@ def test_run_gives_one_url_to_jupyterlab_on_this_server_and_stops_clean(tmp_path
         )
         url, shown_port, token = found.groups()
         assert int(shown_port) == lab_port
+        # No token on any command line (JupyterLab's, the bridge's, the supernode's).
+        lines = command_lines(run.pid)
+        assert any(b"daphne" in line for line in lines)
+        assert any(b"run_supernode" in line for line in lines)
+        assert any(b"jupyter" in line and b"lab" in line for line in lines)
+        for line in lines:
+            assert token.encode() not in line and b"token" not in line.lower(), line
+        # The data folder and the database are private, whatever the umask.
+        assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "data" / "db.sqlite3").stat().st_mode) == 0o600
         (tmp_path / "data" / "notebooks" / "n.ipynb").write_text(
             json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
         )

@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.urls import URLPattern, URLResolver
 from django.utils import timezone
 from pycrdt import Doc, Map
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from relay.models import ApiToken
 from tables import history, service, undo
 from tables.api import urls as api_urls
 from tables.management.commands.export_openapi import openapi_schema
@@ -64,7 +64,7 @@ def groceries(users):
 def api(user: User | None = None) -> APIClient:
     client = APIClient()
     if user is not None:
-        key = Token.objects.get_or_create(user=user)[0].key
+        key = ApiToken.objects.create(user=user).key
         client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 

@@ -17,11 +17,11 @@ import pytest
 import schemathesis
 from django.contrib.auth.models import User
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from jupyter_sync.supernode import account
+from relay.models import ApiToken
 from tables import records, service
 from tables.management.commands.export_openapi import openapi_schema
 from tables.permissions import grant
@@ -55,7 +55,7 @@ def api_server(start_server):
         DOCUMENT,
         {"path": "fuzz/a.ipynb", "type": "notebook", "status": "closed"},
     )
-    token = Token.objects.create(user=owner).key
+    token = ApiToken.objects.create(user=owner).key
     # No throttling: every generated request reaches the endpoint.
     server = start_server(env={"RTC_API_RATE_USER": "", "RTC_API_RATE_ANON": ""})
     return server, token

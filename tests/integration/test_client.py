@@ -18,7 +18,6 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from pycrdt import Doc, Map
-from rest_framework.authtoken.models import Token
 from rtc_client import Backoff, DatastoreClient, RejectedTransaction, RTCError
 from rtc_client.connection import datastore_url
 from rtc_client.ordering import missing_serials
@@ -28,6 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from relay.models import ApiToken
 from tables import service
 from tables.models import Transaction
 from tables.permissions import grant
@@ -105,7 +105,7 @@ def world(transactional_db) -> dict[str, Any]:
     datastore = service.create_datastore("todo", "todo", owner=users["owner"])
     grant(datastore, users["ed"], "editor")
     grant(datastore, users["vi"], "viewer")
-    tokens = {name: Token.objects.create(user=user).key for name, user in users.items()}
+    tokens = {name: ApiToken.objects.create(user=user).key for name, user in users.items()}
     return {"datastore": datastore, "users": users, "tokens": tokens}
 
 

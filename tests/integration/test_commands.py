@@ -1,5 +1,6 @@
 """Management commands."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -8,9 +9,10 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from jupyter_sync.jupyter.launcher import free_port
+from relay.models import ApiToken
 from tables.models import Datastore
 from tests.support import ROOT
 
@@ -52,19 +54,41 @@ def test_create_datastore_twice_is_refused():
         run("create_datastore", "x", "--schema", "todo")
 
 
-def test_create_token_prints_a_stable_token():
+def authenticates(key: str) -> bool:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return api.get("/api/datastores/").status_code == 200
+
+
+def test_create_token_shows_the_token_once_and_stores_only_its_digest():
     User.objects.create_user("ada")
     first = run("create_token", "ada").strip()
-    assert first == run("create_token", "ada").strip()
-    assert Token.objects.get(user__username="ada").key == first
+    assert len(first) == 43 and authenticates(first)
+    with pytest.raises(CommandError, match="has a token already") as refused:
+        run("create_token", "ada")
+    assert f"({first[:8]}..." in str(refused.value) and first not in str(refused.value)
+    stored = ApiToken.objects.get(user__username="ada")
+    assert stored.digest == hashlib.sha256(first.encode()).hexdigest()
+    assert stored.prefix == first[:8]
+    assert first not in repr(ApiToken.objects.values().get())  # no column holds the key
+
     rotated = run("create_token", "ada", "--rotate").strip()
-    assert rotated != first and len(rotated) == 40
+    assert rotated != first and len(rotated) == 43
+    assert authenticates(rotated) and not authenticates(first)
+
+
+def test_a_database_dump_holds_no_token():
+    User.objects.create_user("ada")
+    key = run("create_token", "ada").strip()
+    dump = run("dumpdata")
+    assert '"model": "relay.apitoken"' in dump and key[:8] in dump
+    assert key not in dump
 
 
 def test_create_token_for_unknown_user():
     with pytest.raises(CommandError, match="--create-user"):
         run("create_token", "ghost")
-    assert len(run("create_token", "ghost", "--create-user").strip()) == 40
+    assert len(run("create_token", "ghost", "--create-user").strip()) == 43
     assert User.objects.filter(username="ghost").exists()
 
 
@@ -103,3 +127,22 @@ def test_a_database_that_cannot_be_reached_is_one_line_naming_database_url(comma
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "DATABASE_URL" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+
+
+def test_the_admin_lists_tokens_by_prefix_and_never_shows_one(client):
+    User.objects.create_superuser("root", password="secret-enough-1")
+    User.objects.create_user("ada")
+    key = run("create_token", "ada").strip()
+    client.login(username="root", password="secret-enough-1")
+    listing = client.get("/admin/relay/apitoken/")
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert key[:8] in page and key not in page
+    token = ApiToken.objects.get()
+    detail = client.get(f"/admin/relay/apitoken/{token.pk}/change/").content.decode()
+    assert key[:8] in detail and key not in detail and token.digest not in detail
+    assert client.get("/admin/relay/apitoken/add/").status_code == 403  # made by the commands
+    assert (
+        client.post(f"/admin/relay/apitoken/{token.pk}/delete/", {"post": "yes"}).status_code == 302
+    )
+    assert not ApiToken.objects.exists() and not authenticates(key)  # deleting revokes

@@ -12,10 +12,10 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from pycrdt import Map
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rtc_client.wire import yjs_protocol
 
+from relay.models import ApiToken
 from tables import service
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
@@ -89,7 +89,7 @@ async def test_json_protocol(people, role):
 @pytest.mark.parametrize("role", ["editor", "viewer"])
 def test_rest_transactions(people, role):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=people[role]).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.objects.create(user=people[role]).key}")
     body = {"patch": base64.b64encode(DEEP).decode(), "id": "deep"}
     response = client.post("/api/datastores/todo/transactions/", body, format="json")
     expected = (400, "too-deep") if role == "editor" else (403, "permission-denied")
@@ -124,7 +124,7 @@ async def test_the_collaboration_room(role):
 def test_json_bodies_nested_past_pythons_parser_are_a_400(people):
     client = APIClient()
     client.credentials(
-        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=people['editor']).key}"
+        HTTP_AUTHORIZATION=f"Token {ApiToken.objects.create(user=people['editor']).key}"
     )
     body = '{"patch": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = client.post(

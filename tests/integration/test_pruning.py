@@ -14,11 +14,11 @@ from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pycrdt import Map
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jupyter_sync.supernode.account import ensure_jupyter_datastore, ensure_service_account
 from jupyter_sync.supernode.server_state import prune_server_state_history
+from relay.models import ApiToken
 from tables import history, pruning, records, service, undo
 from tables.loaded import LoadedDoc, doc_cache
 from tables.management.commands.prune_history import parse_age
@@ -190,7 +190,7 @@ def test_rest_and_admin_answer_gone_behind_the_horizon(small_checkpoints, admin_
     edit_many(datastore, 12)
     prune_history(datastore, older_than=in_the_future(), keep=0)
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.objects.create(user=owner).key}")
 
     assert api.get("/api/datastores/d/").json()["history_start"] == 10
     for path in ("/api/datastores/d/state/", "/api/datastores/d/state.bin"):

@@ -12,7 +12,9 @@ from jupyter_sync.supernode.account import (
     ensure_jupyter_datastore,
     ensure_service_account,
     release_lease,
+    revoke_token,
 )
+from relay.tokens import token_for_key
 from tables.permissions import access_for
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +22,11 @@ pytestmark = pytest.mark.django_db
 
 def test_first_run_creates_the_account_token_and_datastore_once():
     token = ensure_service_account()
-    assert ensure_service_account() == token  # stable across runs
+    standby = ensure_service_account()  # a second run's token does not replace the first's
+    assert standby != token
+    assert token_for_key(token).user == token_for_key(standby).user
+    revoke_token(standby)  # as that run stops
+    assert token_for_key(standby) is None and token_for_key(token) is not None
     datastore = ensure_jupyter_datastore()
     assert ensure_jupyter_datastore() == datastore
     user = User.objects.get(username="supernode")

@@ -8,9 +8,9 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 from websockets.asyncio.client import connect as ws_connect
 
+from relay.models import ApiToken
 from tables import service
 from tables.models import Transaction
 from tables.permissions import grant
@@ -98,7 +98,7 @@ async def test_a_real_handshake_carries_the_header_through_daphne(live_server_pr
     def build():
         user = User.objects.create_user("ada")
         service.create_datastore("todo", "todo", owner=user)
-        return Token.objects.create(user=user).key
+        return ApiToken.objects.create(user=user).key
 
     key = await db(build)()
     url = live_server_process.datastore_ws_url("todo")

@@ -14,8 +14,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 from pycrdt import Map, Text
-from rest_framework.authtoken.models import Token
 
+from relay.models import ApiToken
 from tables import history, records, service
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
@@ -35,7 +35,7 @@ def token_for(datastore: Datastore | None, username: str, role: str | None) -> s
     user = User.objects.create_user(username)
     if datastore is not None and role is not None:
         grant(datastore, user, role)
-    return Token.objects.create(user=user).key
+    return ApiToken.objects.create(user=user).key
 
 
 def stored(datastore: Datastore) -> list[Transaction]:

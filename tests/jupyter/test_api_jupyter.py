@@ -14,12 +14,12 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from jupyter_sync.jupyter import JupyterClient, launcher
 from jupyter_sync.models import SupernodeLease
 from jupyter_sync.supernode import account
 from jupyter_sync.waiting import wait_for_record
+from relay.models import ApiToken
 from tables import records, service
 from tables.permissions import access_for, grant
 from tables.service import Status
@@ -43,7 +43,7 @@ def accounts() -> dict[str, str]:
         user = User.objects.create_user(name)
         if role:
             grant(datastore, user, role)
-        tokens[name] = Token.objects.create(user=user).key
+        tokens[name] = ApiToken.objects.create(user=user).key
     return tokens
 
 

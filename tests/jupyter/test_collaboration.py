@@ -16,10 +16,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from jupyter_sync.models import Document
 from jupyter_sync.supernode import account
+from relay.models import ApiToken
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
 from tables.service import live_state_vector
@@ -85,7 +85,7 @@ class Site:
             user = User.objects.create_user(name)
             if role:
                 grant(self.jupyter, user, role)
-            self.tokens[name] = Token.objects.create(user=user).key
+            self.tokens[name] = ApiToken.objects.create(user=user).key
         self.supernode: SupernodeProcess | None = None
 
     def with_supernode(self) -> Site:

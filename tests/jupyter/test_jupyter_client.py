@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,6 +24,7 @@ from jupyter_sync.jupyter import (
 )
 from jupyter_sync.jupyter.kernel import _Request
 from jupyter_sync.jupyter.launcher import LocalJupyterServer, free_port, terminals_available
+from jupyter_sync.supernode.actions import failure
 from tests.support.jupyter import start_local_server
 from tests.support.waiting import aeventually
 
@@ -103,12 +106,18 @@ async def test_status_and_kernelspecs(api: JupyterClient) -> None:
     assert specs["kernelspecs"]["python3"]["spec"]["language"] == "python"
 
 
-async def test_unreachable_server_raises_unavailable() -> None:
-    async with JupyterClient(f"http://127.0.0.1:{free_port()}", "x", timeout=5) as client:
-        with pytest.raises(JupyterUnavailable):
+async def test_unreachable_server_raises_unavailable_without_its_address() -> None:
+    port = free_port()
+    async with JupyterClient(f"http://127.0.0.1:{port}", "x", timeout=5) as client:
+        with pytest.raises(JupyterUnavailable) as http:
             await client.status()
-        with pytest.raises(JupyterUnavailable):
+        with pytest.raises(JupyterUnavailable) as websocket:
             await client.connect_kernel(str(uuid.uuid4()))
+    for caught in (http.value, websocket.value):
+        # The message reaches API clients (request records): the address is for the log.
+        message = f"{caught} {failure(caught)}"
+        assert "unreachable" in message and str(port) not in message and "127.0.0.1" not in message
+        assert f"127.0.0.1:{port}" in caught.detail
 
 
 async def test_http_errors_carry_status_and_jupyter_message(api: JupyterClient) -> None:
@@ -118,6 +127,7 @@ async def test_http_errors_carry_status_and_jupyter_message(api: JupyterClient) 
     assert caught.value.status == 404
     assert missing in caught.value.message
     assert caught.value.url.endswith(f"/api/kernels/{missing}")
+    assert str(caught.value) == f"404 {caught.value.message}"  # no URL: only the log has it
 
     with pytest.raises(JupyterError) as caught:
         await api.get_contents("no/such/file.ipynb")
@@ -133,6 +143,27 @@ async def test_wrong_token_is_refused(jupyter_server: LocalJupyterServer) -> Non
         with pytest.raises(JupyterError) as caught:
             await client.kernels()
     assert caught.value.status == 403
+
+
+def test_the_token_is_not_on_the_launched_servers_command_line(
+    jupyter_server: LocalJupyterServer,
+) -> None:
+    """Every user of the machine reads a command line (ps); the token goes by environment."""
+    command_line = Path(f"/proc/{jupyter_server.pid}/cmdline").read_bytes()
+    assert b"jupyter_server" in command_line  # the server's own process
+    assert jupyter_server.token.encode() not in command_line
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the token it has still guards it
+        urllib.request.urlopen(f"{jupyter_server.url}/api/kernels", timeout=10).close()
+    refused.value.close()
+    assert refused.value.code == 403
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{jupyter_server.url}/api/kernels",
+            headers={"Authorization": f"token {jupyter_server.token}"},
+        ),
+        timeout=10,
+    ) as answer:
+        assert answer.status == 200
 
 
 # --- Kernels and execution -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from tests.support.jupyter import start_local_server
 from tests.support.supernode import (
     RunningSupernode,
     accounts,
+    create,
     finished,
     request_execution,
     supernode_and_watcher,
@@ -63,6 +64,25 @@ async def test_a_restarted_jupyter_server_is_noticed_and_the_tables_resynchronis
                 lambda: table(watcher, "kernels")[old].get("execution_state") == "dead",
                 timeout=WAIT,
             )
+            # A request carried out meanwhile fails as unreachable, without naming where
+            # Jupyter is: the record's error reaches API clients (REST answers it).
+            create(
+                watcher,
+                "requests",
+                "down",
+                action="kernel.start",
+                params={"name": "python3"},
+                status="requested",
+                requested_by="ed",
+            )
+            await watcher.wait_for(
+                lambda: table(watcher, "requests")["down"].get("status") == "error",
+                timeout=WAIT,
+            )
+            failed = str(table(watcher, "requests")["down"])
+            assert "unreachable" in failed and "503" in failed, failed
+            address = server.url.removeprefix("http://")
+            assert address not in failed and str(server.port) not in failed, failed
 
             await asyncio.to_thread(server.restart)  # same port, same token
             await watcher.wait_for(lambda: connected(watcher) is True, timeout=WAIT)

@@ -63,11 +63,12 @@ def edit_many(datastore: Datastore, count: int, author_id: int | None = None) ->
 def owned_datastore(name: str, schema: str = "todo", username: str = "ada") -> str:
     """A datastore owned by a new user; returns that user's API token (for live-server tests)."""
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
+
+    from relay.models import ApiToken
 
     user = User.objects.create_user(username)
     service.create_datastore(name, schema, owner=user)
-    return Token.objects.create(user=user).key
+    return ApiToken.objects.create(user=user).key
 
 
 def bridge_token(username: str = "jupyterlab-bridge") -> str:

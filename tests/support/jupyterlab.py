@@ -229,13 +229,13 @@ class LabStack:
             ],
         ).start(timeout=WAIT)
         command = [sys.executable, "manage.py", "run_supernode", "--refresh", "0.5"]
-        command += ["--jupyter-url", self.lab.url, "--jupyter-token", self.lab.token]
+        command += ["--jupyter-url", self.lab.url]  # the token by environment, as scripts/run
         command += ["--server-url", self.rtc.ws_url]
         with self.supernode_log.open("ab") as log:
             self.supernode = subprocess.Popen(
                 command,
                 cwd=ROOT,
-                env=self.environment(),
+                env={**self.environment(), "JUPYTER_TOKEN": self.lab.token},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -12,10 +12,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from pycrdt import Doc
-from rest_framework.authtoken.models import Token
 from rtc_client.wire import yjs_protocol
 
 from relay.hub import on_committed
+from relay.models import ApiToken
 from rtc_project.asgi import application
 from tables.signals import transactions_committed
 
@@ -24,7 +24,7 @@ _ids = itertools.count(1)
 
 @database_sync_to_async
 def token_for(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    return ApiToken.objects.create(user=user).key
 
 
 @contextlib.contextmanager

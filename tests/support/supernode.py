@@ -15,13 +15,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from pycrdt import Map, Text
-from rest_framework.authtoken.models import Token
 from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.schema import EXECUTION_DONE
 from jupyter_sync.supernode import account
 from jupyter_sync.supernode.node import Supernode
+from relay.models import ApiToken
 from tables.permissions import grant
 
 WAIT = 30.0
@@ -70,7 +70,7 @@ def accounts() -> tuple[str, str]:
     datastore = account.ensure_jupyter_datastore()
     editor = User.objects.create_user("ed")
     grant(datastore, editor, "editor")
-    return service_token, Token.objects.create(user=editor).key
+    return service_token, ApiToken.objects.create(user=editor).key
 
 
 @contextlib.asynccontextmanager

@@ -144,3 +144,14 @@ def test_settings_come_from_options_or_the_environment(monkeypatch):
         RTCBridge(token="t", max_message_size=MIB).checked()
     monkeypatch.delenv("RTC_SERVER_URL")
     assert not RTCBridge().configured()
+
+
+def test_the_rooms_limit_is_the_rtc_servers(monkeypatch):
+    monkeypatch.delenv("RTC_MAX_MESSAGE_BYTES", raising=False)
+    settings = RTCBridge(server_url="http://rtc", token="t").checked()
+    assert settings.room_max_message_size == 16 * MIB  # the RTC server's default
+    assert settings.max_message_size == 256 * MIB  # the RTC server's leg: whole documents
+    monkeypatch.setenv("RTC_MAX_MESSAGE_BYTES", "1000")  # as the RTC server reads it
+    assert RTCBridge(server_url="http://rtc", token="t").checked().room_max_message_size == 1000
+    with pytest.raises(BridgeConfigError, match="room_max_message_size"):
+        RTCBridge(server_url="http://rtc", token="t", room_max_message_size=0).checked()

@@ -44,3 +44,10 @@ def test_a_bad_url_is_refused_in_one_line_that_prints_no_token(option, value):
     message = str(refused.value)
     assert option in message and "\n" not in message.strip()
     assert "s3cret" not in message
+
+
+def test_an_unreadable_token_file_is_refused_before_anything_runs(tmp_path):
+    missing = tmp_path / "no-such-token"
+    with pytest.raises(CommandError, match="cannot read --jupyter-token-file") as refused:
+        call_command("run_supernode", "--jupyter-token-file", str(missing))
+    assert str(missing) in str(refused.value)

@@ -79,7 +79,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--jupyter-token",
             default=settings.JUPYTER_TOKEN,
-            help="That server's token; default: JUPYTER_TOKEN (never printed).",
+            help="That server's token; default: JUPYTER_TOKEN (never printed). A command-line "
+            "option is visible to every user of the machine (ps): prefer JUPYTER_TOKEN or "
+            "--jupyter-token-file.",
+        )
+        parser.add_argument(
+            "--jupyter-token-file",
+            type=Path,
+            help="A file holding that server's token (read once at start; wins over "
+            "--jupyter-token and JUPYTER_TOKEN).",
         )
         parser.add_argument(
             "--launch",
@@ -106,6 +114,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        token_file = options["jupyter_token_file"]
+        if token_file is not None:
+            try:
+                options["jupyter_token"] = token_file.read_text().strip()
+            except OSError as error:
+                raise CommandError(
+                    f"cannot read --jupyter-token-file {str(token_file)!r}: {error.strerror}"
+                ) from None
         token = account.ensure_service_account()
         account.ensure_jupyter_datastore()
         launch = options["launch"] or not options["jupyter_url"]
@@ -113,6 +129,8 @@ class Command(BaseCommand):
             asyncio.run(self.main(token, launch, options))
         except JupyterLaunchError as error:
             raise CommandError(f"could not launch a Jupyter Server: {error}") from None
+        finally:
+            account.revoke_token(token)
 
     async def main(self, token: str, launch: bool, options: dict) -> None:
         stop = asyncio.Event()

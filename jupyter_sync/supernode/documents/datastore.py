@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rest_framework.authtoken.models import Token
-
 from jupyter_sync.supernode.documents.document import DocumentError
+from relay.tokens import token_for_key
 from tables.models import Datastore
 from tables.service import DatastoreExists, create_datastore
 
@@ -16,7 +15,10 @@ def ensure_document_datastore(name: str, schema: str, token: str, jupyter_datast
     created = False
     datastore = Datastore.objects.filter(name=name).first()
     if datastore is None:
-        owner = Token.objects.select_related("user").get(key=token).user
+        found = token_for_key(token)
+        if found is None:
+            raise DocumentError("the supernode's token was revoked")
+        owner = found.user
         try:
             datastore = create_datastore(name, schema, owner=owner)
             created = True

@@ -319,7 +319,7 @@ class FileSync:
                             document.missing = False
                             do_document_found(self.records, document.id)
                     except JupyterUnavailable as error:
-                        logger.info("not polling files: %s", error)
+                        logger.info("not polling files: %s", error.detail)
                         break
                     except (JupyterClientError, RTCError, ClientClosed) as error:
                         logger.warning("document %s: %s", document.id, describe(error))

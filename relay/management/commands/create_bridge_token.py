@@ -1,21 +1,23 @@
 """manage.py create_bridge_token <username>: the API token of a bridge (a Jupyter Server
-extension acting for its Jupyter users), its account made and allowed to act for others."""
+extension acting for its Jupyter users), its account made and allowed to act for others. The
+token is shown once, when made."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
 
 from relay.identity import may_act_for_others
+from relay.management.commands.create_token import issue_once
 
 
 class Command(BaseCommand):
     help = (
         "Make (or reuse) a bridge's service account, allow it to act for Jupyter users "
         "(permission relay.act_for_jupyter_users, header X-Jupyter-User) and print its API token. "
-        "The account gets no datastore role: each Jupyter user acts as a user of their own."
+        "The account gets no datastore role: each Jupyter user acts as a user of their own. "
+        "Only the token's digest is stored: it is shown this once; --rotate replaces it."
     )
 
     def add_arguments(self, parser) -> None:
@@ -44,7 +46,4 @@ class Command(BaseCommand):
                 )
             )
             self.stderr.write(f"{username!r} may now act for Jupyter users")
-        if rotate:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(token.key)
+        self.stdout.write(issue_once(user, rotate))
