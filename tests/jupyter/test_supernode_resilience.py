@@ -413,7 +413,7 @@ def test_an_unreachable_web_server_or_jupyter_server_is_retried_and_said_once(tr
         assert len(warned) == 1, supernode.log
         assert "retrying until it answers" in warned[0]
 
-        relay.start()
+        relay.start(timeout=WAIT)  # daphne starting on a loaded machine
         eventually(
             lambda: f"the web server at {relay.ws_url} reachable again" in supernode.log,
             WAIT,
