@@ -30,6 +30,8 @@ from jupyter_sync.models import (
 )
 from jupyter_sync.output_html import render_output
 from tables.admin import ProjectedRecordAdmin, ReadOnlyAdmin, ReadOnlyInline
+from tables.admin.datastores import add_datastore_links
+from tables.models import Datastore
 
 DATASTORE_FILTER = ProjectedRecordAdmin.list_filter
 
@@ -158,6 +160,27 @@ def document_paths() -> Subquery:
     )
 
 
+def file_url(path: str) -> str:
+    """A document's file as the contents API serves it."""
+    return f"/api/contents/{quote(path)}"
+
+
+@add_datastore_links
+def document_file(datastore: Datastore) -> list[tuple[str, str]]:
+    """A document's datastore links its file, found as ``document_paths`` finds a notebook's:
+    only from the documents record that opened it (record ``<id>`` for ``doc-<id>``)."""
+    record_id = datastore.name.removeprefix("doc-")
+    if record_id == datastore.name:
+        return []
+    path = (
+        Document.objects.filter(record_id=record_id, datastore_name=datastore.name)
+        .order_by("-pk")
+        .values_list("path", flat=True)
+        .first()
+    )
+    return [(f"File: {path}", file_url(path))] if path else []
+
+
 @admin.register(Notebook)
 class NotebookAdmin(ReadOnlyAdmin):
     list_display = ("file", "datastore", "nbformat", "nbformat_minor", "cell_count")
@@ -182,7 +205,7 @@ class NotebookAdmin(ReadOnlyAdmin):
         path = getattr(obj, "file_path", None)
         if not path:
             return "(no file)"
-        return format_html('<a href="/api/contents/{}">{}</a>', quote(path), path)
+        return format_html('<a href="{}">{}</a>', file_url(path), path)
 
     @admin.display(description="cells", ordering="cell_count")
     def cell_count(self, obj: Notebook) -> int:

@@ -60,7 +60,7 @@ from rtc_client.connection import (
     open_socket,
     permanent_error,
 )
-from rtc_client.errors import ClientClosed, RejectedTransaction, RTCError
+from rtc_client.errors import ClientClosed, ConnectionLost, RejectedTransaction, RTCError
 from rtc_client.ordering import IncomingOrder
 from rtc_client.outgoing import OutgoingQueue, batches
 from rtc_client.wire import json_protocol
@@ -140,6 +140,9 @@ class DatastoreClient:
         """Error replies that answered no request: refusals, rate limiting, server errors."""
         self.connections = 0
         """How many times a connection was established (1 + reconnections)."""
+        self.last_error: BaseException | None = None
+        """Why the latest attempt to connect failed before it synced; None once one syncs. A
+        caller waiting for a server that does not answer can say why."""
 
         self._msg_ids = (f"c-{number}" for number in itertools.count(1))
         self._paused = False
@@ -169,11 +172,17 @@ class DatastoreClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def start(self, timeout: float | None = None) -> None:
-        """Connect and wait for the first sync (raises RTCError if the server refuses us)."""
+    async def start(self, timeout: float | None = None, *, wait: bool = True) -> None:
+        """Connect and wait for the first sync (raises RTCError if the server refuses us).
+
+        ``wait=False`` only starts connecting, retrying until closed: for a caller that waits
+        for ``wait_synced()`` itself, however long the server takes to come up.
+        """
         if self._task is not None or self._closing:
             raise RuntimeError("a client starts once")
         self._task = asyncio.create_task(self._main(), name=f"rtc-client-{self.datastore}")
+        if not wait:
+            return
         try:
             await self.wait_synced(self.connect_timeout if timeout is None else timeout)
         except BaseException:
@@ -276,14 +285,19 @@ class DatastoreClient:
         Raises the error that ended it, RTCError with a permanent code if reconnecting cannot
         help.
         """
-        ws = await open_socket(
-            datastore_url(self.url, self.datastore, self.token),
-            self.connect_timeout,
-            self.additional_headers,
-            self.max_message_bytes,
-        )
         conn: Connection | None = None
         failure: BaseException | None = None
+        try:
+            ws = await open_socket(
+                datastore_url(self.url, self.datastore, self.token),
+                self.connect_timeout,
+                self.additional_headers,
+                self.max_message_bytes,
+            )
+        except Exception as error:
+            self.last_error = error
+            self._notify()
+            raise
         try:
             async with anyio.create_task_group() as tg:
                 conn = Connection(ws=ws, tg=tg, msg_ids=self._msg_ids)
@@ -299,6 +313,9 @@ class DatastoreClient:
                 self._disconnected(conn)
             await close_socket(ws)
         refused = permanent_error(ws, conn.error if conn else None)
+        if not (conn is not None and conn.synced):
+            self.last_error = refused or failure or self.last_error
+            self._notify()
         if refused is not None:
             raise refused
         if failure is not None:
@@ -336,6 +353,7 @@ class DatastoreClient:
         with anyio.fail_after(self.connect_timeout):
             await self._join(conn)
         conn.synced = True
+        self.last_error = None
         self._notify()
         conn.tg.start_soon(self._sender, conn)
         await conn.send(MessageType.AWARENESS_QUERY, {})
@@ -641,11 +659,22 @@ class DatastoreClient:
         """Wait until connected and caught up with the server."""
         await self._wait_until(lambda: self.synced, timeout)
 
-    async def wait_acked(self, timeout: float | None = None) -> None:
-        """Wait until the server has answered every local transaction (acked or refused)."""
-        await self._wait_until(
-            lambda: not self.pending and not (self._reload_needed or self._reloading), timeout
-        )
+    async def wait_acked(
+        self, timeout: float | None = None, *, while_connected: bool = False
+    ) -> None:
+        """Wait until the server has answered every local transaction (acked or refused).
+
+        ``while_connected``: raise ``ConnectionLost`` as soon as the client is not connected,
+        instead of waiting for a reconnection: a server that went away answers nothing, and a
+        caller about to stop should not wait for it.
+        """
+
+        def answered() -> bool:
+            if while_connected and self._conn is None:
+                raise ConnectionLost("not connected: the server cannot answer")
+            return not self.pending and not (self._reload_needed or self._reloading)
+
+        await self._wait_until(answered, timeout)
 
     async def wait_for_serial(self, serial: int, timeout: float | None = None) -> None:
         """Wait until every transaction up to ``serial`` is applied to ``doc``."""

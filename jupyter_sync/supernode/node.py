@@ -13,11 +13,13 @@ import asyncio
 import logging
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 from channels.db import database_sync_to_async
 from pycrdt import Map
 from rtc_client import DatastoreClient
+from rtc_client.errors import ConnectionLost, RTCError
 
 from jupyter_sync.jupyter import (
     JupyterClient,
@@ -46,6 +48,34 @@ logger = logging.getLogger(__name__)
 
 # Seconds between two prunings of the jupyter datastore's history (SERVER_STATE_HISTORY).
 PRUNE_EVERY = 600.0
+# Seconds a stopping supernode waits for the web server to take its last writes.
+LAST_WRITES_WAIT = 10.0
+
+
+def shown_url(url: str) -> str:
+    """A URL as it may be logged: scheme, host and path (a query may hold a token)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+class Outage:
+    """One warning when a server stops answering, one line when it answers again: a server
+    that is down for an hour is retried all along, and said so once, not at every retry."""
+
+    def __init__(self, what: str, retrying: str):
+        self.what = what
+        self.retrying = retrying
+        self.down = False
+
+    def failed(self, reason: object) -> None:
+        if not self.down:
+            self.down = True
+            logger.warning("%s unreachable: %s; %s", self.what, reason, self.retrying)
+
+    def answered(self) -> None:
+        if self.down:
+            self.down = False
+            logger.info("%s reachable again", self.what)
 
 
 class Supernode:
@@ -81,6 +111,13 @@ class Supernode:
         self.console = ConsoleExecutions(jupyter, self.records, self.kernels.connect)
         self.documents = DocumentManager(self)  # documents, and executions by cell id
         self._next_prune = 0.0  # time.monotonic() of the next history pruning
+        self.web_server = Outage(
+            f"the web server at {shown_url(server_url)}", "retrying until it answers"
+        )
+        self.jupyter_server = Outage(
+            f"the Jupyter Server at {shown_url(jupyter.url)}",
+            f"retrying every {refresh_interval:g} s",
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -90,36 +127,86 @@ class Supernode:
         if stop.is_set():
             return
         logger.info("%s holds the lease; connecting to %s", self.holder, self.server_url)
+        client = DatastoreClient(self.server_url, JUPYTER_DATASTORE, token=self.token)
         try:
-            async with DatastoreClient(
-                self.server_url, JUPYTER_DATASTORE, token=self.token
-            ) as client:
-                self.client = client
-                await client.wait_synced(timeout=30)
-                client.doc.observe(lambda event: self._wake())
-                self._end_unfinished("interrupted: the supernode restarted")
-                async with anyio.create_task_group() as group:
-                    group.start_soon(self._renew_lease, stop)
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._renew_lease, stop)  # also while the web server is down
+                await client.start(wait=False)
+                if await self._connected(client, stop):
+                    self.client = client
+                    client.doc.observe(lambda event: self._wake())
+                    self._end_unfinished("interrupted: the supernode restarted")
+                    group.start_soon(self._follow_web_server, client)
                     group.start_soon(self._refresh_loop)
                     group.start_soon(self._executions_loop)
                     group.start_soon(self._requests_loop)
                     group.start_soon(self.documents.run)
                     await stop.wait()
-                    group.cancel_scope.cancel()
+                group.cancel_scope.cancel()
+            if self.client is not None:
                 await self._cancel_tasks()
                 self._end_unfinished("interrupted: the supernode stopped")
                 self.server.mark_unreachable()
                 try:
-                    await client.wait_acked(timeout=10)
-                except TimeoutError:
-                    # The web server went first (a whole stack stopping at once): what it did
-                    # not take, the next supernode finds unfinished and ends the same way.
+                    await client.wait_acked(timeout=LAST_WRITES_WAIT, while_connected=True)
+                except (TimeoutError, ConnectionLost):
+                    # The web server went first (a whole stack stopping at once): nobody will
+                    # answer, so stop now. What it did not take, the next supernode finds
+                    # unfinished and ends the same way.
                     logger.warning("the web server did not take the last writes before stopping")
         finally:
+            await client.aclose()
             await self._cancel_tasks()
             await self.kernels.close()
             await database_sync_to_async(account.release_lease)(JUPYTER_DATASTORE, self.holder)
             logger.info("%s stopped", self.holder)
+
+    async def _connected(self, client: DatastoreClient, stop: asyncio.Event) -> bool:
+        """Wait until ``client`` is synced, however long the web server takes to come up
+        (said once, with why); False if ``stop`` came first. A refusal (bad token) raises."""
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                failed = asyncio.ensure_future(
+                    client.wait_for(lambda: client.synced or client.last_error is not None)
+                )
+                await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+                if not failed.done():
+                    failed.cancel()
+                    return False
+                failed.result()  # a permanent refusal, as the client decided
+                if client.synced:
+                    self.web_server.answered()
+                    return True
+                self.web_server.failed(self._reason(client.last_error))
+                synced = asyncio.ensure_future(client.wait_synced())
+                await asyncio.wait({stopped, synced}, return_when=asyncio.FIRST_COMPLETED)
+                if not synced.done():
+                    synced.cancel()
+                    return False
+                synced.result()
+        finally:
+            stopped.cancel()
+
+    async def _follow_web_server(self, client: DatastoreClient) -> None:
+        """Say once when the web server stops answering the reconnections, once when it is
+        back (the client reconnects by itself)."""
+        while True:
+            await client.wait_for(lambda: not client.synced and client.last_error is not None)
+            self.web_server.failed(self._reason(client.last_error))
+            await client.wait_for(lambda: client.synced)
+            self.web_server.answered()
+
+    def _reason(self, error: BaseException | None) -> str:
+        """Why a connection failed, readable, never with the token (an error may quote the URL
+        it was given, query and all)."""
+        if isinstance(error, RTCError):
+            text = str(error)
+        elif isinstance(error, OSError) and error.strerror:
+            text = error.strerror
+        else:
+            text = str(error) or type(error).__name__
+        return text.replace(self.token, "…") if self.token else text
 
     async def _cancel_tasks(self) -> None:
         """Kernel watchers and executions run outside the task group: they must not outlive
@@ -171,10 +258,13 @@ class Supernode:
             try:
                 await self.server.refresh()
             except JupyterUnavailable as error:
-                logger.warning("Jupyter Server unreachable: %s", error.detail)
+                self.jupyter_server.failed(error.detail)
                 self.server.mark_unreachable()
             except JupyterError as error:  # it answered, wrongly: try again at the next round
+                self.jupyter_server.answered()
                 logger.warning("refresh failed: %s", error.detail)
+            else:
+                self.jupyter_server.answered()
             self.server.prune_finished()
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_EVERY

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django import forms
@@ -22,6 +22,19 @@ from tables.history import doc_at
 from tables.models import Datastore, Transaction
 from tables.pruning import HistoryPruned
 from tables.schema import TableSchema, UnknownSchema, all_schemas, get_schema
+
+# Links other apps add to a datastore's page and its row (label, URL): this app knows none of
+# them (tables imports no other app), so they register here; jupyter_sync links a document's
+# datastore to its file.
+LinkProvider = Callable[[Datastore], list[tuple[str, str]]]
+_link_providers: list[LinkProvider] = []
+
+
+def add_datastore_links(provider: LinkProvider) -> LinkProvider:
+    """Register ``provider``: the datastore page and list show the links it gives."""
+    if provider not in _link_providers:
+        _link_providers.append(provider)
+    return provider
 
 
 def _schema_choices() -> list[tuple[str, str]]:
@@ -116,6 +129,7 @@ class DatastoreAdmin(admin.ModelAdmin):
             ("Tables", reverse("admin:{}_{}_tables".format(*info), args=[obj.pk])),
             ("State at serial", reverse("admin:{}_{}_state".format(*info), args=[obj.pk])),
             ("Transaction history", transactions_url(obj.pk)),
+            *(link for provider in _link_providers for link in provider(obj)),
         ]
 
     def render_change_form(

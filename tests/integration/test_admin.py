@@ -606,6 +606,16 @@ def test_notebooks_are_listed_by_their_file_and_outputs_are_rendered_safely(admi
     listing = page(admin_client.get(url("jupyter_sync_notebook_changelist")))
     assert "work/plots.ipynb" in listing and "fake.ipynb" not in listing
     assert 'href="/api/contents/work/plots.ipynb"' in listing
+    # The datastore's own page and row link the same file, from the same record.
+    change = page(admin_client.get(url("tables_datastore_change", datastore.pk)))
+    assert '<a href="/api/contents/work/plots.ipynb">File: work/plots.ipynb</a>' in change
+    assert "fake.ipynb" not in change
+    rows = page(admin_client.get(url("tables_datastore_changelist")))
+    assert '<a href="/api/contents/work/plots.ipynb">File: work/plots.ipynb</a>' in rows
+    tables_page = page(admin_client.get(url("tables_datastore_tables", datastore.pk)))
+    assert '<a href="/api/contents/work/plots.ipynb">File: work/plots.ipynb</a>' in tables_page
+    # A datastore no document opened links no file.
+    assert "File:" not in page(admin_client.get(url("tables_datastore_change", jupyter.pk)))
     found = page(admin_client.get(url("jupyter_sync_notebook_changelist") + "?q=plots"))
     assert "work/plots.ipynb" in found
 

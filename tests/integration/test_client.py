@@ -544,6 +544,17 @@ async def test_start_gives_up_at_its_deadline_when_no_server_answers():
     assert not client.connected
 
 
+async def test_a_client_started_without_waiting_says_why_it_cannot_connect():
+    client = DatastoreClient("ws://127.0.0.1:9", "todo", backoff=Backoff(initial=0.01))
+    await client.start(wait=False)  # returns at once; it keeps trying until closed
+    try:
+        await client.wait_for(lambda: client.last_error is not None, timeout=10)
+        assert isinstance(client.last_error, OSError), repr(client.last_error)
+        assert not client.connected
+    finally:
+        await client.aclose()
+
+
 @live
 async def test_no_task_outlives_the_client(world, live_server_process):
     before = asyncio.all_tasks()

@@ -4,7 +4,8 @@ notebooks (tests/support/corpus.py: widget state, attachments, raw cells, every 
 unusual metadata, nbformat 4.0 to 4.5), through the supernode (documents) and through the REST
 contents API (GET, then PUT the same model back). Jupyter's own GET-then-PUT is measured beside
 it: where Jupyter itself changes a notebook on writing it (it adds nothing the shared model
-could keep), the file must be what Jupyter writes."""
+could keep), the file must be what Jupyter writes. The same again through the collaboration room,
+as JupyterLab opens, edits and saves a notebook."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import asyncio
 import copy
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -19,8 +21,9 @@ from pycrdt import Array
 from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
-from tests.support.corpus import corpus
+from tests.support.corpus import corpus, features, representative
 from tests.support.notebooks import disk_notebook
+from tests.support.rooms import RoomClient
 from tests.support.supernode import (
     RunningSupernode,
     accounts,
@@ -193,6 +196,102 @@ async def test_open_save_and_one_edit_keep_every_notebook_of_the_corpus(
                 if found:
                     problems[f"edit {name}"] = found
         await end_sessions(jupyter, "corpus/")
+
+    report = "\n".join(f"{key}:\n  " + "\n  ".join(found[:8]) for key, found in problems.items())
+    assert not problems, f"{len(problems)} round trips changed a notebook:\n{report}"
+
+
+@pytest.mark.timeout(240)  # about 15 notebooks, each opened, saved and edited through a room
+async def test_through_the_collaboration_room_open_save_and_one_edit_keep_the_corpus(
+    start_server, jupyter_server
+):
+    """The routes JupyterLab uses: ``PUT /api/collaboration/session/<path>``, then a y-websocket
+    client in the room. Joined with no edit and saved (Ctrl+S), a notebook's file is what
+    Jupyter's own round trip writes; with one cell's source edited through the room, only that
+    cell changed. What differs from the test above is the way in (the session, the room, a
+    client's sync), not how a notebook is kept, and each notebook costs seconds on a loaded
+    machine: the notebooks that between them hold everything the corpus holds (every nbformat
+    minor, cell, output and MIME type, attachments, and metadata key) stand for it."""
+    everything = await asyncio.to_thread(corpus)
+    assert len(everything) >= 25, sorted(everything)
+    notebooks = representative(everything)
+    covered = set().union(*(features(content) for content in notebooks.values()))
+    assert covered == set().union(*(features(content) for content in everything.values()))
+    root: Path = jupyter_server.root_dir / "corpus-room"
+    for folder in ("jupyter", "room"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name, content in notebooks.items():
+            (root / folder / f"{name}.ipynb").write_text(json.dumps(content, indent=1))
+
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server, env={"RTC_API_ACTION_TIMEOUT": str(WAIT)})
+    names = sorted(notebooks)
+    problems: dict[str, list[str]] = {}
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        httpx.AsyncClient(
+            base_url=relay.url, headers={"Authorization": f"Token {editor_token}"}, timeout=WAIT
+        ) as rest,
+    ):
+        for name in names:
+            await jupyters_own_round_trip(jupyter, f"corpus-room/jupyter/{name}.ipynb")
+        reference = {name: disk_notebook(root / "jupyter" / f"{name}.ipynb") for name in names}
+        few_at_a_time = asyncio.Semaphore(4)
+
+        async def round_trip(name: str) -> None:
+            path = root / "room" / f"{name}.ipynb"
+            session_url = "/api/collaboration/session/" + quote(
+                f"corpus-room/room/{name}.ipynb", safe=""
+            )
+            async with few_at_a_time:
+                session = await rest.put(
+                    session_url,
+                    json={"format": "json", "type": "notebook"},
+                )
+                assert session.status_code == 201, (name, session.text)
+                opened = session.json()
+                room = (
+                    f"{relay.ws_url}/api/collaboration/room/json:notebook:{opened['fileId']}"
+                    f"?sessionId={opened['sessionId']}&token={editor_token}"
+                )
+                lab = await RoomClient.join(room, WAIT)
+                try:
+                    assert await lab.save(1, WAIT) == "success", name
+                    found = differences(reference[name], disk_notebook(path))
+                    if found:
+                        problems[f"save {name}"] = found
+                    index = first_code_cell(notebooks[name])
+                    if index is None:
+                        return
+                    text = lab.doc.get("cells", type=Array)[index]["source"]
+                    text += "\n# edited"
+                    await lab.flush()
+
+                    def saved() -> bool:
+                        content = disk_notebook(path)
+                        return bool(content) and "# edited" in "".join(
+                            content["cells"][index]["source"]
+                        )
+
+                    await aeventually(saved, WAIT, f"{name} saved with its edit", off_loop=True)
+                finally:
+                    await lab.close()
+            expected = copy.deepcopy(reference[name])
+            source = expected["cells"][index]["source"]
+            source = "".join(source) if isinstance(source, list) else source
+            expected["cells"][index]["source"] = source + "\n# edited"
+            actual = disk_notebook(path)
+            cell = actual["cells"][index]
+            if isinstance(cell["source"], list):
+                cell["source"] = "".join(cell["source"])
+            found = differences(expected, actual)
+            if found:
+                problems[f"edit {name}"] = found
+
+        async with RunningSupernode(jupyter, relay.ws_url, service_token) as running:
+            running.documents.save_delay = 0.3  # an edit saved soon after it is made
+            await asyncio.gather(*(round_trip(name) for name in names))
+        await end_sessions(jupyter, "corpus-room/")
 
     report = "\n".join(f"{key}:\n  " + "\n  ".join(found[:8]) for key, found in problems.items())
     assert not problems, f"{len(problems)} round trips changed a notebook:\n{report}"

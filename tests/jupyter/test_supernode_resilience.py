@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +19,11 @@ from pycrdt import Doc, Map, TransactionEvent
 from rtc_client import Backoff, DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
+from jupyter_sync.supernode import account
+from jupyter_sync.supernode.node import LAST_WRITES_WAIT
 from tables.models import Datastore, Transaction
 from tests.support.jupyter import start_local_server
+from tests.support.liveserver import ServerProcess
 from tests.support.supernode import (
     RunningSupernode,
     accounts,
@@ -26,6 +33,8 @@ from tests.support.supernode import (
     supernode_and_watcher,
     table,
 )
+from tests.support.supernode_process import SupernodeProcess
+from tests.support.waiting import aeventually, eventually
 
 pytest_plugins = ["tests.support.liveserver", "tests.support.jupyter"]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -345,3 +354,107 @@ async def test_a_supernode_stopped_or_crashed_mid_execution_leaves_nothing_runni
                 await running.close()
         finally:
             await jupyter.shutdown_kernel(kernel)
+
+
+async def test_a_supernode_whose_web_server_went_first_stops_at_once(start_server, jupyter_server):
+    """A whole stack stopped at once (one signal to a process group): the web server is gone
+    before the supernode's last writes reach it; nobody will answer them, so it stops now
+    instead of waiting out its deadline for acknowledgements."""
+    service_token, _editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    async with JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter:
+        running = RunningSupernode(jupyter, relay.ws_url, service_token)
+        supernode = running.supernode
+        await aeventually(
+            lambda: supernode.client is not None and supernode.client.synced,
+            WAIT,
+            "the supernode connected",
+        )
+        await asyncio.to_thread(relay.kill, signal.SIGTERM)
+        await supernode.client.wait_for(lambda: not supernode.client.connected, timeout=WAIT)
+        started = time.monotonic()
+        running.stop.set()
+        await asyncio.wait_for(running.task, WAIT)
+        took = time.monotonic() - started
+    assert took < LAST_WRITES_WAIT / 2, f"stopping took {took:.1f} s"
+
+
+class RefusingServer:
+    """A port that accepts connections and closes them unanswered (a server that is down, in
+    a way that can be counted): how many times someone tried."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.port = self.socket.getsockname()[1]
+        self.attempts = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.done.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            connection.close()
+            self.attempts += 1
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+def warnings_in(log: str, text: str) -> list[str]:
+    return [line for line in log.splitlines() if " WARNING " in line and text in line]
+
+
+def test_an_unreachable_web_server_or_jupyter_server_is_retried_and_said_once(transactional_db):
+    """``manage.py run_supernode`` started before its web server: one warning naming the URL
+    (never a token), retried until the web server answers, then one line saying so. The same
+    for a Jupyter Server that does not answer: one warning, however many refreshes fail."""
+    service_token = account.ensure_service_account()
+    relay = ServerProcess(name="late-server")  # not started yet: nothing listens on its port
+    jupyter = RefusingServer()
+    jupyter_token = "jupyter-token-never-logged"
+    supernode = SupernodeProcess(relay, f"http://127.0.0.1:{jupyter.port}", jupyter_token)
+    try:
+        web_server = f"the web server at {relay.ws_url} unreachable"
+        eventually(
+            lambda: supernode.log.count("connection to 'jupyter' failed") >= 3,
+            WAIT,
+            "the supernode retrying the web server",
+            explain=lambda: supernode.log,
+        )
+        assert supernode.process.poll() is None, supernode.log
+        warned = warnings_in(supernode.log, web_server)
+        assert len(warned) == 1, supernode.log
+        assert "retrying until it answers" in warned[0]
+
+        relay.start(timeout=WAIT)  # daphne starting on a loaded machine
+        eventually(
+            lambda: f"the web server at {relay.ws_url} reachable again" in supernode.log,
+            WAIT,
+            "the supernode connected once the web server answered",
+            explain=lambda: supernode.log,
+        )
+        # Connected: the Jupyter Server's refreshes begin, and fail (four requests a round).
+        eventually(
+            lambda: jupyter.attempts >= 4 * 3,
+            WAIT,
+            "three refreshes of the Jupyter Server",
+            explain=lambda: supernode.log,
+        )
+        log = supernode.log
+        assert len(warnings_in(log, web_server)) == 1, log
+        jupyter_warned = warnings_in(log, f"the Jupyter Server at http://127.0.0.1:{jupyter.port}")
+        assert len(jupyter_warned) == 1, log
+        assert "unreachable" in jupyter_warned[0] and "retrying every 0.5 s" in jupyter_warned[0]
+        assert service_token not in log and jupyter_token not in log
+        assert "Traceback" not in log, log
+    finally:
+        supernode.stop()
+        relay.close()
+        jupyter.close()

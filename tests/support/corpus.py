@@ -77,3 +77,34 @@ def corpus() -> dict[str, dict]:
             if content is not None:
                 notebooks[f"{package}__{path.stem}"] = content
     return notebooks
+
+
+def features(notebook: dict) -> set[tuple[str, ...]]:
+    """What a notebook holds that a round trip could lose: its nbformat minor, cell types, output
+    types and MIME types, attachments, and the metadata keys of the notebook, cells and outputs."""
+    found = {("minor", str(notebook.get("nbformat_minor")))}
+    found |= {("metadata", key) for key in notebook.get("metadata", {})}
+    for cell in notebook.get("cells", []):
+        found.add(("cell", cell.get("cell_type", "")))
+        found |= {("cell-metadata", key) for key in cell.get("metadata", {})}
+        if cell.get("attachments"):
+            found.add(("attachments",))
+        if "id" not in cell:
+            found.add(("no-cell-id",))
+        for output in cell.get("outputs", []):
+            found.add(("output", output.get("output_type", "")))
+            found |= {("mime", key) for key in output.get("data", {})}
+            found |= {("output-metadata", key) for key in output.get("metadata", {})}
+    return found
+
+
+def representative(notebooks: dict[str, dict]) -> dict[str, dict]:
+    """Few notebooks holding, between them, every ``features()`` of the whole set (a greedy
+    cover, the same each run): for round trips too slow to make with every notebook."""
+    wanted = set().union(*(features(content) for content in notebooks.values()))
+    chosen: dict[str, dict] = {}
+    while wanted:
+        name = max(sorted(notebooks), key=lambda name: len(features(notebooks[name]) & wanted))
+        chosen[name] = notebooks[name]
+        wanted -= features(notebooks[name])
+    return chosen

@@ -1,13 +1,20 @@
-"""A notebook the supernode has opened, as jupyter-collaboration's room serves it, and how to
-watch a room connection: still answering, or closed."""
+"""A notebook the supernode has opened, as jupyter-collaboration's room serves it, how to
+watch a room connection (still answering, or closed), and a room client over a real socket."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+
+import websockets
 from django.contrib.auth.models import User
 from jupyter_ydoc import YNotebook
-from pycrdt import Array
+from pycrdt import Array, Doc, TransactionEvent
 from rtc_client.wire import yjs_protocol
+from websockets.asyncio.client import ClientConnection
 
+from jupyter_sync.collaboration.room import RAW
 from jupyter_sync.schema import JUPYTER_DATASTORE
 from tables import records, service
 from tables.models import Datastore
@@ -61,3 +68,79 @@ async def closed(peer: YPeer) -> dict:
         output = await peer.ws.receive_output(timeout=10)
         if output["type"] == "websocket.close":
             return output
+
+
+class RoomClient:
+    """A y-websocket client of a collaboration room over a real socket, with a pycrdt document:
+    what JupyterLab's provider does (sync both ways, local edits sent as updates, Ctrl+S as
+    jupyter-collaboration's raw ``save``), without a browser."""
+
+    def __init__(self, ws: ClientConnection):
+        self.ws = ws
+        self.doc = Doc()
+        self.synced = asyncio.Event()
+        self.saves: dict[int, str] = {}
+        self.saved = asyncio.Event()
+        self._remote = False
+        self._sending: list[asyncio.Task] = []
+        self.doc.observe(self._local_update)
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def join(cls, url: str, timeout: float) -> RoomClient:
+        """Connect to ``url`` (room, ``sessionId`` and ``token`` in it) and wait for the sync."""
+        ws = await websockets.connect(url, max_size=None, open_timeout=timeout)
+        client = cls(ws)
+        await ws.send(yjs_protocol.sync_step1(client.doc.get_state()))
+        await asyncio.wait_for(client.synced.wait(), timeout)
+        return client
+
+    def _local_update(self, event: TransactionEvent) -> None:
+        if not self._remote:
+            update = yjs_protocol.sync_update(event.update)
+            self._sending.append(asyncio.get_running_loop().create_task(self.ws.send(update)))
+
+    async def flush(self) -> None:
+        """Every local edit sent (they go in the order they were made)."""
+        sending, self._sending = self._sending, []
+        await asyncio.gather(*sending)
+
+    async def _read(self) -> None:
+        async for data in self.ws:
+            if data[:1] == bytes([RAW]):
+                reader = yjs_protocol.Reader(data)
+                reader.var_uint()
+                answer = json.loads(reader.var_string())
+                self.saves[answer["responseTo"]] = answer["status"]
+                self.saved.set()
+                continue
+            message = yjs_protocol.parse(data)
+            if message.type != yjs_protocol.MessageType.SYNC:
+                continue
+            if message.sync_type == yjs_protocol.SyncType.STEP1:
+                await self.ws.send(yjs_protocol.sync_step2(self.doc.get_update(message.payload)))
+                continue
+            self._remote = True
+            try:
+                self.doc.apply_update(message.payload)
+            finally:
+                self._remote = False
+            if message.sync_type == yjs_protocol.SyncType.STEP2:
+                self.synced.set()
+
+    async def save(self, save_id: int, timeout: float) -> str:
+        """Ctrl+S: the room's answer, ``success``, ``skipped`` or ``failed``."""
+        await self.flush()
+        raw = bytes([RAW]) + yjs_protocol.write_var_string("save")
+        await self.ws.send(raw + yjs_protocol.write_var_uint(save_id))
+        async with asyncio.timeout(timeout):
+            while save_id not in self.saves:
+                self.saved.clear()
+                await self.saved.wait()
+        return self.saves[save_id]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await self.reader
