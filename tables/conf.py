@@ -131,7 +131,8 @@ SETTINGS: tuple[Setting, ...] = (
         100,
         positive_int,
         "Deepest nesting of values and shared types in one Yjs update (arrays, maps, types "
-        "in types); deeper is refused as too-deep before anything decodes it.",
+        "in types), and in a document that updates build on; deeper is refused as too-deep "
+        "before anything decodes or applies it.",
     ),
     Setting(
         "RESERVED_NAMES",

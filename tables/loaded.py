@@ -21,7 +21,7 @@ from pycrdt import Doc
 from tables.conf import rtc_settings
 from tables.history import Snapshot, snapshot
 from tables.models import Datastore
-from tables.nesting import TooDeep
+from tables.nesting import Depths, Measured, TooDeep, check_nesting
 from tables.schema import Analysis, Schema, SchemaViolation, get_schema
 from tables.ydoc import MalformedUpdate, unintegrated
 
@@ -54,12 +54,14 @@ class LoadedDoc:
         self.pending_token: object | None = None
         self._events: dict[str, list[Any]] = {}
         self._updates: list[bytes] = []
+        self._depths: Depths | None = None
         self._install(snap.build(), snap.serial)
 
     def _install(self, doc: Doc, serial: int) -> None:
         self.doc = doc
         self.serial = serial
         self.dirty = False
+        self._depths = None  # measured again from the new state when next needed
         self._roots = self.schema.root_types()
         # The shared wrappers own the subscriptions: keep them alive with the doc.
         self._shared = [doc.get(root, type=kind) for root, kind in self._roots.items()]
@@ -102,12 +104,31 @@ class LoadedDoc:
 
         for _, update in updates_between(datastore, self.serial, datastore.last_serial):
             self.doc.apply_update(update)
+            if self._depths is not None:  # stored before: measured, never refused
+                self._depths.add(check_nesting(update, None, within=self._depths))
         self.serial = datastore.last_serial
         self._events.clear()
         self._updates.clear()
 
-    def apply(self, update: bytes) -> Applied | None:
-        """Apply one update; None when it changed nothing.
+    def depths(self) -> Depths | None:
+        """The depth of each item, for documents whose root types are not observed (a freeform
+        schema declares none, and a root created by a remote update has no type to observe):
+        their updates are measured against it before they are applied (``check_nesting``), so
+        no number of updates each nesting one level deeper than the last gets past
+        ``RTC_MAX_NESTING``. Documents with declared roots are bounded by ``_check_depth``.
+
+        Measured from the whole state when first needed after a load or a rebuild, then kept up
+        to date with each update applied.
+        """
+        if self.schema.validates:
+            return None
+        if self._depths is None:
+            self._depths = Depths.of_state(self.doc.get_update())
+        return self._depths
+
+    def apply(self, update: bytes, measured: Measured | None = None) -> Applied | None:
+        """Apply one update; None when it changed nothing. ``measured``: what
+        ``check_nesting(update, limit, within=self.depths())`` found, kept for the next update.
 
         Raises MalformedUpdate, MissingDependencies or SchemaViolation; after any of them the doc
         may hold part of the update, so the caller must ``rebuild`` it.
@@ -122,6 +143,12 @@ class LoadedDoc:
             raise MissingDependencies(
                 "the update depends on changes the server does not have; sync first"
             )
+        if self._depths is not None:
+            # Every struct integrated; ids the doc had before keep their depths. A refusal
+            # after this point rebuilds the doc, and with it the depths.
+            if measured is None:
+                measured = check_nesting(update, None, within=self._depths)
+            self._depths.add(measured)
         if not self._updates:
             return None
         self._check_depth()

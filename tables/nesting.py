@@ -5,8 +5,9 @@ nesting arrays a hundred thousand deep kills the process that decodes it (SIGSEG
 thousand levels make every browser fail to load the document for good. So every update from a
 client is measured here, by a pure, iterative scan of the v1 encoding, before anything decodes
 it, and refused past ``RTC_MAX_NESTING``. Measured: values (``ContentAny``, and the JSON in
-``ContentJSON``, embeds and formats) and shared types nested in shared types within the update
-(through the parent or origin each item names). One level is one array, map or shared type.
+``ContentJSON``, embeds and formats) and shared types nested in shared types (through the parent
+or origin each item names, in the update or, given the document's ``Depths``, in the document).
+One level is one array, map or shared type.
 """
 
 from __future__ import annotations
@@ -138,44 +139,123 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-class _Spans:
-    """Per client, the clock ranges of the update's items and the depth of the type each sits
-    in (and, for a shared type, its own depth), to follow parents and origins."""
+# What an item's container is named by (``_Item.ref``).
+ROOT, PARENT, ORIGIN = range(3)
+UNKNOWN = 0  # no depth: a GC range's, or an id the document does not have
+
+
+class _Item:
+    """One struct of an update, as far as depth goes."""
+
+    __slots__ = ("alternative", "client", "clock", "inner", "length", "ref", "target", "type")
+
+    def __init__(self, client: int, clock: int, length: int) -> None:
+        self.client = client
+        self.clock = clock
+        self.length = length
+        self.ref = ROOT
+        self.target: tuple[int, int] | None = None  # the parent's or the left origin's id
+        self.alternative: tuple[int, int] | None = None  # the right origin's id
+        self.type = False  # a shared type: what it holds is one level deeper
+        self.inner = 0  # how deep its values nest (0 for scalars)
+
+
+class Measured:
+    """An update's items and the depth of the type each sits in (``container``: 1 in a root
+    type; a shared type's own depth is one more), for ``Depths.add`` once the update is in."""
 
     def __init__(self) -> None:
-        self.starts: dict[int, list[int]] = {}
-        self.entries: dict[int, list[tuple[int, int, int]]] = {}  # (end, container, own)
+        self.spans: list[tuple[int, int, int, int]] = []  # (client, clock, end, container)
+        self.deepest = 0
 
-    def add(self, client: int, clock: int, length: int, container: int, own: int) -> None:
-        self.starts.setdefault(client, []).append(clock)
-        self.entries.setdefault(client, []).append((clock + length, container, own))
 
-    def find(self, client: int, clock: int) -> tuple[int, int] | None:
-        starts = self.starts.get(client)
+class Depths:
+    """The depth of the type each item of one document sits in, by item id (client, clock).
+
+    A Yjs update names the parent of each item it adds by the parent's id, or an item next to
+    it; the id's depth is known here, so an update is measured against the document it would
+    join before it is applied (``check_nesting(update, limit, within=depths)``), and no number of
+    updates, each nesting one level into the last one's type, makes a document deeper than the
+    limit. Built once from a document's whole state (``of_state``), then kept by ``add`` with
+    each update the document takes in. Runs of clocks with the same container share one entry.
+    """
+
+    def __init__(self) -> None:
+        self._starts: dict[int, list[int]] = {}
+        self._runs: dict[int, list[list[int]]] = {}  # [end, container], sorted by start
+
+    @classmethod
+    def of_state(cls, state: bytes) -> Depths:
+        """The depths of every item of a document whose whole state is ``state``."""
+        depths = cls()
+        depths.add(check_nesting(state, None))
+        return depths
+
+    def find(self, client: int, clock: int) -> int:
+        """The container depth of item (client, clock); UNKNOWN when the document lacks it."""
+        starts = self._starts.get(client)
         if not starts:
-            return None
+            return UNKNOWN
         index = bisect.bisect_right(starts, clock) - 1
-        if index < 0 or clock >= self.entries[client][index][0]:
-            return None
-        _end, container, own = self.entries[client][index]
-        return container, own
+        if index < 0:
+            return UNKNOWN
+        end, container = self._runs[client][index]
+        return container if clock < end else UNKNOWN
+
+    def add(self, measured: Measured) -> None:
+        """Record the items of an update the document took in; ids it had already are kept as
+        they were (an update may repeat what the document has)."""
+        for client, clock, end, container in measured.spans:
+            starts = self._starts.setdefault(client, [])
+            runs = self._runs.setdefault(client, [])
+            if not starts or clock >= runs[-1][0]:  # past everything known: the usual case
+                if runs and clock == runs[-1][0] and container == runs[-1][1]:
+                    runs[-1][0] = end
+                else:
+                    starts.append(clock)
+                    runs.append([end, container])
+                continue
+            for low, high in self._uncovered(client, clock, end):
+                index = bisect.bisect_left(starts, low)
+                starts.insert(index, low)
+                runs.insert(index, [high, container])
+
+    def _uncovered(self, client: int, clock: int, end: int) -> list[tuple[int, int]]:
+        """The parts of [clock, end) no run of ``client`` covers."""
+        starts, runs = self._starts[client], self._runs[client]
+        index = max(bisect.bisect_right(starts, clock) - 1, 0)
+        gaps = []
+        position = clock
+        while position < end and index < len(starts):
+            low, high = starts[index], runs[index][0]
+            if high <= position:
+                index += 1
+                continue
+            if low > position:
+                gaps.append((position, min(low, end)))
+            position = max(position, high)
+            index += 1
+        if position < end:
+            gaps.append((position, end))
+        return gaps
 
 
-def check_nesting(update: bytes, limit: int) -> None:
-    """Raise ``TooDeep`` when ``update`` nests deeper than ``limit`` levels, MalformedUpdate
-    when it is not a v1 update (structs, then a delete set, then nothing)."""
+def check_nesting(update: bytes, limit: int | None, within: Depths | None = None) -> Measured:
+    """Measure ``update``: raise ``TooDeep`` when it nests deeper than ``limit`` levels (None:
+    no limit), MalformedUpdate when it is not a v1 update (structs, then a delete set, then
+    nothing). ``within``: the depths of the document it is for, whose items it may name; without
+    it, an item whose parent is outside the update counts as in a root type.
+
+    Read in one pass, then each item's container is resolved through the parent or origin it
+    names, in the update (in any order: clients are encoded one after the other, and an item may
+    name one of a client encoded later) or in ``within``, iteratively, since chains of
+    references are as long as the update is.
+    """
     reader = _Reader(update)
-    spans = _Spans()
-
-    def refuse(depth: int) -> None:
-        raise TooDeep(f"the update nests {depth} levels deep; at most {limit} are accepted")
-
-    def any_depth(container: int) -> int:
-        try:
-            return _any_depth(reader, limit - container)
-        except TooDeep:
-            raise TooDeep(f"the update nests more than {limit} levels deep") from None
-
+    # Values nest inside a container at least one deep: read no deeper than that allows, so a
+    # value nested past any stack is refused while being read.
+    budget = limit - 1 if limit is not None else None
+    items: list[_Item] = []
     for _ in range(reader.var_uint()):
         count = reader.var_uint()
         client = reader.var_uint()
@@ -183,64 +263,34 @@ def check_nesting(update: bytes, limit: int) -> None:
         for _ in range(count):
             info = reader.byte()
             ref = info & 0x1F
-            if ref in (GC, SKIP):
+            if ref == SKIP:
                 clock += reader.var_uint()
                 continue
-            container = 1  # a root type's items, or a parent outside this update
-            found = None
+            if ref == GC:
+                length = reader.var_uint()
+                item = _Item(client, clock, length)
+                item.ref = None  # a GC range: no parent
+                items.append(item)
+                clock += length
+                continue
+            item = _Item(client, clock, 1)
             if info & HAS_ORIGIN:
-                found = spans.find(reader.var_uint(), reader.var_uint())
+                item.ref = ORIGIN
+                item.target = (reader.var_uint(), reader.var_uint())
             if info & HAS_RIGHT_ORIGIN:
-                right = spans.find(reader.var_uint(), reader.var_uint())
-                found = found or right
-            if found is not None:
-                container = found[0]
+                item.ref = ORIGIN
+                item.alternative = (reader.var_uint(), reader.var_uint())
             if not info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN):
                 if reader.var_uint() == 1:
                     reader.var_bytes()  # a root type's name
                 else:
-                    parent = spans.find(reader.var_uint(), reader.var_uint())
-                    if parent is not None and parent[1]:
-                        container = parent[1]
+                    item.ref = PARENT
+                    item.target = (reader.var_uint(), reader.var_uint())
                 if info & HAS_PARENT_SUB:
                     reader.var_bytes()
-            length, own, inner = 1, 0, 0
-            if ref == DELETED:
-                length = reader.var_uint()
-            elif ref == JSON:
-                length = reader.var_uint()
-                for _ in range(length):
-                    inner = max(inner, json_depth(reader.var_string()))
-            elif ref == BINARY:
-                reader.var_bytes()
-            elif ref == STRING:
-                length = len(reader.var_string().encode("utf-16-le")) // 2
-            elif ref == EMBED:
-                inner = json_depth(reader.var_string())
-            elif ref == FORMAT:
-                reader.var_bytes()
-                inner = json_depth(reader.var_string())
-            elif ref == TYPE:
-                type_ref = reader.var_uint()
-                if type_ref not in KNOWN_TYPE_REFS:
-                    raise MalformedUpdate(f"unknown shared type {type_ref}")
-                if type_ref in (XML_ELEMENT, XML_HOOK):
-                    reader.var_bytes()
-                own = container + 1
-            elif ref == ANY:
-                length = reader.var_uint()
-                for _ in range(length):
-                    inner = max(inner, any_depth(container))
-            elif ref == DOC:
-                reader.var_bytes()
-                inner = any_depth(container)
-            else:
-                raise MalformedUpdate(f"unknown content {ref}")
-            if max(own, container + inner) > limit:
-                refuse(max(own, container + inner))
-            if length > 0:
-                spans.add(client, clock, length, container, own)
-            clock += length
+            _read_content(reader, ref, item, budget, limit)
+            items.append(item)
+            clock += item.length
     for _ in range(reader.var_uint()):  # the delete set: client, ranges of (clock, length)
         reader.var_uint()
         for _ in range(reader.var_uint()):
@@ -248,6 +298,141 @@ def check_nesting(update: bytes, limit: int) -> None:
             reader.var_uint()
     if reader.pos != len(update):
         raise MalformedUpdate("bytes after the end of the update")
+    containers = _resolve(items, within)
+    measured = Measured()
+    for item, container in zip(items, containers, strict=True):
+        if item.ref is not None:
+            depth = container + 1 if item.type else container + item.inner
+            measured.deepest = max(measured.deepest, depth)
+            if limit is not None and depth > limit:
+                raise TooDeep(f"the update nests {depth} levels deep; at most {limit} are accepted")
+        if item.length > 0:
+            measured.spans.append((item.client, item.clock, item.clock + item.length, container))
+    return measured
 
 
-__all__ = ["TooDeep", "check_nesting", "json_depth"]
+def _read_content(
+    reader: _Reader, ref: int, item: _Item, budget: int | None, limit: int | None
+) -> None:
+    def any_depth() -> int:
+        if budget is None:
+            return _any_depth(reader, len(reader.data))
+        try:
+            return _any_depth(reader, budget)
+        except TooDeep:
+            raise TooDeep(f"the update nests more than {limit} levels deep") from None
+
+    if ref == DELETED:
+        item.length = reader.var_uint()
+    elif ref == JSON:
+        item.length = reader.var_uint()
+        for _ in range(item.length):
+            item.inner = max(item.inner, json_depth(reader.var_string()))
+    elif ref == BINARY:
+        reader.var_bytes()
+    elif ref == STRING:
+        item.length = len(reader.var_string().encode("utf-16-le")) // 2
+    elif ref == EMBED:
+        item.inner = json_depth(reader.var_string())
+    elif ref == FORMAT:
+        reader.var_bytes()
+        item.inner = json_depth(reader.var_string())
+    elif ref == TYPE:
+        type_ref = reader.var_uint()
+        if type_ref not in KNOWN_TYPE_REFS:
+            raise MalformedUpdate(f"unknown shared type {type_ref}")
+        if type_ref in (XML_ELEMENT, XML_HOOK):
+            reader.var_bytes()
+        item.type = True
+    elif ref == ANY:
+        item.length = reader.var_uint()
+        for _ in range(item.length):
+            item.inner = max(item.inner, any_depth())
+    elif ref == DOC:
+        reader.var_bytes()
+        item.inner = any_depth()
+    else:
+        raise MalformedUpdate(f"unknown content {ref}")
+
+
+class _Index:
+    """The update's own items by id."""
+
+    def __init__(self, items: list[_Item]) -> None:
+        by_client: dict[int, list[tuple[int, int]]] = {}
+        for index, item in enumerate(items):
+            if item.length > 0:
+                by_client.setdefault(item.client, []).append((item.clock, index))
+        self.starts: dict[int, list[int]] = {}
+        self.indices: dict[int, list[int]] = {}
+        for client, entries in by_client.items():
+            entries.sort()  # already sorted unless a client is listed twice
+            self.starts[client] = [clock for clock, _ in entries]
+            self.indices[client] = [index for _, index in entries]
+        self.items = items
+
+    def find(self, target: tuple[int, int]) -> int | None:
+        client, clock = target
+        starts = self.starts.get(client)
+        if not starts:
+            return None
+        position = bisect.bisect_right(starts, clock) - 1
+        if position < 0:
+            return None
+        index = self.indices[client][position]
+        item = self.items[index]
+        return index if clock < item.clock + item.length else None
+
+
+def _resolve(items: list[_Item], within: Depths | None) -> list[int]:
+    """Each item's container depth, following the parent or origin each names (UNKNOWN for a
+    GC range). An item whose parent is in neither the update nor ``within``, or is a GC range,
+    counts as in a root type: it cannot be integrated (the write path refuses it as
+    missing-dependencies) or becomes a GC range itself."""
+    index = _Index(items)
+    containers = [UNKNOWN] * len(items)
+    resolved = [item.ref is None for item in items]
+
+    def through(item: _Item, base: int) -> int:
+        """The container of ``item``, whose parent or origin sits at depth ``base``."""
+        if base == UNKNOWN:
+            return 1
+        return base + 1 if item.ref == PARENT else base
+
+    def dependency(item: _Item) -> tuple[int | None, int]:
+        """(an item of the update it depends on, 0), or (None, its container)."""
+        if item.ref == ROOT:
+            return None, 1
+        for target in (item.target, item.alternative):
+            if target is None:
+                continue
+            found = index.find(target)
+            if found is not None:
+                return found, 0
+            if within is not None and (base := within.find(*target)) != UNKNOWN:
+                return None, through(item, base)
+            if item.ref == PARENT:
+                break
+        return None, 1
+
+    for start in range(len(items)):
+        stack = [] if resolved[start] else [start]
+        waiting = set(stack)
+        while stack:
+            current = stack[-1]
+            found, container = dependency(items[current])
+            if found is not None:
+                if not resolved[found] and found not in waiting:
+                    stack.append(found)
+                    waiting.add(found)
+                    continue
+                # Resolved already, or a cycle (none of which integrates).
+                container = through(items[current], containers[found]) if resolved[found] else 1
+            containers[current] = container
+            resolved[current] = True
+            waiting.discard(current)
+            stack.pop()
+    return containers
+
+
+__all__ = ["Depths", "Measured", "TooDeep", "check_nesting", "json_depth"]

@@ -24,7 +24,7 @@ from tables.conf import rtc_settings
 from tables.history import new_doc
 from tables.loaded import Applied, LoadedDoc, MissingDependencies, caught_up, doc_cache
 from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transaction
-from tables.nesting import check_nesting
+from tables.nesting import Depths, Measured, check_nesting
 from tables.projection import get_projector
 from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
 from tables.signals import transactions_committed
@@ -50,16 +50,17 @@ class DatastoreExists(ValueError):
     code = "datastore-exists"
 
 
-def check_client_update(update: bytes) -> None:
+def check_client_update(update: bytes, within: Depths | None = None) -> Measured:
     """What every update from outside is checked for before anything decodes it: its size, and
-    how deep it nests (the decoder recurses on the native stack). Raises UpdateTooLarge or
-    TooDeep (a MalformedUpdate)."""
+    how deep it nests (the decoder recurses on the native stack), in the document whose
+    ``within`` depths are given (``LoadedDoc.depths``), or else by itself. Raises
+    UpdateTooLarge or TooDeep (a MalformedUpdate)."""
     if len(update) > rtc_settings.MAX_UPDATE_BYTES:
         raise UpdateTooLarge(
             f"update of {len(update)} bytes exceeds the limit of "
             f"{rtc_settings.MAX_UPDATE_BYTES} bytes"
         )
-    check_nesting(update, rtc_settings.MAX_NESTING)
+    return check_nesting(update, rtc_settings.MAX_NESTING, within=within)
 
 
 REJECTIONS = (
@@ -224,7 +225,7 @@ def _apply_batch(
             outcomes.append(duplicate)
             continue
         try:
-            check_client_update(proposal.update)
+            measured = check_client_update(proposal.update, loaded.depths())
             check_text("the transaction's ids", [proposal.txid, proposal.store_id, proposal.origin])
         except (UpdateTooLarge, MalformedUpdate, UnstorableText) as error:  # nothing applied
             outcomes.append(
@@ -232,7 +233,7 @@ def _apply_batch(
             )
             continue
         try:
-            applied = loaded.apply(proposal.update)
+            applied = loaded.apply(proposal.update, measured)
             if applied is not None and authorize is not None:
                 reason = authorize(proposal, applied.analysis)
                 if reason:

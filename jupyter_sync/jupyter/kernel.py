@@ -532,6 +532,16 @@ class KernelConnection:
         """Interrupt the kernel (through the REST API, which knows its interrupt mode)."""
         await self._client.interrupt_kernel(self.kernel_id)
 
+    async def end(self, error: KernelDied) -> None:
+        """The kernel is gone though nothing said so on this websocket: requests waiting for a
+        reply fail with ``error``, as when a shutdown is seen. The server says nothing when a
+        kernel goes while a websocket is being opened (its iopub is not forwarded yet), nor for
+        a kernel killed before its last messages went out; its websocket stays open. Idempotent.
+        """
+        if self._kernel_gone is None:
+            self._kernel_gone = error
+        await self.close()
+
     def messages(self) -> MessageStream:
         """A stream of every iopub message from now on (``async for``; ``close()`` it)."""
         return MessageStream(self)

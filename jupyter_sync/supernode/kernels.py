@@ -1,5 +1,6 @@
 """The kernels the supernode talks to: one shared connection per kernel, and a watcher per
-running kernel that keeps its ``execution_state`` live from the kernel's status messages."""
+running kernel that keeps its ``execution_state`` live from the kernel's status messages. A
+kernel the server no longer runs has its connection ended, so nothing waits on it for ever."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from pycrdt import Map
 
-from jupyter_sync.jupyter import JupyterClient, JupyterClientError, KernelConnection
+from jupyter_sync.jupyter import JupyterClient, JupyterClientError, KernelConnection, KernelDied
 from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.records import do_set_kernel_state
 from jupyter_sync.supernode.live_records import LiveRecords
@@ -20,7 +21,14 @@ logger = logging.getLogger(__name__)
 
 class Kernels:
     """Connections by kernel id (``connect``), watched while the server runs the kernel
-    (``follow``); ``on_gone`` is called when a watched kernel's connection ends."""
+    (``follow``); ``on_gone`` is called when a watched kernel's connection ends.
+
+    A kernel can go without a word on its websocket (shut down while the websocket was being
+    opened, or killed before its last messages went out), and an execution would then wait for
+    its reply for ever. So when the server's list of kernels, asked for after a connection
+    began to open, lacks its kernel (kernel ids are never reused), the connection is ended, or
+    its opening given up, with KernelDied.
+    """
 
     def __init__(self, jupyter: JupyterClient, records: LiveRecords, on_gone: Callable[[], None]):
         self.jupyter = jupyter
@@ -29,18 +37,45 @@ class Kernels:
         self.connections: dict[str, KernelConnection] = {}
         self.watchers: dict[str, asyncio.Task[None]] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # The event loop's time each kernel's connection began to open.
+        self._since: dict[str, float] = {}
+        self._opening: dict[str, asyncio.Task[KernelConnection]] = {}
+        self._gone: dict[str, KernelDied] = {}  # why an opening was given up
+        self._ending: set[asyncio.Task[None]] = set()
 
     async def connect(self, kernel_id: str) -> KernelConnection:
-        """The kernel's one connection: the watcher and an execution asking together share it."""
+        """The kernel's one connection: the watcher and an execution asking together share it.
+        Raises KernelDied when the server stops running the kernel while it opens."""
         async with self._locks[kernel_id]:
             connection = self.connections.get(kernel_id)
             if connection is None or connection.closed:
-                connection = await self.jupyter.connect_kernel(kernel_id)
+                connection = await self._open(kernel_id)
                 self.connections[kernel_id] = connection
         return connection
 
-    def follow(self, kernel_ids: set[str]) -> None:
-        """Watch the kernels the server runs now; stop watching (and forget) the others."""
+    async def _open(self, kernel_id: str) -> KernelConnection:
+        self._since[kernel_id] = asyncio.get_running_loop().time()
+        self._gone.pop(kernel_id, None)
+        opening = asyncio.ensure_future(self.jupyter.connect_kernel(kernel_id))
+        self._opening[kernel_id] = opening
+        try:
+            return await opening
+        except asyncio.CancelledError:
+            gone = self._gone.pop(kernel_id, None)
+            current = asyncio.current_task()
+            if gone is None or (current is not None and current.cancelling()):
+                raise
+            raise gone from None
+        finally:
+            self._opening.pop(kernel_id, None)
+
+    def follow(self, kernel_ids: set[str], asked: float) -> None:
+        """Watch the kernels the server runs now (its list, asked for at loop time ``asked``);
+        stop watching (and forget) the others, ending connections to them that began to open
+        before the list was asked for."""
+        for kernel_id in (set(self.connections) | set(self._opening)) - kernel_ids:
+            if self._since.get(kernel_id, asked) < asked:
+                self._end(kernel_id)
         for kernel_id in kernel_ids - set(self.watchers):
             task = asyncio.ensure_future(self._watch(kernel_id))
             self.watchers[kernel_id] = task
@@ -51,6 +86,21 @@ class Kernels:
             if self.connections[kernel_id].closed:  # a kernel gone: forget it
                 del self.connections[kernel_id]
                 self._locks.pop(kernel_id, None)
+                self._since.pop(kernel_id, None)
+
+    def _end(self, kernel_id: str) -> None:
+        """The server no longer runs the kernel: what waits on its connection fails."""
+        error = KernelDied(f"kernel {kernel_id}: the Jupyter Server no longer runs it")
+        opening = self._opening.get(kernel_id)
+        if opening is not None and not opening.done():
+            self._gone[kernel_id] = error
+            opening.cancel()
+        connection = self.connections.get(kernel_id)
+        if connection is not None and not connection.closed:
+            logger.info("kernel %s: the server no longer runs it; ending its connection", kernel_id)
+            task = asyncio.ensure_future(connection.end(error))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
     async def _watch(self, kernel_id: str) -> None:
         """Keep kernels[id].execution_state live from the kernel's status messages.
@@ -81,6 +131,7 @@ class Kernels:
         """Close every connection (the supernode stops)."""
         for connection in list(self.connections.values()):
             await connection.close()
+        await asyncio.gather(*self._ending, return_exceptions=True)
 
 
 __all__ = ["Kernels"]

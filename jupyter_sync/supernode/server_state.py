@@ -123,13 +123,14 @@ def directory_records(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 class ServerState:
     """Keeps the server-state tables (status, kernelspecs, kernels, sessions, terminals,
-    contents) equal to the Jupyter Server; ``on_kernels`` hears the kernels it runs."""
+    contents) equal to the Jupyter Server; ``on_kernels`` hears the kernels it runs, and the
+    event loop's time at which it was asked."""
 
     def __init__(
         self,
         jupyter: JupyterClient,
         records: LiveRecords,
-        on_kernels: Callable[[set[str]], None],
+        on_kernels: Callable[[set[str], float], None],
     ):
         self.jupyter = jupyter
         self.records = records
@@ -138,6 +139,7 @@ class ServerState:
     async def refresh(self) -> None:
         """Make the server-state tables equal to what the Jupyter Server says now."""
         j = self.jupyter
+        asked = asyncio.get_running_loop().time()
         status, kernelspecs, kernels, sessions = await asyncio.gather(
             j.status(), j.kernelspecs(), j.kernels(), j.sessions()
         )
@@ -154,7 +156,7 @@ class ServerState:
                 reconcile_table(self.records.table(name), TABLES[name], records)
 
         self.records.edit(apply)
-        self.on_kernels(set(state["kernels"]))
+        self.on_kernels(set(state["kernels"]), asked)
         for record in list(self.records.table("contents").values()):
             if isinstance(record, Map) and record.get("type") == "directory":
                 await self.sync_directory(record.get("path") or "")

@@ -11,20 +11,22 @@ import base64
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
-from pycrdt import Map
+from pycrdt import Doc, Map
 from rest_framework.test import APIClient
 from rtc_client.wire import yjs_protocol
 
 from relay.models import ApiToken
-from tables import service
+from tables import history, service
+from tables.loaded import doc_cache
 from tables.models import Datastore, Transaction
 from tables.permissions import grant
 from tests.support.crafted import any_update, nested_arrays
 from tests.support.factories import Client, add_todo
 from tests.support.peers import JsonPeer, YPeer, connect, token_for
 from tests.support.rooms import ROOM, closed, open_document, still_open
-from tests.support.waiting import aeventually
+from tests.support.waiting import aeventually, eventually
 
+pytest_plugins = ["tests.support.liveserver", "tests.support.nodeclient"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 db = database_sync_to_async
@@ -158,3 +160,115 @@ def test_updates_building_on_each_others_types_stop_at_the_limit(settings):
     assert len(outcomes) == 20  # the root map, then 19 maps in maps; the 20th nested is refused
     datastore.refresh_from_db()
     assert datastore.last_serial == 19
+
+
+def innermost(doc) -> Map:
+    inner = doc.get("m", type=Map)
+    while "k" in inner:
+        inner = inner["k"]
+    return inner
+
+
+def nest_one_more(doc) -> None:
+    innermost(doc)["k"] = Map()
+
+
+def test_a_freeform_datastore_never_gets_deeper_than_the_limit():
+    """Two clients of a freeform datastore (whose roots nothing observes) each nest a map in
+    the last one in turn: each update is one level deep by itself, and the one that would put
+    a map at depth 101 is refused as too-deep before it reaches the live document, leaving it
+    and the stored history as they were, and the next writer's change is stored."""
+    datastore = service.create_datastore("scratch", "freeform")
+    writers = [Client(datastore), Client(datastore)]
+    outcomes = []
+    for step in range(150):
+        writer = writers[step % 2]
+        writer.receive()
+        live = doc_cache.get(datastore)
+        doc, state = live.doc, service.live_state(datastore)
+        outcome = writer.send(nest_one_more)
+        outcomes.append(outcome.error_code or outcome.status.value)
+        if outcome.error_code:
+            break
+    assert outcomes[-1] == "too-deep", outcomes
+    assert "101 levels deep" in outcome.error
+    assert len(outcomes) == 100  # maps at depths 2 to 100 stored: "m" is the first level
+    assert doc_cache.get(datastore).doc is doc  # refused before it was applied: no rebuild
+    assert service.live_state(datastore) == state and state[1] == 99
+    assert Transaction.objects.filter(datastore=datastore).count() == 99
+    stored = history.replay(Datastore.objects.get(pk=datastore.pk), 99)
+    live = Doc()
+    live.apply_update(state[0])
+    assert stored.get("m", type=Map).to_py() == live.get("m", type=Map).to_py()
+    assert str(stored.get("m", type=Map).to_py()).count("{") == 100  # "m" and 99 maps in it
+    # The other writer goes on.
+    other = writers[len(outcomes) % 2]
+    other.receive()
+    after = other.send(lambda d: d.get("n", type=Map).__setitem__("x", 1))
+    assert (after.status, after.serial) == (service.Status.STORED, 100)
+
+
+def test_the_bound_holds_across_writes_from_other_processes():
+    """A document loaded here measures updates against what other processes stored since: it
+    follows their writes when it catches up."""
+    datastore = service.create_datastore("scratch", "freeform")
+    writer = Client(datastore)
+    for _ in range(10):
+        assert writer.send(nest_one_more).status is service.Status.STORED
+    stale = doc_cache.get(datastore)
+    doc_cache.clear()  # another "process": writes go to a fresh doc from now on
+    for _ in range(89):
+        assert writer.send(nest_one_more).status is service.Status.STORED
+    doc_cache._docs[datastore.pk] = stale  # as a second worker would still hold it
+    outcome = writer.send(nest_one_more)
+    assert (outcome.error_code, stale.serial) == ("too-deep", 99), outcome
+
+
+def test_a_stock_yjs_client_still_loads_a_freeform_datastore_nested_to_the_limit(
+    live_server_process, node_client
+):
+    """The case that used to break every browser: a Yjs client of a freeform datastore nests
+    a map in the last one, 150 times, one update each. The update past the limit is refused
+    (too-deep), the connection goes on, and a fresh stock client loads the datastore."""
+    datastore = service.create_datastore("scratch", "freeform")
+    key = ApiToken.objects.create(user=User.objects.create_user("ada")).key
+    grant(datastore, User.objects.get(username="ada"), "editor")
+    clients = []
+    for _ in range(2):
+        client = node_client()
+        client.connect(live_server_process.yjs_url, "scratch", key)
+        client.wait_synced()
+        clients.append(client)
+    writer, other = clients
+
+    def stored() -> int:
+        return Transaction.objects.filter(datastore=datastore).count()
+
+    path: str | list[str] = "m"
+    for level in range(2, 152):  # the root map "m" is level 1
+        writer.set(path, "k", {"$map": {}})
+        path = [path, "k"] if isinstance(path, str) else [*path, "k"]
+        eventually(
+            lambda level=level: stored() == level - 1 or writer.events_named("permission-denied"),
+            what=f"the map at level {level} stored or refused",
+        )
+        if writer.events_named("permission-denied"):
+            break
+    denied = writer.events_named("permission-denied")
+    assert denied, "150 updates nesting maps 151 levels deep were all stored"
+    assert denied[0]["reason"].startswith("too-deep: "), denied
+    assert (level, stored()) == (101, 99)
+
+    other.set("n", "x", 1)  # the writer's connection goes on: it gets what others write
+    writer.wait_for(lambda doc: doc["n"] == {"x": 1}, {"n": "map"})
+    assert stored() == 100
+
+    fresh = node_client()
+    fresh.connect(live_server_process.yjs_url, "scratch", key)
+    fresh.wait_synced()
+    loaded = fresh.get({"m": "map", "n": "map"})
+    assert loaded["n"] == {"x": 1}
+    levels, inner = 1, loaded["m"]
+    while inner:
+        levels, inner = levels + 1, inner["k"]
+    assert levels == 100

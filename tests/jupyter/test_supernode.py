@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -123,6 +127,80 @@ async def test_restart_and_kernel_death_end_executions_clearly(start_server, jup
             assert table(watcher, "executions")["long"]["finished_at"]
         finally:
             await running.close()
+
+
+async def test_an_execution_ends_when_its_kernel_goes_without_a_word(start_server, jupyter_server):
+    """A kernel that says nothing as it goes (frozen, then killed by the server's shutdown; as
+    when the shutdown comes while the supernode's websocket is being opened, before the server
+    forwards the kernel's messages to it): the kernel's connection hears nothing, and the
+    execution on it still ends, as soon as the server no longer lists the kernel."""
+    async with supernode_and_watcher(start_server, jupyter_server) as (jupyter, watcher):
+        kernel = await jupyter.start_kernel("python3")
+        code = "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(60)"
+        request_execution(watcher, "silent", kernel_id=kernel["id"], code=code, status="requested")
+        await watcher.wait_for(
+            lambda: table(watcher, "executions")["silent"].get("outputs"), timeout=WAIT
+        )
+        pid = int(table(watcher, "executions")["silent"]["outputs"][0]["text"])
+        os.kill(pid, signal.SIGSTOP)  # no more messages: not the interrupt's, nor the shutdown's
+        try:
+            await jupyter.shutdown_kernel(kernel["id"])  # killed once the wait for it is over
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await watcher.wait_for(
+            lambda: table(watcher, "executions")["silent"].get("status") == "error", timeout=WAIT
+        )
+        ended = table(watcher, "executions")["silent"]
+        assert "no longer runs" in ended["error"], ended
+        assert ended["finished_at"]
+
+
+def kernel_pid(kernel_id: str) -> int:
+    """The process of a local kernel, found by its connection file in its command line."""
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if f"kernel-{kernel_id}.json".encode() in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+    raise LookupError(f"no process for kernel {kernel_id}")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the kernel's process in /proc")
+async def test_an_execution_ends_when_its_kernel_goes_while_the_supernode_connects(
+    start_server, jupyter_server
+):
+    """A kernel that never answers (frozen): the server holds the supernode's websocket
+    handshake until the kernel replies, for a minute. Shut down meanwhile, the kernel's
+    connection is given up as soon as the server no longer lists it, and the execution ends."""
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        kernel = await jupyter.start_kernel("python3")
+        pid = kernel_pid(kernel["id"])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            request_execution(
+                watcher, "stuck", kernel_id=kernel["id"], code="1", status="requested"
+            )
+            await watcher.wait_acked(timeout=WAIT)
+            async with RunningSupernode(jupyter, relay.ws_url, service_token):
+                await watcher.wait_for(
+                    lambda: table(watcher, "executions")["stuck"].get("status") == "running",
+                    timeout=WAIT,
+                )
+                await jupyter.shutdown_kernel(kernel["id"])
+                await watcher.wait_for(
+                    lambda: table(watcher, "executions")["stuck"].get("status") == "error",
+                    timeout=WAIT,
+                )
+                ended = table(watcher, "executions")["stuck"]
+                assert "no longer runs" in ended["error"], ended
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def set_fields(client: DatastoreClient, table: str, record_id: str, **fields) -> None:

@@ -169,13 +169,19 @@ class ServerProcess:
         self._expect_exit = False
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until an HTTP GET of /admin/login/ gets an answer (any status)."""
+        """Wait until an HTTP GET of /admin/login/ gets an answer (any status).
+
+        A request the server accepted is waited for until the deadline: the first one loads
+        the URLconf and renders a template, seconds of work on a loaded machine, and giving up
+        on it to ask again only queued more work behind it (the server answers in order), so
+        it never answered in time. Only a refused connection (not listening yet) is retried.
+        """
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while True:
             self.check_alive()
             try:
-                self.get(READY_PATH, timeout=2)
+                self.get(READY_PATH, timeout=max(deadline - time.monotonic(), 0.1))
                 return
             except OSError as error:
                 last_error = error
