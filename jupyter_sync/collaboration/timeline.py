@@ -22,7 +22,9 @@ room showing the document at the chosen point, and restoring that point.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -196,6 +198,31 @@ def fork_for(fork_id: str, user, *, lock: bool = False) -> TimelineFork:
     return fork
 
 
+class _Views:
+    """The views last made in this process, by fork id with their version: a move builds on
+    the one it made before instead of the base state plus every operation since (a worker that
+    did not make it, or made an older version, builds it again)."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self.docs: OrderedDict[str, tuple[int, Doc]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def take(self, fork: TimelineFork) -> Doc | None:
+        with self.lock:
+            found = self.docs.pop(fork.id, None)
+        return found[1] if found is not None and found[0] == fork.version else None
+
+    def keep(self, fork: TimelineFork, doc: Doc) -> None:
+        with self.lock:
+            self.docs[fork.id] = (fork.version, doc)
+            while len(self.docs) > self.size:
+                self.docs.popitem(last=False)
+
+
+_views = _Views()
+
+
 def view_doc(fork: TimelineFork) -> Doc:
     """The fork's view: the state at its base plus its operations, made under its client id so
     that further operations follow its own."""
@@ -249,7 +276,7 @@ def move(fork_id: str, user, action: str, steps: int) -> Moved:
         serial = serial_at(fork, position)
         if position == fork.position:
             return Moved(position, serial, fork.version, None)
-        doc = view_doc(fork)
+        doc = _views.take(fork) or view_doc(fork)
         before = doc.get_state()
         make_content_equal(doc, state_at(fork, serial), fork.datastore.schema)
         update = doc.get_update(before)
@@ -258,8 +285,13 @@ def move(fork_id: str, user, action: str, steps: int) -> Moved:
         fork.version += 1
         fork.save(update_fields=["ops", "position", "version", "updated_at"])
         moved = Moved(position, serial, fork.version, update)
-        transaction.on_commit(lambda: announce(fork_id, moved))
+        transaction.on_commit(lambda: committed(fork, doc, moved))
     return moved
+
+
+def committed(fork: TimelineFork, doc: Doc, moved: Moved) -> None:
+    _views.keep(fork, doc)
+    announce(fork.id, moved)
 
 
 def announce(fork_id: str, moved: Moved) -> None:
