@@ -163,12 +163,15 @@ def open_timeline(jupyter: Datastore, path: str, document_type: str, user) -> Ti
     )
 
 
-def start_fork(datastore: Datastore, document_id: str, user) -> TimelineFork:
-    """A fork of the document as it is now (its newest point); idle forks are dropped."""
+def start_fork(
+    datastore: Datastore, document_id: str, user, max_points: int = MAX_POINTS
+) -> TimelineFork:
+    """A fork of the document as it is now (its newest point), with at most ``max_points``
+    points; idle forks are dropped."""
     datastore.refresh_from_db(fields=["last_serial", "history_start"])
     base = datastore.last_serial
     first = min(datastore.history_start + 1, base)
-    count = min(base - first + 1 if base else 0, MAX_POINTS)
+    count = min(base - first + 1 if base else 0, max_points)
     TimelineFork.objects.filter(updated_at__lt=timezone.now() - FORK_IDLE).delete()
     return TimelineFork.objects.create(
         id=uuid.uuid4().hex,
