@@ -68,7 +68,7 @@ class TimelineView(JupyterView):
             ),
             s.TimelineQuerySerializer,
         ],
-        responses={200: s.TimelineSerializer, **session_errors(400)},
+        responses={200: s.TimelineSerializer, **session_errors(400, 503)},
     )
     def get(self, request: Request, path: str) -> Response:
         query = validated(s.TimelineQuerySerializer, request.query_params)
@@ -112,7 +112,7 @@ class UndoRedoView(JupyterView):
             s.UndoRedoQuerySerializer,
         ],
         request=None,
-        responses={200: s.UndoRedoSerializer, **session_errors(400, 410)},
+        responses={200: s.UndoRedoSerializer, **session_errors(400, 410, 503)},
     )
     def put(self, request: Request, room: str) -> Response:
         query = validated(s.UndoRedoQuerySerializer, request.query_params)

@@ -1,7 +1,7 @@
 """jupyter-collaboration's HTTP routes, mounted at ``/api/`` (rtc_project/urls.py); its
 WebSocket routes are in ``routing.py``."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from jupyter_sync.collaboration import session, timeline_views
 
@@ -13,13 +13,14 @@ urlpatterns = [
         session.CollaborationSessionView.as_view(),
         name="collaboration-session",
     ),
-    path(
-        "collaboration/timeline/<path:path>",
+    # Any path, newlines too (Django's <path:> stops at one): the view answers, never an HTML 404.
+    re_path(
+        r"^collaboration/timeline/(?P<path>[\s\S]+)$",
         timeline_views.TimelineView.as_view(),
         name="collaboration-timeline",
     ),
-    path(
-        "collaboration/undo_redo/<path:room>",
+    re_path(
+        r"^collaboration/undo_redo/(?P<room>[\s\S]+)$",
         timeline_views.UndoRedoView.as_view(),
         name="collaboration-undo-redo",
     ),
