@@ -144,7 +144,8 @@ class TimelineSerializer(serializers.Serializer):
     )
     authors = serializers.ListField(
         child=serializers.CharField(allow_null=True),
-        help_text="Who made each point's transaction (a display name; null: the server).",
+        help_text="Who made each point's transaction (display name, else username; null: nobody "
+        "recorded).",
     )
 
 
