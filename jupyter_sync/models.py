@@ -4,6 +4,7 @@ These rows are derived: the documents are the source of truth, and the write pat
 equal to them inside the same database transaction.
 """
 
+from django.conf import settings
 from django.db import models
 
 from tables.models import Datastore
@@ -191,3 +192,33 @@ class SupernodeLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
+
+
+class TimelineFork(models.Model):
+    """One person's view of a document's history (jupyter-collaboration's timeline fork room).
+
+    A row rather than a room in memory, so that any worker can move it (the slider's requests and
+    the room's WebSocket may reach different processes) and it survives a restart. The view is
+    the document's state at ``base_serial`` plus ``ops``: the operations, made under
+    ``client_id``, that turned it into the state at the slider's position. Its clients hold
+    exactly that, so a restore can include it and their reconnecting adds nothing twice.
+    """
+
+    id = models.CharField(max_length=32, primary_key=True)
+    datastore = models.ForeignKey(Datastore, on_delete=models.CASCADE, related_name="+")
+    document_id = models.CharField(max_length=200, help_text="The documents record (fileId).")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    base_serial = models.BigIntegerField(help_text="The document's serial when it was opened.")
+    first_serial = models.BigIntegerField(help_text="The serial of the slider's first point.")
+    points = models.IntegerField(help_text="Points on the slider (the last is base_serial).")
+    position = models.IntegerField(help_text="The slider's point shown now.")
+    client_id = models.BigIntegerField(help_text="The Yjs client id of the view's operations.")
+    ops = models.BinaryField(default=b"", help_text="A Yjs update: base state to the view.")
+    version = models.IntegerField(default=0, help_text="Moves so far (orders the room's news).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"timeline {self.id} of {self.datastore_id} at point {self.position}"

@@ -47,6 +47,22 @@ def require_user(user) -> None:
         raise ConnectionRefusal(4401, "unauthenticated", "log in, or pass an API token as ?token=")
 
 
+def check_handshake(scope: dict[str, Any]) -> None:
+    """What the authentication middleware refused, and a session cookie sent from another
+    site's page: ``ConnectionRefusal`` (every WebSocket route checks this first)."""
+    refusal = scope.get("rtc_auth_refusal")
+    if refusal:
+        raise ConnectionRefusal(*refusal)
+    if scope.get("rtc_auth_error"):
+        raise ConnectionRefusal(4401, "unauthenticated", scope["rtc_auth_error"])
+    if scope.get("rtc_auth") == "session" and not origin_allowed(scope):
+        raise ConnectionRefusal(
+            4403,
+            "forbidden",
+            "a session cookie from another site's page is not accepted; use an API token",
+        )
+
+
 @database_sync_to_async
 def resolve_access(name: str, user) -> Access:
     require_user(user)
@@ -93,17 +109,7 @@ class RelayConsumer(AsyncWebsocketConsumer):
         await self.joined()
 
     async def check_connection(self) -> Access:
-        refusal = self.scope.get("rtc_auth_refusal")
-        if refusal:
-            raise ConnectionRefusal(*refusal)
-        if self.scope.get("rtc_auth_error"):
-            raise ConnectionRefusal(4401, "unauthenticated", self.scope["rtc_auth_error"])
-        if self.scope.get("rtc_auth") == "session" and not origin_allowed(self.scope):
-            raise ConnectionRefusal(
-                4403,
-                "forbidden",
-                "a session cookie from another site's page is not accepted; use an API token",
-            )
+        check_handshake(self.scope)
         return await self.datastore_access(self.scope.get("user"))
 
     async def datastore_access(self, user) -> Access:

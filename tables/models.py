@@ -92,6 +92,7 @@ class Origin(models.TextChoices):
     ADMIN = "admin"
     UNDO = "undo"
     REDO = "redo"
+    RESTORE = "restore"  # the document made equal to an earlier state (the timeline)
 
 
 class Transaction(models.Model):

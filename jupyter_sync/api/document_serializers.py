@@ -119,3 +119,55 @@ class CollaborationSessionSerializer(serializers.Serializer):
         help_text="Names the document's datastore; a client holding state from another one "
         "must drop it (the room refuses it with 4409)."
     )
+
+
+class TimelineQuerySerializer(QuerySerializer, CollaborationSessionRequestSerializer):
+    """``?format=&type=`` of the timeline (the front end sends ``&&`` between them)."""
+
+
+class TimelineSerializer(serializers.Serializer):
+    """jupyter-collaboration's timeline, with each point's serial and author added."""
+
+    roomId = serializers.CharField(help_text="The document's room, <format>:<type>:<fileId>.")
+    forkRoom = serializers.CharField(
+        help_text="The fork room (timeline:<id>): join it in /api/collaboration/room/ to see the "
+        "document at the slider's point; PUT undo_redo moves it."
+    )
+    sessionId = serializers.CharField(help_text="As the session's: pass it to the fork room.")
+    timestamps = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="Each point's time (seconds since the epoch), oldest first; the last point is "
+        "the document as it is. At most 1000 points: a longer history is sampled evenly.",
+    )
+    serials = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Each point's transaction serial."
+    )
+    authors = serializers.ListField(
+        child=serializers.CharField(allow_null=True),
+        help_text="Who made each point's transaction (display name, else username; null: nobody "
+        "recorded).",
+    )
+
+
+class UndoRedoQuerySerializer(QuerySerializer):
+    action = serializers.ChoiceField(
+        choices=("undo", "redo", "restore"),
+        help_text="undo/redo: move the fork's view that many points back/forward; restore: make "
+        "the document what the view shows.",
+    )
+    steps = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, help_text="Points to move (ignored by restore)."
+    )
+    forkRoom = StrictCharField(max_length=200, help_text="The fork room the timeline answered.")
+
+
+class UndoRedoSerializer(serializers.Serializer):
+    code = serializers.IntegerField(help_text="200, as jupyter-collaboration's body says.")
+    status = serializers.CharField(help_text="undone, redone or a sentence (restore).")
+    position = serializers.IntegerField(help_text="The slider's point shown now (0: oldest).")
+    serial = serializers.IntegerField(help_text="Its transaction's serial.")
+    restoredBy = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="restore: the serial of the new transaction (null: already equal).",
+    )

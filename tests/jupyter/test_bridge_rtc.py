@@ -396,3 +396,62 @@ def test_frames_bigger_than_tornados_default_limit_pass_both_ways(stack, node_cl
     bob.wait_for(lambda doc: len(doc["cells"][0]["source"]) == len(big), {"cells": "array"})
     assert not ada.events_named("permission-denied")
     assert ada.status()["connected"] and bob.status()["connected"]
+
+
+# --- The timeline -------------------------------------------------------------------------------
+
+
+def test_the_timeline_through_the_bridge_restores_as_the_jupyter_user(stack, node_client):
+    session = stack.open_notebook("b9/t.ipynb", "x = 1")
+    room = f"json:notebook:{session['fileId']}"
+    datastore = Datastore.objects.get(name=f"doc-{session['fileId']}")
+    lab = stack.join(node_client, room, session["sessionId"])
+    lab.wait_synced()
+    before = Datastore.objects.get(pk=datastore.pk).last_serial
+    lab.insert_text(["cells", 0, "source"], None, "0", root_type="array")
+    edit = eventually(
+        lambda: Transaction.objects.filter(
+            datastore=datastore, serial__gt=before, origin="client"
+        ).first(),
+        WAIT,
+        "the edit stored",
+    )
+
+    # What requestDocumentTimeline and requestUndoRedo send, on JupyterLab's origin. (The fork
+    # room itself is its maker's: a Node client, without Jupyter's cookie, is another anonymous
+    # Jupyter user, so it is joined directly in test_timeline.py.)
+    status, _headers, body = stack.lab.request(
+        "GET", "/api/collaboration/timeline/b9/t.ipynb?format=json&&type=notebook"
+    )
+    assert status == 200, body
+    timeline = json.loads(body)
+    assert timeline["roomId"] == room and edit.serial in timeline["serials"]
+    fork = timeline["forkRoom"]
+
+    def undo_redo(action: str, steps: int) -> tuple[int, dict]:
+        status, _headers, body = stack.lab.request(
+            "PUT",
+            f"/api/collaboration/undo_redo/{quote(room, safe='')}"
+            f"?action={action}&&steps={steps}&&forkRoom={fork}",
+        )
+        return status, json.loads(body)
+
+    before_edit = timeline["serials"].index(edit.serial) - 1
+    status, moved = undo_redo("undo", len(timeline["serials"]) - 1 - before_edit)
+    assert (status, moved["serial"]) == (200, timeline["serials"][before_edit]), moved
+
+    status, restored = undo_redo("restore", 0)
+    assert (status, restored["code"]) == (200, 200), restored
+    row = Transaction.objects.get(datastore=datastore, serial=restored["restoredBy"])
+    person = JupyterIdentity.objects.get(jupyter_username=stack.jupyter_user()["username"]).user
+    assert (row.origin, row.author_id) == ("restore", person.pk)
+    lab.wait_for(lambda doc: doc["cells"][0]["source"] == "x = 1", {"cells": "array"})
+    path = stack.lab.root_dir / "b9" / "t.ipynb"
+
+    def saved() -> str | None:
+        try:
+            return "".join(json.loads(path.read_text())["cells"][0]["source"])
+        except (ValueError, LookupError):  # being written
+            return None
+
+    eventually(lambda: saved() == "x = 1", WAIT, "the restored notebook saved")

@@ -253,6 +253,14 @@ const waitSynced = (timeout) => new Promise((resolve, reject) => {
 
 const commands = {
   connect: (args) => { connect(args); return status() },
+  // What @jupyter/docprovider's connectToForkDoc and reconnect do: the provider destroyed, a new
+  // one on another room (or the same) with the same Y document.
+  'switch-room': (args) => {
+    if (provider !== null) provider.destroy()
+    provider = null
+    connect(args)
+    return status()
+  },
   status: () => status(),
   'wait-synced': async ({ timeoutMs = 10000 }) => { await waitSynced(timeoutMs); return status() },
   get: ({ roots }) => {

@@ -191,6 +191,19 @@ class NodeYClient:
         """Attach a WebsocketProvider for ``url``/``room`` (``?token=`` when given)."""
         return self.request("connect", url=url, room=room, token=token, params=dict(params or {}))
 
+    def switch_room(
+        self,
+        url: str,
+        room: str,
+        token: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Destroy the provider and attach a new one on ``room``, keeping the Y document (as
+        JupyterLab's timeline joins a fork room and, after a restore, the document again)."""
+        return self.request(
+            "switch-room", url=url, room=room, token=token, params=dict(params or {})
+        )
+
     def wait_synced(self, timeout: float | None = None) -> dict[str, Any]:
         timeout = self.timeout if timeout is None else timeout
         return self.request("wait-synced", timeout=timeout + 5, timeoutMs=int(timeout * 1000))

@@ -1,0 +1,106 @@
+"""A relay with the jupyter datastore and its people, as the collaboration tests stand it up
+(``tests/jupyter/test_collaboration.py``, ``test_timeline.py``): an editor ``ed``, a viewer
+``vi`` and a ``stranger`` with API tokens, notebooks written to the Jupyter Server's root, and
+stock y-websocket clients joining collaboration rooms as JupyterLab's docprovider does.
+
+Imported by tests and plugins alike: PYTEST_DONT_REWRITE.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from django.contrib.auth.models import User
+
+from jupyter_sync.supernode import account
+from relay.models import ApiToken
+from tables.permissions import grant
+from tests.support.liveserver import ServerProcess
+from tests.support.nodeclient import NodeYClient
+from tests.support.supernode_process import SupernodeProcess
+
+WAIT = 60.0  # the supernode opening a file, on a loaded machine
+
+
+def notebook(*sources: str) -> dict:
+    return {
+        "cells": [
+            {
+                "id": f"c{index}",
+                "cell_type": "code",
+                "source": source,
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+            }
+            for index, source in enumerate(sources, 1)
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def write_notebook(path: Path, *sources: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook(*sources)))
+
+
+class Site:
+    """A relay, the jupyter datastore with an editor, a viewer and a stranger, and (started by
+    ``with_supernode``) a supernode."""
+
+    def __init__(self, relay: ServerProcess, jupyter_server):
+        self.relay = relay
+        self.jupyter_server = jupyter_server
+        self.root: Path = jupyter_server.root_dir
+        account.ensure_service_account()
+        self.jupyter = account.ensure_jupyter_datastore()
+        self.tokens = {}
+        for name, role in (("ed", "editor"), ("vi", "viewer"), ("stranger", None)):
+            user = User.objects.create_user(name)
+            if role:
+                grant(self.jupyter, user, role)
+            self.tokens[name] = ApiToken.objects.create(user=user).key
+        self.supernode: SupernodeProcess | None = None
+
+    def with_supernode(self) -> Site:
+        self.supernode = SupernodeProcess(
+            self.relay, self.jupyter_server.url, self.jupyter_server.token
+        )
+        self.supernode.wait_connected()
+        return self
+
+    def http(self, user: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.relay.url,
+            headers={"Authorization": f"Token {self.tokens[user]}"},
+            timeout=WAIT + 10,
+        )
+
+    def put_session(self, user: str, path: str, **body) -> httpx.Response:
+        """What ``requestDocSession`` sends: the path URL-encoded, slashes included."""
+        body = body or {"format": "json", "type": "notebook"}
+        with self.http(user) as client:
+            return client.put(f"/api/collaboration/session/{quote(path, safe='')}", json=body)
+
+    @property
+    def room_url(self) -> str:
+        return f"{self.relay.ws_url}/api/collaboration/room"
+
+    def close(self) -> None:
+        if self.supernode is not None:
+            self.supernode.stop()
+
+
+def join(node_client, site: Site, user: str, room: str, session: str | None) -> NodeYClient:
+    client: NodeYClient = node_client(timeout=WAIT)
+    client.connect(
+        site.room_url, room, site.tokens[user], params={"sessionId": session} if session else None
+    )
+    return client
