@@ -57,12 +57,13 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}{port}/{conf['NAME']}"
 
 
-def daphne_command() -> list[str]:
+def daphne_command(env: Mapping[str, str] | None = None) -> list[str]:
     """daphne as scripts/run starts it: WebSocket messages up to this server's own limit
-    (daphne's default is 1 MiB)."""
+    (``RTC_MAX_MESSAGE_BYTES`` of its environment ``env`` if set there, else this process's;
+    daphne's default is 1 MiB)."""
     sibling = Path(sys.executable).with_name("daphne")
     command = [str(sibling)] if sibling.exists() else [sys.executable, "-m", "daphne"]
-    limit = str(rtc_settings.MAX_MESSAGE_BYTES)
+    limit = (env or {}).get("RTC_MAX_MESSAGE_BYTES") or str(rtc_settings.MAX_MESSAGE_BYTES)
     return [*command, "--websocket-max-message-size", limit, "--websocket-max-frame-size", limit]
 
 
@@ -149,7 +150,11 @@ class ServerProcess:
     def _spawn(self) -> None:
         if self.alive:
             raise ServerError(f"{self.name} is already running")
-        command = [*daphne_command(), "-b", "127.0.0.1", "-p", str(self.port), *self.args]
+        command = [
+            *daphne_command(self.extra_env),
+            *("-b", "127.0.0.1", "-p", str(self.port)),
+            *self.args,
+        ]
         with self.log_path.open("ab") as log:
             log.write(f"--- {' '.join(command)} {APPLICATION}\n".encode())
             log.flush()
