@@ -12,7 +12,11 @@ editor's token: one writes ``executions`` records, the other watches.
     * ``kernel websocket``: the Jupyter Server's channels websocket, the supernode's own path to
       the kernel (``jupyter_sync.jupyter.KernelConnection``);
     * ``supernode``: from writing the ``executions`` record (one client) to the first output
-      appearing in the record at the other client.
+      appearing in the record at the other client;
+    * ``supernode, still running``: the same for ``print('x', flush=True)`` followed by
+      ``--sleep`` seconds of work, so the first output comes while the execution runs (with
+      ``print('x')`` alone the execution often ends, and every output is written, before an
+      output batch's interval has passed).
 
 (b) **A cell printing ``--lines`` lines** (``for i in range(n): print(i)``), through the
     supernode and with jupyter_client: time to completion; the messages the kernel sent; the
@@ -64,6 +68,9 @@ def parse_args() -> argparse.Namespace:
         help="(b) prints with flush=True: a kernel message per line, as a progress bar sends",
     )
     parser.add_argument("--long-repeat", type=int, default=3, help="runs of (b) per path")
+    parser.add_argument(
+        "--sleep", type=float, default=0.3, help="(a) seconds 'still running' works after printing"
+    )
     return parser.parse_args()
 
 
@@ -282,12 +289,17 @@ async def main(args: argparse.Namespace) -> None:
                 "jupyter_client": [],
                 "websocket": [],
                 "supernode": [],
+                "supernode, still running": [],
             }
+            working = f"print('x', flush=True)\nimport time\ntime.sleep({args.sleep})"
             for _ in range(args.repeat):
                 firsts["jupyter_client"].append((await via_zmq(kc, "print('x')"))[0])
                 firsts["websocket"].append((await via_websocket(connection, "print('x')"))[0])
                 firsts["supernode"].append(
                     (await via_supernode(writer, watcher, kernel_id, "print('x')"))[0]
+                )
+                firsts["supernode, still running"].append(
+                    (await via_supernode(writer, watcher, kernel_id, working))[0]
                 )
             base = median(firsts["jupyter_client"])
             print_table(

@@ -143,6 +143,10 @@ class DatastoreClient:
         self.last_error: BaseException | None = None
         """Why the latest attempt to connect failed before it synced; None once one syncs. A
         caller waiting for a server that does not answer can say why."""
+        self.last_close: tuple[int | None, str] | None = None
+        """The close code and reason that ended the last connection (None: none ended yet);
+        1009 says the server refused a message as too large, which sending it again will not
+        change."""
 
         self._msg_ids = (f"c-{number}" for number in itertools.count(1))
         self._paused = False
@@ -244,6 +248,11 @@ class DatastoreClient:
         return self._conn is not None
 
     @property
+    def closed(self) -> bool:
+        """Closed (``aclose()``) or stopped for good: it will not connect again."""
+        return self._closing
+
+    @property
     def synced(self) -> bool:
         """Connected, and the document holds everything the server had when we joined."""
         return (
@@ -312,6 +321,9 @@ class DatastoreClient:
             if conn is not None:
                 self._disconnected(conn)
             await close_socket(ws)
+            if conn is not None:
+                self.last_close = (ws.close_code, ws.close_reason or "")
+                self._notify()
         refused = permanent_error(ws, conn.error if conn else None)
         if not (conn is not None and conn.synced):
             self.last_error = refused or failure or self.last_error

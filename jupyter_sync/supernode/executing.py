@@ -3,8 +3,8 @@
 Cell executions (``documents/cell_queue.py``) and console executions (``console.py``) both
 run through ``run_execution``, so a record's ``cancel`` (interrupt the kernel),
 ``input_request`` and ``input_reply`` (the kernel's stdin) mean the same for both;
-``OutputWriter`` writes the outputs into the cell or the record, a batch of messages per
-transaction.
+``OutputWriter`` writes the outputs into the cell or the record: the first at once, later ones
+a batch of messages per transaction.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ OUTPUT_MESSAGES = {
     "error",
     "clear_output",
 }
-OUTPUT_INTERVAL = 0.05  # seconds: the iopub messages of one interval go in one transaction
+OUTPUT_INTERVAL = 0.05  # seconds: at most one output transaction per interval
 
 
 def outputs_of(target: Map) -> Array:
@@ -48,14 +48,18 @@ def outputs_of(target: Map) -> Array:
 
 
 class OutputWriter:
-    """Writes one execution's iopub messages into ``target()["outputs"]``, a batch per
-    ``interval``, and ``execution_count`` as execute_input tells it (with ``write_count``;
-    otherwise the count is only kept in ``execution_count`` for the caller to write).
+    """Writes one execution's iopub messages into ``target()["outputs"]``, and
+    ``execution_count`` as execute_input tells it (with ``write_count``; otherwise the count is
+    only kept in ``execution_count`` for the caller to write).
 
-    Messages arrive one by one; writing each as its own transaction would cost a stored patch
-    per line printed, and consecutive stream messages of one name are written as one chunk (a
-    progress bar redrawn many times in an interval is one edit of its line). ``target`` is
-    looked up at each write: a cell may have moved, or gone.
+    An output that comes after ``interval`` without one (the first of an execution, or the
+    first after a quiet spell) is written at once: someone waiting for a cell to say something
+    should not wait for a timer. Outputs that follow within ``interval`` of that write are
+    held and written together when it has passed, so writes are at most one per ``interval``:
+    writing each message as its own transaction would cost a stored patch per line printed,
+    and consecutive stream messages of one name are written as one chunk (a progress bar
+    redrawn many times in an interval is one edit of its line). Messages are written in the
+    order they came. ``target`` is looked up at each write: a cell may have moved, or gone.
     """
 
     def __init__(
@@ -78,6 +82,8 @@ class OutputWriter:
         self.pending: list[dict[str, Any]] = []
         self.handle: asyncio.TimerHandle | None = None
         self.execution_count: int | None = None
+        self.last_output: float | None = None
+        """Event loop time of the last write that held an output (None: none yet)."""
 
     def add(self, message: dict[str, Any]) -> None:
         kind = msg_type(message)
@@ -87,8 +93,14 @@ class OutputWriter:
         elif kind not in OUTPUT_MESSAGES:
             return
         self.pending.append(message)
-        if self.handle is None:
-            self.handle = asyncio.get_running_loop().call_later(self.interval, self.flush)
+        loop = asyncio.get_running_loop()
+        now, last = loop.time(), self.last_output
+        if kind != "execute_input" and (last is None or now - last >= self.interval):
+            self.flush()  # with what is held before it (an execute_input), in order
+        elif self.handle is None:
+            # An execute_input alone waits, at most an interval, for an output to go with.
+            due = now + self.interval if last is None else max(now, last + self.interval)
+            self.handle = loop.call_at(due, self.flush)
 
     def flush(self) -> None:
         if self.handle is not None:
@@ -100,6 +112,8 @@ class OutputWriter:
         target = self.target()
         if not messages or target is None:
             return
+        if any(msg_type(message) != "execute_input" for message in messages):
+            self.last_output = asyncio.get_running_loop().time()
         with self.doc.transaction():
             outputs = outputs_of(target)
             for message in coalesce_streams(messages):

@@ -17,7 +17,7 @@ from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.models import Cell, Execution, Output
-from jupyter_sync.schema import timestamp
+from jupyter_sync.schema import EXECUTION_DONE, timestamp
 from jupyter_sync.supernode import account
 from jupyter_sync.supernode.outputs import NotebookOutputSink
 from tables.history import replay
@@ -619,6 +619,57 @@ async def test_outputs_land_in_the_notebook_with_every_browser_closed(start_serv
             assert state["by_supernode"] >= 5
         finally:
             await end_sessions(jupyter, "docs3/")
+            await running.close()
+
+
+async def test_a_cells_first_output_reaches_an_open_notebook_while_it_still_runs(
+    start_server, jupyter_server
+):
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    root: Path = jupyter_server.root_dir
+    write_json(
+        root / "docs5" / "first.ipynb",
+        notebook(
+            code(
+                "c",
+                "print('first', flush=True)\nprint('second', flush=True)\n"
+                "import time\ntime.sleep(3)",
+            )
+        ),
+    )
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        running = RunningSupernode(jupyter, relay.ws_url, service_token)
+        # An interval longer than the cell: an output that waited for it would only come with
+        # the end of the run, so the first one can be there early only if written at once.
+        running.documents.cells.output_interval = 60.0
+        try:
+            await open_document(watcher, "n5", "docs5/first.ipynb")
+            async with DatastoreClient(relay.ws_url, "doc-n5", token=editor_token) as doc:
+                await run_cell(watcher, "f1", "n5", "c")
+
+                def text() -> str:
+                    outputs = cell(doc, "c")["outputs"]
+                    return str(outputs[0]["text"]) if len(outputs) else ""
+
+                await doc.wait_for(lambda: "first" in text(), WAIT)
+                # Seen in the same document as the cell's state: the run had not ended.
+                assert cell(doc, "c")["execution_state"] == "running"
+                assert cell(doc, "c").get("execution_count") is None
+                assert text() == "first\n"  # the next one is held for the interval
+                assert record(watcher, "executions", "f1").get("status") not in EXECUTION_DONE
+
+                done = await finished(watcher, "f1")
+                assert done["status"] == "completed", done
+                # The end waited for every output: whoever sees it completed reads them all.
+                await doc.wait_for(lambda: cell(doc, "c")["execution_state"] == "idle", WAIT)
+                assert text() == "first\nsecond\n"
+                assert cell(doc, "c")["execution_count"] == done["execution_count"]
+        finally:
+            await end_sessions(jupyter, "docs5/")
             await running.close()
 
 

@@ -59,8 +59,8 @@ def database_url() -> str:
 
 def daphne_command(env: Mapping[str, str] | None = None) -> list[str]:
     """daphne as scripts/run starts it: WebSocket messages up to this server's own limit
-    (daphne's default is 1 MiB), ``RTC_MAX_MESSAGE_BYTES`` from the server's environment
-    when it sets one."""
+    (``RTC_MAX_MESSAGE_BYTES`` of its environment ``env`` if set there, else this process's;
+    daphne's default is 1 MiB)."""
     sibling = Path(sys.executable).with_name("daphne")
     command = [str(sibling)] if sibling.exists() else [sys.executable, "-m", "daphne"]
     limit = (env or {}).get("RTC_MAX_MESSAGE_BYTES") or str(rtc_settings.MAX_MESSAGE_BYTES)

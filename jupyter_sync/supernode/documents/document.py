@@ -16,6 +16,7 @@ from rtc_client import DatastoreClient
 from jupyter_sync.jupyter import JupyterError
 from jupyter_sync.schema import DOCUMENT_FORMATS, document_datastore_name
 from jupyter_sync.supernode.outputs import Displays
+from tables.conf import rtc_settings
 from tables.schema import jsonable
 
 SAVED_HASH = "saved_hash"
@@ -27,6 +28,31 @@ keeps the new value, which it compares with the file's own hash when it saves.""
 
 
 datastore_name = document_datastore_name  # the document's datastore (jupyter_sync.schema)
+
+MESSAGE_OVERHEAD = 512
+"""Bytes a transaction-broadcast message adds around one patch (ids, JSON keys), rounded up."""
+
+
+def check_update_size(path: str, size: int) -> None:
+    """Refuse, before sending it, a change of the file's ``size`` bytes that the server would
+    refuse: over ``RTC_MAX_UPDATE_BYTES`` it answers too-large, over ``RTC_MAX_MESSAGE_BYTES``
+    (the patch goes in base64, in JSON) it closes the connection with 1009, and sent again it
+    would be refused again. Said here, it is the document's error rather than an open and empty
+    document."""
+    limit = rtc_settings.MAX_UPDATE_BYTES
+    if size > limit:
+        raise DocumentError(
+            f"{path} is too large to open: its content is a {size:,}-byte document update, "
+            f"over the limit of {limit:,} bytes (RTC_MAX_UPDATE_BYTES)"
+        )
+    message = 4 * ((size + 2) // 3) + MESSAGE_OVERHEAD
+    limit = rtc_settings.MAX_MESSAGE_BYTES
+    if message > limit:
+        raise DocumentError(
+            f"{path} is too large to open: its content ({size:,} bytes as a document update) "
+            f"needs a {message:,}-byte message, over the limit of {limit:,} bytes "
+            "(RTC_MAX_MESSAGE_BYTES)"
+        )
 
 
 class DocumentError(Exception):
@@ -147,13 +173,16 @@ class OpenDocument:
         """The content as the contents API takes it: a notebook dict, or the text."""
         return _read(self.doc, self.kind, copy_first=True)
 
-    def load(self, content: Any, file_hash: str | None = None) -> None:
+    def load(self, content: Any, file_hash: str | None = None) -> int:
         """Make the document equal to ``content`` from the file, changing only what differs
-        (``file_hash``, the contents model's ``hash``, goes into ``state`` with it).
+        (``file_hash``, the contents model's ``hash``, goes into ``state`` with it); returns
+        the size of the update that took.
 
         Done on a copy (jupyter_ydoc's classes attach an undo manager to the doc they wrap) with
         the same client id, so its new operations follow the document's own; the difference is
-        applied in one transaction. Not an edit: the document is clean afterwards.
+        applied in one transaction. Not an edit: the document is clean afterwards. A difference
+        the server would refuse as too large is a DocumentError, and the document is left as it
+        was (``check_update_size``).
         """
         doc = self.doc
         working = Doc(client_id=doc.client_id)
@@ -171,6 +200,7 @@ class OpenDocument:
             if state.get(key) != value:
                 state[key] = value
         update = working.get_update(doc.get_state())
+        check_update_size(self.path, len(update))
         self.quiet += 1
         try:
             doc.apply_update(update)
@@ -178,6 +208,7 @@ class OpenDocument:
             self.quiet -= 1
         self.dirty = False
         self.dirty_since = None
+        return len(update)
 
     # --- Cells --------------------------------------------------------------------------
 

@@ -47,6 +47,13 @@ from jupyter_sync.supernode.documents.link import SupernodeLink
 
 logger = logging.getLogger(__name__)
 
+LOST_SENDS = 2
+"""Connections that ended with a document's content unacknowledged before opening gives up:
+a message over the server's limit closes every connection it is sent on."""
+STORE_TIMEOUT = 120.0
+"""Seconds opening waits for the server to store the file's content (a megabyte notebook takes
+a second or two; this bounds a server that never answers)."""
+
 
 def file_hash(model: dict[str, Any]) -> str | None:
     """The ``hash`` of a contents model (None from a Jupyter Server older than 2.11)."""
@@ -72,6 +79,7 @@ class FileSync:
         self.save_max_delay = save_max_delay
         self.poll_interval = poll_interval
         self.close_timeout = close_timeout
+        self.store_timeout = STORE_TIMEOUT
         self.open: dict[str, OpenDocument] = {}
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -121,11 +129,15 @@ class FileSync:
         conflict = None
         try:
             # Opened before (a restart, a reopen): the document may have changed since it was
-            # last saved (edits while no supernode ran), and the file too.
-            edited = not created and fingerprint(document.read()) != document.saved_hash()
+            # last saved (edits while no supernode ran), and the file too. One that never held
+            # the file (an open that failed, its content refused) is loaded: taking its empty
+            # content for edits would open it empty and save that over the file.
+            saved = document.saved_hash()
+            edited = not created and saved is not None and fingerprint(document.read()) != saved
             if not edited:
-                document.load(model["content"], file_hash(model))
+                size = document.load(model["content"], file_hash(model))
                 document.disk_last_modified = model.get("last_modified")
+                await self._content_stored(document, size)
             else:
                 document.disk_last_modified = recorded
                 document.dirty = True
@@ -149,6 +161,56 @@ class FileSync:
             conflict=conflict,
         )
         return document
+
+    async def _content_stored(self, document: OpenDocument, size: int) -> None:
+        """Wait until the server has stored what the file's content wrote: a document is
+        ``open`` only once a client joining it gets the content, never open and empty.
+
+        The server's refusal (too-large, from a server whose limits are lower than this
+        process's settings say) is the open's error; so is a connection that closes each time
+        the content is sent (a message over the server's limit: our consumer closes with 1009,
+        daphne's own limit drops the connection, 1006), which sending it again will not change.
+        The caller closes the client, so it does not send it again and again."""
+        client = document.client
+        rejections, closed, connections = (
+            len(client.rejections),
+            client.last_close,
+            client.connections,
+        )
+
+        def too_big() -> bool:
+            last = client.last_close
+            if last is closed or last is None:
+                return False
+            return last[0] == 1009 or client.connections - connections >= LOST_SENDS
+
+        def settled() -> bool:
+            refused = len(client.rejections) > rejections
+            return refused or too_big() or (client.synced and not client.pending)
+
+        try:
+            await client.wait_for(settled, timeout=self.store_timeout)
+        except TimeoutError:
+            raise DocumentError(
+                f"{document.path}: the server did not store its content ({size:,} bytes) "
+                f"within {self.store_timeout:g} s",
+                status=504,
+            ) from None
+        if len(client.rejections) > rejections:
+            rejection = client.rejections[-1]
+            raise DocumentError(
+                f"{document.path} could not be opened: the server refused its content "
+                f"({size:,} bytes as a document update): {rejection.code}: {rejection.reason}"
+            )
+        if client.pending:
+            code, reason = client.last_close or (None, "")
+            raise DocumentError(
+                f"{document.path} is too large to open: the server closed the connection on "
+                f"its content ({size:,} bytes as a document update; close code {code}"
+                + (f", {reason}" if reason else "")
+                + "), a message over its limit (RTC_MAX_MESSAGE_BYTES, or daphne's "
+                "--websocket-max-message-size)"
+            )
 
     def _conflict(self, document: OpenDocument, disk_last_modified: str | None) -> dict[str, Any]:
         document.conflict_with = disk_last_modified
@@ -263,7 +325,14 @@ class FileSync:
             do_document_conflict(self.records, document.id, conflict)
 
     async def _apply_disk(self, document: OpenDocument, model: dict[str, Any]) -> None:
-        document.load(model["content"], file_hash(model))
+        try:
+            document.load(model["content"], file_hash(model))
+        except DocumentError:
+            # The file grew past what the server takes: the document keeps its version, and is
+            # not saved over the file (as in a conflict) nor read again until the file changes.
+            document.disk_last_modified = model.get("last_modified")
+            document.conflict_with = document.disk_last_modified
+            raise
         document.disk_last_modified = model.get("last_modified")
         document.conflict_with = None
         document.missing = False
@@ -321,6 +390,8 @@ class FileSync:
                     except JupyterUnavailable as error:
                         logger.info("not polling files: %s", error.detail)
                         break
+                    except DocumentError as error:
+                        self.fail(document.id, str(error), error.status)
                     except (JupyterClientError, RTCError, ClientClosed) as error:
                         logger.warning("document %s: %s", document.id, describe(error))
 
