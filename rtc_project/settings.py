@@ -154,6 +154,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested past RTC_MAX_NESTING (plus a request's own fields) is a 400 too-deep, never
+    # a parser's recursion turned into a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "tables.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Rates: RTC_API_RATE_USER and RTC_API_RATE_ANON (tables/conf.py), read at each request.
     "DEFAULT_THROTTLE_CLASSES": [
         "tables.api.throttling.AnonRateThrottle",
