@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # /api/: a database that cannot be reached answers a JSON 503, not a 500 page.
+    "rtc_project.api_errors.APIErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "rtc_project.urls"
