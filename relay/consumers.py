@@ -25,6 +25,12 @@ from relay.ratelimit import TokenBucket
 from tables.commit import asubmit
 from tables.conf import rtc_settings
 from tables.models import Origin
+from tables.outages import (
+    DATABASE_ERRORS,
+    DATABASE_UNAVAILABLE,
+    DATABASE_UNAVAILABLE_DETAIL,
+    one_line,
+)
 from tables.permissions import Access, access_to
 from tables.service import Outcome, Proposal, Status
 
@@ -39,6 +45,9 @@ class ConnectionRefusal(Exception):
         self.close_code = close_code
         self.code = code
         self.reason = reason
+
+
+DATABASE_UNAVAILABLE_CLOSE = 4503
 
 
 def require_user(user) -> None:
@@ -84,15 +93,31 @@ class RelayConsumer(AsyncWebsocketConsumer):
         self.limiter = TokenBucket(rtc_settings.RATE_LIMIT, rtc_settings.RATE_BURST)
         try:
             self.access = await self.check_connection()
+            self.hub = get_hub()
+            self.room = await self.hub.room_for(self.access.datastore)
+            self.authorize = self.access.authorizer()
+            await self.joined()
         except ConnectionRefusal as refusal:
             await self.refuse(refusal)
-            return
-        self.hub = get_hub()
-        self.room = await self.hub.room_for(self.access.datastore)
-        self.authorize = self.access.authorizer()
-        await self.joined()
+        except DATABASE_ERRORS as error:
+            await self.refuse(self.database_unavailable(one_line(error)))
+
+    def database_unavailable(self, error: str) -> ConnectionRefusal:
+        """The refusal (4503) of a connection the database cannot serve now, logged as one line:
+        an outage, not a bug, so no traceback; clients reconnect."""
+        logger.warning(
+            "relay: %s closed with %s, the database is unavailable: %s",
+            self.scope.get("path"),
+            DATABASE_UNAVAILABLE_CLOSE,
+            error,
+        )
+        return ConnectionRefusal(
+            DATABASE_UNAVAILABLE_CLOSE, DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_DETAIL
+        )
 
     async def check_connection(self) -> Access:
+        if self.scope.get("rtc_database_error"):
+            raise self.database_unavailable(self.scope["rtc_database_error"])
         refusal = self.scope.get("rtc_auth_refusal")
         if refusal:
             raise ConnectionRefusal(*refusal)
@@ -142,6 +167,13 @@ class RelayConsumer(AsyncWebsocketConsumer):
             return
         try:
             await self.handle(text_data, bytes_data)
+        except DATABASE_ERRORS as error:
+            logger.warning(
+                "relay: a message on %s failed, the database is unavailable: %s",
+                self.access.datastore,
+                one_line(error),
+            )
+            await self.report_error(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_DETAIL)
         except Exception:
             logger.exception("relay: handling a message on %s failed", self.access.datastore)
             await self.report_error("server-error", "unexpected server error (logged)")
