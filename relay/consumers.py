@@ -72,6 +72,9 @@ class RelayConsumer(AsyncWebsocketConsumer):
     the hub's ``Member`` methods."""
 
     room: Room | None = None
+    # No channel of its own: fan-out is the hub's (one channel per worker), and channels would
+    # otherwise subscribe one per connection, failing every handshake while Redis is down.
+    channel_layer_alias = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch first hops to the database thread to close old connections, for

@@ -222,5 +222,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One line per HTTP request to Jupyter on every refresh says nothing worth reading.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # A Redis outage: channels_redis logs a traceback for every second of it; the relay's
+        # hub says it once, and again when fan-out resumes (relay/hub.py).
+        "channels_redis.pubsub": {"level": "CRITICAL"},
+    },
 }

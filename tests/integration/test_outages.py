@@ -10,14 +10,21 @@ import json
 
 import httpx
 import pytest
+from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jupyter_sync.jupyter.launcher import free_port
+from tests.support.factories import owned_datastore
 from tests.support.liveserver import ServerProcess
+from tests.support.socket_peers import Peer
 from tests.support.waiting import aeventually
 
-pytest_plugins = ["tests.support.liveserver"]
+pytest_plugins = ["tests.support.liveserver", "tests.support.redis_server"]
+
+LAYER_DOWN = "the channel layer cannot be reached"
+LAYER_BACK = "the channel layer is back"
+
 
 def log_since(server: ServerProcess, mark: int) -> str:
     return server.log[mark:]
@@ -97,3 +104,64 @@ async def test_a_database_that_cannot_be_reached_is_a_503_and_a_4503(no_database
     assert log.count("database unavailable: ") == 1, log  # the REST request
     assert "Traceback" not in log, log
     server.check_alive()
+
+
+# --- Redis going away and coming back ----------------------------------------------------------
+
+
+@pytest.fixture
+async def opened():
+    peers: list[Peer] = []
+    yield peers
+    for peer in peers:
+        await peer.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_without_redis_connections_work_locally_and_fan_out_resumes(
+    redis_server, start_server, opened
+):
+    env = {"REDIS_URL": redis_server.url, "REDIS_PREFIX": "outage"}
+    first = await asyncio.to_thread(start_server, env=env, name="worker-1")
+    second = await asyncio.to_thread(start_server, env=env, name="worker-2")
+    token = await database_sync_to_async(owned_datastore)("before")
+    bo_token = await database_sync_to_async(owned_datastore)("during", username="bo")
+    alice = await Peer.open(first, "before", token)
+    carol = await Peer.open(second, "before", token)
+    opened.extend([alice, carol])
+    await alice.add("a1")
+    await carol.until(lambda: "a1" in carol.items())  # fan-out through Redis
+
+    await asyncio.to_thread(redis_server.stop)
+    await alice.add("a2")  # stored; its announcement is lost with Redis
+    await alice.until(lambda: len(alice.acked) == 2)
+    for server in (first, second):
+        await aeventually(lambda s=server: LAYER_DOWN in s.log, 30, f"{server.name} noticed")
+
+    # New rooms while Redis is down: the handshake works, and so does the worker's own fan-out.
+    dave = await Peer.open(first, "during", bo_token)
+    bob = await Peer.open(first, "during", bo_token)
+    erin = await Peer.open(second, "during", bo_token)
+    opened.extend([dave, bob, erin])
+    await dave.add("d1")
+    await dave.until(lambda: len(dave.acked) == 1)
+    await bob.until(lambda: "d1" in bob.items())
+
+    await asyncio.to_thread(redis_server.start)
+    for server in (first, second):
+        await aeventually(lambda s=server: LAYER_BACK in s.log, 30, f"{server.name} recovered")
+    # What was committed during the outage arrives from the database...
+    await carol.until(lambda: "a2" in carol.items())
+    await erin.until(lambda: "d1" in erin.items())
+    # ... and what is committed now, through Redis again (in rooms opened during the outage too).
+    await dave.add("d2")
+    await erin.until(lambda: "d2" in erin.items())
+    await alice.add("a3")
+    await carol.until(lambda: "a3" in carol.items())
+    assert sorted(carol.serials) == [1, 2, 3] and sorted(erin.serials) == [1, 2]
+
+    for server in (first, second):
+        log = server.log
+        assert log.count(LAYER_DOWN) == 1, log
+        assert "Traceback" not in log, log
+        server.check_alive()
