@@ -161,6 +161,8 @@ def json_nesting_exceeds(text: str | bytes, limit: int) -> bool:
     a body nested thousands deep must be measured before it is parsed."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    if text.count("[") + text.count("{") <= limit:
+        return False  # cannot nest deeper than it opens (counted in C: large frames are base64)
     depth = 0
     for match in _JSON_TOKENS.finditer(text):
         token = match.group()

@@ -230,4 +230,5 @@ def test_json_nesting_is_measured_without_parsing_and_stops_past_the_limit():
     assert json_nesting_exceeds(text, 2)
     assert json_nesting_exceeds(b"[" * 1_000_000, 100)  # bytes too; no closing needed
     assert not json_nesting_exceeds("[]" * 100_000, 1)
+    assert not json_nesting_exceeds("[[1]]", 2) and json_nesting_exceeds("[[1]]", 1)
     assert json_depth(text) == 3
