@@ -459,6 +459,7 @@ def _transactions_message(
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 _hubs_lock = threading.Lock()
+_announcing_fails = False  # logged once per outage of the channel layer, not once per commit
 
 
 def get_hub() -> Hub:
@@ -475,6 +476,7 @@ def on_committed(
     sender: Any, datastore: Datastore, transactions: list[Committed], **kwargs
 ) -> None:
     """``transactions_committed`` receiver: runs after commit, in whichever thread committed."""
+    global _announcing_fails
     txs = [StoredTransaction(c.serial, c.txid, c.store_id, c.update) for c in transactions]
     with _hubs_lock:
         hubs = [hub for hub in _hubs.values() if not hub.loop.is_closed()]
@@ -495,4 +497,8 @@ def on_committed(
                     datastore_group(datastore.pk), _transactions_message("", datastore.pk, txs)
                 )
             except Exception as error:  # stored all the same: workers fill the gap later
-                logger.warning("relay: could not announce %s's commit: %s", datastore.name, error)
+                if not _announcing_fails:
+                    logger.warning("relay: commits cannot be announced to the workers: %s", error)
+                _announcing_fails = True
+            else:
+                _announcing_fails = False

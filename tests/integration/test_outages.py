@@ -6,16 +6,18 @@ and the server serves on."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import httpx
 import pytest
 from channels.db import database_sync_to_async
+from pycrdt import Doc
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jupyter_sync.jupyter.launcher import free_port
-from tests.support.factories import owned_datastore
+from tests.support.factories import add_todo, owned_datastore
 from tests.support.liveserver import ServerProcess
 from tests.support.socket_peers import Peer
 from tests.support.waiting import aeventually
@@ -165,3 +167,30 @@ async def test_without_redis_connections_work_locally_and_fan_out_resumes(
         assert log.count(LAYER_DOWN) == 1, log
         assert "Traceback" not in log, log
         server.check_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_rest_write_without_redis_is_stored_and_answered(redis_server, start_server):
+    """A worker without WebSocket connections announces its commits through the layer itself;
+    that failing must not turn a stored write into a 500 (the client would send it again)."""
+    env = {"REDIS_URL": redis_server.url, "REDIS_PREFIX": "outage"}
+    server = await asyncio.to_thread(start_server, env=env, name="rest-worker")
+    token = await database_sync_to_async(owned_datastore)("shop")
+    await asyncio.to_thread(redis_server.stop)
+    mark = len(server.log)
+    serials = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
+        for item in ("tea", "jam"):
+            doc = Doc()
+            add_todo(doc, item, item.title())
+            response = await http.post(
+                "/api/datastores/shop/transactions/",
+                json={"patch": base64.b64encode(doc.get_update()).decode(), "id": item},
+                headers={"Authorization": f"Token {token}"},
+            )
+            assert response.status_code == 201, response.text
+            serials.append(response.json()["serial"])
+    assert serials == [1, 2]
+    log = log_since(server, mark)
+    assert log.count("commits cannot be announced") == 1, log
+    assert "Traceback" not in log, log
