@@ -9,9 +9,9 @@ import json
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from relay.models import ApiToken
 from tables import service
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def editor_client() -> APIClient:
     owner = User.objects.create_user("owner")
     service.create_datastore("todo", "todo", owner=owner)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.objects.create(user=owner).key}")
     return client
 
 
