@@ -9,6 +9,11 @@ A bridge's token may add ``X-Jupyter-User`` to run the connection as the Jupyter
 for (``relay.identity`` decides); a refusal is kept in ``scope["rtc_auth_refusal"]`` (close
 code, error code, reason) for the consumer to close with once it has accepted.
 
+A database that cannot be reached while the handshake is authenticated (a token, a session, a
+Jupyter user looked up) is kept in ``scope["rtc_database_error"]``, the user left anonymous: the
+consumer accepts and closes with 4503 (``database-unavailable``) instead of the handshake failing
+with a 500 and a traceback.
+
 The header wins over ``?token=``: a program in front of this server (the Jupyter bridge) forwards
 its clients' query strings as they are, and those may carry a ``token`` of their own (JupyterLab
 appends Jupyter's token to its WebSocket URLs), which means nothing here.
@@ -18,12 +23,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from channels.auth import AuthMiddlewareStack
+from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from relay import identity
+from tables.outages import DATABASE_ERRORS, one_line
 
 TOKEN_KEYWORD = "token"
 JUPYTER_USER_HEADER = identity.HEADER.lower().encode()
@@ -82,6 +89,17 @@ class TokenAuthMiddleware:
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
         scope["rtc_auth_error"] = None
+        scope["rtc_auth_refusal"] = None
+        try:
+            await self.authenticate(scope)
+        except DATABASE_ERRORS as error:
+            scope["rtc_database_error"] = one_line(error)
+        if scope.get("rtc_database_error"):
+            scope["user"] = AnonymousUser()
+            scope["rtc_auth"] = None
+        return await self.inner(scope, receive, send)
+
+    async def authenticate(self, scope) -> None:
         key, error = header_token(scope)
         if key is None and error is None:
             key = query_token(scope)
@@ -99,7 +117,6 @@ class TokenAuthMiddleware:
             authenticated = user is not None and user.is_authenticated
             scope["rtc_auth"] = "session" if authenticated else None
         await _act_for_jupyter_user(scope)
-        return await self.inner(scope, receive, send)
 
 
 async def _act_for_jupyter_user(scope) -> None:
@@ -134,13 +151,26 @@ def _resolve(token_user, values: list[str]):
     return identity.resolve_acting_user(token_user, values[0])
 
 
+class SessionAuthMiddleware(AuthMiddleware):
+    """Channels' session authentication, a database error kept for the consumer to refuse."""
+
+    async def resolve_scope(self, scope) -> None:
+        try:
+            await super().resolve_scope(scope)
+        except DATABASE_ERRORS as error:
+            scope["user"]._wrapped = AnonymousUser()
+            scope["rtc_database_error"] = one_line(error)
+
+
 class RTCAuthMiddlewareStack:
     """Session then token auth; token connections skip the session stack, whose wrapper runs on
     every frame sent and which a token connection has no use for."""
 
     def __init__(self, inner):
         self.with_token = TokenAuthMiddleware(inner)
-        self.with_session = AuthMiddlewareStack(TokenAuthMiddleware(inner))
+        self.with_session = CookieMiddleware(
+            SessionMiddleware(SessionAuthMiddleware(TokenAuthMiddleware(inner)))
+        )
 
     async def __call__(self, scope, receive, send):
         if has_token(scope):

@@ -25,6 +25,12 @@ from relay.ratelimit import TokenBucket
 from tables.commit import asubmit
 from tables.conf import rtc_settings
 from tables.models import Origin
+from tables.outages import (
+    DATABASE_ERRORS,
+    DATABASE_UNAVAILABLE,
+    DATABASE_UNAVAILABLE_DETAIL,
+    one_line,
+)
 from tables.permissions import Access, access_to
 from tables.service import Outcome, Proposal, Status
 
@@ -41,15 +47,35 @@ class ConnectionRefusal(Exception):
         self.reason = reason
 
 
+DATABASE_UNAVAILABLE_CLOSE = 4503
+
+
 def require_user(user) -> None:
     """Refuse (4401) a connection without a user, unless anonymous users have a role."""
     if not (user is not None and user.is_authenticated) and not rtc_settings.ANONYMOUS_ROLE:
         raise ConnectionRefusal(4401, "unauthenticated", "log in, or pass an API token as ?token=")
 
 
+def database_unavailable(scope: dict[str, Any], error: str) -> ConnectionRefusal:
+    """The refusal (4503) of a connection the database cannot serve now, logged as one line:
+    an outage, not a bug, so no traceback; clients reconnect."""
+    logger.warning(
+        "relay: %s closed with %s, the database is unavailable: %s",
+        scope.get("path"),
+        DATABASE_UNAVAILABLE_CLOSE,
+        error,
+    )
+    return ConnectionRefusal(
+        DATABASE_UNAVAILABLE_CLOSE, DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_DETAIL
+    )
+
+
 def check_handshake(scope: dict[str, Any]) -> None:
-    """What the authentication middleware refused, and a session cookie sent from another
-    site's page: ``ConnectionRefusal`` (every WebSocket route checks this first)."""
+    """A database the authentication middleware could not reach, what it refused, and a
+    session cookie sent from another site's page: ``ConnectionRefusal`` (every WebSocket route
+    checks this first)."""
+    if scope.get("rtc_database_error"):
+        raise database_unavailable(scope, scope["rtc_database_error"])
     refusal = scope.get("rtc_auth_refusal")
     if refusal:
         raise ConnectionRefusal(*refusal)
@@ -79,6 +105,9 @@ class RelayConsumer(AsyncWebsocketConsumer):
     the hub's ``Member`` methods."""
 
     room: Room | None = None
+    # No channel of its own: fan-out is the hub's (one channel per worker), and channels would
+    # otherwise subscribe one per connection, failing every handshake while Redis is down.
+    channel_layer_alias = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch first hops to the database thread to close old connections, for
@@ -100,13 +129,14 @@ class RelayConsumer(AsyncWebsocketConsumer):
         self.limiter = TokenBucket(rtc_settings.RATE_LIMIT, rtc_settings.RATE_BURST)
         try:
             self.access = await self.check_connection()
+            self.hub = get_hub()
+            self.room = await self.hub.room_for(self.access.datastore)
+            self.authorize = self.access.authorizer()
+            await self.joined()
         except ConnectionRefusal as refusal:
             await self.refuse(refusal)
-            return
-        self.hub = get_hub()
-        self.room = await self.hub.room_for(self.access.datastore)
-        self.authorize = self.access.authorizer()
-        await self.joined()
+        except DATABASE_ERRORS as error:
+            await self.refuse(database_unavailable(self.scope, one_line(error)))
 
     async def check_connection(self) -> Access:
         check_handshake(self.scope)
@@ -148,6 +178,13 @@ class RelayConsumer(AsyncWebsocketConsumer):
             return
         try:
             await self.handle(text_data, bytes_data)
+        except DATABASE_ERRORS as error:
+            logger.warning(
+                "relay: a message on %s failed, the database is unavailable: %s",
+                self.access.datastore,
+                one_line(error),
+            )
+            await self.report_error(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_DETAIL)
         except Exception:
             logger.exception("relay: handling a message on %s failed", self.access.datastore)
             await self.report_error("server-error", "unexpected server error (logged)")

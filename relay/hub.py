@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,6 +40,8 @@ from tables.service import Committed
 logger = logging.getLogger(__name__)
 
 GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
+HEARTBEAT = 2.0  # seconds between round trips through the channel layer
+PING_TIMEOUT = 5.0  # seconds a heartbeat waits for its own message to come back
 
 
 def transactions_json(transactions: list[StoredTransaction]) -> list[dict[str, Any]]:
@@ -154,6 +158,17 @@ class Room:
                 except Exception as error:  # typically a connection closing meanwhile
                     logger.info("delivering to %s failed: %r", member.member_id, error)
 
+    async def catch_up(self) -> None:
+        """Deliver what was committed since the last delivery, from the database: what other
+        workers announced while the channel layer was down never arrives."""
+        last = await database_sync_to_async(history.last_serial)(self.datastore.pk)
+        if last > self.serial:
+            await self.deliver(
+                await database_sync_to_async(history.transactions_between)(
+                    self.datastore.pk, self.serial, last
+                )
+            )
+
     # --- presence ---------------------------------------------------------------------------
 
     def record_presence(
@@ -192,7 +207,14 @@ class Room:
 
 
 class Hub:
-    """This worker's rooms and its one channel-layer subscription."""
+    """This worker's rooms and its one channel-layer subscription.
+
+    The channel layer (Redis) only carries fan-out between workers: while it cannot be reached,
+    connections still open and work on this worker (local delivery needs no layer), the outage
+    is logged once as a warning, and a heartbeat (a message to the hub's own channel every
+    ``HEARTBEAT`` seconds) notices when it is back: rooms joined meanwhile subscribe, and every
+    room catches up from the database on what other workers committed while it heard nothing.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
@@ -200,19 +222,35 @@ class Hub:
         self.rooms: dict[int, Room] = {}
         self.layer = get_channel_layer()
         self.channel: str | None = None
+        self.layer_up = True
+        self._unsubscribed: set[int] = set()  # rooms whose group_add has not succeeded yet
+        self._pings = itertools.count(1)
+        self._pong: tuple[int, asyncio.Event] | None = None
         self._room_locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._watching = False
 
     @property
     def crosses_processes(self) -> bool:
         return self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)
 
     async def _start(self) -> None:
-        if self.channel is not None or not self.crosses_processes:
+        if not self.crosses_processes:
             return
-        self.channel = await self.layer.new_channel("rtc.worker.")
-        self._spawn(self._receive_loop())
-        self._spawn(self._refresh_groups())
+        if not self._watching:
+            self._watching = True
+            self._spawn(self._watch())
+        if self.channel is None and self.layer_up:
+            await self._open_channel()
+
+    async def _open_channel(self) -> bool:
+        try:
+            self.channel = await self.layer.new_channel("rtc.worker.")
+        except Exception as error:
+            self._layer_failed(error)
+            return False
+        self._spawn(self._receive_loop(self.channel))
+        return True
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = self.loop.create_task(coroutine)
@@ -230,13 +268,24 @@ class Hub:
             room = self.rooms.get(datastore.pk)
             if room is None:
                 await self._start()
-                if self.channel is not None:
-                    # Subscribe before reading the serial: nothing committed after it is missed.
-                    await self.layer.group_add(datastore_group(datastore.pk), self.channel)
+                # Subscribe before reading the serial: nothing committed after it is missed.
+                # Without a layer now, the heartbeat subscribes it later and catches it up.
+                if self.crosses_processes:
+                    await self._subscribe(datastore.pk)
                 serial = await database_sync_to_async(history.last_serial)(datastore.pk)
                 room = Room(self, datastore, serial)
                 self.rooms[datastore.pk] = room
             return room
+
+    async def _subscribe(self, datastore_pk: int) -> None:
+        if self.channel is not None and self.layer_up:
+            try:
+                await self.layer.group_add(datastore_group(datastore_pk), self.channel)
+                self._unsubscribed.discard(datastore_pk)
+                return
+            except Exception as error:
+                self._layer_failed(error)
+        self._unsubscribed.add(datastore_pk)
 
     async def leave(self, room: Room, member: Member) -> None:
         """Take a member out of its room, tell the others it left, and drop the room once empty."""
@@ -246,10 +295,74 @@ class Hub:
             await self.publish_presence(room, departures, member.member_id, left=True)
         if not room.members and self.rooms.get(room.datastore.pk) is room:
             del self.rooms[room.datastore.pk]
-            if self.channel is not None:
-                await self.layer.group_discard(room.group, self.channel)
+            self._unsubscribed.discard(room.datastore.pk)
+            if self.channel is not None and self.layer_up:
+                try:
+                    await self.layer.group_discard(room.group, self.channel)
+                except Exception as error:
+                    self._layer_failed(error)
+
+    # --- the channel layer's health -----------------------------------------------------------
+
+    def _layer_failed(self, error: BaseException) -> None:
+        """Note an outage of the channel layer; logged once, until the heartbeat sees it back."""
+        if self.layer_up:
+            self.layer_up = False
+            logger.warning(
+                "relay hub: the channel layer cannot be reached (%s); connections on this "
+                "worker keep working, fan-out to other workers resumes when it is back",
+                " ".join(str(error).split()) or type(error).__name__,
+            )
+
+    async def _watch(self) -> None:
+        """The heartbeat: every ``HEARTBEAT`` seconds, a round trip through the layer (and,
+        while it is down, another attempt to subscribe what could not be)."""
+        refreshed = time.monotonic()
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            if await self._heartbeat() and not self.layer_up:
+                self.layer_up = True
+                logger.info("relay hub: the channel layer is back; fan-out resumed")
+                for room in list(self.rooms.values()):
+                    await room.catch_up()
+            if self.layer_up and time.monotonic() - refreshed > GROUP_REFRESH:
+                refreshed = time.monotonic()
+                for pk in list(self.rooms):
+                    self._unsubscribed.add(pk)
+
+    async def _heartbeat(self) -> bool:
+        """Whether the layer answers: subscriptions owed are made, and a ping sent to this
+        hub's own channel comes back."""
+        try:
+            if self.channel is None and not await self._open_channel():
+                return False
+            for pk in list(self._unsubscribed):
+                if pk in self.rooms:
+                    await self.layer.group_add(datastore_group(pk), self.channel)
+                self._unsubscribed.discard(pk)
+            ping = next(self._pings)
+            pong = asyncio.Event()
+            self._pong = (ping, pong)
+            await self.layer.send(
+                self.channel, {"type": "rtc.ping", "worker": self.worker_id, "ping": ping}
+            )
+            await asyncio.wait_for(pong.wait(), PING_TIMEOUT)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a timeout too: the layer lost the message
+            self._layer_failed(error)
+            return False
 
     # --- publishing -------------------------------------------------------------------------
+
+    async def _group_send(self, group: str, message: dict[str, Any]) -> None:
+        if not self.layer_up:
+            return  # lost anyway; rooms catch up from the database once the layer is back
+        try:
+            await self.layer.group_send(group, message)
+        except Exception as error:
+            self._layer_failed(error)
 
     async def publish_presence(
         self, room: Room, update: bytes, member_id: str, *, left: bool = False
@@ -257,7 +370,7 @@ class Hub:
         """Tell the other workers what one of this worker's connections announced (only what
         was accepted here), or, ``left``, that it is gone with all it announced."""
         if self.channel is not None:
-            await self.layer.group_send(
+            await self._group_send(
                 room.group,
                 {
                     "type": "rtc.awareness",
@@ -276,24 +389,35 @@ class Hub:
         if room is not None:
             await room.deliver(transactions)
         if self.crosses_processes:
-            await self.layer.group_send(
+            await self._group_send(
                 datastore_group(datastore_pk),
                 _transactions_message(self.worker_id, datastore_pk, transactions),
             )
 
     # --- receiving --------------------------------------------------------------------------
 
-    async def _receive_loop(self) -> None:
+    async def _receive_loop(self, channel: str) -> None:
         while True:
             try:
-                message = await self.layer.receive(self.channel)
-                await self._dispatch(message)
+                message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
+            except Exception as error:  # a layer that polls Redis (not pub/sub) lost it
+                self._layer_failed(error)
+                await asyncio.sleep(HEARTBEAT)
+                continue
+            try:
+                await self._dispatch(message)
             except Exception:
                 logger.exception("relay hub: message from the channel layer failed")
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "rtc.ping":
+            if message.get("worker") == self.worker_id and self._pong is not None:
+                ping, pong = self._pong
+                if message.get("ping") == ping:
+                    pong.set()
+            return
         if message.get("worker") == self.worker_id:
             return
         room = self.rooms.get(message.get("datastore"))
@@ -319,12 +443,6 @@ class Hub:
         if update is not None:
             await room.relay_presence(update, None)
 
-    async def _refresh_groups(self) -> None:
-        while True:
-            await asyncio.sleep(GROUP_REFRESH)
-            for room in list(self.rooms.values()):
-                await self.layer.group_add(room.group, self.channel)
-
 
 def _transactions_message(
     worker: str, datastore_pk: int, transactions: list[StoredTransaction]
@@ -341,6 +459,7 @@ def _transactions_message(
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 _hubs_lock = threading.Lock()
+_announcing_fails = False  # logged once per outage of the channel layer, not once per commit
 
 
 def get_hub() -> Hub:
@@ -357,6 +476,7 @@ def on_committed(
     sender: Any, datastore: Datastore, transactions: list[Committed], **kwargs
 ) -> None:
     """``transactions_committed`` receiver: runs after commit, in whichever thread committed."""
+    global _announcing_fails
     txs = [StoredTransaction(c.serial, c.txid, c.store_id, c.update) for c in transactions]
     with _hubs_lock:
         hubs = [hub for hub in _hubs.values() if not hub.loop.is_closed()]
@@ -372,6 +492,13 @@ def on_committed(
         # the workers that have them.
         layer = get_channel_layer()
         if layer is not None and not isinstance(layer, InMemoryChannelLayer):
-            async_to_sync(layer.group_send)(
-                datastore_group(datastore.pk), _transactions_message("", datastore.pk, txs)
-            )
+            try:
+                async_to_sync(layer.group_send)(
+                    datastore_group(datastore.pk), _transactions_message("", datastore.pk, txs)
+                )
+            except Exception as error:  # stored all the same: workers fill the gap later
+                if not _announcing_fails:
+                    logger.warning("relay: commits cannot be announced to the workers: %s", error)
+                _announcing_fails = True
+            else:
+                _announcing_fails = False

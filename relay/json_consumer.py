@@ -20,6 +20,7 @@ from relay.consumers import ConnectionRefusal, RelayConsumer
 from relay.hub import Batch, transactions_json
 from relay.presence import Refusal
 from tables import history, undo
+from tables.nesting import json_nesting_exceeds, max_json_nesting
 from tables.service import Status
 
 _server_ids = itertools.count(1)
@@ -45,6 +46,10 @@ class DatastoreConsumer(RelayConsumer):
     async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if text_data is None:
             await self.error(None, "bad-message", "frames must be text (JSON)")
+            return
+        limit = max_json_nesting()
+        if json_nesting_exceeds(text_data, limit):
+            await self.error(None, "too-deep", f"the frame nests more than {limit} levels deep")
             return
         try:
             message = json_protocol.read_message(text_data)

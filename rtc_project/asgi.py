@@ -14,7 +14,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from jupyter_sync.collaboration.routing import websocket_urlpatterns as collaboration_routes  # noqa: E402
 from relay import daphne_send  # noqa: E402
 from relay.auth import RTCAuthMiddlewareStack  # noqa: E402
-from relay.routing import websocket_urlpatterns  # noqa: E402
+from relay.routing import unknown_path, websocket_urlpatterns  # noqa: E402
 
 daphne_send.install()  # served by daphne: a cheaper send path for the relay's fan-out
 
@@ -24,7 +24,7 @@ application = ProtocolTypeRouter(
     {
         "http": http_app,
         "websocket": RTCAuthMiddlewareStack(
-            URLRouter([*websocket_urlpatterns, *collaboration_routes])
+            URLRouter([*websocket_urlpatterns, *collaboration_routes, unknown_path])
         ),
     }
 )

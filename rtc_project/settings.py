@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # /api/: a database that cannot be reached answers a JSON 503, not a 500 page.
+    "rtc_project.api_errors.APIErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "rtc_project.urls"
@@ -154,6 +156,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested past RTC_MAX_NESTING (plus a request's own fields) is a 400 too-deep, never
+    # a parser's recursion turned into a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "tables.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Rates: RTC_API_RATE_USER and RTC_API_RATE_ANON (tables/conf.py), read at each request.
     "DEFAULT_THROTTLE_CLASSES": [
         "tables.api.throttling.AnonRateThrottle",
@@ -213,5 +222,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One line per HTTP request to Jupyter on every refresh says nothing worth reading.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # A Redis outage: channels_redis logs a traceback for every second of it; the relay's
+        # hub says it once, and again when fan-out resumes (relay/hub.py).
+        "channels_redis.pubsub": {"level": "CRITICAL"},
+    },
 }

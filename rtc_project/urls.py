@@ -2,7 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from rtc_project import api_errors
 from rtc_project.views import front_page
+
+# JSON for API clients (rtc_project/api_errors.py), Django's pages elsewhere.
+handler404 = api_errors.not_found
+handler500 = api_errors.server_error
 
 urlpatterns = [
     path("", front_page, name="front-page"),

@@ -132,7 +132,8 @@ SETTINGS: tuple[Setting, ...] = (
         positive_int,
         "Deepest nesting of values and shared types in one Yjs update (arrays, maps, types "
         "in types), and in a document that updates build on; deeper is refused as too-deep "
-        "before anything decodes or applies it.",
+        "before anything decodes or applies it. JSON (a REST body, a JSON-protocol frame) may "
+        "nest 16 levels more, for its own fields (tables.nesting.JSON_ENVELOPE_LEVELS).",
     ),
     Setting(
         "RESERVED_NAMES",

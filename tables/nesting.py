@@ -13,7 +13,9 @@ One level is one array, map or shared type.
 from __future__ import annotations
 
 import bisect
+import re
 
+from tables.conf import rtc_settings
 from tables.ydoc import MalformedUpdate
 
 # Item content refs (the low five bits of an item's info byte).
@@ -137,6 +139,40 @@ def json_depth(text: str) -> int:
         elif char in "]}":
             depth -= 1
     return deepest
+
+
+# A JSON string (skipped whole, however long) or one bracket: the only tokens nesting depends on.
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+# Levels a request adds around what it carries (a REST body's fields, a message's envelope), so
+# a value the write path would accept is never refused for the body around it.
+JSON_ENVELOPE_LEVELS = 16
+
+
+def max_json_nesting() -> int:
+    """The deepest JSON a request (a REST body, a JSON-protocol frame) may send:
+    ``RTC_MAX_NESTING`` plus the levels of its own envelope."""
+    return rtc_settings.MAX_NESTING + JSON_ENVELOPE_LEVELS
+
+
+def json_nesting_exceeds(text: str | bytes, limit: int) -> bool:
+    """Whether a JSON text nests deeper than ``limit`` (brackets outside strings), found without
+    parsing it and stopping at the first level past the limit: Python's JSON parser recurses, so
+    a body nested thousands deep must be measured before it is parsed."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if text.count("[") + text.count("{") <= limit:
+        return False  # cannot nest deeper than it opens (counted in C: large frames are base64)
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
 
 
 # What an item's container is named by (``_Item.ref``).
@@ -435,4 +471,13 @@ def _resolve(items: list[_Item], within: Depths | None) -> list[int]:
     return containers
 
 
-__all__ = ["Depths", "Measured", "TooDeep", "check_nesting", "json_depth"]
+__all__ = [
+    "JSON_ENVELOPE_LEVELS",
+    "Depths",
+    "Measured",
+    "TooDeep",
+    "check_nesting",
+    "json_depth",
+    "json_nesting_exceeds",
+    "max_json_nesting",
+]

@@ -132,8 +132,8 @@ def test_json_bodies_nested_past_pythons_parser_are_a_400(people):
     response = client.post(
         "/api/datastores/todo/transactions/", body, content_type="application/json"
     )
-    assert (response.status_code, response.json()["code"]) == (400, "parse-error")
-    assert "nested too deep" in response.json()["detail"]
+    assert (response.status_code, response.json()["code"]) == (400, "too-deep")
+    assert "nests more than" in response.json()["detail"]
 
 
 def test_updates_building_on_each_others_types_stop_at_the_limit(settings):

@@ -81,7 +81,30 @@ BAD_JSON_FRAMES = [
     ('{"msgType": "transaction-request", "content": {}}', "bad-message"),
     ('{"msgType": "serial-update", "content": {"serial": true}}', "bad-message"),
     ('{"msgType": "awareness-update", "content": {"update": "AQID"}}', "bad-message"),
-    ("[" * 100_000, "bad-json"),
+    ("[" * 100_000, "too-deep"),
+    ('{"msgType": "serial-request", "content": {"a": ' + "[" * 200 + "]" * 200 + "}}", "too-deep"),
+    ('{"msgType": "serial-update", "content": {"serial": ' + "9" * 5000 + "}}", "bad-json"),
+    (
+        '{"msgType": "transaction-request", "content": {"serials": [9223372036854775808]}}',
+        "out-of-range",
+    ),
+    (
+        '{"msgType": "transaction-request", "content": {"serials": [-9223372036854775808]}}',
+        "out-of-range",
+    ),
+    ('{"msgType": "history-request", "content": {"since": 9223372036854775808}}', "out-of-range"),
+    ('{"msgType": "serial-update", "content": {"serial": 1180591620717411303424}}', "out-of-range"),
+    ('{"msgType": "undo-request", "content": {"serial": 18446744073709551616}}', "out-of-range"),
+    (
+        '{"msgType": "transaction-broadcast", "content": {"transactions": '
+        '[{"id": "x", "storeId": 9223372036854775808, "patch": "AA=="}]}}',
+        "out-of-range",
+    ),
+    (
+        '{"msgType": "transaction-broadcast", "content": {"transactions": '
+        '[{"id": "x", "storeId": "' + "s" * 101 + '", "patch": "AA=="}]}}',
+        "bad-message",
+    ),
 ]
 
 

@@ -11,7 +11,14 @@ import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text
 
-from tables.nesting import UNKNOWN, Depths, TooDeep, check_nesting, json_depth
+from tables.nesting import (
+    UNKNOWN,
+    Depths,
+    TooDeep,
+    check_nesting,
+    json_depth,
+    json_nesting_exceeds,
+)
 from tables.ydoc import MalformedUpdate
 from tests.support.crafted import any_update, nested_arrays
 
@@ -215,3 +222,13 @@ def test_depths_kept_update_by_update_are_the_depths_of_the_whole_state():
 def test_bytes_that_are_not_an_update_are_malformed(update):
     with pytest.raises(MalformedUpdate):
         check_nesting(update, 100)
+
+
+def test_json_nesting_is_measured_without_parsing_and_stops_past_the_limit():
+    text = '{"a": "[[[[{{", "b": [1, {"c": "\\"]\\\\"}]}'  # brackets in strings do not count
+    assert not json_nesting_exceeds(text, 3)
+    assert json_nesting_exceeds(text, 2)
+    assert json_nesting_exceeds(b"[" * 1_000_000, 100)  # bytes too; no closing needed
+    assert not json_nesting_exceeds("[]" * 100_000, 1)
+    assert not json_nesting_exceeds("[[1]]", 2) and json_nesting_exceeds("[[1]]", 1)
+    assert json_depth(text) == 3

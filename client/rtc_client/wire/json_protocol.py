@@ -19,6 +19,13 @@ MAX_REQUESTED = 1000
 """The most serials or ids one ``transaction-request`` may name (the server answers at most this
 many transactions), and the longest tail a resume gets instead of a checkpoint."""
 
+MAX_SERIAL = 2**63 - 1
+"""The largest serial (and any integer in a message): what a database's 64-bit integer holds.
+A larger one is refused as ``out-of-range`` before it reaches a query."""
+
+MAX_ID_CHARS = 100
+"""The longest transaction id or store id (what the server stores)."""
+
 
 class MessageType(enum.StrEnum):
     HISTORY_REQUEST = "history-request"
@@ -92,8 +99,10 @@ def read_message(text: str) -> Envelope:
     malformed frame with an error-reply."""
     try:
         message = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise BadMessage("the frame is not valid JSON", "bad-json") from None
+    except RecursionError:
+        raise BadMessage("the frame nests too deep", "too-deep") from None
+    except ValueError as error:  # not JSON, or an integer of more digits than Python reads
+        raise BadMessage(f"the frame is not valid JSON ({error})"[:200], "bad-json") from None
     if not isinstance(message, dict):
         raise BadMessage("a message must be a JSON object", "bad-json")
     msg_id = message.get("msgId")
@@ -139,11 +148,17 @@ def read_transactions(content: dict[str, Any]) -> list[tuple[str, str, bytes]]:
     proposed = []
     for number, entry in enumerate(entries):
         txid = entry.get("id")
-        if not isinstance(txid, str) or not 0 < len(txid) <= 100:
-            raise BadMessage(f"transactions[{number}].id must be a string of 1-100 chars")
+        if not isinstance(txid, str) or not 0 < len(txid) <= MAX_ID_CHARS:
+            raise BadMessage(
+                f"transactions[{number}].id must be a string of 1-{MAX_ID_CHARS} chars"
+            )
         store_id = entry.get("storeId", "")
         if isinstance(store_id, bool) or not isinstance(store_id, (str, int)):
             raise BadMessage(f"transactions[{number}].storeId must be a string or number")
+        if isinstance(store_id, int):
+            check_range(store_id, f"transactions[{number}].storeId", minimum=-MAX_SERIAL)
+        elif len(store_id) > MAX_ID_CHARS:
+            raise BadMessage(f"transactions[{number}].storeId is longer than {MAX_ID_CHARS} chars")
         update = read_patch(entry.get("patch"), f"transactions[{number}].patch")
         proposed.append((txid, str(store_id), update))
     return proposed
@@ -223,11 +238,19 @@ def read_field(
     return value
 
 
+def check_range(value: int, what: str, minimum: int = 0, maximum: int = MAX_SERIAL) -> int:
+    """An integer a database can hold (raises BadMessage ``out-of-range``): Python's integers
+    have no bound, a query's do."""
+    if not minimum <= value <= maximum:
+        raise BadMessage(f"{what} must be between {minimum} and {maximum}", "out-of-range")
+    return value
+
+
 def read_serial(content: dict[str, Any], name: str, required: bool = False) -> int | None:
     value = read_field(content, name, int, required)
     if value is not None and value < 0:
         raise BadMessage(f"content.{name} must be >= 0")
-    return value
+    return None if value is None else check_range(value, f"content.{name}")
 
 
 def read_list(content: dict[str, Any], name: str, kind: type) -> list:
@@ -237,6 +260,8 @@ def read_list(content: dict[str, Any], name: str, kind: type) -> list:
     for value in values:
         if isinstance(value, bool) or not isinstance(value, kind):
             raise BadMessage(f"content.{name} must hold {kind.__name__} values")
+        if isinstance(value, int):
+            check_range(value, f"content.{name}[]", minimum=-MAX_SERIAL)
     return values
 
 
