@@ -18,14 +18,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.jupyterlab import (
-    LabStack,
-    LabWindow,
-    Person,
-    missing_browser,
-    outputs_of,
-    sources_of,
-)
+from tests.support.browser import missing_browser
+from tests.support.jupyterlab import LabStack, LabWindow, Person, outputs_of, sources_of
 from tests.support.waiting import eventually
 
 ADA = Person("ada", "Ada Lovelace", "AL", "#1f77b4")
