@@ -11,7 +11,12 @@ servers stop before the database is flushed):
 
 - ``start_server``: a factory, ``start_server(**ServerProcess kwargs) -> ServerProcess``, started
   and answering; every server it started is stopped at teardown.
-- ``live_server_process``: one started ``ServerProcess``.
+- ``live_server_process``: a started ``ServerProcess`` with the default settings, one for the
+  whole test module: starting daphne costs seconds, and a server keeps nothing a later test
+  could see (the database is emptied after each test, and what a server process keeps in
+  memory is keyed by primary keys, which are never used again). A test that stops or kills it
+  gets it back in the next test, started again. A test that needs a server of its own (other
+  settings, several workers) uses ``start_server``.
 - ``live_server_url``: its URL, ``http://127.0.0.1:<port>``.
 
 A server that died without being told to fails the test at teardown, with its output.
@@ -283,9 +288,34 @@ def start_server(transactional_db: None) -> Iterator[Callable[..., ServerProcess
         pytest.fail("\n\n".join(errors), pytrace=False)
 
 
+@pytest.fixture(scope="module")
+def _module_server(django_db_setup: None) -> Iterator[ServerProcess]:
+    """The module's shared server (``live_server_process``), stopped after its last test."""
+    server = ServerProcess(name="module-server")
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.log_path.unlink(missing_ok=True)
+
+
 @pytest.fixture
-def live_server_process(start_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return start_server()
+def live_server_process(
+    _module_server: ServerProcess, transactional_db: None
+) -> Iterator[ServerProcess]:
+    """The module's server, answering (started again if a test before stopped it)."""
+    server = _module_server
+    if not server.alive:
+        server.start()
+    logged = len(server.log)
+    yield server
+    # Shown by pytest only when the test failed ("Captured stdout teardown").
+    print(f"===== {server.name} ({server.url}) output =====\n{server.log[logged:]}")
+    try:
+        server.check_alive()
+    except ServerError as error:
+        server.stop()
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture
