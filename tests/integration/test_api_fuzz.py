@@ -47,7 +47,7 @@ def api_server(django_db_setup) -> Iterator[ServerProcess]:
     test (a server process keeps what it loaded by primary key, and none is used again)."""
     server = ServerProcess(env={"RTC_API_RATE_USER": "", "RTC_API_RATE_ANON": ""}, name="fuzz")
     try:
-        yield server.start()
+        yield server  # started by the first test (a failed start fails that test only)
     finally:
         # Shown by pytest only when a test failed ("Captured stdout teardown").
         print(f"===== {server.name} ({server.url}) output =====\n{server.log}")
@@ -59,6 +59,10 @@ def target(api_server, transactional_db) -> tuple[str, str, str]:
     """This test's own user (and token), editor of the jupyter datastore, owning a todo
     datastore with a few changes; and a document of the jupyter datastore: (token, datastore
     name, document id)."""
+    if api_server.alive:  # answering (a start that timed out may be answering by now)
+        api_server.wait_ready()
+    else:
+        api_server.start()
     suffix = str(next(_numbers))
     owner = User.objects.create_user(f"fuzzer-{suffix}")
     account.ensure_service_account()
