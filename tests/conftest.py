@@ -36,7 +36,9 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under CI=true, which needs every test to run: {reason}"
 
 
-DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}
+# Every fixture giving the test database depends on django_db_setup (a module's own live server
+# too); the django_db marker asks for one while the test sets up.
+DATABASE_FIXTURES = {"django_db_setup", "db", "transactional_db", "live_server"}
 
 
 def uses_database(item: pytest.Item) -> bool:
