@@ -1,6 +1,12 @@
 """Shared fixtures.
 
 Under ``CI=true`` a skipped test is a failure: every service a test needs must run in CI.
+
+A test that uses no database fixture (no ``django_db`` marker, no ``db``/``transactional_db``)
+is marked ``engine_independent`` at collection: what it does is the same whatever the test
+database is (unit tests, the Jupyter client, JupyterLab's own stack on its own SQLite file), so
+``scripts/test`` runs it in the SQLite pass only. Every test that uses the test database, directly
+or through a server process, runs on both.
 """
 
 from __future__ import annotations
@@ -30,11 +36,39 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under CI=true, which needs every test to run: {reason}"
 
 
+# Every fixture giving the test database depends on django_db_setup (a module's own live server
+# too); the django_db marker asks for one while the test sets up.
+DATABASE_FIXTURES = {"django_db_setup", "db", "transactional_db", "live_server"}
+
+
+def uses_database(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return item.get_closest_marker("django_db") is not None or bool(fixtures & DATABASE_FIXTURES)
+
+
 def pytest_collection_modifyitems(config, items):
-    # Tests that need PostgreSQL carry the marker, so the SQLite run can deselect them.
     for item in items:
+        # Tests that need PostgreSQL carry the marker, so the SQLite run can deselect them.
         if "postgres" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+        if not uses_database(item):
+            item.add_marker(pytest.mark.engine_independent)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A test database of this run's own on a database server: ``test_<NAME>_<suffix>``, the
+    suffix from ``TEST_DB_SUFFIX`` (scripts/test sets it, and drops the database if a run is
+    killed before pytest drops it) or this process's id, so two runs on one server never
+    collide. SQLite's test database is a file in DATA_DIR."""
+    from django.conf import settings
+
+    conf = settings.DATABASES["default"]
+    if conf["ENGINE"] == "django.db.backends.sqlite3":
+        return
+    suffix = os.environ.get("TEST_DB_SUFFIX") or f"pid{os.getpid()}"
+    test = conf.setdefault("TEST", {})
+    test["NAME"] = f"{test.get('NAME') or 'test_' + conf['NAME']}_{suffix}"
 
 
 @pytest.fixture(autouse=True)

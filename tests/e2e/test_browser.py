@@ -9,11 +9,9 @@ is a failure.
 
 from __future__ import annotations
 
-import shutil
 import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,22 +24,19 @@ from tables.models import Datastore, Transaction
 from tables.permissions import grant
 from tables.pruning import prune_history
 from tests.support import ROOT
+from tests.support.browser import missing_browser, open_chromium
 from tests.support.waiting import eventually
 
 try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 except ImportError:  # reported as the skip reason
-    webdriver = None
+    pass
 
 pytest_plugins = ["tests.support.liveserver"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BUNDLE = ROOT / "relay" / "static" / "relay" / "vendor" / "yjs.mjs"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage")
 TIMEOUT = 20.0
 
 PAGE_STATE = """
@@ -60,14 +55,10 @@ return {
 """
 
 
-def missing_browser() -> str | None:
+def missing_requirement() -> str | None:
     """Why the browser tests cannot run here, or None."""
-    if webdriver is None:
-        return "selenium is not installed (it is pinned in requirements.txt)"
-    if shutil.which("chromium") is None:
-        return "Chromium is not installed (Debian: apt-get install chromium)"
-    if not Path(CHROMEDRIVER).exists():
-        return f"no chromedriver at {CHROMEDRIVER} (Debian: apt-get install chromium-driver)"
+    if reason := missing_browser():
+        return reason
     if not BUNDLE.exists():
         return f"{BUNDLE.relative_to(ROOT)} is not built (run scripts/build-frontend)"
     return None
@@ -76,18 +67,13 @@ def missing_browser() -> str | None:
 @pytest.fixture
 def open_browser() -> Iterator[Callable[[], Any]]:
     """A factory of headless Chromium sessions; each quits at teardown (its console printed)."""
-    reason = missing_browser()
+    reason = missing_requirement()
     if reason:
         pytest.skip(reason)
     drivers = []
 
     def open_() -> Any:
-        options = webdriver.ChromeOptions()
-        for arg in CHROME_ARGS:
-            options.add_argument(arg)
-        options.binary_location = shutil.which("chromium")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        driver = open_chromium()
         drivers.append(driver)
         return driver
 

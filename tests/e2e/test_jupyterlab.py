@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from tests.support.browser import missing_browser
 from tests.support.jupyterlab import (
     LabStack,
     LabWindow,
     Person,
-    missing_browser,
     notebook_json,
     outputs_of,
     sources_of,

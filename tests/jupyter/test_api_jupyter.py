@@ -72,12 +72,13 @@ async def requests_table() -> dict:
 
 @contextlib.asynccontextmanager
 async def supernode_behind_api(
-    start_server, jupyter_server
+    start_server, jupyter_server, env: dict[str, str] = PATIENT
 ) -> AsyncIterator[tuple[JupyterClient, httpx.AsyncClient, httpx.AsyncClient]]:
-    """A relay process (patient actions) with a supernode on it, connected to Jupyter; the
-    supernode's Jupyter client and REST clients as the editor and the viewer."""
+    """A relay process (patient actions, unless ``env`` says otherwise) with a supernode on it,
+    connected to Jupyter; the supernode's Jupyter client and REST clients as the editor and the
+    viewer."""
     tokens = await accounts()
-    server = await asyncio.to_thread(start_server, env=PATIENT)
+    server = await asyncio.to_thread(start_server, env=env)
     async with (
         JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
         api(server, tokens["ed"]) as ed,
@@ -649,9 +650,17 @@ def server_status(**fields) -> None:
     records.set_fields(service.get_datastore("jupyter"), "status", "server", fields)
 
 
+# An action waits this long before answering with the execution as it stands: long enough for
+# a running cell to have printed, short enough not to wait out PATIENT's minute.
+SHORT_WAIT = {**PATIENT, "RTC_API_ACTION_TIMEOUT": "10"}
+
+
 async def test_an_execution_is_cancelled_through_the_api(start_server, jupyter_server):
-    async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, vi):
-        kernel_id = (await ed.post("/api/kernels", json={"name": "python3"})).json()["id"]
+    async with supernode_behind_api(start_server, jupyter_server, SHORT_WAIT) as (jupyter, ed, vi):
+        # Started on Jupyter (the API's kernel start is tested above, patiently), known to the
+        # API once the supernode's refresh has put it in the kernels table.
+        kernel_id = (await jupyter.start_kernel("python3"))["id"]
+        await wait_for_record("jupyter", "kernels", kernel_id, bool, WAIT, poll_interval=0.05)
         code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
         response = await ed.post("/api/executions", json={"kernel_id": kernel_id, "code": code})
         assert response.status_code == 202, response.text

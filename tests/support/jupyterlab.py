@@ -38,22 +38,18 @@ from urllib.parse import quote
 
 from tests.support import ROOT
 from tests.support.bridged_jupyter import BridgedJupyter
+from tests.support.browser import WINDOW_SIZE, open_chromium
 from tests.support.lab_people import ENVIRONMENT as PEOPLE_ENVIRONMENT
 from tests.support.liveserver import ServerProcess
 from tests.support.waiting import eventually
 
 try:
-    from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 except ImportError:  # reported by missing_browser()
-    webdriver = None
+    pass
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage")
-WINDOW_SIZE = (1280, 800)
 BRIDGE_ACCOUNT = "jupyterlab-bridge"
 ARTIFACTS = ROOT / "test-artifacts"
 WAIT = 60.0  # JupyterLab's first load and a notebook's first open, on a loaded two-core machine
@@ -62,28 +58,6 @@ STEP = 20.0  # one thing appearing in a window that is already open
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}
 }
-
-
-def missing_browser() -> str | None:
-    """Why a browser cannot be driven here, or None."""
-    if webdriver is None:
-        return "selenium is not installed (it is pinned in requirements.txt)"
-    if shutil.which("chromium") is None:
-        return "Chromium is not installed (Debian: apt-get install chromium)"
-    if not Path(CHROMEDRIVER).exists():
-        return f"no chromedriver at {CHROMEDRIVER} (Debian: apt-get install chromium-driver)"
-    return None
-
-
-def open_chromium(size: tuple[int, int] = WINDOW_SIZE) -> Any:
-    """A headless Chromium session that keeps every console entry."""
-    options = webdriver.ChromeOptions()
-    for arg in CHROME_ARGS:
-        options.add_argument(arg)
-    options.add_argument(f"--window-size={size[0]},{size[1]}")
-    options.binary_location = shutil.which("chromium")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
 # --- The stack ------------------------------------------------------------------------------

@@ -6,12 +6,17 @@ A ``ServerProcess`` runs daphne on 127.0.0.1 and a free port, against the curren
 same port (reliability tests).
 
 Fixtures (the test needs the database with transactions:
-``@pytest.mark.django_db(transaction=True)``; they request ``transactional_db`` themselves, so the
-servers stop before the database is flushed):
+``@pytest.mark.django_db(transaction=True)``; they request ``transactional_db`` themselves, so a
+test's servers stop before the database is flushed):
 
 - ``start_server``: a factory, ``start_server(**ServerProcess kwargs) -> ServerProcess``, started
-  and answering; every server it started is stopped at teardown.
-- ``live_server_process``: one started ``ServerProcess``.
+  and answering. The first call without arguments gives the module's shared server: one daphne
+  with the default settings for the whole test module, since starting one costs seconds and a
+  server keeps nothing a later test could see (the database is emptied after each test, and what
+  a server process keeps in memory is keyed by primary keys, which are never used again). A test
+  that stops or kills it gets it back in the next test, started again. Every other call starts
+  a server of its own (other settings, a second worker), stopped at teardown.
+- ``live_server_process``: the module's shared server.
 - ``live_server_url``: its URL, ``http://127.0.0.1:<port>``.
 
 A server that died without being told to fails the test at teardown, with its output.
@@ -270,12 +275,34 @@ class ServerProcess:
         self.close()
 
 
+@pytest.fixture(scope="module")
+def _module_server(django_db_setup: None) -> Iterator[ServerProcess]:
+    """The module's shared server (started on first use), stopped after its last test."""
+    server = ServerProcess(name="module-server")
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.log_path.unlink(missing_ok=True)
+
+
 @pytest.fixture
-def start_server(transactional_db: None) -> Iterator[Callable[..., ServerProcess]]:
-    """A factory of started, answering ``ServerProcess``; all stopped at teardown."""
+def start_server(
+    transactional_db: None, _module_server: ServerProcess
+) -> Iterator[Callable[..., ServerProcess]]:
+    """A factory of started, answering ``ServerProcess``; all stopped at teardown, but for the
+    module's shared one, which the first call without arguments gives."""
     servers: list[ServerProcess] = []
+    shared: list[int] = []  # where the shared server's log stood when this test took it
 
     def start(**kwargs: Any) -> ServerProcess:
+        if not kwargs and not shared:
+            if _module_server.alive:  # answering (a start that timed out may be by now)
+                _module_server.wait_ready()
+            else:  # never started, or a test before stopped it
+                _module_server.start()
+            shared.append(len(_module_server.log))
+            return _module_server
         kwargs.setdefault("name", f"server{len(servers) + 1}")
         server = ServerProcess(**kwargs)
         servers.append(server)
@@ -283,8 +310,16 @@ def start_server(transactional_db: None) -> Iterator[Callable[..., ServerProcess
 
     yield start
     errors: list[str] = []
-    for server in servers:
+    if shared:
+        server = _module_server
         # Shown by pytest only when the test failed ("Captured stdout teardown").
+        print(f"===== {server.name} ({server.url}) output =====\n{server.log[shared[0] :]}")
+        try:
+            server.check_alive()
+        except ServerError as error:
+            server.stop()
+            errors.append(str(error))
+    for server in servers:
         print(f"===== {server.name} ({server.url}) output =====\n{server.log}")
         try:
             server.close()
@@ -296,6 +331,7 @@ def start_server(transactional_db: None) -> Iterator[Callable[..., ServerProcess
 
 @pytest.fixture
 def live_server_process(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    """The module's shared server, with the default settings."""
     return start_server()
 
 
