@@ -18,6 +18,7 @@ from tables import history, service
 from tables.models import Transaction
 from tables.permissions import grant
 from tests.support.factories import Client
+from tests.support.notebooks import code_cells
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,17 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def new_notebook(datastore, author_id: int, *sources: str) -> None:
     """The notebook's first transaction, laid out by jupyter_ydoc."""
     doc = Doc()
-    cells = [
-        {
-            "id": f"c{index}",
-            "cell_type": "code",
-            "source": source,
-            "metadata": {},
-            "outputs": [],
-            "execution_count": None,
-        }
-        for index, source in enumerate(sources)
-    ]
+    cells = code_cells(*sources, first=0)
     YNotebook(doc).set({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
     proposal = service.Proposal(doc.get_update(), author_id=author_id)
     assert service.write_one(datastore, proposal).ok

@@ -26,6 +26,7 @@ from tests.support.bridged_jupyter import BridgedJupyter
 from tests.support.factories import bridge_token
 from tests.support.liveserver import ServerProcess
 from tests.support.nodeclient import NodeYClient
+from tests.support.notebooks import code_cells, notebook, write_json
 from tests.support.supernode_process import SupernodeProcess
 from tests.support.waiting import eventually
 
@@ -42,20 +43,7 @@ SESSION_BODY = json.dumps({"format": "json", "type": "notebook"}).encode()
 
 
 def write_notebook(path: Path, *sources: str) -> None:
-    cells = [
-        {
-            "id": f"c{index}",
-            "cell_type": "code",
-            "source": source,
-            "metadata": {},
-            "outputs": [],
-            "execution_count": None,
-        }
-        for index, source in enumerate(sources, 1)
-    ]
-    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(notebook))
+    write_json(path, notebook(*code_cells(*sources), metadata={}))
 
 
 @dataclass

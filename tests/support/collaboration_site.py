@@ -18,6 +18,7 @@ from django.contrib.auth.models import User
 from jupyter_sync.supernode import account
 from relay.models import ApiToken
 from tables.permissions import grant
+from tests.support import notebooks
 from tests.support.liveserver import ServerProcess
 from tests.support.nodeclient import NodeYClient
 from tests.support.supernode_process import SupernodeProcess
@@ -26,24 +27,7 @@ WAIT = 60.0  # the supernode opening a file, on a loaded machine
 
 
 def notebook(*sources: str) -> dict:
-    return {
-        "cells": [
-            {
-                "id": f"c{index}",
-                "cell_type": "code",
-                "source": source,
-                "metadata": {},
-                "outputs": [],
-                "execution_count": None,
-            }
-            for index, source in enumerate(sources, 1)
-        ],
-        "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
+    return notebooks.notebook(*notebooks.code_cells(*sources))
 
 
 def write_notebook(path: Path, *sources: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -17,12 +18,19 @@ def code(cell_id: str, source: str) -> dict:
     }
 
 
-def notebook(*cells: dict) -> dict:
+def code_cells(*sources: str, first: int = 1) -> list[dict]:
+    """Code cells with ids ``c<first>``, ``c<first + 1>``, ...: one per source."""
+    return [code(f"c{index}", source) for index, source in enumerate(sources, first)]
+
+
+PYTHON3 = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+
+
+def notebook(*cells: dict, metadata: dict | None = None) -> dict:
+    """An nbformat 4.5 notebook of ``cells``; its metadata names Python 3 unless given."""
     return {
         "cells": list(cells),
-        "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-        },
+        "metadata": copy.deepcopy(PYTHON3) if metadata is None else metadata,
         "nbformat": 4,
         "nbformat_minor": 5,
     }
