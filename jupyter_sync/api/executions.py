@@ -3,7 +3,9 @@ Jupyter front ends send, ``POST /api/kernels/<id>/execute`` with its request URL
 
 An execution is a record (``status: requested``) the supernode runs: console code on a kernel,
 or a notebook cell by id (its outputs go into the notebook). A kernel asking for input sets the
-record's ``input_request``; the answer is written as ``input_reply``.
+record's ``input_request``; the answer is written as ``input_reply``. A cell's record keeps its
+provenance (who asked, the source hash at request time, the source that ran, kernel and session,
+times); ``GET /api/executions?document_id=`` lists a notebook's runs by it.
 """
 
 from __future__ import annotations
