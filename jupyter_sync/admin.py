@@ -96,16 +96,29 @@ class TerminalAdmin(ProjectedRecordAdmin):
 class ExecutionAdmin(ProjectedRecordAdmin):
     list_display = (
         "record_id",
+        "document_id",
         "cell_id",
         "status",
         "requested_by",
+        "kernel_id",
+        "source_changed",
         "execution_count",
         "created_at",
+        "started_at",
         "finished_at",
         "datastore",
     )
-    list_filter = ("status", *DATASTORE_FILTER)
-    search_fields = ("record_id", "cell_id", "document_id", "kernel_id", "code", "requested_by")
+    list_filter = ("status", "source_changed", *DATASTORE_FILTER)
+    search_fields = (
+        "record_id",
+        "cell_id",
+        "document_id",
+        "kernel_id",
+        "session_id",
+        "source_hash",
+        "code",
+        "requested_by",
+    )
 
 
 @admin.register(Request)

@@ -135,6 +135,12 @@ def do_queue_execution(writer: RecordWriter, execution_id: str) -> None:
     writer.write("executions", execution_id, {"status": "queued", "error": None})
 
 
+def do_note_request_source(writer: RecordWriter, execution_id: str, digest: str) -> None:
+    """The cell's source hash when the supernode took the request, for a record written without
+    one (the REST API writes it with the record)."""
+    writer.write("executions", execution_id, {"source_hash": digest})
+
+
 def do_start_execution(writer: RecordWriter, execution_id: str, **ran: Any) -> None:
     """Running from now; ``ran``: what it runs when the record did not say (a cell's
     ``kernel_id`` and ``code``)."""

@@ -7,6 +7,7 @@ Server-state tables are written only by the supernode's service account; ``execu
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,12 @@ def document_datastore_name(document_id: str) -> str:
 def timestamp() -> str:
     """Now, as the records' ``*_at`` fields hold it: ISO 8601 in UTC."""
     return datetime.now(UTC).isoformat()
+
+
+def source_hash(source: str) -> str:
+    """A cell source's fingerprint, as an execution's ``source_hash`` and a request's expected
+    hash hold it: sha256 of its UTF-8, in hex (what a client can compute from the text it sees)."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def content_key(path: str) -> str:
@@ -172,7 +179,19 @@ JUPYTER = TableSchema(
                 "document_id": register("string"),
                 "cell_id": register("string"),
                 "kernel_id": register("string"),
-                "code": text(),
+                "session_id": register(
+                    "string", doc="A cell's: the notebook's session whose kernel ran it."
+                ),
+                "code": text(doc="Console code; for a cell, its source as it ran."),
+                "source_hash": register(
+                    "string",
+                    doc="A cell's: sha256 of its source when the request was accepted.",
+                ),
+                "source_changed": register(
+                    "boolean",
+                    doc="A cell's: the source that ran (code) is not the one of source_hash: "
+                    "the cell was edited between the request and the run.",
+                ),
                 "status": register("string", choices=EXECUTION_STATUSES),
                 "requested_by": register("string"),
                 "outputs": list_(

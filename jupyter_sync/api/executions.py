@@ -3,7 +3,9 @@ Jupyter front ends send, ``POST /api/kernels/<id>/execute`` with its request URL
 
 An execution is a record (``status: requested``) the supernode runs: console code on a kernel,
 or a notebook cell by id (its outputs go into the notebook). A kernel asking for input sets the
-record's ``input_request``; the answer is written as ``input_reply``.
+record's ``input_request``; the answer is written as ``input_reply``. A cell's record keeps its
+provenance (who asked, the source hash at request time, the source that ran, kernel and session,
+times); ``GET /api/executions?document_id=`` lists a notebook's runs by it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from jupyter_sync.api.base import JupyterView, restore_integers, write_path_refu
 from jupyter_sync.api.views import TAG, action_errors, error_responses
 from jupyter_sync.collaboration.document_records import document_datastore
 from jupyter_sync.document_ids import DocumentIdError, notebook_only, parse_document_id
-from jupyter_sync.models import Document, Output
+from jupyter_sync.models import Cell, Document, Output
 from jupyter_sync.records import do_answer_input, do_cancel_execution
-from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE
+from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE, source_hash
 from tables.api.errors import APIError, conflict, not_found
 from tables.api.serializers import validated
 from tables.permissions import access_for
 
 FIELDS = tuple(s.ExecutionSerializer().fields)
+PROVENANCE_FIELDS = tuple(name for name in FIELDS if name != "outputs")
 
 
 def finished(record: Any) -> bool:
@@ -66,6 +69,39 @@ class ExecutionBase(JupyterView):
             raise not_found("unknown-execution", f"no execution {execution_id!r}")
         return record
 
+    def readable_notebook(self, document_id: str) -> Any:
+        """The notebook's own datastore, if it exists and the caller may read it."""
+        row = Document.objects.filter(
+            datastore__name=JUPYTER_DATASTORE, record_id=document_id
+        ).first()
+        datastore = document_datastore(row) if row is not None else None
+        if datastore is None or not access_for(self.request.user, datastore).can_read:
+            return None
+        return datastore
+
+    def cell_request(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A cell's execution fields: the notebook's record id, and ``source_hash``, the cell's
+        source as committed now (the projection), which the run compares with what it runs.
+        A caller's own ``source_hash`` that differs from it is refused (409 source-changed),
+        as jupyter-server-documents refuses a stale one, before anything is written."""
+        data["document_id"] = self.notebook(data["document_id"])
+        datastore = self.readable_notebook(data["document_id"])
+        cell = (
+            Cell.objects.filter(notebook__datastore=datastore, cell_id=data["cell_id"]).first()
+            if datastore is not None
+            else None
+        )
+        current = source_hash(cell.source) if cell is not None else None
+        expected = data.pop("source_hash", None)
+        if expected is not None and expected != current:
+            raise conflict(
+                "source-changed",
+                f"cell {data['cell_id']!r} was edited: its source is not the one asked to run",
+            )
+        if current is not None:
+            data["source_hash"] = current
+        return data
+
     def outputs(self, record: dict[str, Any]) -> list[Any]:
         """The record's outputs; for a cell, the cell's outputs in the notebook's projection."""
         if not record.get("document_id"):
@@ -74,11 +110,8 @@ class ExecutionBase(JupyterView):
             document_id = parse_document_id(record["document_id"]).id
         except DocumentIdError:
             return []
-        row = Document.objects.filter(
-            datastore__name=JUPYTER_DATASTORE, record_id=document_id
-        ).first()
-        datastore = document_datastore(row) if row is not None else None
-        if datastore is None or not access_for(self.request.user, datastore).can_read:
+        datastore = self.readable_notebook(document_id)
+        if datastore is None:
             return []
         rows = Output.objects.filter(
             cell__notebook__datastore=datastore,
@@ -100,7 +133,56 @@ class ExecutionBase(JupyterView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
+def bare_id(document_id: Any) -> str:
+    """A record's document id as the REST API writes it (a protocol client may write a room id)."""
+    try:
+        return parse_document_id(str(document_id)).id
+    except DocumentIdError:
+        return str(document_id)
+
+
+def provenance(
+    executions: dict[str, Any], document_id: str, cell_id: str | None
+) -> list[dict[str, Any]]:
+    """The runs of a notebook's cells (or of one cell), newest request first, each saying
+    whether the cell's outputs are its own: the outputs a cell shows are those of its latest
+    started run (runs of a notebook start one at a time, in request order)."""
+    runs = [
+        {**{name: record.get(name) for name in PROVENANCE_FIELDS}, "id": execution_id}
+        for execution_id, record in executions.items()
+        if record.get("document_id")
+        and bare_id(record["document_id"]) == document_id
+        and (cell_id is None or record.get("cell_id") == cell_id)
+    ]
+    runs.sort(key=lambda run: (str(run.get("created_at") or ""), run["id"]), reverse=True)
+    latest: dict[Any, tuple[str, str]] = {}
+    for run in runs:
+        if run.get("started_at"):
+            key = run.get("cell_id")
+            if str(run["started_at"]) > latest.get(key, ("", ""))[0]:
+                latest[key] = (str(run["started_at"]), run["id"])
+    for run in runs:
+        run["shows_outputs"] = latest.get(run.get("cell_id"), ("", ""))[1] == run["id"]
+    return runs
+
+
 class ExecutionListView(ExecutionBase):
+    @extend_schema(
+        operation_id="jupyter_executions_list",
+        tags=[TAG],
+        summary="Who ran a notebook's cells, from which source, on which kernel, when",
+        description="The executions of a notebook (or of one of its cells) still kept "
+        "(RTC_RECORD_RETENTION), newest request first, without outputs; shows_outputs marks "
+        "the run whose outputs the cell shows.",
+        parameters=[s.ExecutionQuerySerializer],
+        responses={200: s.ProvenanceSerializer(many=True), **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        query = validated(s.ExecutionQuerySerializer, request.query_params)
+        document_id = self.notebook(query["document_id"])
+        runs = provenance(self.table("executions"), document_id, query.get("cell_id"))
+        return Response(runs)
+
     @extend_schema(
         operation_id="jupyter_executions_create",
         tags=[TAG],
@@ -110,7 +192,7 @@ class ExecutionListView(ExecutionBase):
         "for input) otherwise.",
         request=s.ExecutionCreateSerializer,
         responses={
-            **action_errors(),
+            **action_errors(409),
             200: s.ExecutionSerializer,
             202: OpenApiResponse(
                 s.ExecutionSerializer, description="Still running: the execution as it stands."
@@ -122,7 +204,7 @@ class ExecutionListView(ExecutionBase):
         if "kernel_id" in data:
             self.known_kernel(data["kernel_id"])
         else:
-            data["document_id"] = self.notebook(data["document_id"])
+            data = self.cell_request(data)
         execution_id = self.write_record("executions", {**data, "status": "requested"})
 
         def answer(record: dict[str, Any]) -> Response:
@@ -231,14 +313,14 @@ class KernelExecuteView(ExecutionBase):
         request=s.KernelExecuteSerializer,
         responses={
             202: OpenApiResponse(description="Queued; poll the Location."),
-            **error_responses(400, 503),
+            **error_responses(400, 409, 503),
         },
     )
     def post(self, request: Request, kernel_id: str) -> Response:
         data = validated(s.KernelExecuteSerializer, request.data)
         self.known_kernel(kernel_id)
         if "document_id" in data:
-            data["document_id"] = self.notebook(data["document_id"])
+            data = self.cell_request(data)
         execution_id = self.write_record(
             "executions", {**data, "kernel_id": kernel_id, "status": "requested"}
         )

@@ -256,6 +256,12 @@ class ContentsRenameSerializer(StrictObject):
 # --- Executions -----------------------------------------------------------------------------
 
 CODE = {"max_length": 1_000_000, "allow_blank": True}
+SOURCE_HASH = {
+    "min_length": 64,
+    "max_length": 64,
+    "help_text": "With a cell: sha256 (hex) of the source the caller means to run. If the "
+    "cell's source differs, 409 source-changed and nothing is run.",
+}
 
 
 class ExecutionCreateSerializer(StrictObject):
@@ -268,8 +274,11 @@ class ExecutionCreateSerializer(StrictObject):
     cell_id = StrictCharField(required=False, **NAME)
     kernel_id = StrictCharField(required=False, **NAME, help_text="With code: console code.")
     code = StrictCharField(required=False, **CODE)
+    source_hash = StrictCharField(required=False, **SOURCE_HASH)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "source_hash" in data and "cell_id" not in data:
+            raise serializers.ValidationError({"source_hash": ["Only with a cell."]})
         cell = {"document_id", "cell_id"} & set(data)
         console = {"kernel_id", "code"} & set(data)
         if cell and console:
@@ -295,7 +304,20 @@ class ExecutionSerializer(serializers.Serializer):
     document_id = serializers.CharField(allow_null=True)
     cell_id = serializers.CharField(allow_null=True)
     kernel_id = serializers.CharField(allow_null=True)
-    code = serializers.CharField(allow_null=True, allow_blank=True)
+    session_id = serializers.CharField(
+        allow_null=True, help_text="A cell's: the notebook's session whose kernel ran it."
+    )
+    code = serializers.CharField(
+        allow_null=True, allow_blank=True, help_text="For a cell: its source as it ran."
+    )
+    source_hash = serializers.CharField(
+        allow_null=True, help_text="A cell's: sha256 of its source when the request was accepted."
+    )
+    source_changed = serializers.BooleanField(
+        allow_null=True,
+        help_text="A cell's: true when it was edited between the request and the run (code is "
+        "what ran).",
+    )
     status = serializers.CharField(
         allow_null=True, help_text="requested, queued, running, completed, error, cancelled."
     )
@@ -314,6 +336,20 @@ class ExecutionSerializer(serializers.Serializer):
     )
 
 
+class ExecutionQuerySerializer(QuerySerializer):
+    document_id = StrictCharField(**NAME, help_text="Bare, or the room id json:notebook:<id>.")
+    cell_id = StrictCharField(required=False, **NAME)
+
+
+class ProvenanceSerializer(ExecutionSerializer):
+    """An execution without outputs: a cell's outputs are those of its latest run only."""
+
+    outputs = None
+    shows_outputs = serializers.BooleanField(
+        help_text="This run produced the outputs the cell shows (the cell's latest started run)."
+    )
+
+
 class InputReplySerializer(StrictObject):
     value = StrictCharField(**CODE)
 
@@ -328,6 +364,7 @@ class KernelExecuteSerializer(serializers.Serializer):
     document_id = StrictCharField(
         required=False, **NAME, help_text="Bare, or the room id json:notebook:<id>."
     )
+    source_hash = StrictCharField(required=False, **SOURCE_HASH)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         metadata = data.get("metadata") or {}
@@ -337,7 +374,10 @@ class KernelExecuteSerializer(serializers.Serializer):
             if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 200):
                 raise serializers.ValidationError({name: ["Not a string of 1-200 characters."]})
         if cell_id and document_id:
-            return {"cell_id": cell_id, "document_id": document_id}
+            cell = {"cell_id": cell_id, "document_id": document_id}
+            if "source_hash" in data:
+                cell["source_hash"] = data["source_hash"]
+            return cell
         if "code" in data:
             return {"code": data["code"]}
         raise serializers.ValidationError("Give code, or cell_id and document_id.")

@@ -556,6 +556,30 @@ def test_executions_are_editable(admin_client, jupyter, admin_user):
     assert (latest(jupyter).origin, latest(jupyter).author) == (Origin.ADMIN, admin_user)
 
 
+def test_the_execution_pages_show_who_ran_which_source_on_which_kernel(admin_client, jupyter):
+    provenance = {
+        "document_id": "nb-1",
+        "requested_by": "ada",
+        "kernel_id": "k-1",
+        "session_id": "s-1",
+        "code": "x = 2",
+        "source_hash": "a" * 64,
+        "source_changed": True,
+        "status": "completed",
+        "started_at": "2026-01-01T10:00:01+00:00",
+    }
+    assert set_fields(jupyter, "executions", "e-2", provenance).ok
+    changelist = url("jupyter_sync_execution_changelist")
+    text = page(admin_client.get(changelist, {"source_changed__exact": "1"}))
+    assert "e-2" in text and "e-1" not in text
+    assert "nb-1" in text and "ada" in text and "k-1" in text
+    assert "e-2" not in page(admin_client.get(changelist, {"source_changed__exact": "0"}))
+    assert "e-2" in page(admin_client.get(changelist, {"q": "s-1"}))
+    execution = Execution.objects.get(datastore=jupyter, record_id="e-2")
+    detail = page(admin_client.get(url("jupyter_sync_execution_change", execution.pk)))
+    assert "a" * 64 in detail and "s-1" in detail and "x = 2" in detail
+
+
 def test_server_state_tables_are_read_only(admin_client, jupyter):
     status = ServerStatus.objects.get(datastore=jupyter, record_id="server")
     assert admin_client.get(url("jupyter_sync_serverstatus_add")).status_code == 403

@@ -14,17 +14,21 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.utils import timezone
+from pycrdt import Array
+from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient, launcher
 from jupyter_sync.models import SupernodeLease
+from jupyter_sync.schema import source_hash
 from jupyter_sync.supernode import account
 from jupyter_sync.waiting import wait_for_record
 from relay.models import ApiToken
 from tables import records, service
 from tables.permissions import access_for, grant
 from tables.service import Status
-from tests.support.notebooks import code, notebook, write_json
+from tests.support.notebooks import code, disk_source, notebook, write_json
 from tests.support.supernode import RunningSupernode, end_sessions
+from tests.support.waiting import aeventually
 
 pytest_plugins = ["tests.support.liveserver", "tests.support.jupyter"]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -873,3 +877,137 @@ async def test_paths_that_leave_the_root_are_refused_before_anything_is_asked(st
         body = assert_error(await ed.post("/api/kernels", json={"path": ".."}), 400, "invalid")
         assert list(body["errors"]) == ["path"]
         assert await requests_table() == {}
+
+
+@database_sync_to_async
+def editor_token(name: str) -> str:
+    """A second editor of the jupyter datastore (and so of its documents)."""
+    user = User.objects.create_user(name)
+    grant(service.get_datastore("jupyter"), user, "editor")
+    return ApiToken.objects.create(user=user).key
+
+
+async def set_source(doc: DatastoreClient, cell_id: str, source: str) -> None:
+    """Edit a cell as a collaborator does, and wait until the server has stored it."""
+    cells = doc.doc.get("cells", type=Array)
+    text = next(cell for cell in cells if cell.get("id") == cell_id)["source"]
+    with doc.doc.transaction():
+        text.clear()
+        text += source
+    await doc.wait_acked(timeout=WAIT)
+
+
+async def supernode_has(path, index: int, source: str) -> None:
+    """Until the supernode's copy of the notebook holds ``source`` (it saved it to the file)."""
+    await aeventually(lambda: disk_source(path, index) == source, WAIT, f"{source!r} saved")
+
+
+async def test_executions_keep_who_ran_which_source_on_which_kernel(start_server, jupyter_server):
+    """Provenance: each run of a cell says who asked, the source it ran, the kernel and session,
+    when; an edit between the request and the run is flagged; a stale source hash is a 409 that
+    writes nothing; the executions of a cell answer who produced its outputs."""
+    flag = jupyter_server.root_dir / "api-prov" / "go"
+    gate = f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.05)"
+    nb_path = jupyter_server.root_dir / "api-prov" / "p.ipynb"
+    write_json(nb_path, notebook(code("gate", gate), code("target", "print('v1')")))
+    tokens = await accounts()
+    tokens["al"] = await editor_token("al")
+    server = await asyncio.to_thread(start_server, env=PATIENT)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+        api(server, tokens["vi"]) as vi,
+        api(server, tokens["al"]) as al,
+        RunningSupernode(jupyter, server.ws_url, tokens["service"]),
+    ):
+        await connected()
+        await open_document("pv", "api-prov/p.ipynb")
+        await document_open("pv")
+        async with DatastoreClient(server.ws_url, "doc-pv", token=tokens["ed"]) as doc:
+            # ed runs the cell as it is, naming the source it means.
+            v1 = {
+                "document_id": "pv",
+                "cell_id": "target",
+                "source_hash": source_hash("print('v1')"),
+            }
+            response = await ed.post("/api/executions", json=v1)
+            assert response.status_code == 200, response.text
+            first = response.json()
+            sessions = [s for s in await jupyter.sessions() if s["path"] == "api-prov/p.ipynb"]
+            assert len(sessions) == 1
+            kernel_id, session_id = sessions[0]["kernel"]["id"], sessions[0]["id"]
+            assert first["requested_by"] == "ed" and first["code"] == "print('v1')"
+            assert first["source_hash"] == v1["source_hash"] and first["source_changed"] is False
+            assert (first["kernel_id"], first["session_id"]) == (kernel_id, session_id)
+            assert first["created_at"] <= first["started_at"] <= first["finished_at"]
+
+            # al edits it, then runs it in jupyter-server-nbmodel's shape.
+            await set_source(doc, "target", "print('v2')")
+            await supernode_has(nb_path, 1, "print('v2')")
+            before = set(await executions_table())
+            # A hash of the source before the edit: 409, nothing written, in both shapes.
+            assert_error(await al.post("/api/executions", json=v1), 409, "source-changed")
+            shape = {"metadata": {"cell_id": "target", "document_id": "pv"}, "code": ""}
+            stale = {**shape, "source_hash": v1["source_hash"]}
+            response = await al.post(f"/api/kernels/{kernel_id}/execute", json=stale)
+            assert_error(response, 409, "source-changed")
+            assert set(await executions_table()) == before
+            fresh = {**shape, "source_hash": source_hash("print('v2')")}
+            response = await al.post(f"/api/kernels/{kernel_id}/execute", json=fresh)
+            assert response.status_code == 202, response.text
+            second_id = response.headers["Location"].rsplit("/", 1)[1]
+            await execution_done(second_id)
+            second = (await al.get(f"/api/executions/{second_id}")).json()
+            assert second["requested_by"] == "al" and second["code"] == "print('v2')"
+            assert second["source_changed"] is False and second["kernel_id"] == kernel_id
+            assert second["started_at"] >= first["finished_at"]
+
+            # Edited between the request and the run: queued behind a running cell, then edited.
+            gate_run = await ed.post(
+                f"/api/kernels/{kernel_id}/execute",
+                json={**shape, "metadata": {"cell_id": "gate", "document_id": "pv"}},
+            )
+            assert gate_run.status_code == 202, gate_run.text
+            gate_id = gate_run.headers["Location"].rsplit("/", 1)[1]
+            await wait_for_record(
+                "jupyter", "executions", gate_id, lambda r: r.get("status") == "running", WAIT
+            )
+            response = await ed.post(f"/api/kernels/{kernel_id}/execute", json=shape)
+            assert response.status_code == 202, response.text
+            third_id = response.headers["Location"].rsplit("/", 1)[1]
+            await wait_for_record(
+                "jupyter", "executions", third_id, lambda r: r.get("status") == "queued", WAIT
+            )
+            await set_source(doc, "target", "print('v3')")
+            await supernode_has(nb_path, 1, "print('v3')")
+            flag.write_text("")
+            await execution_done(gate_id)
+            await execution_done(third_id)
+            third = (await ed.get(f"/api/executions/{third_id}")).json()
+            assert third["status"] == "completed", third
+            assert third["source_hash"] == source_hash("print('v2')")
+            assert third["code"] == "print('v3')" and third["source_changed"] is True
+            assert third["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "v3\n"}]
+
+            # Who produced the cell's outputs, from which source, on which kernel: the query.
+            response = await vi.get(
+                "/api/executions", params={"document_id": "json:notebook:pv", "cell_id": "target"}
+            )
+            assert response.status_code == 200, response.text
+            runs = response.json()
+            assert [run["id"] for run in runs] == [third_id, second_id, first["id"]]
+            assert [run["shows_outputs"] for run in runs] == [True, False, False]
+            latest = runs[0]
+            assert latest["requested_by"] == "ed" and latest["code"] == "print('v3')"
+            assert latest["kernel_id"] == kernel_id and latest["session_id"] == session_id
+            assert latest["source_changed"] is True and latest["finished_at"]
+            assert "outputs" not in latest
+            everything = (await vi.get("/api/executions", params={"document_id": "pv"})).json()
+            assert {run["cell_id"] for run in everything} == {"gate", "target"}
+            assert_error(await vi.get("/api/executions"), 400, "invalid")
+            response = await vi.get("/api/executions", params={"document_id": "nope"})
+            assert_error(response, 404, "unknown-document")
+            # The saved notebook carries no trace of the records.
+            on_disk = json.loads(nb_path.read_text())
+            assert "execution" not in json.dumps(on_disk["cells"][1]["metadata"])
+        await end_sessions(jupyter, "api-prov/")

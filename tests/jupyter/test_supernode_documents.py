@@ -17,7 +17,7 @@ from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.models import Cell, Execution, Output
-from jupyter_sync.schema import EXECUTION_DONE, timestamp
+from jupyter_sync.schema import EXECUTION_DONE, source_hash, timestamp
 from jupyter_sync.supernode import account
 from jupyter_sync.supernode.outputs import NotebookOutputSink
 from tables.history import replay
@@ -420,6 +420,10 @@ async def test_cells_run_by_id_outputs_errors_stdin_order_and_cancel(start_serve
                 assert done["status"] == "completed", done
                 assert done["execution_count"] == 1
                 assert done["code"] == "print('hello')\n21 * 2"
+                # Written over the WebSocket without a source hash: the supernode notes the
+                # cell's when it takes the request, and the run ran that source.
+                assert done["source_hash"] == source_hash("print('hello')\n21 * 2")
+                assert done["source_changed"] is False and done["session_id"]
                 await doc.wait_for(
                     lambda: (
                         cell(doc, "hello").get("execution_count") == 1

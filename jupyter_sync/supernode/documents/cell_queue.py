@@ -23,9 +23,11 @@ from jupyter_sync.records import (
     do_drop_execution,
     do_end_execution,
     do_fail_execution,
+    do_note_request_source,
     do_queue_execution,
     do_start_execution,
 )
+from jupyter_sync.schema import source_hash
 from jupyter_sync.supernode.documents.document import DocumentError, OpenDocument, describe
 from jupyter_sync.supernode.documents.file_sync import FileSync
 from jupyter_sync.supernode.documents.link import SupernodeLink
@@ -94,6 +96,7 @@ class CellQueue:
                 notebook_only(document.kind, document_id)
             except DocumentIdError as error:
                 raise DocumentError(str(error)) from None
+            self._note_request_source(document, execution_id, cell_id)
             if not await self._wait_turn(document_id, execution_id):
                 do_drop_execution(self.records, execution_id)
                 return
@@ -114,6 +117,18 @@ class CellQueue:
             if task is not None:
                 self.tasks.discard(task)
 
+    def _note_request_source(self, document: OpenDocument, execution_id: str, cell_id: str) -> None:
+        """A record written without ``source_hash`` (over the WebSocket, not through REST) gets
+        the cell's as the supernode first sees it, before it waits its turn: the run compares
+        it with what it runs."""
+        record = self.records.record("executions", execution_id) or {}
+        cell = document.cell(cell_id)
+        if record.get("source_hash") or cell is None:
+            return
+        do_note_request_source(
+            self.records, execution_id, source_hash(str(cell.get("source") or ""))
+        )
+
     def _finish_failed(self, execution_id: str, message: str) -> None:
         do_fail_execution(self.records, execution_id, message)
 
@@ -132,8 +147,9 @@ class CellQueue:
                 return True
             await waiter.wait()
 
-    async def _kernel_for(self, document: OpenDocument) -> str:
-        """The kernel of the notebook's session; a new session (its kernelspec) if it has none."""
+    async def _kernel_for(self, document: OpenDocument) -> tuple[str, str]:
+        """The kernel and session ids of the notebook's session; a new session (its
+        kernelspec) if it has none."""
         jupyter = self.node.jupyter
         async with document.kernel_lock:
             for session in await jupyter.sessions():
@@ -141,7 +157,7 @@ class CellQueue:
                 if session.get("path") != document.path or not kernel.get("id"):
                     continue
                 if kernel.get("execution_state") != "dead":
-                    return kernel["id"]
+                    return kernel["id"], session["id"]
                 await jupyter.delete_session(session["id"])
             spec = document.kernelspec_name()
             name = posixpath.basename(document.path)
@@ -153,10 +169,10 @@ class CellQueue:
                 logger.warning("kernelspec %r failed for %s; using the default", spec, name)
                 session = await jupyter.create_session(document.path, name=name)
             self.node.request_refresh()
-            return session["kernel"]["id"]
+            return session["kernel"]["id"], session["id"]
 
     async def _run_cell(self, document: OpenDocument, execution_id: str, cell_id: str) -> None:
-        kernel_id = await self._kernel_for(document)
+        kernel_id, session_id = await self._kernel_for(document)
         connection: KernelConnection = await self.node.kernel(kernel_id)
         cell = document.cell(cell_id)
         if cell is None:
@@ -164,7 +180,16 @@ class CellQueue:
         if cell.get("cell_type") != "code":
             raise DocumentError(f"cell {cell_id!r} is a {cell.get('cell_type')} cell, not code")
         source = str(cell.get("source") or "")
-        do_start_execution(self.records, execution_id, kernel_id=kernel_id, code=source)
+        # Provenance: the source as it runs, where, and whether it is the one asked for.
+        asked = (self.records.record("executions", execution_id) or {}).get("source_hash")
+        do_start_execution(
+            self.records,
+            execution_id,
+            kernel_id=kernel_id,
+            session_id=session_id,
+            code=source,
+            source_changed=bool(asked) and asked != source_hash(source),
+        )
         with document.doc.transaction():
             outputs = outputs_of(cell)
             if len(outputs):
