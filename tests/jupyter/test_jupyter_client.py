@@ -589,7 +589,9 @@ def test_launcher_isolates_jupyter_directories(tmp_path: Path) -> None:
         assert env["JUPYTER_NO_CONFIG"] == "1"
         command = server.command()
         assert "--ServerApp.ip=127.0.0.1" in command
-        assert f"--IdentityProvider.token={server.token}" in command
+        # The token by environment: a command line is visible to every user of the machine.
+        assert env["JUPYTER_TOKEN"] == server.token
+        assert not any(server.token in word for word in command)
         assert server.root_dir == tmp_path.resolve()
         assert server.pid is None and not server.alive
     finally:
