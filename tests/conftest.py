@@ -12,12 +12,17 @@ or through a server process, runs on both.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.db import connection, connections
 
 from tables import commit
 from tables.loaded import doc_cache
+
+if TYPE_CHECKING:
+    from tests.support.socket_peers import Peer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -79,6 +84,16 @@ def _fresh_process_state():
     yield
     doc_cache.clear()
     commit._queues.clear()
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[list[Peer]]:
+    """Socket peers (``tests.support.socket_peers.Peer``) to close at teardown, whatever
+    happened in the test."""
+    peers: list[Peer] = []
+    yield peers
+    for peer in peers:
+        await peer.close()
 
 
 @pytest.fixture

@@ -21,15 +21,6 @@ def stored_serials() -> list[int]:
     return list(Transaction.objects.order_by("serial").values_list("serial", flat=True))
 
 
-@pytest.fixture
-async def opened():
-    """Peers to close at teardown, whatever happened in the test."""
-    peers: list[Peer] = []
-    yield peers
-    for peer in peers:
-        await peer.close()
-
-
 async def test_two_workers_with_redis_converge_with_gapless_serials(
     postgres, redis_url, start_server, opened
 ):

@@ -111,14 +111,6 @@ async def test_a_database_that_cannot_be_reached_is_a_503_and_a_4503(no_database
 # --- Redis going away and coming back ----------------------------------------------------------
 
 
-@pytest.fixture
-async def opened():
-    peers: list[Peer] = []
-    yield peers
-    for peer in peers:
-        await peer.close()
-
-
 @pytest.mark.django_db(transaction=True)
 async def test_without_redis_connections_work_locally_and_fan_out_resumes(
     redis_server, start_server, opened
