@@ -9,23 +9,14 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text
 
 from jupyter_sync.document_content import content, make_content_equal
+from tests.support.notebooks import code
 
 
 def notebook(*cells: tuple[str, str]) -> Doc:
     doc = Doc()
     YNotebook(doc).set(
         {
-            "cells": [
-                {
-                    "id": cell_id,
-                    "cell_type": "code",
-                    "source": source,
-                    "metadata": {},
-                    "outputs": [],
-                    "execution_count": None,
-                }
-                for cell_id, source in cells
-            ],
+            "cells": [code(cell_id, source) for cell_id, source in cells],
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
             "nbformat": 4,
             "nbformat_minor": 5,
