@@ -69,6 +69,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--long-repeat", type=int, default=3, help="runs of (b) per path")
     parser.add_argument(
+        "--nagle",
+        action="store_true",
+        help="leave Nagle's algorithm on for the Jupyter Server's kernel sockets (Jupyter "
+        "Server's own connection class: tornado's default, as on a server without the bridge)",
+    )
+    parser.add_argument(
         "--sleep", type=float, default=0.3, help="(a) seconds 'still running' works after printing"
     )
     return parser.parse_args()
@@ -81,13 +87,17 @@ def ms(seconds: float) -> str:
 class Processes:
     """daphne, a Jupyter Server and ``manage.py run_supernode``; all stopped at exit."""
 
-    def __init__(self, url: str, data_dir: str):
+    def __init__(self, url: str, data_dir: str, *, nagle: bool = False):
         from jupyter_sync.jupyter.launcher import LocalJupyterServer, free_port
 
         self.env = dict(os.environ, DATABASE_URL=url, DATA_DIR=data_dir, PYTHONUNBUFFERED="1")
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="rtc-bench-jupyter-"))
-        self.jupyter = LocalJupyterServer(self.root)
+        stock = "jupyter_server.services.kernels.connection.channels.ZMQChannelsWebsocketConnection"
+        self.jupyter = LocalJupyterServer(
+            self.root,
+            args=[f"--ServerApp.kernel_websocket_connection_class={stock}"] if nagle else [],
+        )
         self.logs = Path(tempfile.mkdtemp(prefix="rtc-bench-logs-"))
         self.children: list[subprocess.Popen[bytes]] = []
 
@@ -264,9 +274,10 @@ async def main(args: argparse.Namespace) -> None:
 
     from jupyter_sync.jupyter import JupyterClient
 
-    print(f"supernode benchmark on {vendor()}; {load_average()}")
+    nagle = "Nagle on (tornado's default)" if args.nagle else "TCP_NODELAY (the launcher's)"
+    print(f"supernode benchmark on {vendor()}; kernel sockets: {nagle}; {load_average()}")
     service_token, editor_token = await database_sync_to_async(accounts)()
-    processes = Processes(os.environ["DATABASE_URL"], os.environ["DATA_DIR"])
+    processes = Processes(os.environ["DATABASE_URL"], os.environ["DATA_DIR"], nagle=args.nagle)
     await processes.start(service_token)
     try:
         async with (

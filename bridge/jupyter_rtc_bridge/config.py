@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit, urlunsplit
 
-from traitlets import Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import Configurable
 
 MIB = 1024 * 1024
@@ -54,6 +54,14 @@ class RTCBridge(Configurable):
     ping_interval = Float(30.0, help="Seconds between WebSocket pings on both legs (0: none).").tag(
         config=True
     )
+
+    kernel_nodelay = Bool(
+        True,
+        help="Send kernel WebSocket messages at once (TCP_NODELAY on Jupyter Server's kernel "
+        "sockets): tornado leaves Nagle's algorithm on, which holds a kernel's back-to-back "
+        "messages ~40 ms each for JupyterLab and the supernode alike. Applies whether or not an "
+        "RTC server is configured.",
+    ).tag(config=True)
 
     @default("server_url")
     def _server_url_default(self) -> str:

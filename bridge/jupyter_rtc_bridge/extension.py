@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from jupyter_rtc_bridge import forward, room
+from jupyter_rtc_bridge import forward, kernel_sockets, room
 from jupyter_rtc_bridge.config import BridgeConfigError, CheckedSettings, RTCBridge
 
 # Server extensions that serve the same routes from rooms of their own.
@@ -79,6 +79,8 @@ def load(serverapp: Any) -> None:
             "bridge.",
         )
     config = RTCBridge(parent=serverapp)
+    if config.kernel_nodelay:
+        kernel_sockets.install(serverapp)
     if not config.configured():
         serverapp.log.warning(
             "jupyter_rtc_bridge: no RTC server configured (RTCBridge.server_url or "

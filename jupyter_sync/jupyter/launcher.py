@@ -35,6 +35,10 @@ LIMIT_RATE = "ZMQChannelsWebsocketConnection.limit_rate"  # iopub rate limits: o
 # Jupyter's file contents manager that follows no symlink out of the root (in the bridge
 # package, which every install has): the launched server's files stay under its root.
 CONTENTS_MANAGER = "jupyter_rtc_bridge.contents.InsideRootContentsManager"
+# Kernel sockets that send each message at once (TCP_NODELAY): with tornado's default, each of a
+# kernel's back-to-back messages waits ~40 ms for the previous one's delayed acknowledgement.
+CONNECTION_CLASS = "ServerApp.kernel_websocket_connection_class"
+NO_DELAY_CONNECTION = "jupyter_rtc_bridge.kernel_sockets.NoDelayZMQChannelsWebsocketConnection"
 
 
 class JupyterLaunchError(RuntimeError):
@@ -151,6 +155,8 @@ class LocalJupyterServer:
             # The server drops iopub messages past a rate (to spare browsers); the supernode
             # saves outputs, so it must get every one. Browsers get them through the relay.
             command.append(f"--{LIMIT_RATE}=False")
+        if not any(arg.startswith(f"--{CONNECTION_CLASS}=") for arg in self._args):
+            command.append(f"--{CONNECTION_CLASS}={NO_DELAY_CONNECTION}")
         if terminals_available():
             # No config file is read (JUPYTER_NO_CONFIG), so nothing enables it but this.
             command.append(f"--ServerApp.jpserver_extensions={TERMINALS_EXTENSION}=True")

@@ -17,10 +17,14 @@ import pytest
 
 from jupyter_sync.jupyter.launcher import free_port
 from tests.support.bridged_jupyter import BridgedJupyter, jupyter_command
+from tests.support.sockets import kernel_socket_nodelay
 
 pytest_plugins = ["tests.support.bridged_jupyter"]
 
 SECRET = "bridge-secret-7f3c9a2e"
+STOCK_KERNEL_CONNECTION = (
+    "jupyter_server.services.kernels.connection.channels.ZMQChannelsWebsocketConnection"
+)
 PAGE_CONFIG = re.compile(
     r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', re.S
 )
@@ -133,3 +137,23 @@ def test_the_bridge_refuses_to_start_beside_jupyter_server_ydoc(tmp_path):
     finally:
         lab.close()
     assert "jupyter_server_ydoc is also enabled" in line
+
+
+@pytest.mark.parametrize("nodelay", [True, False], ids=["default", "turned-off"])
+def test_kernel_websockets_send_each_message_at_once(bridged_jupyter, nodelay):
+    """The bridge turns TCP_NODELAY on for the server's kernel sockets (tornado leaves Nagle's
+    algorithm on, which holds a kernel's back-to-back messages ~40 ms each); read off the
+    server's own socket, not timed. ``RTCBridge.kernel_nodelay=False`` leaves tornado's default,
+    and works with no RTC server configured."""
+    # Jupyter Server's own class, not the launcher's (which sends at once by itself).
+    args = [f"--ServerApp.kernel_websocket_connection_class={STOCK_KERNEL_CONNECTION}"]
+    if not nodelay:
+        args.append("--RTCBridge.kernel_nodelay=False")
+    lab = bridged_jupyter(None, None, args=args)
+    status, _headers, body = lab.request("POST", "/api/kernels", body=b"{}")
+    assert status == 201, body
+    kernel_id = json.loads(body)["id"]
+    try:
+        assert kernel_socket_nodelay(lab, kernel_id) is nodelay
+    finally:
+        lab.request("DELETE", f"/api/kernels/{kernel_id}")

@@ -26,6 +26,7 @@ from jupyter_sync.jupyter.kernel import _Request
 from jupyter_sync.jupyter.launcher import LocalJupyterServer, free_port, terminals_available
 from jupyter_sync.supernode.actions import failure
 from tests.support.jupyter import start_local_server
+from tests.support.sockets import kernel_socket_nodelay
 from tests.support.waiting import aeventually
 
 pytest_plugins = ["tests.support.jupyter"]
@@ -564,7 +565,14 @@ async def test_a_server_that_drops_output_is_logged(
     """A Jupyter Server run by someone else may keep its rate limits: the loss is told, with the
     setting that ends it."""
     server = await asyncio.to_thread(
-        start_local_server, tmp_path, args=["--ZMQChannelsWebsocketConnection.limit_rate=True"]
+        start_local_server,
+        tmp_path,
+        args=[
+            "--ZMQChannelsWebsocketConnection.limit_rate=True",
+            # Jupyter's default (1,000 a second over 3 s) is only passed while the machine lets
+            # the kernel print fast enough; a tenth of it is passed whatever the load.
+            "--ZMQChannelsWebsocketConnection.iopub_msg_rate_limit=100",
+        ],
     )
     try:
         async with JupyterClient(server.url, server.token, timeout=30) as client:
@@ -578,6 +586,15 @@ async def test_a_server_that_drops_output_is_logged(
     assert any("limit_rate=False" in record.getMessage() for record in caplog.records), (
         "no warning about the server's rate limit"
     )
+
+
+async def test_the_launched_servers_kernel_sockets_send_at_once(
+    jupyter_server: LocalJupyterServer, kernel: Json
+) -> None:
+    """TCP_NODELAY on the launched server's kernel sockets: with tornado's default each of a
+    kernel's back-to-back messages to the supernode waits ~40 ms (read off the socket, not
+    timed; tests/jupyter/test_bridge_setup.py shows the default is off)."""
+    assert await asyncio.to_thread(kernel_socket_nodelay, jupyter_server, kernel["id"])
 
 
 def test_launcher_isolates_jupyter_directories(tmp_path: Path) -> None:
