@@ -17,6 +17,12 @@ baseline and freed memory is not silently reused), it measures:
 
 ``many``: creates ``--datastores`` small todo datastores (``--items`` items each) and loads them all
 into the doc cache in a child process, reporting RSS and tracemalloc growth per loaded document.
+
+``notebooks``: memory per loaded notebook against its encoded size, beside the peer: a bare
+``pycrdt.Doc`` holding the same state (what a Yjs server without history keeps). ``--notebooks``
+notebooks of ``--cells`` code cells, each opened as the supernode opens one (its whole content as
+one update) and then edited a little (typing, a cell deleted). Three ways, each in fresh children:
+loaded cold from the database, written through the write path (the opening), and the bare doc.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import subprocess
 import sys
@@ -37,6 +44,7 @@ from bench import common
 
 HISTORY_NAME = "history"
 MANY_PREFIX = "small-"
+NOTEBOOK_PREFIX = "notebook-"
 WARM_NAME = "warm-up"
 
 
@@ -195,6 +203,54 @@ def build_small(count: int, items: int) -> float:
     return time.perf_counter() - start
 
 
+def notebook_update(cells: int, seed: int) -> bytes:
+    """A notebook of ``cells`` code cells of ~400 characters, as jupyter_ydoc lays it out."""
+    import nbformat
+    from jupyter_ydoc import YNotebook
+
+    rng = random.Random(seed)
+    words = ("x", "value", "print", "range", "data", "frame", "plot", "=", "+", "(", ")", "1")
+    sources = [
+        f"# cell {n}\n" + " ".join(rng.choice(words) for _ in range(90)) for n in range(cells)
+    ]
+    book = YNotebook()
+    book.set(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]))
+    return book.ydoc.get_update()
+
+
+def build_notebooks(args: argparse.Namespace) -> int:
+    """``--notebooks`` notebook datastores: opened (one update), then typed into and a cell
+    deleted. Saves each opening update and final state for the children; the encoded size."""
+    from pycrdt import Array, Doc
+
+    from tables import service
+    from tables.service import Proposal
+
+    encoded = 0
+    for index in range(args.notebooks):
+        opening = notebook_update(args.cells, index)
+        client = Doc()
+        client.apply_update(opening)
+        updates = [opening]
+        cells = client.get("cells", type=Array)
+        for n in range(0, args.cells, 10):  # a keystroke in every tenth cell
+            before = client.get_state()
+            cells[n]["source"].insert(0, "y")
+            updates.append(client.get_update(before))
+        before = client.get_state()
+        del cells[len(cells) - 1]
+        updates.append(client.get_update(before))
+        datastore = service.create_datastore(f"{NOTEBOOK_PREFIX}{index}", "notebook")
+        service.write(
+            datastore, [(Proposal(u, txid=f"n{index}-{i}"), None) for i, u in enumerate(updates)]
+        )
+        state = client.get_update()
+        encoded += len(state)
+        (Path(args.data_dir) / f"opening-{index}.bin").write_bytes(opening)
+        (Path(args.data_dir) / f"state-{index}.bin").write_bytes(state)
+    return encoded
+
+
 def build_warm_up() -> None:
     """A tiny datastore that the children load first, so that one-off costs are not measured."""
     from pycrdt import Doc, Map, Text
@@ -212,8 +268,6 @@ def build_warm_up() -> None:
 
 
 def child(args: argparse.Namespace) -> None:
-    import os
-
     os.environ["RTC_MAX_LOADED"] = str(max(1000, args.datastores + 10))
     common.setup_django(args, fresh=False)
     from tables import history
@@ -232,6 +286,45 @@ def child(args: argparse.Namespace) -> None:
 
         def work():
             return [doc_cache.get(datastore) for datastore in targets]
+
+    elif args.task == "notebooks-load":
+        targets = list(Datastore.objects.filter(name__startswith=NOTEBOOK_PREFIX))
+
+        def work():
+            return [doc_cache.get(datastore) for datastore in targets]
+
+    elif args.task == "notebooks-write":
+        from tables import service
+        from tables.service import Proposal
+
+        openings = sorted(Path(args.data_dir).glob("opening-*.bin"))
+        updates = [path.read_bytes() for path in openings]
+        fresh = [
+            service.create_datastore(f"opened-{os.getpid()}-{n}", "notebook")
+            for n in range(len(updates))
+        ]
+        # The first opening pays one-off costs (the projection's code paths); not measured.
+        warm_book = service.create_datastore(f"opened-{os.getpid()}-warm", "notebook")
+        service.write_one(warm_book, Proposal(updates[0]))
+        doc_cache.clear()
+
+        def work():
+            for datastore, update in zip(fresh, updates, strict=True):
+                service.write_one(datastore, Proposal(update))
+            return [doc_cache.peek(datastore.pk) for datastore in fresh]
+
+    elif args.task == "notebooks-bare":
+        from pycrdt import Doc
+
+        states = [path.read_bytes() for path in sorted(Path(args.data_dir).glob("state-*.bin"))]
+
+        def work():
+            docs = []
+            for state in states:
+                doc = Doc()
+                doc.apply_update(state)
+                docs.append(doc)
+            return docs
 
     else:
         datastore = Datastore.objects.get(name=HISTORY_NAME)
@@ -267,12 +360,16 @@ def child(args: argparse.Namespace) -> None:
     gc.collect()
     rss_after = common.rss_bytes()
     peak_after = common.peak_rss_bytes()
+    # What the process still holds once glibc hands back the free pages it keeps for reuse.
+    common.trim_malloc()
+    rss_trimmed = common.rss_bytes()
     print(
         json.dumps(
             {
                 "seconds": seconds,
                 "rss_delta": rss_after - rss_before,
                 "peak_rss_delta": max(0, peak_after - rss_before),
+                "rss_trimmed_delta": rss_trimmed - rss_before,
                 "traced_current": traced_current,
                 "traced_peak": traced_peak,
                 "count": len(result) if isinstance(result, list) else 1,
@@ -315,6 +412,7 @@ def measure(args: argparse.Namespace, task: str, **extra) -> dict:
         "seconds_max": max(r["seconds"] for r in runs),
         "rss_delta": common.median(r["rss_delta"] for r in runs),
         "peak_rss_delta": common.median(r["peak_rss_delta"] for r in runs),
+        "rss_trimmed_delta": common.median(r["rss_trimmed_delta"] for r in runs),
         "traced_current": common.median(r["traced_current"] for r in traced),
         "traced_peak": common.median(r["traced_peak"] for r in traced),
         "seconds_traced": common.median(r["seconds"] for r in traced),
@@ -468,10 +566,61 @@ def run_many(args: argparse.Namespace) -> None:
     )
 
 
+def run_notebooks(args: argparse.Namespace) -> None:
+    db = common.vendor()
+    print(
+        f"\nBuilding {args.notebooks} notebooks of {args.cells} cells (opened, then edited) ...",
+        flush=True,
+    )
+    encoded = build_notebooks(args)
+    k = args.notebooks
+    rows = []
+    bare = None
+    for label, task in (
+        ("bare pycrdt Doc (peer)", "notebooks-bare"),
+        ("loaded cold (doc_cache.get)", "notebooks-load"),
+        ("opened through the write path", "notebooks-write"),
+    ):
+        figures = measure(args, task)
+        trimmed = figures["rss_trimmed_delta"] / encoded
+        bare = trimmed if bare is None else bare
+        rows.append(
+            [
+                label,
+                common.kib(figures["rss_delta"] / k),
+                f"{figures['rss_delta'] / encoded:.1f}x",
+                common.kib(figures["rss_trimmed_delta"] / k),
+                f"{trimmed:.1f}x",
+                f"{trimmed / bare:.2f}" if bare else "-",
+                common.kib(figures["traced_current"] / k),
+            ]
+        )
+    common.print_table(
+        [
+            "per notebook",
+            "RSS",
+            "x encoded",
+            "RSS, trimmed",
+            "x encoded",
+            "ratio to peer",
+            "Python objects",
+        ],
+        rows,
+        title=(
+            f"Memory per loaded notebook, {db}: {k} notebooks of {args.cells} cells, "
+            f"{common.kib(encoded / k)} encoded each, median of {args.repeat} "
+            "(trimmed: after malloc_trim, without the free pages glibc keeps for reuse)"
+        ),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "part", nargs="?", default="all", choices=["all", "history", "many", "_child"]
+        "part",
+        nargs="?",
+        default="all",
+        choices=["all", "history", "many", "notebooks", "_child"],
     )
     common.add_common_arguments(parser)
     parser.add_argument("--history", type=int, default=100_000, help="patches in the big datastore")
@@ -483,6 +632,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--datastores", type=int, default=200, help="small datastores to load")
     parser.add_argument("--items", type=int, default=20, help="items per small datastore")
+    parser.add_argument("--notebooks", type=int, default=20, help="notebooks to load")
+    parser.add_argument("--cells", type=int, default=100, help="code cells per notebook")
     parser.add_argument("--repeat", type=int, default=3, help="child runs per measurement")
     # Child-only options.
     parser.add_argument("--task", help=argparse.SUPPRESS)
@@ -499,6 +650,8 @@ def main(argv: list[str] | None = None) -> None:
         run_history(args)
     if args.part in ("all", "many"):
         run_many(args)
+    if args.part in ("all", "notebooks"):
+        run_notebooks(args)
     print(f"\nfinished; {common.load_average()}")
 
 

@@ -157,6 +157,11 @@ class LoadedDoc:
         if analysis.errors:
             raise SchemaViolation(analysis.errors)
         effective = self._updates[0] if len(self._updates) == 1 else update
+        # Read: let go of them now rather than at the next write. A notebook's first update
+        # holds every cell, and its events a Python wrapper of each: kept until the next
+        # write, they cost the document several times its size.
+        self._events.clear()
+        self._updates.clear()
         return Applied(effective, analysis)
 
     def _check_depth(self) -> None:

@@ -88,3 +88,20 @@ def test_freeform_accepts_any_yjs_document():
     assert edit(datastore, lambda d: d.get("else", type=Array).append(1)).ok
     datastore.refresh_from_db()
     assert datastore.last_serial == 2
+
+
+def test_a_loaded_notebook_keeps_nothing_of_an_applied_update():
+    """The write path reads the update's events and effective bytes, then lets go of them: a
+    notebook's opening update holds every cell, and its events a Python wrapper of each, which
+    kept until the next write cost the loaded document several times its size."""
+    from tables.loaded import doc_cache
+
+    datastore = service.create_datastore("nb", "notebook")
+    ynotebook = YNotebook(Doc())
+    ynotebook.set(NOTEBOOK)
+    assert service.write_one(datastore, Proposal(ynotebook.ydoc.get_update())).status is (
+        Status.STORED
+    )
+    loaded = doc_cache.peek(datastore.pk)
+    assert loaded is not None
+    assert loaded._events == {} and loaded._updates == []
