@@ -372,6 +372,35 @@ def test_an_editing_and_running_session_logs_no_errors_in_the_browser_console(st
 
 
 @pytest.mark.timeout(300)  # the module's stack may start within it
+def test_ctrl_z_in_a_cell_takes_back_ones_own_typing_and_keeps_the_others(stack, windows):
+    stack.write_notebook("ctrl-z.ipynb", "base = 0")
+    ada = windows.open(ADA, "ctrl-z.ipynb")
+    grace = windows.open(GRACE, "ctrl-z.ipynb")
+    ada.type_in_cell(0, "\nada = 1")
+    grace.wait_cell_text(0, lambda text: text == "base = 0\nada = 1", "Ada's line for Grace")
+    grace.type_in_cell(0, "grace = 2\n", at="start")
+    both = "grace = 2\nbase = 0\nada = 1"
+    ada.wait_cell_text(0, lambda text: text == both, "Grace's line for Ada")
+    before = stack.history("ctrl-z.ipynb")[-1][0]
+
+    # Ada's Ctrl+Z is JupyterLab's (Yjs') undo of her own typing: Grace's line stays.
+    ada.undo_in_cell(0)
+    for window in (ada, grace):
+        window.wait_cell_text(0, lambda text: text == "grace = 2\nbase = 0", "Ada's undo")
+    windows.screenshot(grace, "-after-ctrl-z")
+    wait_saved(
+        stack, "ctrl-z.ipynb", lambda nb: sources_of(nb) == ["grace = 2\nbase = 0"], "the undo"
+    )
+    # It reaches this server as Ada's edit, like any other.
+    after = [row for row in stack.history("ctrl-z.ipynb") if row[0] > before]
+    assert (ADA.rtc_username, "client") in {(who, origin) for _, who, _, origin in after}
+
+    ada.undo_in_cell(0, redo=True)
+    for window in (ada, grace):
+        window.wait_cell_text(0, lambda text: text == both, "Ada's redo")
+
+
+@pytest.mark.timeout(300)
 def test_the_timeline_shows_an_older_version_and_its_restore_reaches_both_windows(stack, windows):
     stack.write_notebook("history.ipynb", "step = 1")
     ada = windows.open(ADA, "history.ipynb")

@@ -537,6 +537,11 @@ class LabWindow:
         editor.click()
         editor.send_keys(Keys.CONTROL, Keys.ENTER)
 
+    def undo_in_cell(self, index: int, *, redo: bool = False) -> None:
+        """Ctrl+Z (redo: Ctrl+Shift+Z) in cell ``index``'s editor: the browser's Yjs undo."""
+        keys = (Keys.CONTROL, Keys.SHIFT, "z") if redo else (Keys.CONTROL, "z")
+        self.editor(index).send_keys(*keys)
+
     def save(self) -> None:
         """Ctrl+S, in the notebook's first cell."""
         self.editor(0).send_keys(Keys.CONTROL, "s")
