@@ -22,6 +22,6 @@ urlpatterns = [
             view.as_view(),
             name=f"document-{action}",
         )
-        for action, view in document_views.ACTION_VIEWS.items()
+        for action, view in (document_views.ACTION_VIEWS | document_views.REVERT_VIEWS).items()
     ),
 ]

@@ -1,5 +1,10 @@
 """``/api/documents``: open files as collaborative documents, and ask for work on them.
 
+``POST /api/documents/<id>/undo`` and ``/redo`` are this server's per-author undo
+(``tables.undo``) on the document's datastore: the caller's own last change is reverted by a new
+transaction that keeps everyone else's edits, also those made since. Not a JupyterLab route:
+JupyterLab's Ctrl+Z is the Yjs undo manager in the browser, and the bridge does not forward this.
+
 Opening writes (or reuses) a ``documents`` record of the jupyter datastore with ``request:
 open`` (``jupyter_sync.collaboration.document_records``); the supernode opens the file into
 the document's datastore and clears the request. The view waits for that through the Jupyter
@@ -27,8 +32,11 @@ from jupyter_sync.collaboration.room import document_session, room_name
 from jupyter_sync.document_ids import DocumentIdError, parse_document_id
 from jupyter_sync.models import Document
 from jupyter_sync.records import RecordWriteRejected
+from tables import history, undo
 from tables.api.errors import APIError, conflict, not_found, rejected_write
-from tables.api.serializers import validated
+from tables.api.serializers import RevertResultSerializer, validated
+from tables.permissions import access_for
+from tables.service import Status
 
 TAG = "documents"
 STILL_WORKING = OpenApiResponse(
@@ -255,4 +263,75 @@ ACTION_VIEWS = {
     "rename": _action_view("rename", "Rename the file (the document follows)", s.RenameSerializer),
     "close": _action_view("close", "Save pending changes and stop following the file"),
     "delete": _action_view("delete", "Delete the file and close the document"),
+}
+
+
+REVERT_HELP = (
+    "Reverts the caller's own last change to the document (undo), or their last undone one "
+    "(redo), with one new transaction (origin undo or redo, by the caller) that keeps "
+    "everyone else's edits, also those made since. The id is the record id or the room id "
+    "(json:notebook:<fileId>). 409 nothing-to-undo when there is none, not-open when the "
+    "document has no collaborative datastore; 403 for viewers; 404 unknown-document."
+)
+
+
+class DocumentRevertView(DocumentsView):
+    """Per-author undo or redo (``kind``, set per URL) on one document's datastore."""
+
+    kind = "undo"
+
+    def post(self, request: Request, document_id: str) -> Response:
+        row = self.find(self.resolve(document_id))
+        datastore = document_records.document_datastore(row)
+        if datastore is None:
+            raise conflict("not-open", f"document {row.record_id!r} is not open here")
+        access = access_for(request.user, datastore)
+        if not access.can_write:
+            raise APIError(
+                status.HTTP_403_FORBIDDEN,
+                "permission-denied",
+                f"role {access.role or 'none'} may not change {row.record_id!r}",
+            )
+        try:
+            outcome = undo.undo_or_redo(
+                datastore,
+                self.kind,
+                None,
+                author_id=access.user_id,
+                authorize=access.authorizer(),
+            )
+        except (undo.NothingToUndo, undo.UndoUnsupported) as error:
+            raise rejected_write(error.code, str(error)) from None
+        if outcome.status is not Status.STORED:
+            raise rejected_write(outcome.error_code or undo.NothingToUndo.code, outcome.error)
+        body = {
+            "serial": outcome.serial,
+            "reverts": history.reverted_serial(outcome.transaction_pk),
+            "status": str(outcome.status),
+        }
+        return Response(RevertResultSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+def _revert_view(kind: str, summary: str) -> type[DocumentRevertView]:
+    @extend_schema(
+        operation_id=f"documents_{kind}",
+        tags=[TAG],
+        summary=summary,
+        description=REVERT_HELP,
+        request=None,
+        responses={201: RevertResultSerializer, **error_responses(400, 409)},
+    )
+    def post(self, request: Request, document_id: str) -> Response:
+        return DocumentRevertView.post(self, request, document_id)
+
+    return type(
+        f"Document{kind.title()}View",
+        (DocumentRevertView,),
+        {"kind": kind, "post": post, "__module__": __name__},
+    )
+
+
+REVERT_VIEWS = {
+    "undo": _revert_view("undo", "Undo your own last change to the document (others' stay)"),
+    "redo": _revert_view("redo", "Redo your own last undone change to the document"),
 }

@@ -13,6 +13,7 @@ skip is a failure.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 
@@ -365,3 +366,121 @@ def test_an_editing_and_running_session_logs_no_errors_in_the_browser_console(st
     assert errors == {"ada": [], "grace": []}, "\n".join(
         f"{who}: {message}" for who, messages in errors.items() for message in messages
     )
+
+
+# --- History: the document timeline and who ran what ------------------------------------------
+
+
+@pytest.mark.timeout(300)  # the module's stack may start within it
+def test_ctrl_z_in_a_cell_takes_back_ones_own_typing_and_keeps_the_others(stack, windows):
+    stack.write_notebook("ctrl-z.ipynb", "base = 0")
+    ada = windows.open(ADA, "ctrl-z.ipynb")
+    grace = windows.open(GRACE, "ctrl-z.ipynb")
+    ada.type_in_cell(0, "\nada = 1")
+    grace.wait_cell_text(0, lambda text: text == "base = 0\nada = 1", "Ada's line for Grace")
+    grace.type_in_cell(0, "grace = 2\n", at="start")
+    both = "grace = 2\nbase = 0\nada = 1"
+    ada.wait_cell_text(0, lambda text: text == both, "Grace's line for Ada")
+    before = stack.history("ctrl-z.ipynb")[-1][0]
+
+    # Ada's Ctrl+Z is JupyterLab's (Yjs') undo of her own typing: Grace's line stays.
+    ada.undo_in_cell(0)
+    for window in (ada, grace):
+        window.wait_cell_text(0, lambda text: text == "grace = 2\nbase = 0", "Ada's undo")
+    windows.screenshot(grace, "-after-ctrl-z")
+    wait_saved(
+        stack, "ctrl-z.ipynb", lambda nb: sources_of(nb) == ["grace = 2\nbase = 0"], "the undo"
+    )
+    # It reaches this server as Ada's edit, like any other.
+    after = [row for row in stack.history("ctrl-z.ipynb") if row[0] > before]
+    assert (ADA.rtc_username, "client") in {(who, origin) for _, who, _, origin in after}
+
+    ada.undo_in_cell(0, redo=True)
+    for window in (ada, grace):
+        window.wait_cell_text(0, lambda text: text == both, "Ada's redo")
+
+
+@pytest.mark.timeout(300)
+def test_the_timeline_shows_an_older_version_and_its_restore_reaches_both_windows(stack, windows):
+    stack.write_notebook("history.ipynb", "step = 1")
+    ada = windows.open(ADA, "history.ipynb")
+    grace = windows.open(GRACE, "history.ipynb")
+    ada.type_in_cell(0, "\nstep = 2")
+    grace.wait_cell_text(0, lambda text: text == "step = 1\nstep = 2", "Ada's line for Grace")
+    grace.type_in_cell(0, "\nstep = 3")
+    latest = "step = 1\nstep = 2\nstep = 3"
+    ada.wait_cell_text(0, lambda text: text == latest, "Grace's line for Ada")
+    wait_saved(stack, "history.ipynb", lambda nb: sources_of(nb) == [latest], "both lines stored")
+
+    # The point to go back to: Ada's last keystroke, Grace's typing after it. (Each window
+    # also wrote the kernel's metadata when it opened the notebook, before anyone typed.)
+    rows = stack.history("history.ipynb")
+    target = max(serial for serial, who, _, _ in rows if who == ADA.rtc_username)
+    assert any(serial > target for serial, who, _, _ in rows if who == GRACE.rtc_username)
+
+    # (1) Ada opens the timeline (the status bar's history icon) and moves the slider back:
+    # her window shows the notebook as it was then; Grace's still shows the live one.
+    slider = ada.open_timeline()
+    newest = int(slider.get_attribute("max"))
+    assert int(slider.get_attribute("value")) == newest >= target - 1
+    windows.screenshot(ada, "-1-timeline-open")
+    ada.move_timeline(slider, target - 1)  # points are serials 1, 2, ... (nothing pruned)
+    older = "step = 1\nstep = 2"
+    ada.wait_cell_text(0, lambda text: text == older, "the older version in Ada's window")
+    assert grace.cell_text(0) == latest
+    windows.screenshot(ada, "-2-older-version")
+
+    # (2) Restore: both windows follow, and the history has one restore by Ada.
+    label = ada.restore_version()
+    assert label.startswith("Restore version")
+    for window in (ada, grace):
+        window.wait_cell_text(0, lambda text: text == older, "the restored version")
+    restores = [row for row in stack.history("history.ipynb") if row[3] == "restore"]
+    assert restores == [(restores[0][0], ADA.rtc_username, ADA.display_name, "restore")]
+    assert restores[0][0] > rows[-1][0]
+    wait_saved(stack, "history.ipynb", lambda nb: sources_of(nb) == [older], "the restore saved")
+    windows.screenshot(ada, "-3-restored")
+    windows.screenshot(grace, "-3-restored")
+
+    # Ada edits on after the restore: her window is on the live document again.
+    ada.type_in_cell(0, "\nafter = 4")
+    grace.wait_cell_text(0, lambda text: text == older + "\nafter = 4", "Ada's edit after it")
+
+
+@pytest.mark.timeout(300)
+def test_who_ran_a_cell_is_listed_by_the_provenance_query(stack, windows):
+    stack.write_notebook("provenance.ipynb", "print('ran')")
+    ada = windows.open(ADA, "provenance.ipynb")
+    grace = windows.open(GRACE, "provenance.ipynb")
+    ada.run_cell(0)
+    ada.wait_output(0, lambda text: text == "ran\n", "Ada's run")
+    prompt = ada.cells()[0]["prompt"]
+    grace.run_cell(0)
+    grace.wait_for(lambda: grace.cells()[0]["prompt"] not in ("", prompt, "[*]:"), "Grace's run")
+    grace.wait_output(0, lambda text: text == "ran\n", "Grace's run's output")
+    windows.screenshot(grace, "-ran-twice")
+
+    headers = {"Authorization": f"Token {stack.api_token(ADA)}"}
+    documents = httpx.get(
+        f"{stack.rtc.url}/api/documents",
+        params={"path": "provenance.ipynb"},
+        headers=headers,
+        timeout=30,
+    )
+    assert documents.status_code == 200, documents.text
+    file_id = documents.json()["results"][0]["id"]
+    answer = httpx.get(
+        f"{stack.rtc.url}/api/executions",
+        params={"document_id": f"json:notebook:{file_id}", "cell_id": "c1"},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    runs = answer.json()  # newest request first
+    assert [run["requested_by"] for run in runs] == [GRACE.rtc_username, ADA.rtc_username]
+    # The hash a client computes from the text it sees: sha256 of the source's UTF-8.
+    assert {run["source_hash"] for run in runs} == {hashlib.sha256(b"print('ran')").hexdigest()}
+    assert {run["status"] for run in runs} == {"completed"}
+    kernels = {run["kernel_id"] for run in runs}
+    assert len(kernels) == 1 and None not in kernels
+    assert [run["shows_outputs"] for run in runs] == [True, False]

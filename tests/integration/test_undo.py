@@ -144,3 +144,57 @@ def test_undo_in_a_notebook(people):
     undo.undo_last(notebook, author_id=people[0].id)
     cells = service.live_python(notebook)[0]["cells"]
     assert cells[0]["source"] == "print(1)"
+
+
+def code_cell(cell_id: str, source: str) -> Map:
+    return Map(
+        {
+            "id": cell_id,
+            "cell_type": "code",
+            "source": Text(source),
+            "metadata": Map(),
+            "outputs": Array(),
+            "execution_count": None,
+        }
+    )
+
+
+def cells(doc) -> Array:
+    return doc.get("cells", type=Array)
+
+
+def sources(notebook) -> list[str]:
+    return [cell["source"] for cell in service.live_python(notebook)[0]["cells"]]
+
+
+def test_undo_in_a_notebook_keeps_concurrent_edits_in_the_same_cell_and_others(people):
+    notebook = service.create_datastore("nb2", "notebook")
+    loader = Client(notebook)
+    loader.send(
+        lambda d: d.get("cells", type=Array).extend(
+            [code_cell("c1", "x = 1"), code_cell("c2", "y = 2")]
+        )
+    )
+    alice, bob = (Client(notebook, author_id=p.id) for p in people)
+
+    # Concurrent: neither has seen the other's edit when making their own.
+    alice.send(lambda d: cells(d)[0]["source"].insert(5, " + 40"))
+    bob.send(lambda d: cells(d)[0]["source"].insert(0, "# b\n"))
+    bob.send(lambda d: cells(d)[1]["source"].insert(5, " * 3"))
+    bob.send(lambda d: cells(d).append(code_cell("c3", "z = 0")))
+    assert sources(notebook) == ["# b\nx = 1 + 40", "y = 2 * 3", "z = 0"]
+
+    outcome = undo.undo_last(notebook, author_id=people[0].id)
+    assert outcome.status is Status.STORED
+    assert sources(notebook) == ["# b\nx = 1", "y = 2 * 3", "z = 0"]
+    row = Transaction.objects.get(datastore=notebook, serial=outcome.serial)
+    assert (row.origin, row.author_id, row.reverts.serial) == (Origin.UNDO, people[0].id, 2)
+
+    # A deleted cell comes back by undo, with Bob's later edit elsewhere kept.
+    alice.receive()
+    alice.send(lambda d: cells(d).__delitem__(1))
+    bob.send(lambda d: cells(d)[0]["source"].insert(0, "# again\n"))
+    assert sources(notebook) == ["# again\n# b\nx = 1", "z = 0"]
+    undo.undo_last(notebook, author_id=people[0].id)
+    assert sources(notebook) == ["# again\n# b\nx = 1", "y = 2 * 3", "z = 0"]
+    assert [c["id"] for c in service.live_python(notebook)[0]["cells"]] == ["c1", "c2", "c3"]

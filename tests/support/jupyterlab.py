@@ -132,6 +132,7 @@ class LabStack:
         self.lab: BridgedJupyter | None = None
         self.supernode: subprocess.Popen[bytes] | None = None
         self.supernode_log = self.work / "supernode.log"
+        self._tokens: dict[str, str] = {}
 
     # --- Starting and stopping ------------------------------------------------------------
 
@@ -295,6 +296,28 @@ class LabStack:
         """
         with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10)) as db:
             return {row[0] for row in db.execute(query, (path,))}
+
+    def history(self, path: str) -> list[tuple[int, str | None, str | None, str]]:
+        """The notebook at ``path``'s transactions in this server's history, oldest first:
+        ``(serial, author's username, author's display name, origin)``."""
+        query = """
+            SELECT t.serial, u.username, u.first_name, t.origin
+            FROM tables_transaction t
+            JOIN tables_datastore d ON t.datastore_id = d.id
+            JOIN jupyter_sync_document doc ON d.name = 'doc-' || doc.record_id
+            LEFT JOIN auth_user u ON t.author_id = u.id
+            WHERE doc.path = ?
+            ORDER BY t.serial
+        """
+        with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10)) as db:
+            return list(db.execute(query, (path,)))
+
+    def api_token(self, person: Person) -> str:
+        """An API token of this server for the user the bridge made for ``person`` (made once,
+        ``manage.py create_token``), for calling this server's own API as them."""
+        if person.username not in self._tokens:
+            self._tokens[person.username] = self.manage("create_token", person.rtc_username).strip()
+        return self._tokens[person.username]
 
     def grant(self, person: Person, role: str) -> None:
         """``manage.py grant jupyter <person> <role>``: their role on every notebook."""
@@ -514,9 +537,52 @@ class LabWindow:
         editor.click()
         editor.send_keys(Keys.CONTROL, Keys.ENTER)
 
+    def undo_in_cell(self, index: int, *, redo: bool = False) -> None:
+        """Ctrl+Z (redo: Ctrl+Shift+Z) in cell ``index``'s editor: the browser's Yjs undo."""
+        keys = (Keys.CONTROL, Keys.SHIFT, "z") if redo else (Keys.CONTROL, "z")
+        self.editor(index).send_keys(*keys)
+
     def save(self) -> None:
         """Ctrl+S, in the notebook's first cell."""
         self.editor(0).send_keys(Keys.CONTROL, "s")
+
+    # --- The document timeline (jupyter-docprovider's status-bar slider) -----------------
+
+    def open_timeline(self) -> Any:
+        """Click the status bar's "Document Timeline" icon; the slider, once it is shown."""
+        icon = self.wait_for(
+            lambda: self.driver.find_elements(
+                By.CSS_SELECTOR, "#jp-slider-status-bar [title='Document Timeline']"
+            ),
+            "the timeline icon in the status bar",
+        )[0]
+        icon.click()
+        return self.wait_for(
+            lambda: self.driver.find_elements(By.CSS_SELECTOR, ".jp-timestampDisplay .jp-Slider"),
+            "the timeline slider",
+        )[0]
+
+    def move_timeline(self, slider: Any, position: int) -> None:
+        """Move the slider to ``position`` with the keyboard, one point a key press, as a
+        person holding an arrow key does; each press asks the server for one step."""
+        current = int(slider.get_attribute("value"))
+        key = Keys.ARROW_LEFT if position < current else Keys.ARROW_RIGHT
+        for _ in range(abs(current - position)):
+            slider.send_keys(key)
+        self.wait_for(
+            lambda: int(slider.get_attribute("value")) == position,
+            f"the slider at point {position}",
+        )
+
+    def restore_version(self) -> str:
+        """Click "Restore version <time>"; the button's text."""
+        button = self.wait_for(
+            lambda: self.driver.find_elements(By.CSS_SELECTOR, ".jp-restoreBtn"),
+            "the restore button",
+        )[0]
+        label = button.text
+        button.click()
+        return label
 
     def click_dialog_button(self, label: str) -> None:
         buttons = self.driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog button")
