@@ -32,6 +32,12 @@ class ForkOfFork(ValueError):
     code = "fork-of-fork"
 
 
+class ForkGone(LookupError):
+    """The fork was merged or discarded meanwhile (by another request)."""
+
+    code = "unknown-fork"
+
+
 def check_forkable(root: Datastore) -> None:
     """Raises ``ForkOfFork`` for a fork (only datastores with a history of their own fork)."""
     if root.fork_of_id is not None:
@@ -84,10 +90,10 @@ def do_merge_fork(
     ``author_id``) and remove the fork; a refused write leaves both as they were.
 
     The fork's row is locked meanwhile, so no write to the fork lands between the read of its
-    changes and its removal (the write path takes the same lock).
+    changes and its removal (the write path takes the same lock). Raises ``ForkGone``.
     """
     with db_transaction.atomic():
-        locked = Datastore.objects.select_for_update().get(pk=fork.pk)
+        locked = _lock(fork)
         update = own_changes(locked)
         root = Datastore.objects.get(pk=locked.fork_of_id)
         if update is None:
@@ -101,9 +107,17 @@ def do_merge_fork(
 
 
 def do_discard_fork(fork: Datastore) -> None:
-    """Remove the fork and its own history; the root is untouched."""
+    """Remove the fork and its own history; the root is untouched. Raises ``ForkGone``."""
     with db_transaction.atomic():
-        _remove(fork)
+        _remove(_lock(fork))
+
+
+def _lock(fork: Datastore) -> Datastore:
+    """The fork's row, locked; ``ForkGone`` when another request removed it first."""
+    locked = Datastore.objects.select_for_update().filter(pk=fork.pk).first()
+    if locked is None or locked.fork_of_id is None:
+        raise ForkGone(f"fork {fork.name!r} was merged or discarded already")
+    return locked
 
 
 def _remove(fork: Datastore) -> None:
