@@ -229,6 +229,13 @@ class RoomConsumer(YjsConsumer):
         """Close: the front end ignores y-websocket's auth message (type 2 is its raw message
         here), so an edit refused in silence would leave the window diverged for ever. 4403 with
         a reason the bridge shows in JupyterLab's reload dialog; nothing was stored."""
+        if code == service.DatastoreNotFound.code and self.target.fork:
+            await self.refuse(
+                ConnectionRefusal(
+                    4404, "unknown-fork", "this fork was merged or discarded; nothing was saved"
+                )
+            )
+            return
         if code == "permission-denied":
             words = "read-only: you may not edit this document; your change was not saved"
         else:

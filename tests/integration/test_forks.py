@@ -150,3 +150,15 @@ def test_pruning_the_root_stops_at_a_forks_branch(small_checkpoints):
     doc_cache.clear()
     assert title(history.doc_at(fork)) == "x" * 6
     assert title(history.doc_at(fork, 5)) == "x" * 4
+
+
+def test_a_write_to_a_fork_merged_meanwhile_is_refused_not_raised():
+    root = service.create_datastore("root", "todo")
+    edit_many(root, 2)
+    fork = forks.do_create_fork(root, "root.fork")
+    late = Client(fork)  # joined before the merge
+    assert forks.do_merge_fork(fork, author_id=None).status is service.Status.NOOP
+    outcome = late.send(lambda d: add_todo(d, "late", "too late"))
+    assert (outcome.status, outcome.error_code) == (service.Status.REJECTED, "unknown-datastore")
+    with pytest.raises(forks.ForkGone):
+        forks.do_discard_fork(fork)

@@ -142,6 +142,10 @@ def test_a_fork_is_edited_in_its_room_and_merged_as_one_transaction_next_to_root
     assert not DocumentFork.objects.filter(pk=fork_id).exists()
     assert not Datastore.objects.filter(pk=fork_store.pk).exists()
     assert forks(site, "ed", room).json() == {}
+    # A window still on the fork: its next edit is refused, the room closed as unknown.
+    on_fork.insert_text(["cells", 0, "source"], 0, "late ", root_type="array")
+    on_fork.wait_event("close", lambda event: event.get("code") == 4404)
+    assert sources(now(root)) == ["x = 1  # forked", "# root\nprint(x)"]
     again = delete(site, "ed2", fork_id, merge=True)
     assert (again.status_code, again.json()["code"]) == (404, "unknown-fork")
 
