@@ -98,6 +98,17 @@ def _rows(datastore: Datastore | int, after: int, upto: int | None = None) -> Qu
     )
 
 
+def transaction_rows(datastore: Datastore, after: int = 0) -> QuerySet:
+    """The datastore's transactions after ``after`` as a query to filter further (the history
+    API): a fork's include its root's up to the branch."""
+    return _rows(datastore, after)
+
+
+def history_datastores(datastore: Datastore) -> list[int]:
+    """The datastores whose rows make up this one's history: itself, and a fork's root."""
+    return [datastore.pk] if datastore.fork_of_id is None else [datastore.pk, datastore.fork_of_id]
+
+
 def updates_between(datastore: Datastore | int, after: int, upto: int) -> list[tuple[int, bytes]]:
     """``(serial, update)`` for serials in ``(after, upto]``, in order."""
     rows = _rows(datastore, after, upto).order_by("serial").values_list("serial", "update")

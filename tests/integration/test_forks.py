@@ -162,3 +162,30 @@ def test_a_write_to_a_fork_merged_meanwhile_is_refused_not_raised():
     assert (outcome.status, outcome.error_code) == (service.Status.REJECTED, "unknown-datastore")
     with pytest.raises(forks.ForkGone):
         forks.do_discard_fork(fork)
+
+
+def test_the_history_api_of_a_fork_lists_the_roots_transactions_up_to_the_branch_then_its_own():
+    from rest_framework.test import APIClient
+
+    from relay.models import ApiToken
+
+    owner = User.objects.create_user("owner")
+    root = service.create_datastore("root", "todo", owner=owner)
+    on_root = edit_many(root, 3, author_id=owner.pk)
+    fork = forks.do_create_fork(root, "root.fork", owner=owner)
+    Client(fork, author_id=owner.pk).send(lambda d: add_todo(d, "f", "fork"))
+    on_root.send(lambda d: add_todo(d, "r", "root"))  # serial 4 of the root, not the fork's
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.objects.create(user=owner).key}")
+
+    def listed(name: str, query: str = "") -> list[tuple[int, str]]:
+        answer = client.get(f"/api/datastores/{name}/history/{query}")
+        assert answer.status_code == 200, answer.content
+        return [(item["serial"], item["txid"]) for item in answer.json()["results"]]
+
+    shared = listed("root")[:3]
+    own = Transaction.objects.get(datastore=fork)
+    assert listed("root.fork") == [*shared, (4, own.txid)]
+    assert [serial for serial, _ in listed("root.fork", "?record=f")] == [4]
+    assert [serial for serial, _ in listed("root.fork", "?record=a")] == [1, 2, 3]
+    assert listed("root.fork", "?after_serial=2") == [shared[2], (4, own.txid)]
