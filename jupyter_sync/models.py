@@ -225,3 +225,32 @@ class TimelineFork(models.Model):
 
     def __str__(self) -> str:
         return f"timeline {self.id} of {self.datastore_id} at point {self.position}"
+
+
+class DocumentFork(models.Model):
+    """A fork of an open document (jupyter-collaboration's ``api/collaboration/fork``): its
+    datastore is a ``tables.forks`` fork of the document's, joined as the room ``<id>``.
+
+    jupyter-collaboration keeps these in memory; a row here, so that every worker finds the fork
+    and it outlives a restart. The fork's datastore carries the history; this row carries what
+    the front end shows (title, description) and which document it came from.
+    """
+
+    id = models.CharField(max_length=32, primary_key=True, help_text="The fork's room id.")
+    datastore = models.OneToOneField(
+        Datastore, on_delete=models.CASCADE, related_name="document_fork"
+    )
+    root = models.ForeignKey(Datastore, on_delete=models.CASCADE, related_name="+")
+    root_room = models.CharField(max_length=300, help_text="<format>:<type>:<fileId> forked.")
+    title = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"fork {self.id} of {self.root_room}"

@@ -1,10 +1,17 @@
 """The read path: documents rebuilt from the newest checkpoint plus the patches after it, and the
-stored transactions as the relay sends them (a client's catch-up, lookups, gap fills)."""
+stored transactions as the relay sends them (a client's catch-up, lookups, gap fills).
+
+A fork (``Datastore.fork_of``) shares its root's history up to ``fork_serial``: the serials at or
+below it are the root's rows and checkpoints, read from the root, and the fork's own rows follow
+with the serials after it. Every read here goes through ``_rows`` and ``_checkpoint_for``, so a
+fork loads, catches up and time-travels like any datastore without a row of the root copied.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q, QuerySet
 from pycrdt import Doc
 
 from tables.models import Checkpoint, Datastore, Transaction
@@ -52,6 +59,9 @@ def _checkpoint_for(datastore: Datastore, target: int) -> tuple[int, bytes | Non
     Raises ``HistoryPruned`` for a serial behind the datastore's pruned history.
     """
     check_available(datastore, target)
+    root = datastore.fork_of if datastore.fork_of_id is not None else None
+    if root is not None and target <= datastore.fork_serial:
+        return _checkpoint_for(root, target)  # shared history: the root's own checkpoints
     checkpoint = (
         Checkpoint.objects.filter(datastore=datastore, serial__lte=target)
         .order_by("-serial")
@@ -59,18 +69,49 @@ def _checkpoint_for(datastore: Datastore, target: int) -> tuple[int, bytes | Non
         .first()
     )
     if checkpoint is None:
-        return 0, None
+        # A fork without a checkpoint of its own starts from its root's, at or before the branch.
+        return (0, None) if root is None else _checkpoint_for(root, datastore.fork_serial)
     base_serial, base_state = checkpoint
     return base_serial, bytes(base_state) if base_state is not None else None
 
 
+def _lineage(datastore: Datastore | int) -> tuple[int, int | None, int]:
+    """``(pk, root pk, branch serial)``: a fork's root and where it branched (None, 0: no fork)."""
+    if isinstance(datastore, Datastore):
+        return datastore.pk, datastore.fork_of_id, datastore.fork_serial
+    root, branch = Datastore.objects.values_list("fork_of_id", "fork_serial").get(pk=datastore)
+    return datastore, root, branch
+
+
+def _rows(datastore: Datastore | int, after: int, upto: int | None = None) -> QuerySet:
+    """The transactions of ``datastore`` with serials in ``(after, upto]`` (no bound: ``upto``
+    None), a fork's shared serials read from its root's rows."""
+    pk, root, branch = _lineage(datastore)
+    own = Q(datastore_id=pk, serial__gt=after)
+    if upto is not None:
+        own &= Q(serial__lte=upto)
+    if root is None or after >= branch:
+        return Transaction.objects.filter(own)
+    shared_upto = branch if upto is None else min(upto, branch)
+    return Transaction.objects.filter(
+        own | Q(datastore_id=root, serial__gt=after, serial__lte=shared_upto)
+    )
+
+
+def transaction_rows(datastore: Datastore, after: int = 0) -> QuerySet:
+    """The datastore's transactions after ``after`` as a query to filter further (the history
+    API): a fork's include its root's up to the branch."""
+    return _rows(datastore, after)
+
+
+def history_datastores(datastore: Datastore) -> list[int]:
+    """The datastores whose rows make up this one's history: itself, and a fork's root."""
+    return [datastore.pk] if datastore.fork_of_id is None else [datastore.pk, datastore.fork_of_id]
+
+
 def updates_between(datastore: Datastore | int, after: int, upto: int) -> list[tuple[int, bytes]]:
     """``(serial, update)`` for serials in ``(after, upto]``, in order."""
-    rows = (
-        Transaction.objects.filter(datastore=datastore, serial__gt=after, serial__lte=upto)
-        .order_by("serial")
-        .values_list("serial", "update")
-    )
+    rows = _rows(datastore, after, upto).order_by("serial").values_list("serial", "update")
     return [(serial, bytes(update)) for serial, update in rows]
 
 
@@ -85,6 +126,8 @@ def replay(datastore: Datastore, serial: int) -> Doc:
     Raises ``HistoryPruned`` once the first patches were pruned.
     """
     check_available(datastore, 0)
+    if datastore.fork_of_id is not None:
+        check_available(datastore.fork_of, 0)
     doc = new_doc()
     for _, update in updates_between(datastore, 0, serial):
         doc.apply_update(update)
@@ -111,8 +154,7 @@ def transactions_between(
     datastore: Datastore | int, after: int, upto: int | None = None
 ) -> list[StoredTransaction]:
     """The stored transactions with serials in ``(after, upto]`` (no bound: ``upto`` None)."""
-    rows = Transaction.objects.filter(datastore=datastore, serial__gt=after)
-    return _stored(rows if upto is None else rows.filter(serial__lte=upto))
+    return _stored(_rows(datastore, after, upto))
 
 
 def find_transactions(
@@ -120,7 +162,7 @@ def find_transactions(
 ) -> tuple[list[StoredTransaction], int]:
     """The stored transactions with these serials (or else these ids), and the serial the
     history was pruned up to (what is missing at or below it is gone)."""
-    rows = Transaction.objects.filter(datastore_id=datastore_pk)
+    rows = _rows(datastore_pk, 0)
     rows = rows.filter(serial__in=serials) if serials is not None else rows.filter(txid__in=txids)
     found = _stored(rows)
     return found, Datastore.objects.values_list("history_start", flat=True).get(pk=datastore_pk)

@@ -50,6 +50,19 @@ class Datastore(models.Model):
         help_text="Users without a role of their own here have the role they have there (a "
         "document follows the jupyter datastore's roles).",
     )
+    fork_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="forks",
+        help_text="A fork's root: its history up to fork_serial is the root's (read from the "
+        "root's rows, never copied); its own patches have the serials after it.",
+    )
+    fork_serial = models.BigIntegerField(
+        default=0,
+        help_text="The root's serial this fork branched at (0 for a datastore that is not a fork).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -93,6 +106,7 @@ class Origin(models.TextChoices):
     UNDO = "undo"
     REDO = "redo"
     RESTORE = "restore"  # the document made equal to an earlier state (the timeline)
+    MERGE = "merge"  # a fork's own changes, merged back into its root in one transaction
 
 
 class Transaction(models.Model):

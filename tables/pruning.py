@@ -8,7 +8,9 @@ patches can be pruned: the newest checkpoint that is old enough becomes the olde
 Moving the horizon is one short write under the datastore's row lock; the rows behind it are then
 deleted in batches with a pause between them, so writers wait at most for one batch. Reads
 respect the horizon from the moment it moves: a join or resume from before it gets the
-checkpoint, time travel before it raises ``HistoryPruned``, and undo cannot reach behind it.
+checkpoint, time travel before it raises ``HistoryPruned``, and undo cannot reach behind it. The
+horizon never passes the serial a fork of the datastore branched at (``tables.forks``): the fork
+reads the history up to it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction as db
-from django.db.models import F, Sum
+from django.db.models import F, Min, Sum
 
 from tables.models import Checkpoint, Datastore, TouchedRecord, Transaction
 
@@ -76,12 +78,17 @@ def prune_history(
 def _move_horizon(pk: int, older_than: datetime, keep: int) -> int:
     with db.atomic():
         datastore = Datastore.objects.select_for_update().get(pk=pk)
+        upto = datastore.last_serial - keep
+        # A fork reads this history up to where it branched: the horizon stays at or before it.
+        branched = datastore.forks.aggregate(lowest=Min("fork_serial"))["lowest"]
+        if branched is not None:
+            upto = min(upto, branched)
         newest = (
             Checkpoint.objects.filter(
                 datastore=datastore,
                 created_at__lt=older_than,
                 serial__gt=datastore.history_start,
-                serial__lte=datastore.last_serial - keep,
+                serial__lte=upto,
             )
             .order_by("-serial")
             .values_list("serial", flat=True)

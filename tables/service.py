@@ -185,7 +185,10 @@ def write(
         token = object()
         try:
             with db_transaction.atomic():
-                locked = Datastore.objects.select_for_update().get(pk=datastore.pk)
+                locked = Datastore.objects.select_for_update().filter(pk=datastore.pk).first()
+                if locked is None:  # deleted since it was looked up (a fork merged meanwhile)
+                    doc_cache.discard(datastore.pk)
+                    return [_gone(datastore, proposal) for proposal, _ in batch]
                 loaded.catch_up(locked)
                 outcomes, accepted = _apply_batch(locked, loaded, batch)
                 if accepted:
@@ -201,6 +204,15 @@ def write(
             doc_cache.discard(datastore.pk)
             raise
     return outcomes
+
+
+def _gone(datastore: Datastore, proposal: Proposal) -> Outcome:
+    return Outcome(
+        proposal.txid,
+        Status.REJECTED,
+        error_code=DatastoreNotFound.code,
+        error=f"datastore {datastore.name!r} no longer exists",
+    )
 
 
 def _apply_batch(

@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from jupyter_rtc_bridge import forward, kernel_sockets, room
+from jupyter_rtc_bridge import events, forward, kernel_sockets, room
 from jupyter_rtc_bridge.config import BridgeConfigError, CheckedSettings, RTCBridge
 
 # Server extensions that serve the same routes from rooms of their own.
@@ -96,5 +96,6 @@ def load(serverapp: Any) -> None:
         refuse(serverapp, str(error))
         return
     serverapp.web_app.add_handlers(".*$", handlers(serverapp, settings))
+    events.register(serverapp.event_logger)
     set_page_config(serverapp, PAGE_CONFIG)
     serverapp.log.info("jupyter_rtc_bridge: collaboration routes served by %s", settings.server_url)

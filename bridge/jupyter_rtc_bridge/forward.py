@@ -16,7 +16,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import httpclient, iostream, web
 
-from jupyter_rtc_bridge import upstream
+from jupyter_rtc_bridge import events, upstream
 from jupyter_rtc_bridge.config import CheckedSettings
 from jupyter_rtc_bridge.identity import IdentityTooLarge, identity_header
 
@@ -70,7 +70,9 @@ class ForwardHandler(BridgeMixin, APIHandler):
 
     auth_resource = "contents"
 
-    async def forward(self) -> None:
+    async def forward(self) -> httpclient.HTTPResponse | None:
+        """Send the request on and answer with the RTC server's answer (returned too; None when
+        the RTC server could not be reached)."""
         request = self.request
         target = upstream.http_url(self.bridge.server_url, request.uri or "", self.base_url)
         headers = self.upstream_headers()
@@ -97,10 +99,10 @@ class ForwardHandler(BridgeMixin, APIHandler):
             )
         except (OSError, iostream.StreamClosedError, httpclient.HTTPClientError) as error:
             self.unreachable(error)
-            return
+            return None
         if response.code == 599:  # tornado's "no answer" (timeout, reset)
             self.unreachable(response.error or TimeoutError())
-            return
+            return None
         self.set_status(response.code, response.reason or "Unknown")
         content_type = response.headers.get("Content-Type")
         if content_type:
@@ -110,6 +112,7 @@ class ForwardHandler(BridgeMixin, APIHandler):
         if response.code not in (204, 304) and response.body:
             self.write(response.body)
         await self.finish()
+        return response
 
     def unreachable(self, error: BaseException) -> None:
         """503 in Jupyter's error format; the RTC server's address only in the server's log."""
@@ -152,7 +155,8 @@ class CollaborationUndoRedo(ForwardHandler):
 
 
 class CollaborationFork(ForwardHandler):
-    """``PUT|GET|DELETE /api/collaboration/fork/<id>``."""
+    """``PUT|GET|DELETE /api/collaboration/fork/<id>``; a fork made (201) or ended (200) is
+    announced on Jupyter's event bus, as jupyter-collaboration does (``events``)."""
 
     @authorized
     async def get(self, fork: str) -> None:
@@ -160,11 +164,19 @@ class CollaborationFork(ForwardHandler):
 
     @authorized
     async def put(self, fork: str) -> None:
-        await self.forward()
+        self.announce(await self.forward(), 201, "create")
 
     @authorized
     async def delete(self, fork: str) -> None:
-        await self.forward()
+        self.announce(await self.forward(), 200, "delete")
+
+    def announce(self, response: httpclient.HTTPResponse | None, code: int, action: str) -> None:
+        if response is None or response.code != code:
+            return
+        username = getattr(self.current_user, "username", "") or ""
+        event = events.fork_event(response.body or b"", username, action)
+        if event is not None:
+            self.event_logger.emit(schema_id=events.FORK_EVENTS, data=event)
 
 
 class KernelExecute(ForwardHandler):

@@ -171,3 +171,53 @@ class UndoRedoSerializer(serializers.Serializer):
         allow_null=True,
         help_text="restore: the serial of the new transaction (null: already equal).",
     )
+
+
+class ForkRequestSerializer(serializers.Serializer):
+    """jupyter-collaboration's ``createFork`` body."""
+
+    title = StrictCharField(
+        required=False, allow_blank=True, allow_null=True, max_length=1000, default=""
+    )
+    description = StrictCharField(
+        required=False, allow_blank=True, allow_null=True, max_length=10_000, default=""
+    )
+    synchronize = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Accepted, not provided: the fork keeps the document as it was at the branch.",
+    )
+
+
+class ForkInfoSerializer(serializers.Serializer):
+    root_roomid = serializers.CharField(help_text="The forked document's room.")
+    synchronize = serializers.BooleanField(help_text="Always false here.")
+    title = serializers.CharField(allow_blank=True)
+    description = serializers.CharField(allow_blank=True)
+    serial = serializers.IntegerField(help_text="The document's serial the fork branched at.")
+    createdBy = serializers.CharField(allow_null=True, help_text="Who made it (username).")
+
+
+class ForkCreatedSerializer(serializers.Serializer):
+    sessionId = serializers.CharField(help_text="Pass it to the fork's room (?sessionId=).")
+    fork_roomid = serializers.CharField(
+        help_text="The fork's id: join /api/collaboration/room/<it>; DELETE fork/<it> ends it."
+    )
+    fork_info = ForkInfoSerializer()
+
+
+class ForkDeleteQuerySerializer(QuerySerializer):
+    merge = serializers.ChoiceField(
+        choices=("true", "false"),
+        help_text="true: write the fork's changes on the document first; false: drop them.",
+    )
+
+
+class ForkDeletedSerializer(serializers.Serializer):
+    fork_roomid = serializers.CharField()
+    fork_info = ForkInfoSerializer()
+    merged = serializers.BooleanField()
+    serial = serializers.IntegerField(
+        allow_null=True,
+        help_text="The merge's transaction on the document (null: discarded, or nothing to merge).",
+    )

@@ -44,7 +44,7 @@ from channels.db import database_sync_to_async
 from rtc_client.wire import yjs_protocol
 
 from jupyter_sync.availability import supernode_problem
-from jupyter_sync.collaboration import document_records
+from jupyter_sync.collaboration import document_records, forks
 from jupyter_sync.collaboration.front_end_writes import only_automatic_changes
 from jupyter_sync.conf import jupyter_settings
 from jupyter_sync.document_ids import BadDocumentId, DocumentId, WrongType, parse_room_id, room_id
@@ -93,6 +93,8 @@ class RoomTarget:
     session_id: str
     jupyter_access: Access
     document_id: str
+    fork: bool = False
+    """A fork's room (``collaboration.forks``): no file behind it to save."""
 
 
 def parse_room(room: str) -> DocumentId:
@@ -104,9 +106,7 @@ def parse_room(room: str) -> DocumentId:
         raise ConnectionRefusal(4400, "bad-room", str(error)) from None
 
 
-def _room_target(room: str, user) -> RoomTarget:
-    parsed = parse_room(room)
-    document_id = parsed.id
+def _jupyter_access(user) -> Access:
     jupyter = Datastore.objects.filter(name=JUPYTER_DATASTORE).first()
     if jupyter is None:
         raise ConnectionRefusal(
@@ -115,6 +115,30 @@ def _room_target(room: str, user) -> RoomTarget:
     jupyter_access = access_for(user, jupyter)
     if not jupyter_access.can_read:
         raise ConnectionRefusal(4403, "forbidden", f"no access to datastore {JUPYTER_DATASTORE!r}")
+    return jupyter_access
+
+
+def _fork_target(fork_id: str, user) -> RoomTarget:
+    """A fork's room: anyone who may read the forked document joins (4404 for anyone else, as
+    for a fork that does not exist), with their role on the fork's datastore."""
+    jupyter_access = _jupyter_access(user)
+    try:
+        row = forks.fork_for(fork_id, user)
+    except forks.ForkRefused as error:
+        raise ConnectionRefusal(4404, error.code, error.detail) from None
+    access = access_for(user, row.datastore)
+    if not access.can_read:
+        raise ConnectionRefusal(4403, "forbidden", f"no access to fork {fork_id!r}")
+    return RoomTarget(access, document_session(row.datastore), jupyter_access, "", fork=True)
+
+
+def _room_target(room: str, user) -> RoomTarget:
+    if forks.is_fork_id(room):
+        return _fork_target(room, user)
+    parsed = parse_room(room)
+    document_id = parsed.id
+    jupyter_access = _jupyter_access(user)
+    jupyter = jupyter_access.datastore
     record = Document.objects.filter(datastore=jupyter, record_id=document_id).first()
     if record is None:
         raise ConnectionRefusal(4404, "unknown-document", f"no document with id {document_id!r}")
@@ -138,6 +162,8 @@ def _room_target(room: str, user) -> RoomTarget:
 
 def _ask_save(target: RoomTarget, username: str) -> str | None:
     """Write ``request: save`` on the document; the reply status when it cannot be asked."""
+    if target.fork:
+        return "failed"  # a fork has no file; merging it saves nothing either
     row = document_records.find(target.jupyter_access.datastore, target.document_id)
     if row is None or supernode_problem(target.jupyter_access.datastore):
         return "failed"
@@ -203,6 +229,13 @@ class RoomConsumer(YjsConsumer):
         """Close: the front end ignores y-websocket's auth message (type 2 is its raw message
         here), so an edit refused in silence would leave the window diverged for ever. 4403 with
         a reason the bridge shows in JupyterLab's reload dialog; nothing was stored."""
+        if code == service.DatastoreNotFound.code and self.target.fork:
+            await self.refuse(
+                ConnectionRefusal(
+                    4404, "unknown-fork", "this fork was merged or discarded; nothing was saved"
+                )
+            )
+            return
         if code == "permission-denied":
             words = "read-only: you may not edit this document; your change was not saved"
         else:

@@ -3,7 +3,7 @@ WebSocket routes are in ``routing.py``."""
 
 from django.urls import path, re_path
 
-from jupyter_sync.collaboration import session, timeline_views
+from jupyter_sync.collaboration import fork_views, session, timeline_views
 
 app_name = "collaboration"
 
@@ -23,5 +23,10 @@ urlpatterns = [
         r"^collaboration/undo_redo/(?P<room>[\s\S]+)$",
         timeline_views.UndoRedoView.as_view(),
         name="collaboration-undo-redo",
+    ),
+    re_path(
+        r"^collaboration/fork/(?P<room>[\s\S]+)$",
+        fork_views.ForkView.as_view(),
+        name="collaboration-fork",
     ),
 ]

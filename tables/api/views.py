@@ -33,7 +33,7 @@ from tables.api.permissions import DatastoreAccess
 from tables.api.serializers import validated
 from tables.conf import rtc_settings
 from tables.creation import CreationRefused, check_create_datastore
-from tables.models import Datastore, DatastoreRole, Origin, Role, TouchedRecord, Transaction
+from tables.models import Datastore, DatastoreRole, Origin, Role, TouchedRecord
 from tables.permissions import Access, access_for
 from tables.pruning import HistoryPruned
 from tables.schema import FieldKind, TableSchema, get_schema
@@ -219,11 +219,11 @@ class HistoryView(DatastoreAPIView):
     )
     def get(self, request: Request, name: str) -> Response:
         query = validated(s.HistoryQuerySerializer, request.query_params)
-        rows = Transaction.objects.filter(
-            datastore=self.datastore, serial__gt=query["after_serial"]
-        ).order_by("serial")
+        rows = history.transaction_rows(self.datastore, query["after_serial"]).order_by("serial")
         if "table" in query or "record" in query:
-            touched = TouchedRecord.objects.filter(datastore=self.datastore)
+            touched = TouchedRecord.objects.filter(
+                datastore_id__in=history.history_datastores(self.datastore)
+            )
             if "table" in query:
                 touched = touched.filter(table=query["table"])
             if "record" in query:

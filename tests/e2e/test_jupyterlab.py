@@ -29,7 +29,10 @@ from tests.support.jupyterlab import (
     outputs_of,
     sources_of,
 )
+from tests.support.nodeclient import NodeYClient
 from tests.support.waiting import eventually
+
+pytest_plugins = ["tests.support.nodeclient"]
 
 ADA = Person("ada", "Ada Lovelace", "AL", "#1f77b4")
 GRACE = Person("grace", "Grace Hopper", "GH", "#d62728")
@@ -332,6 +335,70 @@ def test_ctrl_s_saves_without_the_file_changed_dialog(stack, windows):
         "save.ipynb",
         lambda notebook: sources_of(notebook) == ["value = 1\nvalue += 1\nvalue += 2"],
         "the saved notebook",
+    )
+
+
+# --- Forks ------------------------------------------------------------------------------------
+
+
+# Run alone, the module's stack (this server, JupyterLab, the supernode) starts within it too.
+@pytest.mark.timeout(300)
+def test_a_fork_made_from_the_page_is_edited_apart_and_its_merge_appears_in_both_windows(
+    stack, windows, node_client
+):
+    stack.write_notebook("forked.ipynb", "base = 1")
+    ada = windows.open(ADA, "forked.ipynb")
+    grace = windows.open(GRACE, "forked.ipynb")
+    status, session = ada.fetch(
+        "PUT", "api/collaboration/session/forked.ipynb", {"format": "json", "type": "notebook"}
+    )
+    assert status == 200, session
+    room = f"json:notebook:{session['fileId']}"
+
+    # Ada forks the notebook from her page, as JupyterLab's fork manager asks.
+    status, made = ada.fetch(
+        "PUT", f"api/collaboration/fork/{room}", {"title": "idea", "synchronize": False}
+    )
+    assert status == 201, made
+    fork_id = made["fork_roomid"]
+    status, listed = grace.fetch("GET", f"api/collaboration/fork/{room}")
+    assert (status, list(listed)) == (200, [fork_id]), listed
+
+    # The fork is edited in its room through the bridge, as Ada, by a y-websocket client;
+    # Grace meanwhile types in the notebook itself.
+    on_fork: NodeYClient = node_client(timeout=60)
+    on_fork.connect(
+        f"{stack.lab.ws_url}/api/collaboration/room",
+        fork_id,
+        ADA.token,
+        {"sessionId": made["sessionId"]},
+    )
+    on_fork.wait_synced()
+    on_fork.insert_text(["cells", 0, "source"], 0, "# idea\n", root_type="array")
+    on_fork.wait_for(
+        lambda doc: doc["cells"][0]["source"] == "# idea\nbase = 1", {"cells": "array"}
+    )
+    grace.type_in_cell(0, "\nroot = 2")
+    ada.wait_cell_text(0, lambda text: text == "base = 1\nroot = 2", "Grace's line in Ada's")
+    assert "# idea" not in ada.cell_text(0)  # the fork's edit stays in the fork
+
+    # Grace merges it from her page: both windows show both edits.
+    status, merged = grace.fetch("DELETE", f"api/collaboration/fork/{fork_id}?merge=true")
+    assert status == 200, merged
+    assert merged["merged"] is True and merged["serial"] is not None
+    expected = "# idea\nbase = 1\nroot = 2"
+    for window in (ada, grace):
+        window.wait_cell_text(0, lambda text: text == expected, "the merge in both windows")
+    windows.screenshot(ada, "-merged")
+    windows.screenshot(grace, "-merged")
+    assert stack.authors("forked.ipynb", "merge") == {GRACE.rtc_username}
+    status, listed = ada.fetch("GET", f"api/collaboration/fork/{room}")
+    assert (status, listed) == (200, {})
+    wait_saved(
+        stack,
+        "forked.ipynb",
+        lambda notebook: sources_of(notebook) == [expected],
+        "the merged notebook saved",
     )
 
 

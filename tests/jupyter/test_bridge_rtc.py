@@ -443,3 +443,72 @@ def test_the_timeline_through_the_bridge_restores_as_the_jupyter_user(stack, nod
             return None
 
     eventually(lambda: saved() == "x = 1", WAIT, "the restored notebook saved")
+
+
+# --- Forks --------------------------------------------------------------------------------------
+
+
+def fork_events(socket: websockets.sync.client.ClientConnection, count: int) -> list[dict]:
+    """The next ``count`` fork events on Jupyter's event bus (others skipped)."""
+    found: list[dict] = []
+    while len(found) < count:
+        event = json.loads(socket.recv(timeout=WAIT))
+        if event.get("schema_id") == "https://schema.jupyter.org/jupyter_collaboration/fork/v1":
+            found.append(event)
+    return found
+
+
+def test_forks_through_the_bridge_are_the_jupyter_users_and_announced_on_the_event_bus(
+    stack, node_client
+):
+    session = stack.open_notebook("b10/f.ipynb", "x = 1")
+    room = f"json:notebook:{session['fileId']}"
+    datastore = Datastore.objects.get(name=f"doc-{session['fileId']}")
+    root_window = stack.join(node_client, room, session["sessionId"])
+    root_window.wait_synced()
+    bus_url = f"{stack.lab.ws_url}/api/events/subscribe?token={stack.lab.token}"
+    with websockets.sync.client.connect(bus_url) as bus:
+        # What the fork manager sends: the room joined as it is, a JSON body.
+        status, _headers, body = stack.lab.request(
+            "PUT", f"/api/collaboration/fork/{room}", body=b'{"title": "t", "synchronize": false}'
+        )
+        assert status == 201, body
+        made = json.loads(body)
+        fork_id = made["fork_roomid"]
+        status, _headers, body = stack.lab.request("GET", f"/api/collaboration/fork/{room}")
+        assert (status, list(json.loads(body))) == (200, [fork_id])
+
+        # Edited in its room through the bridge's room route, like a document.
+        on_fork = stack.join(node_client, fork_id, made["sessionId"])
+        on_fork.wait_synced()
+        on_fork.insert_text(["cells", 0, "source"], None, "  # fork", root_type="array")
+        fork_store = Datastore.objects.get(name=f"fork.{fork_id}")
+        eventually(
+            lambda: Transaction.objects.filter(datastore=fork_store).exists(), WAIT, "fork edited"
+        )
+
+        # The query string reaches the RTC server; the merge is the Jupyter user's.
+        status, _headers, body = stack.lab.request(
+            "DELETE", f"/api/collaboration/fork/{fork_id}?merge=true"
+        )
+        assert status == 200, body
+        row = Transaction.objects.get(datastore=datastore, serial=json.loads(body)["serial"])
+        username = stack.jupyter_user()["username"]
+        person = JupyterIdentity.objects.get(jupyter_username=username).user
+        assert (row.origin, row.author_id) == ("merge", person.pk)
+        root_window.wait_for(
+            lambda doc: doc["cells"][0]["source"] == "x = 1  # fork", {"cells": "array"}
+        )
+        created, deleted = fork_events(bus, 2)
+    info = {"root_roomid": room, "synchronize": False, "title": "t", "description": ""}
+    for event, action in ((created, "create"), (deleted, "delete")):
+        assert (event["action"], event["fork_roomid"], event["username"]) == (
+            action,
+            fork_id,
+            username,
+        )
+        assert event["fork_info"] == info
+    status, _headers, body = stack.lab.request(
+        "DELETE", f"/api/collaboration/fork/{fork_id}?merge=false"
+    )
+    assert (status, json.loads(body)["code"]) == (404, "unknown-fork")

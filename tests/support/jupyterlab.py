@@ -283,19 +283,20 @@ class LabStack:
         with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10)) as db:
             return dict(db.execute("SELECT username, first_name FROM auth_user"))
 
-    def authors(self, path: str) -> set[str]:
-        """Who wrote the transactions of the notebook at ``path`` from a client (JupyterLab):
-        the usernames this server attributed them to, from its history."""
+    def authors(self, path: str, origin: str = "client") -> set[str]:
+        """Who wrote the transactions of the notebook at ``path`` from a client (JupyterLab),
+        or with another ``origin``: the usernames this server attributed them to, from its
+        history."""
         query = """
             SELECT DISTINCT u.username
             FROM tables_transaction t
             JOIN tables_datastore d ON t.datastore_id = d.id
             JOIN jupyter_sync_document doc ON d.name = 'doc-' || doc.record_id
             JOIN auth_user u ON t.author_id = u.id
-            WHERE doc.path = ? AND t.origin = 'client'
+            WHERE doc.path = ? AND t.origin = ?
         """
         with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10)) as db:
-            return {row[0] for row in db.execute(query, (path,))}
+            return {row[0] for row in db.execute(query, (path, origin))}
 
     def history(self, path: str) -> list[tuple[int, str | None, str | None, str]]:
         """The notebook at ``path``'s transactions in this server's history, oldest first:
@@ -386,6 +387,19 @@ return [...cell.querySelectorAll(".jp-remote-cursor")].map(
   (cursor) => getComputedStyle(cursor).borderLeftColor);
 """
 
+# A request from the page, as JupyterLab's ServerConnection makes one: the Jupyter server's base
+# URL, the login cookie, and the page's own _xsrf cookie echoed in X-XSRFToken.
+PAGE_FETCH = """
+const [method, path, body, done] = arguments;
+const config = JSON.parse(document.getElementById("jupyter-config-data").textContent);
+const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1];
+const headers = {"Content-Type": "application/json"};
+if (xsrf) headers["X-XSRFToken"] = decodeURIComponent(xsrf);
+fetch(config.baseUrl + path, {method, body, headers, credentials: "same-origin"})
+  .then(async (answer) => done([answer.status, await answer.text()]))
+  .catch((error) => done([0, String(error)]));
+"""
+
 # A request of the server-side executor that failed, as Chromium logs it.
 EXECUTE_FAILED = re.compile(r"/api/kernels/[^/ ]+/execute\S* - Failed to load resource: .*")
 
@@ -434,6 +448,16 @@ class LabWindow:
             WAIT,
         )
         return self
+
+    def fetch(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A request from the page (``path`` relative to Jupyter's base URL), as JupyterLab
+        makes them: status, and the body read as JSON (as text when it is not)."""
+        sent = None if body is None else json.dumps(body)
+        status, text = self.driver.execute_async_script(PAGE_FETCH, method, path, sent)
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
 
     def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = STEP) -> Any:
         """``eventually(condition)``, explained by what the window shows."""
