@@ -6,7 +6,7 @@ change that was not committed, and never lags one that was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 from pycrdt import Doc, Map
 
 from tables.models import Datastore
-from tables.schema import jsonable
+from tables.schema import Change, jsonable
 
 
 class ProjectedRecord(models.Model):
@@ -64,7 +64,16 @@ def _column_value(column: models.Field, value: Any) -> Any:
 class Projector:
     """Keeps projection rows of one schema equal to the document."""
 
-    def project(self, datastore: Datastore, doc: Doc, touched: set[tuple[str, str]]) -> None:
+    def project(
+        self,
+        datastore: Datastore,
+        doc: Doc,
+        touched: set[tuple[str, str]],
+        changes: Sequence[Sequence[Change]] | None = None,
+    ) -> None:
+        """Bring the rows of ``touched`` records up to ``doc``. ``changes``: each committed
+        transaction's changes, in commit order, for projectors that follow them (so a commit
+        costs what it changed); None when unknown, and the projector must find out itself."""
         raise NotImplementedError
 
     def rebuild(self, datastore: Datastore, doc: Doc) -> None:
@@ -88,7 +97,13 @@ class TableProjector(Projector):
             for column in self.columns(model)
         }
 
-    def project(self, datastore: Datastore, doc: Doc, touched: set[tuple[str, str]]) -> None:
+    def project(
+        self,
+        datastore: Datastore,
+        doc: Doc,
+        touched: set[tuple[str, str]],
+        changes: Sequence[Sequence[Change]] | None = None,
+    ) -> None:
         """A few queries per table per batch (read, create, update, delete), not per record."""
         by_table: dict[str, list[str]] = {}
         for table, record_id in touched:
