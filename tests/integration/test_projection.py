@@ -172,3 +172,33 @@ def test_projection_queries_do_not_grow_with_the_batch():
     batch_queries("warm", 1)  # load the document first
     assert batch_queries("small", 3) == batch_queries("large", 30)
     assert TodoItem.objects.filter(datastore=datastore).count() == 34
+
+
+def test_a_field_edit_is_one_update_of_its_column_and_a_missing_row_comes_back():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    datastore = service.create_datastore("todo", "todo")
+    client = Client(datastore)
+    for key in "abc":
+        client.send(lambda d, key=key: add_todo(d, key, key))
+    table = TodoItem._meta.db_table
+    with CaptureQueriesContext(connection) as captured:
+        client.send(lambda d: d.get("items", type=Map)["b"]["title"].insert(1, "!"))
+    statements = [q["sql"] for q in captured.captured_queries if table in q["sql"]]
+    assert len(statements) == 1 and statements[0].startswith("UPDATE"), statements
+    assert '"done"' not in statements[0]
+    # Several records in one batch: still one statement for the same column.
+    updates = [
+        client.change(lambda d, key=key: d.get("items", type=Map)[key]["title"].insert(0, "*"))
+        for key in "abc"
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        service.write(datastore, [(service.Proposal(u), None) for u in updates])
+    assert len([q for q in captured.captured_queries if table in q["sql"]]) == 1
+    assert todo_rows(datastore) == service.live_python(datastore)[0]["items"]
+
+    TodoItem.objects.filter(datastore=datastore, record_id="c").delete()
+    client.send(lambda d: d.get("items", type=Map)["c"].__setitem__("done", True))
+    assert todo_rows(datastore) == service.live_python(datastore)[0]["items"]
+    assert todo_rows(datastore)["c"] == {"title": "*c", "done": True}
