@@ -141,6 +141,8 @@ class Pending:
 
 
 class NotebookProjector(Projector):
+    """Keeps a notebook datastore's Notebook, Cell and Output rows equal to its document."""
+
     def project(
         self,
         datastore: Datastore,
@@ -163,7 +165,9 @@ class NotebookProjector(Projector):
         notebook, _ = self._notebook(datastore, doc, refresh_meta=True)
         self._sync_all(notebook, doc.get("cells", type=Array))
 
-    def _notebook(self, datastore: Datastore, doc: Doc, *, refresh_meta: bool):
+    def _notebook(
+        self, datastore: Datastore, doc: Doc, *, refresh_meta: bool
+    ) -> tuple[Notebook, bool]:
         notebook, created = Notebook.objects.get_or_create(datastore=datastore)
         if created or refresh_meta:
             meta = jsonable(doc.get("meta", type=Map)) or {}
