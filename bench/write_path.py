@@ -11,8 +11,10 @@ is one small Yjs update sent as one proposal. "group" sends it through
 ``tables.commit.acommit`` (the group-commit entry point); "single" sends it through
 ``service.write_one`` in ``database_sync_to_async`` (one database transaction per write, all of
 them serialised on Django's single sync thread, exactly like the group path's leader), so the two
-differ only in the batching. Every run uses a fresh datastore; the figures are medians of
-``--repeat`` runs.
+differ only in the batching. "ystore" is the peer: the same writers' updates stored with
+pycrdt-store's ``SQLiteYStore.write`` (one SQLite transaction per update, nothing validated or
+projected) in a fresh SQLite file with this project's SQLite settings (WAL, synchronous=NORMAL).
+Every run uses a fresh datastore; the figures are medians of ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -118,9 +120,79 @@ def check(datastore, writers: list[Writer]) -> tuple[bool, bool, int]:
     return gapless, converged, datastore.last_serial
 
 
-async def run_once(
-    mode: str, writers_n: int, seconds: float, transactions: int, label: str
+YSTORE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+
+
+async def run_ystore(
+    writers_n: int, seconds: float, transactions: int, label: str, directory: str
 ) -> RunResult:
+    """The same writers and edits, each update stored by one ``SQLiteYStore.write``."""
+    from pycrdt import Doc, Map, Text
+    from pycrdt.store import SQLiteYStore
+
+    class Store(SQLiteYStore):
+        db_path = str(Path(directory) / f"{label}.ystore.db")
+
+    seed = Doc()
+    with seed.transaction():
+        items = seed.get("items", type=Map)
+        for index in range(writers_n):
+            items[f"item-{index}"] = Map({"title": Text(""), "done": False})
+    writers = [Writer(index, seed.get_update()) for index in range(writers_n)]
+    latencies: list[float] = []
+    stored = submitted = 0
+    deadline = time.perf_counter() + seconds if not transactions else float("inf")
+    limit = transactions or float("inf")
+    async with Store(path=label) as store:
+        await store.db_initialized.wait()
+        cursor = await store._db.cursor()
+        for pragma in YSTORE_PRAGMAS:  # the settings rtc_project/settings.py gives SQLite
+            await cursor.execute(pragma)
+        await store.write(seed.get_update())
+
+        async def work(writer: Writer) -> None:
+            nonlocal stored, submitted
+            while time.perf_counter() < deadline and submitted < limit:
+                submitted += 1
+                update = writer.edit()
+                start = time.perf_counter()
+                await store.write(update)
+                latencies.append(time.perf_counter() - start)
+                stored += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(work(w) for w in writers))
+        elapsed = time.perf_counter() - began
+        converged = await _ystore_converged(store, writers)
+    return RunResult(
+        "ystore",
+        writers_n,
+        stored,
+        elapsed,
+        latencies,
+        stored,
+        {},
+        True,
+        converged,
+        stored,
+        [w.count for w in writers],
+    )
+
+
+async def _ystore_converged(store, writers: list[Writer]) -> bool:
+    from pycrdt import Doc, Map
+
+    doc = Doc()
+    await store.apply_updates(doc)
+    items = doc.get("items", type=Map)
+    return all(items[w.item_id].to_py() == w.record.to_py() for w in writers)
+
+
+async def run_once(
+    mode: str, writers_n: int, seconds: float, transactions: int, label: str, directory: str = ""
+) -> RunResult:
+    if mode == "ystore":
+        return await run_ystore(writers_n, seconds, transactions, label, directory)
     from channels.db import database_sync_to_async
 
     from tables import commit, service
@@ -192,6 +264,8 @@ def summarize(results: list[RunResult]) -> dict:
 async def benchmark(args: argparse.Namespace) -> None:
     db = common.vendor()
     modes = ["group", "single"] if not args.group_only else ["group"]
+    if args.ystore:
+        modes.append("ystore")
     summaries: dict[tuple[str, int], dict] = {}
     run = 0
     for writers in args.writers:
@@ -201,7 +275,12 @@ async def benchmark(args: argparse.Namespace) -> None:
             for mode in modes:
                 run += 1
                 result = await run_once(
-                    mode, writers, args.seconds, args.transactions, f"w{run}-{mode}-{writers}"
+                    mode,
+                    writers,
+                    args.seconds,
+                    args.transactions,
+                    f"w{run}-{mode}-{writers}",
+                    args.data_dir,
                 )
                 by_mode[mode].append(result)
                 common.reset_process_state()
@@ -278,6 +357,24 @@ async def benchmark(args: argparse.Namespace) -> None:
             ratio_rows,
             title=f"Group commit speed-up, {db}",
         )
+    if "ystore" in modes:
+        peer_rows = []
+        for writers in args.writers:
+            group, peer = summaries[("group", writers)], summaries[("ystore", writers)]
+            peer_rows.append(
+                [
+                    db,
+                    writers,
+                    f"{group['tps']:,.0f}",
+                    f"{peer['tps']:,.0f}",
+                    f"{group['tps'] / peer['tps']:.2f}x",
+                ]
+            )
+        common.print_table(
+            ["db", "writers", "group tx/s", "SQLiteYStore tx/s", "group / SQLiteYStore"],
+            peer_rows,
+            title="Against pycrdt-store's SQLiteYStore (SQLite, WAL, synchronous=NORMAL)",
+        )
     all_gapless = all(s["gapless"] for s in summaries.values())
     print(
         f"\nSerials gapless in every datastore (count == last_serial == max serial, min 1): "
@@ -328,6 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration")
     parser.add_argument("--group-only", action="store_true", help="skip the no-group baseline")
+    parser.add_argument(
+        "--ystore", action="store_true", help="also run pycrdt-store's SQLiteYStore as the peer"
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="print every run")
     parser.add_argument("--profile", action="store_true", help="cProfile instead of timing")
     parser.add_argument("--profile-tx", type=int, default=5000)

@@ -164,6 +164,9 @@ class Cell(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["notebook", "cell_id"], name="unique_cell_id")
         ]
+        # Positions are found without reading the (wide) rows: a deletion's cells, and the
+        # rows an insertion or a deletion shifts (jupyter_sync.projection).
+        indexes = [models.Index(fields=["notebook", "index"], name="cell_position")]
 
     def __str__(self) -> str:
         return f"{self.cell_type} cell {self.cell_id}"

@@ -6,16 +6,16 @@ change that was not committed, and never lags one that was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.utils.dateparse import parse_datetime
 from pycrdt import Doc, Map
 
 from tables.models import Datastore
-from tables.schema import jsonable
+from tables.schema import Change, jsonable
 
 
 class ProjectedRecord(models.Model):
@@ -64,7 +64,16 @@ def _column_value(column: models.Field, value: Any) -> Any:
 class Projector:
     """Keeps projection rows of one schema equal to the document."""
 
-    def project(self, datastore: Datastore, doc: Doc, touched: set[tuple[str, str]]) -> None:
+    def project(
+        self,
+        datastore: Datastore,
+        doc: Doc,
+        touched: set[tuple[str, str]],
+        changes: Sequence[Sequence[Change]] | None = None,
+    ) -> None:
+        """Bring the rows of ``touched`` records up to ``doc``. ``changes``: each committed
+        transaction's changes, in commit order, for projectors that follow them (so a commit
+        costs what it changed); None when unknown, and the projector must find out itself."""
         raise NotImplementedError
 
     def rebuild(self, datastore: Datastore, doc: Doc) -> None:
@@ -88,14 +97,85 @@ class TableProjector(Projector):
             for column in self.columns(model)
         }
 
-    def project(self, datastore: Datastore, doc: Doc, touched: set[tuple[str, str]]) -> None:
-        """A few queries per table per batch (read, create, update, delete), not per record."""
+    def project(
+        self,
+        datastore: Datastore,
+        doc: Doc,
+        touched: set[tuple[str, str]],
+        changes: Sequence[Sequence[Change]] | None = None,
+    ) -> None:
+        """A few queries per table per batch, not per record. With ``changes``, records whose
+        fields changed get one UPDATE of just those columns, without reading their rows first;
+        records added, replaced or removed (and rows that turn out to be missing) are read and
+        written in bulk."""
         by_table: dict[str, list[str]] = {}
-        for table, record_id in touched:
+        fields: dict[tuple[str, str], set[str]] = {}
+        if changes is None:
+            whole = touched
+        else:
+            whole = set()
+            for change in (change for batch in changes for change in batch):
+                if change.root not in self.models_by_table:
+                    continue
+                if not change.path:  # a record added, replaced or removed
+                    whole.add((change.root, str(change.key)))
+                    continue
+                name = change.path[1] if len(change.path) > 1 else change.key
+                fields.setdefault((change.root, str(change.path[0])), set()).add(str(name))
+        for table, record_id in whole:
             if table in self.models_by_table:
                 by_table.setdefault(table, []).append(record_id)
+        missing = self._update_fields(
+            datastore, doc, {key: names for key, names in fields.items() if key not in whole}
+        )
+        for table, record_id in missing:
+            by_table.setdefault(table, []).append(record_id)
         for table, record_ids in by_table.items():
             self._project_table(datastore, doc.get(table, type=Map), table, record_ids)
+
+    def _update_fields(
+        self, datastore: Datastore, doc: Doc, fields: dict[tuple[str, str], set[str]]
+    ) -> list[tuple[str, str]]:
+        """One UPDATE statement (executemany) per table and set of changed columns; returns the
+        records whose row was not there (projected the slow way)."""
+        groups: dict[tuple[str, tuple[str, ...]], list[tuple[str, list[Any]]]] = {}
+        for (table, record_id), names in fields.items():
+            model = self.models_by_table[table]
+            record = doc.get(table, type=Map).get(record_id)
+            if not isinstance(record, Map):
+                continue  # removed later in the batch: its record-level change handles it
+            columns = tuple(c.name for c in self.columns(model) if c.name in names)
+            if not columns:
+                continue
+            values = [
+                model._meta.get_field(name).get_db_prep_save(
+                    _column_value(model._meta.get_field(name), jsonable(record.get(name))),
+                    connection,
+                )
+                for name in columns
+            ]
+            groups.setdefault((table, columns), []).append((record_id, values))
+        missing: list[tuple[str, str]] = []
+        for (table, columns), rows in groups.items():
+            model = self.models_by_table[table]
+            meta, quote = model._meta, connection.ops.quote_name
+            sets = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in columns)
+            sql = (
+                f"UPDATE {quote(meta.db_table)} SET {sets} "
+                f"WHERE {quote(meta.get_field('datastore').column)} = %s "
+                f"AND {quote(meta.get_field('record_id').column)} = %s"
+            )
+            with connection.cursor() as cursor:
+                if len(rows) == 1:
+                    cursor.execute(sql, [*rows[0][1], datastore.pk, rows[0][0]])
+                else:
+                    cursor.executemany(
+                        sql, [[*values, datastore.pk, record_id] for record_id, values in rows]
+                    )
+                changed = cursor.rowcount
+            if changed != len(rows):  # some rows missing: let the slow way find which
+                missing.extend((table, record_id) for record_id, _ in rows)
+        return missing
 
     def _project_table(
         self, datastore: Datastore, records: Map, table: str, record_ids: list[str]

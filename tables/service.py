@@ -317,7 +317,8 @@ def _persist(datastore: Datastore, loaded: LoadedDoc, accepted: list[_Accepted])
     TouchedRecord.objects.bulk_create(touched_rows)
     projector = get_projector(datastore.schema)
     if projector is not None and touched:
-        projector.project(datastore, loaded.doc, touched)
+        changes = [item.applied.analysis.changes for item in accepted]
+        projector.project(datastore, loaded.doc, touched, changes)
 
     added = sum(row.size for row in rows)
     datastore.last_serial = serial

@@ -172,3 +172,70 @@ def test_projection_queries_do_not_grow_with_the_batch():
     batch_queries("warm", 1)  # load the document first
     assert batch_queries("small", 3) == batch_queries("large", 30)
     assert TodoItem.objects.filter(datastore=datastore).count() == 34
+
+
+def test_a_field_edit_is_one_update_of_its_column_and_a_missing_row_comes_back():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    datastore = service.create_datastore("todo", "todo")
+    client = Client(datastore)
+    for key in "abc":
+        client.send(lambda d, key=key: add_todo(d, key, key))
+    table = TodoItem._meta.db_table
+    with CaptureQueriesContext(connection) as captured:
+        client.send(lambda d: d.get("items", type=Map)["b"]["title"].insert(1, "!"))
+    statements = [q["sql"] for q in captured.captured_queries if table in q["sql"]]
+    assert len(statements) == 1 and statements[0].startswith("UPDATE"), statements
+    assert '"done"' not in statements[0]
+    # Several records in one batch: still one statement for the same column.
+    updates = [
+        client.change(lambda d, key=key: d.get("items", type=Map)[key]["title"].insert(0, "*"))
+        for key in "abc"
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        service.write(datastore, [(service.Proposal(u), None) for u in updates])
+    assert len([q for q in captured.captured_queries if table in q["sql"]]) == 1
+    assert todo_rows(datastore) == service.live_python(datastore)[0]["items"]
+
+    TodoItem.objects.filter(datastore=datastore, record_id="c").delete()
+    client.send(lambda d: d.get("items", type=Map)["c"].__setitem__("done", True))
+    assert todo_rows(datastore) == service.live_python(datastore)[0]["items"]
+    assert todo_rows(datastore)["c"] == {"title": "*c", "done": True}
+
+
+def test_todo_rows_equal_the_document_after_random_edits_in_batches():
+    import random
+
+    rng = random.Random(15)
+    datastore = service.create_datastore("todo", "todo")
+    client = Client(datastore)
+    made = 0
+
+    def edit(doc) -> None:
+        nonlocal made
+        items = doc.get("items", type=Map)
+        keys = sorted(items.keys())
+        kind = rng.choice(["add", "type", "type", "toggle", "remove", "replace"])
+        if not keys or kind == "add":
+            made += 1
+            add_todo(doc, f"i{made}", rng.choice(["", "milk", "eggs"]))
+        elif kind == "type":
+            title = items[rng.choice(keys)]["title"]
+            title.insert(rng.randint(0, len(title)), rng.choice("xyz"))
+        elif kind == "toggle":
+            item = items[rng.choice(keys)]
+            item["done"] = not item["done"]
+        elif kind == "remove":
+            del items[rng.choice(keys)]
+        else:
+            add_todo(doc, rng.choice(keys), "again", done=True)
+
+    for step in range(80):
+        updates = [
+            client.change(lambda d: [edit(d) for _ in range(rng.choice([1, 1, 3]))])
+            for _ in range(rng.choice([1, 1, 2, 5]))
+        ]
+        batch = [(service.Proposal(u, txid=f"t{step}-{i}"), None) for i, u in enumerate(updates)]
+        assert all(o.ok for o in service.write(datastore, batch))
+        assert todo_rows(datastore) == service.live_python(datastore)[0]["items"], step

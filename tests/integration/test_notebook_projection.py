@@ -1,0 +1,205 @@
+"""The notebook projection follows each commit's changes: the rows equal the document after any
+mix of edits, and a commit costs statements for what it changed, not for every cell."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from pycrdt import Array, Doc, Map, Text
+
+from jupyter_sync import models as jmodels
+from jupyter_sync.projection import NotebookProjector
+from tables import service
+from tables.loaded import caught_up
+from tables.projection import get_projector
+from tables.service import Proposal, Status
+from tests.support.factories import Client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def cell(cell_id: str, source: str = "", outputs: tuple[dict, ...] = ()) -> Map:
+    return Map(
+        {
+            "id": cell_id,
+            "cell_type": "code",
+            "source": Text(source),
+            "metadata": Map(),
+            "outputs": Array([Map(o) for o in outputs]),
+            "execution_count": None,
+        }
+    )
+
+
+def notebook(name: str, cells: int) -> tuple[Any, Client]:
+    datastore = service.create_datastore(name, "notebook")
+    client = Client(datastore)
+    client.send(
+        lambda d: d.get("cells", type=Array).extend(
+            [cell(f"c{i}", f"x = {i}\n") for i in range(cells)]
+        )
+    )
+    return datastore, client
+
+
+def rows(datastore) -> list[tuple]:
+    """The projected cells in order, with their outputs."""
+    result = []
+    for row in jmodels.Cell.objects.filter(notebook__datastore=datastore).order_by("index"):
+        outputs = [o.content for o in row.outputs.order_by("index")]
+        result.append(
+            (
+                row.index,
+                row.cell_id,
+                row.cell_type,
+                row.source,
+                row.execution_count,
+                row.metadata,
+                outputs,
+            )
+        )
+    return result
+
+
+def document(datastore) -> list[tuple]:
+    """The same, from the server's live document (read as it is: repeated ids and all)."""
+    with caught_up(datastore) as loaded:
+        cells = loaded.doc.get("cells", type=Array).to_py()
+    return [
+        (
+            index,
+            c["id"],
+            c["cell_type"],
+            c["source"],
+            None if c.get("execution_count") is None else int(c["execution_count"]),
+            c.get("metadata") or {},
+            c.get("outputs") or [],
+        )
+        for index, c in enumerate(cells)
+    ]
+
+
+class RandomEditor:
+    """Edits a notebook the way clients do, chosen by a seeded random generator."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.made = 0
+
+    def edit(self, doc: Doc) -> None:
+        cells = doc.get("cells", type=Array)
+        n = len(cells)
+        kind = self.rng.choice(
+            ["keystroke", "keystroke", "insert", "delete", "move", "output", "count", "metadata"]
+        )
+        if n == 0 or kind == "insert":
+            self.made += 1
+            cells.insert(self.rng.randint(0, n), cell(f"n{self.made}", "new"))
+            return
+        at = self.rng.randrange(n)
+        target = cells[at]
+        if kind == "keystroke":
+            source = target["source"]
+            source.insert(self.rng.randint(0, len(source)), self.rng.choice("abc\n"))
+        elif kind == "delete" and n > 2:
+            del cells[at]
+        elif kind == "move" and n > 1:
+            copy = cell(str(target["id"]), str(target["source"]))
+            del cells[at]
+            cells.insert(self.rng.randint(0, n - 1), copy)
+        elif kind == "output":
+            target["outputs"].append(
+                Map({"output_type": "stream", "name": "stdout", "text": self.rng.choice("xyz")})
+            )
+        elif kind == "count":
+            target["execution_count"] = self.rng.randint(1, 9)
+        else:
+            target["metadata"]["tag"] = self.rng.choice("pq")
+
+
+def test_rows_equal_the_document_after_random_edits_singly_and_in_batches(monkeypatch):
+    rng = random.Random(15)
+    datastore, client = notebook("random", 12)
+    editor = RandomEditor(rng)
+    whole: list[object] = []  # ids stay unique, so no commit needs the whole notebook again
+    monkeypatch.setattr(NotebookProjector, "_sync_all", lambda *args: whole.append(args))
+    for step in range(120):
+        # Several transactions, some of several edits, committed in one batch or one by one.
+        updates = []
+        for _ in range(rng.choice([1, 1, 2, 4])):
+            edits = rng.choice([1, 1, 3])
+            updates.append(
+                client.change(lambda d, edits=edits: [editor.edit(d) for _ in range(edits)])
+            )
+        batch = [(Proposal(u, txid=f"r{step}-{i}"), None) for i, u in enumerate(updates)]
+        outcomes = service.write(datastore, batch)
+        assert all(o.status is Status.STORED for o in outcomes), outcomes
+        assert rows(datastore) == document(datastore), f"step {step}"
+    assert whole == []
+    monkeypatch.undo()
+    # And a rebuild from scratch gives the same rows.
+    incremental = rows(datastore)
+    datastore.refresh_from_db()
+    get_projector("notebook").rebuild(datastore, client.doc)
+    assert rows(datastore) == incremental
+
+
+def test_repeated_or_changed_ids_fall_back_to_the_whole_notebook():
+    datastore, client = notebook("ids", 4)
+    # A second cell "c3": one row per id, the last cell with that id.
+    client.send(lambda d: d.get("cells", type=Array).insert(1, cell("c3", "again")))
+    assert rows(datastore) == [r for r in document(datastore) if r[0] != 1]
+    client.send(lambda d: d.get("cells", type=Array).__delitem__(1))
+    assert rows(datastore) == document(datastore)
+    client.send(lambda d: d.get("cells", type=Array)[0].__setitem__("id", "renamed"))
+    assert rows(datastore) == document(datastore)
+    assert [r[1] for r in rows(datastore)] == ["renamed", "c1", "c2", "c3"]
+
+
+def cell_statements(queries: list[dict]) -> list[str]:
+    return [
+        q["sql"]
+        for q in queries
+        if "jupyter_sync_cell" in q["sql"] or "jupyter_sync_output" in q["sql"]
+    ]
+
+
+def statements_for(cells: int, mutate) -> list[str]:
+    datastore, client = notebook(f"q{cells}", cells)
+    update = client.change(mutate)
+    with CaptureQueriesContext(connection) as captured:
+        outcome = service.write_one(datastore, Proposal(update))
+    assert outcome.status is Status.STORED
+    assert rows(datastore) == document(datastore)
+    return cell_statements(captured.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(lambda d: d.get("cells", type=Array)[5]["source"].insert(0, "y"), id="key"),
+        pytest.param(lambda d: d.get("cells", type=Array).insert(5, cell("new")), id="insert"),
+        pytest.param(lambda d: d.get("cells", type=Array).__delitem__(5), id="delete"),
+        pytest.param(
+            lambda d: (
+                d.get("cells", type=Array).__delitem__(5),
+                d.get("cells", type=Array).insert(8, cell("c5", "x = 5\n")),
+            ),
+            id="move",
+        ),
+    ],
+)
+def test_a_commit_costs_the_same_statements_in_a_small_and_a_big_notebook(mutate):
+    small, big = statements_for(11, mutate), statements_for(300, mutate)
+    assert len(big) == len(small) <= 6, big
+
+
+def test_a_keystroke_updates_one_row_and_leaves_outputs_alone():
+    statements = statements_for(
+        50, lambda d: d.get("cells", type=Array)[7]["source"].insert(0, "y")
+    )
+    assert len(statements) == 1 and statements[0].startswith("UPDATE"), statements
