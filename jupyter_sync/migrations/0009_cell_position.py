@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jupyter_sync', '0007_execution_provenance'),
+        ('jupyter_sync', '0008_document_fork'),
     ]
 
     operations = [
