@@ -23,6 +23,7 @@ from tornado import httpclient, iostream, websocket
 
 from jupyter_rtc_bridge import closing, upstream
 from jupyter_rtc_bridge.forward import BridgeMixin
+from jupyter_rtc_bridge.status import GATEWAY_DOWN
 
 HANDSHAKE_REFUSALS = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
 TOO_BIG = 1009
@@ -124,6 +125,7 @@ class RoomHandler(BridgeMixin, JupyterHandler, websocket.WebSocketHandler):
         except (OSError, iostream.StreamClosedError, TimeoutError, websocket.WebSocketError) as err:
             self.unreachable(err)
             return
+        self.upstream_answered()
         if self.browser_closed:  # the browser left while we connected
             self.upstream_ws.close(1000)
             return
@@ -132,12 +134,17 @@ class RoomHandler(BridgeMixin, JupyterHandler, websocket.WebSocketHandler):
     def unreachable(self, error: BaseException) -> None:
         """Close with 1013: y-websocket tries again with backoff. The address only in the log."""
         self.log.warning("RTC server %s unreachable for a room: %r", self.bridge.server_url, error)
+        self.upstream_failed()
         self.close(closing.TRY_AGAIN, "The collaboration server cannot be reached.")
 
     def refused_handshake(self, error: httpclient.HTTPClientError) -> None:
         if error.code == 599:
             self.unreachable(error)
             return
+        if error.code in GATEWAY_DOWN:  # a proxy in front of it, answering for it
+            self.unreachable(error)
+            return
+        self.upstream_answered()
         code = HANDSHAKE_REFUSALS.get(error.code)
         if code is None:
             self.log.warning("RTC server refused a room's handshake: HTTP %s", error.code)

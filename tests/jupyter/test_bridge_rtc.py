@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from jupyter_rtc_bridge.status import SCHEMA_ID
 
 from relay.models import JupyterIdentity
 from tables.models import Datastore, Transaction
@@ -367,6 +369,63 @@ def test_the_rtc_server_down_is_a_503_and_a_reconnect_and_nothing_typed_is_lost(
     bob.wait_for(lambda doc: doc["cells"][0]["source"] == "z = 33", cells, timeout=WAIT)
     late.wait_for(lambda doc: doc["cells"][0]["source"] == "z = 33", cells, timeout=WAIT)
     assert stack.session("b5/a.ipynb")[0] == 200
+
+
+STATUS = "/api/rtc-bridge/status"
+
+
+def reachability(stack: Stack) -> dict:
+    """The bridge's status route, as JupyterLab's page reads it at load."""
+    status, headers, body = stack.lab.request("GET", STATUS)
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json")
+    text = body.decode()
+    for secret in (stack.rtc.url, f":{stack.rtc.port}", stack.token):
+        assert secret not in text
+    return json.loads(text)
+
+
+def next_reachability_event(events: websockets.sync.client.ClientConnection) -> dict:
+    """The next event of the bridge's schema on Jupyter's event bus (other schemas skipped)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no event of {SCHEMA_ID} within {WAIT}s")
+        try:
+            event = json.loads(events.recv(timeout=remaining))
+        except TimeoutError:
+            continue
+        if event.get("schema_id") == SCHEMA_ID:
+            return event
+
+
+def test_the_rtc_server_down_and_back_is_told_on_jupyters_event_bus_and_status_route(stack):
+    assert stack.lab.request("GET", STATUS, token=False)[0] == 403
+    wrong = {"Authorization": "token not-the-token"}
+    assert stack.lab.request("GET", STATUS, token=False, headers=wrong)[0] == 403
+    assert reachability(stack) == {"reachable": True}
+    write_notebook(stack.lab.root_dir / "b7" / "a.ipynb", "w = 7")
+
+    # JupyterLab's page listens on Jupyter's event bus, with Jupyter's token.
+    subscribe = f"{stack.lab.ws_url}/api/events/subscribe"
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        websockets.sync.client.connect(subscribe)
+    assert refused.value.response.status_code == 403
+    with websockets.sync.client.connect(f"{subscribe}?token={stack.lab.token}") as events:
+        stack.rtc.kill()
+        assert reachability(stack) == {"reachable": True}  # nothing asked it yet
+        assert stack.session("b7/a.ipynb")[0] == 503  # a request that finds it down
+        down = next_reachability_event(events)
+        assert down["reachable"] is False
+        assert stack.lab.token not in json.dumps(down) and str(stack.rtc.port) not in str(down)
+        assert reachability(stack) == {"reachable": False}
+
+        stack.rtc.restart()
+        # Nobody asks anything: the bridge's own probe finds it back, and says so.
+        assert next_reachability_event(events)["reachable"] is True
+        assert reachability(stack) == {"reachable": True}
+    assert stack.session("b7/a.ipynb")[0] in (200, 201)
 
 
 def test_frames_bigger_than_tornados_default_limit_pass_both_ways(stack, node_client):
