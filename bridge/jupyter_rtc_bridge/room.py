@@ -25,7 +25,12 @@ from jupyter_rtc_bridge import closing, upstream
 from jupyter_rtc_bridge.forward import BridgeMixin
 from jupyter_rtc_bridge.status import GATEWAY_DOWN
 
-HANDSHAKE_REFUSALS = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
+# The RTC server refuses a room after accepting it, with a close code and its reason. A handshake
+# it answers 403 was never refused by it: daphne gave up on it (the room did not accept within
+# daphne's connect timeout, 5 s by default, as happens right after a restart on a busy machine,
+# or failed before accepting). That is "try again", never the docprovider's dialog, which would
+# dispose the document and what was typed in it.
+HANDSHAKE_REFUSALS = {400: 4400, 401: 4401, 404: 4404}
 TOO_BIG = 1009
 
 

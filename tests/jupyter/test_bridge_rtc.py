@@ -342,6 +342,22 @@ def test_a_bridge_whose_token_the_rtc_server_refuses_closes_rooms_with_the_dialo
     assert payload["reason"] == "unknown_session" and payload["reloadable"] is False
 
 
+def test_a_room_handshake_daphne_rejects_is_a_reconnect_not_the_dialog(
+    stack, bridged_jupyter, node_client
+):
+    """daphne answers a handshake 403 when it gives up on it (the room did not accept within
+    its connect timeout, as right after a restart on a busy machine): the RTC server refused
+    nothing, so the browser tries again instead of getting the dialog that disposes the
+    document. A path no route serves is the same 403 from the same daphne, on demand."""
+    elsewhere = bridged_jupyter(f"{stack.rtc.url}/no-such-prefix", stack.token)
+    client: NodeYClient = node_client(timeout=WAIT)
+    client.connect(f"{elsewhere.ws_url}/api/collaboration/room", "json:notebook:x", elsewhere.token)
+    closed = client.wait_event("close")
+    assert closed["code"] == 1013, closed
+    assert str(stack.rtc.port) not in closed.get("reason", "")
+    eventually(lambda: "WSREJECT /no-such-prefix/" in stack.reached_rtc(), WAIT, "the 403")
+
+
 def test_the_rtc_server_down_is_a_503_and_a_reconnect_and_nothing_typed_is_lost(stack, node_client):
     session = stack.open_notebook("b5/a.ipynb", "z = 3")
     room = f"json:notebook:{session['fileId']}"
