@@ -274,6 +274,7 @@ def test_while_this_server_is_down_jupyterlab_says_so_and_what_is_typed_is_kept(
             lambda w=window: not w.notifications(in_full=False), "the back notice to close"
         )
     assert ada.cell_text(0) == expected
+    assert ada.dialogs() == grace.dialogs() == []  # no "Session expired": both still edit
     wait_saved(
         stack,
         "outage.ipynb",
