@@ -63,6 +63,12 @@ class RTCBridge(Configurable):
         "RTC server is configured.",
     ).tag(config=True)
 
+    probe_interval = Float(
+        10.0,
+        help="While the RTC server is unreachable, the most seconds between two checks of "
+        "whether it is back (the first after 1 s, then doubling).",
+    ).tag(config=True)
+
     @default("server_url")
     def _server_url_default(self) -> str:
         return os.environ.get("RTC_SERVER_URL", "")
@@ -93,6 +99,8 @@ class RTCBridge(Configurable):
             raise BridgeConfigError("RTCBridge.token (env RTC_BRIDGE_TOKEN) is not a token")
         if self.max_message_size < 64 * MIB:
             raise BridgeConfigError("RTCBridge.max_message_size must be at least 64 MiB")
+        if self.probe_interval <= 0:
+            raise BridgeConfigError("RTCBridge.probe_interval must be positive")
         if self.room_max_message_size < 1:
             raise BridgeConfigError("RTCBridge.room_max_message_size must be positive")
         return CheckedSettings(
@@ -103,6 +111,7 @@ class RTCBridge(Configurable):
             max_message_size=self.max_message_size,
             room_max_message_size=self.room_max_message_size,
             ping_interval=self.ping_interval,
+            probe_interval=self.probe_interval,
         )
 
 
@@ -119,6 +128,7 @@ class CheckedSettings:
         max_message_size: int,
         room_max_message_size: int = ROOM_MAX_MESSAGE_SIZE,
         ping_interval: float,
+        probe_interval: float = 10.0,
     ):
         self.server_url = server_url
         self.token = token
@@ -127,6 +137,7 @@ class CheckedSettings:
         self.max_message_size = max_message_size
         self.room_max_message_size = room_max_message_size
         self.ping_interval = ping_interval
+        self.probe_interval = probe_interval
 
     def __repr__(self) -> str:  # never the token, should this end up in a log
         return f"<CheckedSettings server_url={self.server_url!r}>"

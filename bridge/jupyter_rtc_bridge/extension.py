@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from jupyter_rtc_bridge import events, forward, kernel_sockets, room
+from jupyter_rtc_bridge import events, forward, kernel_sockets, room, status
 from jupyter_rtc_bridge.config import BridgeConfigError, CheckedSettings, RTCBridge
 
 # Server extensions that serve the same routes from rooms of their own.
@@ -62,10 +62,24 @@ def refuse(serverapp: Any, message: str) -> None:
 def handlers(serverapp: Any, settings: CheckedSettings) -> list[tuple[str, type, dict]]:
     clients = forward.HTTPClients(settings)
     serverapp.web_app.settings["rtc_bridge_http_clients"] = clients
-    kwargs = {"bridge": settings, "clients": clients}
-    return [
+    # JupyterLab subscribes to the event bus for the schemas registered when it subscribes:
+    # registered here, before the server serves anyone.
+    serverapp.event_logger.register_event_schema(status.SCHEMA)
+    reachability = status.RTCServerStatus(
+        settings.server_url,
+        event_logger=serverapp.event_logger,
+        clients=clients,
+        timeout=settings.connect_timeout,
+        max_interval=settings.probe_interval,
+        log=serverapp.log,
+    )
+    serverapp.web_app.settings["rtc_bridge_status"] = reachability
+    kwargs = {"bridge": settings, "clients": clients, "status": reachability}
+    routes = [
         (url_path_join(serverapp.base_url, pattern), handler, kwargs) for pattern, handler in ROUTES
     ]
+    status_route = url_path_join(serverapp.base_url, status.STATUS_ROUTE)
+    return [*routes, (status_route, status.StatusHandler, {"status": reachability})]
 
 
 def load(serverapp: Any) -> None:

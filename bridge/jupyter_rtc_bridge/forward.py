@@ -19,6 +19,7 @@ from tornado import httpclient, iostream, web
 from jupyter_rtc_bridge import events, upstream
 from jupyter_rtc_bridge.config import CheckedSettings
 from jupyter_rtc_bridge.identity import IdentityTooLarge, identity_header
+from jupyter_rtc_bridge.status import RTCServerStatus
 
 UNREACHABLE = "The collaboration server cannot be reached"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -53,9 +54,27 @@ class HTTPClients:
 class BridgeMixin:
     """What every bridge handler has: the settings, and the identity it acts for."""
 
-    def initialize(self, bridge: CheckedSettings, clients: HTTPClients | None = None) -> None:
+    status: RTCServerStatus | None = None
+
+    def initialize(
+        self,
+        bridge: CheckedSettings,
+        clients: HTTPClients | None = None,
+        status: RTCServerStatus | None = None,
+    ) -> None:
         self.bridge = bridge
         self.clients = clients
+        self.status = status
+
+    def upstream_failed(self) -> None:
+        """A request to the RTC server got no answer (JupyterLab is told: ``status``)."""
+        if self.status is not None:
+            self.status.failed()
+
+    def upstream_answered(self) -> None:
+        """The RTC server answered (its own 5xx too: they say what it could not do)."""
+        if self.status is not None:
+            self.status.answered()
 
     def upstream_headers(self) -> dict[str, str]:
         try:
@@ -103,6 +122,7 @@ class ForwardHandler(BridgeMixin, APIHandler):
         if response.code == 599:  # tornado's "no answer" (timeout, reset)
             self.unreachable(response.error or TimeoutError())
             return None
+        self.upstream_answered()
         self.set_status(response.code, response.reason or "Unknown")
         content_type = response.headers.get("Content-Type")
         if content_type:
@@ -117,6 +137,7 @@ class ForwardHandler(BridgeMixin, APIHandler):
     def unreachable(self, error: BaseException) -> None:
         """503 in Jupyter's error format; the RTC server's address only in the server's log."""
         self.log.warning("RTC server %s unreachable: %r", self.bridge.server_url, error)
+        self.upstream_failed()
         timed_out = isinstance(error, TimeoutError) or getattr(error, "code", None) == 599
         refused = isinstance(error, ConnectionRefusedError) or (
             isinstance(error, OSError) and error.errno == errno.ECONNREFUSED

@@ -23,8 +23,14 @@ from tornado import httpclient, iostream, websocket
 
 from jupyter_rtc_bridge import closing, upstream
 from jupyter_rtc_bridge.forward import BridgeMixin
+from jupyter_rtc_bridge.status import GATEWAY_DOWN
 
-HANDSHAKE_REFUSALS = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
+# The RTC server refuses a room after accepting it, with a close code and its reason. A handshake
+# it answers 403 was never refused by it: daphne gave up on it (the room did not accept within
+# daphne's connect timeout, 5 s by default, as happens right after a restart on a busy machine,
+# or failed before accepting). That is "try again", never the docprovider's dialog, which would
+# dispose the document and what was typed in it.
+HANDSHAKE_REFUSALS = {400: 4400, 401: 4401, 404: 4404}
 TOO_BIG = 1009
 
 
@@ -124,6 +130,7 @@ class RoomHandler(BridgeMixin, JupyterHandler, websocket.WebSocketHandler):
         except (OSError, iostream.StreamClosedError, TimeoutError, websocket.WebSocketError) as err:
             self.unreachable(err)
             return
+        self.upstream_answered()
         if self.browser_closed:  # the browser left while we connected
             self.upstream_ws.close(1000)
             return
@@ -132,12 +139,17 @@ class RoomHandler(BridgeMixin, JupyterHandler, websocket.WebSocketHandler):
     def unreachable(self, error: BaseException) -> None:
         """Close with 1013: y-websocket tries again with backoff. The address only in the log."""
         self.log.warning("RTC server %s unreachable for a room: %r", self.bridge.server_url, error)
+        self.upstream_failed()
         self.close(closing.TRY_AGAIN, "The collaboration server cannot be reached.")
 
     def refused_handshake(self, error: httpclient.HTTPClientError) -> None:
         if error.code == 599:
             self.unreachable(error)
             return
+        if error.code in GATEWAY_DOWN:  # a proxy in front of it, answering for it
+            self.unreachable(error)
+            return
+        self.upstream_answered()
         code = HANDSHAKE_REFUSALS.get(error.code)
         if code is None:
             self.log.warning("RTC server refused a room's handshake: HTTP %s", error.code)

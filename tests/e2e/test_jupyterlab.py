@@ -22,6 +22,7 @@ import pytest
 
 from tests.support.browser import missing_browser
 from tests.support.jupyterlab import (
+    STEP,
     LabStack,
     LabWindow,
     Person,
@@ -237,22 +238,47 @@ def test_a_change_through_jupyters_contents_api_reaches_both_windows(stack, wind
     assert stack.saved_sources("outside.ipynb") == ["from_api = 1"]
 
 
-def test_what_is_typed_while_this_server_is_down_is_kept_when_it_comes_back(stack, windows):
+DOWN = "Collaboration server unreachable: your edits are kept in this window"
+BACK = "Collaboration server reachable again"
+
+
+def told(window: LabWindow, message: str) -> list[str]:
+    """The notifications ``window`` shows that say ``message``."""
+    return [text for text in window.notifications() if message in text]
+
+
+def test_while_this_server_is_down_jupyterlab_says_so_and_what_is_typed_is_kept(stack, windows):
     stack.write_notebook("outage.ipynb", "before = 1")
     ada = windows.open(ADA, "outage.ipynb")
     grace = windows.open(GRACE, "outage.ipynb")
     ada.type_in_cell(0, "\nconnected = 2")
     grace.wait_cell_text(0, lambda text: "connected = 2" in text, "Ada's line in Grace's")
 
+    assert not told(ada, DOWN) and not told(grace, DOWN)
+
     stack.rtc.kill()  # a crash: nothing is flushed on the way out
     ada.type_in_cell(0, "\nwhile_down = 3")
+    # Both are told, as their rooms fail to reconnect, and the notice stays while it is down.
+    for window in (ada, grace):
+        window.wait_for(lambda w=window: told(w, DOWN), "the outage notice", STEP)
     windows.screenshot(ada, "-while-down")
+    windows.screenshot(grace, "-while-down")
     assert "while_down = 3" in ada.cell_text(0)  # the window keeps it meanwhile
+    assert told(ada, DOWN)[0].count("Collaboration server") == 1  # one notice, not one a retry
 
     stack.rtc.restart(timeout=60)
     expected = "before = 1\nconnected = 2\nwhile_down = 3"
     grace.wait_cell_text(0, lambda text: text == expected, "the line typed while down, in Grace's")
     ada.wait_cell_text(0, lambda text: text == expected, "and still in Ada's")
+    for window in (ada, grace):  # the notice replaced by a short one, that closes on its own
+        window.wait_for(lambda w=window: told(w, BACK) and not told(w, DOWN), "the back notice")
+    windows.screenshot(ada, "-back")
+    for window in (ada, grace):
+        window.wait_for(
+            lambda w=window: not w.notifications(in_full=False), "the back notice to close"
+        )
+    assert ada.cell_text(0) == expected
+    assert ada.dialogs() == grace.dialogs() == []  # no "Session expired": both still edit
     wait_saved(
         stack,
         "outage.ipynb",

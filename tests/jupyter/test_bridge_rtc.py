@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from jupyter_rtc_bridge.status import SCHEMA_ID
 
 from relay.models import JupyterIdentity
 from tables.models import Datastore, Transaction
@@ -340,6 +342,22 @@ def test_a_bridge_whose_token_the_rtc_server_refuses_closes_rooms_with_the_dialo
     assert payload["reason"] == "unknown_session" and payload["reloadable"] is False
 
 
+def test_a_room_handshake_daphne_rejects_is_a_reconnect_not_the_dialog(
+    stack, bridged_jupyter, node_client
+):
+    """daphne answers a handshake 403 when it gives up on it (the room did not accept within
+    its connect timeout, as right after a restart on a busy machine): the RTC server refused
+    nothing, so the browser tries again instead of getting the dialog that disposes the
+    document. A path no route serves is the same 403 from the same daphne, on demand."""
+    elsewhere = bridged_jupyter(f"{stack.rtc.url}/no-such-prefix", stack.token)
+    client: NodeYClient = node_client(timeout=WAIT)
+    client.connect(f"{elsewhere.ws_url}/api/collaboration/room", "json:notebook:x", elsewhere.token)
+    closed = client.wait_event("close")
+    assert closed["code"] == 1013, closed
+    assert str(stack.rtc.port) not in closed.get("reason", "")
+    eventually(lambda: "WSREJECT /no-such-prefix/" in stack.reached_rtc(), WAIT, "the 403")
+
+
 def test_the_rtc_server_down_is_a_503_and_a_reconnect_and_nothing_typed_is_lost(stack, node_client):
     session = stack.open_notebook("b5/a.ipynb", "z = 3")
     room = f"json:notebook:{session['fileId']}"
@@ -367,6 +385,63 @@ def test_the_rtc_server_down_is_a_503_and_a_reconnect_and_nothing_typed_is_lost(
     bob.wait_for(lambda doc: doc["cells"][0]["source"] == "z = 33", cells, timeout=WAIT)
     late.wait_for(lambda doc: doc["cells"][0]["source"] == "z = 33", cells, timeout=WAIT)
     assert stack.session("b5/a.ipynb")[0] == 200
+
+
+STATUS = "/api/rtc-bridge/status"
+
+
+def reachability(stack: Stack) -> dict:
+    """The bridge's status route, as JupyterLab's page reads it at load."""
+    status, headers, body = stack.lab.request("GET", STATUS)
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json")
+    text = body.decode()
+    for secret in (stack.rtc.url, f":{stack.rtc.port}", stack.token):
+        assert secret not in text
+    return json.loads(text)
+
+
+def next_reachability_event(events: websockets.sync.client.ClientConnection) -> dict:
+    """The next event of the bridge's schema on Jupyter's event bus (other schemas skipped)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no event of {SCHEMA_ID} within {WAIT}s")
+        try:
+            event = json.loads(events.recv(timeout=remaining))
+        except TimeoutError:
+            continue
+        if event.get("schema_id") == SCHEMA_ID:
+            return event
+
+
+def test_the_rtc_server_down_and_back_is_told_on_jupyters_event_bus_and_status_route(stack):
+    assert stack.lab.request("GET", STATUS, token=False)[0] == 403
+    wrong = {"Authorization": "token not-the-token"}
+    assert stack.lab.request("GET", STATUS, token=False, headers=wrong)[0] == 403
+    assert reachability(stack) == {"reachable": True}
+    write_notebook(stack.lab.root_dir / "b7" / "a.ipynb", "w = 7")
+
+    # JupyterLab's page listens on Jupyter's event bus, with Jupyter's token.
+    subscribe = f"{stack.lab.ws_url}/api/events/subscribe"
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        websockets.sync.client.connect(subscribe)
+    assert refused.value.response.status_code == 403
+    with websockets.sync.client.connect(f"{subscribe}?token={stack.lab.token}") as events:
+        stack.rtc.kill()
+        assert reachability(stack) == {"reachable": True}  # nothing asked it yet
+        assert stack.session("b7/a.ipynb")[0] == 503  # a request that finds it down
+        down = next_reachability_event(events)
+        assert down["reachable"] is False
+        assert stack.lab.token not in json.dumps(down) and str(stack.rtc.port) not in str(down)
+        assert reachability(stack) == {"reachable": False}
+
+        stack.rtc.restart()
+        # Nobody asks anything: the bridge's own probe finds it back, and says so.
+        assert next_reachability_event(events)["reachable"] is True
+        assert reachability(stack) == {"reachable": True}
+    assert stack.session("b7/a.ipynb")[0] in (200, 201)
 
 
 def test_frames_bigger_than_tornados_default_limit_pass_both_ways(stack, node_client):

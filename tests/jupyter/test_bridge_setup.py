@@ -66,6 +66,25 @@ def test_a_plain_install_enables_the_extension(tmp_path):
     assert re.search(r"jupyter_rtc_bridge\s+enabled", output), output
 
 
+def test_setup_installs_the_jupyterlab_extension_and_jupyterlab_enables_it(tmp_path):
+    env = {
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "PATH": "/usr/bin:/bin",
+    }
+    listed = subprocess.run(
+        jupyter_command("labextension", "list"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", listed.stdout + listed.stderr)
+    assert re.search(r"jupyter-rtc-bridge v[\d.]+\s+enabled\s+OK", output), output
+
+
 def test_the_page_config_says_collaborate_and_hides_the_rtc_server(bridged_jupyter):
     port = free_port()
     lab = bridged_jupyter(

@@ -11,7 +11,7 @@ windows driven by selenium in headless Chromium.
   daphne, and removes the directory.
 - ``LabWindow``: one person's JupyterLab in one browser, with what a person does and sees: open
   a notebook, type into a cell, read a cell, run it and wait for its output, the collaborators
-  panel, Ctrl+S, dialogs, screenshots, and the browser console's SEVERE entries.
+  panel, Ctrl+S, dialogs, notifications, screenshots, and the browser console's SEVERE entries.
 
 Every wait has a deadline (``tests.support.waiting.eventually``); nothing sleeps.
 
@@ -400,6 +400,14 @@ fetch(config.baseUrl + path, {method, body, headers, credentials: "same-origin"}
   .catch((error) => done([0, String(error)]));
 """
 
+TOASTS = """
+const inView = (rect) => rect.left >= 0 && rect.top >= 0 && rect.right <= innerWidth
+  && rect.bottom <= innerHeight;
+return [...document.querySelectorAll(".jp-toastContainer .Toastify__toast")]
+  .filter((toast) => !arguments[0] || inView(toast.getBoundingClientRect()))
+  .map((toast) => toast.innerText);
+"""
+
 # A request of the server-side executor that failed, as Chromium logs it.
 EXECUTE_FAILED = re.compile(r"/api/kernels/[^/ ]+/execute\S* - Failed to load resource: .*")
 
@@ -474,7 +482,8 @@ class LabWindow:
         try:
             return (
                 f"{self.person.username}'s window shows {self.cells()}; "
-                f"dialogs {self.dialogs()}; console errors {self.severe()}"
+                f"dialogs {self.dialogs()}; notifications {self.notifications()}; "
+                f"console errors {self.severe()}"
             )
         except WebDriverException as error:
             return f"{self.person.username}'s window cannot be read: {error}"
@@ -524,6 +533,12 @@ class LabWindow:
         return [
             element.text for element in self.driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog")
         ]
+
+    def notifications(self, *, in_full: bool = True) -> list[str]:
+        """The text of the notifications shown as toasts (JupyterLab's Notification API),
+        newest last: only those wholly in the window (not sliding in or out) unless
+        ``in_full=False``."""
+        return self.driver.execute_script(TOASTS, in_full)
 
     def collaborators(self) -> list[str]:
         """The names the collaborators panel (left side bar, "Online collaborators") lists:
