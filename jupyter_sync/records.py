@@ -14,6 +14,7 @@ actions are the same for both.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from jupyter_sync.schema import timestamp
@@ -60,6 +61,19 @@ class WritePathWriter:
         if outcome.status is Status.REJECTED:
             raise RecordWriteRejected(outcome.error_code, outcome.error)
 
+    def write_many(self, table: str, fields: dict[str, dict[str, Any]]) -> None:
+        """Several records (id -> fields) in one transaction: all written, or none."""
+        outcome = records.set_records(
+            self.access.datastore,
+            table,
+            fields,
+            author_id=self.access.user_id,
+            origin=Origin.REST,
+            authorize=self.authorize,
+        )
+        if outcome.status is Status.REJECTED:
+            raise RecordWriteRejected(outcome.error_code, outcome.error)
+
 
 # --- Requests (kernels, sessions, terminals, contents) -------------------------------------
 
@@ -74,6 +88,25 @@ def do_new_record(
         table, record_id, {**fields, "requested_by": requested_by, "created_at": timestamp()}
     )
     return record_id
+
+
+def do_new_records_in_order(
+    writer: WritePathWriter, table: str, fields: list[dict[str, Any]], requested_by: str
+) -> list[str]:
+    """New records asking for work in this order, all in one transaction (none if refused);
+    their ids. ``created_at`` rises by a microsecond from one to the next: the supernode runs a
+    notebook's cells in ``created_at`` order, and these were asked for at once, in this order."""
+    now = datetime.fromisoformat(timestamp())
+    made = {
+        uuid.uuid4().hex: {
+            **values,
+            "requested_by": requested_by,
+            "created_at": (now + timedelta(microseconds=position)).isoformat(),
+        }
+        for position, values in enumerate(fields)
+    }
+    writer.write_many(table, made)
+    return list(made)
 
 
 def do_request_action(

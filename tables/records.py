@@ -87,18 +87,40 @@ def set_fields(
     ``authorize`` is the caller's write-path hook (e.g. ``Access.authorizer()``), so a record
     edit is refused exactly as the same change sent by a client would be.
     """
+    return set_records(
+        datastore,
+        table,
+        {record_id: values},
+        author_id=author_id,
+        origin=origin,
+        authorize=authorize,
+    )
+
+
+def set_records(
+    datastore: Datastore,
+    table: str,
+    records: Mapping[str, Mapping[str, Any]],
+    *,
+    author_id: int | None = None,
+    origin: str = Origin.ADMIN,
+    authorize: Authorizer | None = None,
+) -> Outcome:
+    """``set_fields`` for several records of one table, as one transaction: all stored, in one
+    serial, or none."""
     spec = _table_schema(datastore, table).tables[table]
-    unknown = sorted(set(values) - set(spec.fields))
+    unknown = sorted({name for values in records.values() for name in values} - set(spec.fields))
     if unknown:
         raise SchemaViolation([f"{table}: unknown field {name!r}" for name in unknown])
 
     def mutate(doc: Doc) -> None:
-        records = doc.get(table, type=Map)
-        record = records.get(record_id)
-        if not isinstance(record, Map):
-            records[record_id] = record = Map()
-        for name, value in values.items():
-            _assign(record, name, spec.fields[name].kind, value)
+        shared = doc.get(table, type=Map)
+        for record_id, values in records.items():
+            record = shared.get(record_id)
+            if not isinstance(record, Map):
+                shared[record_id] = record = Map()
+            for name, value in values.items():
+                _assign(record, name, spec.fields[name].kind, value)
 
     update = update_from(datastore, mutate)
     proposal = Proposal(update, author_id=author_id, origin=origin)

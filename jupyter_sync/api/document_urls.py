@@ -5,7 +5,7 @@ Paths without a trailing slash, as the Jupyter endpoints beside them (``jupyter_
 
 from django.urls import path
 
-from jupyter_sync.api import document_views
+from jupyter_sync.api import document_views, executions
 
 app_name = "documents"
 
@@ -23,5 +23,10 @@ urlpatterns = [
             name=f"document-{action}",
         )
         for action, view in (document_views.ACTION_VIEWS | document_views.REVERT_VIEWS).items()
+    ),
+    path(
+        "documents/<str:document_id>/run",
+        executions.NotebookRunView.as_view(),
+        name="document-run",
     ),
 ]

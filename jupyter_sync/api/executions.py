@@ -24,7 +24,7 @@ from jupyter_sync.api.views import TAG, action_errors, error_responses
 from jupyter_sync.collaboration.document_records import document_datastore
 from jupyter_sync.document_ids import DocumentIdError, notebook_only, parse_document_id
 from jupyter_sync.models import Cell, Document, Output
-from jupyter_sync.records import do_answer_input, do_cancel_execution
+from jupyter_sync.records import do_answer_input, do_cancel_execution, do_new_records_in_order
 from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE, source_hash
 from tables.api.errors import APIError, conflict, not_found
 from tables.api.serializers import validated
@@ -217,6 +217,73 @@ class ExecutionListView(ExecutionBase):
             answer,
             url=f"/api/executions/{execution_id}",
             progress=answer,  # past the wait: 202 with the record as it is (running, queued...)
+        )
+
+
+class NotebookRunView(ExecutionBase):
+    """Run all (or the named cells) of a notebook: every execution record written in one
+    transaction, in order, so the cells are queued together and run in that order, whatever
+    else is asked for meanwhile; or nothing is written."""
+
+    @extend_schema(
+        operation_id="documents_run",
+        tags=[TAG],
+        summary="Run a notebook's code cells in order (run all), queued at once",
+        description="One execution per cell, all written in one transaction (all queued, or "
+        "none): they run one after another in this order on the notebook's kernel. 202 with "
+        "the executions; 409 not-open when the document is not open, 400 unknown-cell or "
+        "not-code-cell naming the cells.",
+        request=s.RunCellsSerializer,
+        responses={202: s.RunCellsAnswerSerializer, **action_errors(409)},
+    )
+    def post(self, request: Request, document_id: str) -> Response:
+        data = validated(s.RunCellsSerializer, request.data or {})
+        notebook_id = self.notebook(document_id)
+        datastore = self.readable_notebook(notebook_id)
+        if datastore is None:
+            raise conflict("not-open", f"document {document_id!r} is not open")
+        cells = {
+            cell.cell_id: cell
+            for cell in Cell.objects.filter(notebook__datastore=datastore).order_by("index")
+        }
+        wanted = data.get("cell_ids")
+        if wanted is None:
+            wanted = [cell_id for cell_id, cell in cells.items() if cell.cell_type == "code"]
+        check_runnable(wanted, cells)
+        fields = [
+            {
+                "document_id": notebook_id,
+                "cell_id": cell_id,
+                "status": "requested",
+                "source_hash": source_hash(cells[cell_id].source),
+            }
+            for cell_id in wanted
+        ]
+        ids: list[str] = []
+        if fields:
+            self.require_supernode()
+            with write_path_refusals():
+                ids = do_new_records_in_order(self.writer(), "executions", fields, self.username())
+        queued = [
+            {"id": execution_id, "cell_id": cell_id, "url": f"/api/executions/{execution_id}"}
+            for execution_id, cell_id in zip(ids, wanted, strict=True)
+        ]
+        return Response({"executions": queued}, status=status.HTTP_202_ACCEPTED)
+
+
+def check_runnable(cell_ids: list[str], cells: dict[str, Any]) -> None:
+    """Every named cell is a code cell of the notebook (400 naming the others)."""
+    unknown = [cell_id for cell_id in cell_ids if cell_id not in cells]
+    if unknown:
+        raise APIError(
+            status.HTTP_400_BAD_REQUEST, "unknown-cell", f"no such cells: {unknown[:20]}"
+        )
+    not_code = [cell_id for cell_id in cell_ids if cells[cell_id].cell_type != "code"]
+    if not_code:
+        raise APIError(
+            status.HTTP_400_BAD_REQUEST,
+            "not-code-cell",
+            f"only code cells run; not code: {not_code[:20]}",
         )
 
 

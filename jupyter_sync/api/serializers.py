@@ -294,6 +294,32 @@ class ExecutionCreateSerializer(StrictObject):
         return data
 
 
+class RunCellsSerializer(StrictObject):
+    cell_ids = serializers.ListField(
+        child=StrictCharField(**NAME),
+        required=False,
+        allow_empty=False,
+        max_length=100_000,
+        help_text="The code cells to run, in this order; default: every code cell of the "
+        "notebook, in the notebook's order.",
+    )
+
+    def validate_cell_ids(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("A cell is named twice.")
+        return value
+
+
+class QueuedExecutionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    cell_id = serializers.CharField()
+    url = serializers.CharField(help_text="The execution: GET it for its status and outputs.")
+
+
+class RunCellsAnswerSerializer(serializers.Serializer):
+    executions = QueuedExecutionSerializer(many=True, help_text="In the order they run.")
+
+
 class InputRequestSerializer(serializers.Serializer):
     prompt = serializers.CharField(allow_blank=True)
     password = serializers.BooleanField()

@@ -1011,3 +1011,83 @@ async def test_executions_keep_who_ran_which_source_on_which_kernel(start_server
             on_disk = json.loads(nb_path.read_text())
             assert "execution" not in json.dumps(on_disk["cells"][1]["metadata"])
         await end_sessions(jupyter, "api-prov/")
+
+
+async def test_run_all_queues_the_code_cells_in_order_in_one_transaction(
+    start_server, jupyter_server
+):
+    """Run all: an execution per code cell, all written in one transaction, in the notebook's
+    order, and run in that order (each cell needs the one before); a named list runs in its own
+    order; unknown and markdown cells are 400s and a viewer's 403, and nothing is written."""
+    from tables.models import TouchedRecord
+
+    nb_path = jupyter_server.root_dir / "api-runall" / "r.ipynb"
+    markdown = {"id": "m", "cell_type": "markdown", "source": "# notes", "metadata": {}}
+    write_json(
+        nb_path,
+        notebook(
+            code("a", "import time\ntime.sleep(0.3)\nseen = ['a']"),
+            markdown,
+            code("b", "seen.append('b')"),
+            code("c", "print(seen)"),
+        ),
+    )
+    tokens = await accounts()
+    server = await asyncio.to_thread(start_server, env=PATIENT)
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        api(server, tokens["ed"]) as ed,
+        api(server, tokens["vi"]) as vi,
+        RunningSupernode(jupyter, server.ws_url, tokens["service"]),
+    ):
+        await connected()
+        await open_document("ra", "api-runall/r.ipynb")
+        await document_open("ra")
+
+        before = set(await executions_table())
+        assert_error(await vi.post("/api/documents/ra/run"), 403, "permission-denied")
+        body = {"cell_ids": ["a", "nope"]}
+        assert_error(await ed.post("/api/documents/ra/run", json=body), 400, "unknown-cell")
+        body = {"cell_ids": ["a", "m"]}
+        assert_error(await ed.post("/api/documents/ra/run", json=body), 400, "not-code-cell")
+        body = {"cell_ids": ["a", "a"]}
+        assert_error(await ed.post("/api/documents/ra/run", json=body), 400, "invalid")
+        assert set(await executions_table()) == before
+
+        response = await ed.post("/api/documents/json:notebook:ra/run")
+        assert response.status_code == 202, response.text
+        queued = response.json()["executions"]
+        assert [run["cell_id"] for run in queued] == ["a", "b", "c"]
+        ids = [run["id"] for run in queued]
+
+        @database_sync_to_async
+        def first_serials() -> dict[str, int]:
+            touched = TouchedRecord.objects.filter(
+                datastore__name="jupyter", table="executions", record_id__in=ids
+            ).values_list("record_id", "transaction__serial")
+            first: dict[str, int] = {}
+            for record_id, serial in touched:
+                first[record_id] = min(serial, first.get(record_id, serial))
+            return first
+
+        serials = await first_serials()
+        assert set(serials) == set(ids) and len(set(serials.values())) == 1, serials
+        for execution_id in ids:
+            await execution_done(execution_id)
+        runs = [(await ed.get(f"/api/executions/{i}")).json() for i in ids]
+        assert [run["status"] for run in runs] == ["completed"] * 3, runs
+        assert runs[2]["outputs"] == [
+            {"output_type": "stream", "name": "stdout", "text": "['a', 'b']\n"}
+        ]
+        assert runs[0]["finished_at"] <= runs[1]["started_at"]
+        assert runs[1]["finished_at"] <= runs[2]["started_at"]
+
+        # A named list runs in its own order: c before b now.
+        response = await ed.post("/api/documents/ra/run", json={"cell_ids": ["c", "b"]})
+        assert response.status_code == 202, response.text
+        again = [run["id"] for run in response.json()["executions"]]
+        for execution_id in again:
+            await execution_done(execution_id)
+        printed = (await ed.get(f"/api/executions/{again[0]}")).json()["outputs"]
+        assert printed == [{"output_type": "stream", "name": "stdout", "text": "['a', 'b']\n"}]
+        await end_sessions(jupyter, "api-runall/")
