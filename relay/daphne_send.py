@@ -99,6 +99,27 @@ class FrameSink:
         Twisted's buffer, after anything already there."""
         write_now(self.transport, frame)
 
+    def try_write(self, frame: bytes) -> bool:
+        """``write`` if ``ready()`` (checked once: this runs for every reader of every batch);
+        False, nothing written, otherwise."""
+        protocol = self.protocol
+        transport = self.transport
+        if (
+            protocol.state != protocol.STATE_OPEN
+            or protocol.send_queue
+            or not transport_idle(transport)
+        ):
+            return False
+        try:
+            sent = transport.socket.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # Twisted notices the lost connection when it writes the rest
+        if sent != len(frame):
+            transport.write(frame[sent:])
+        return True
+
 
 def frame_sink(scope: dict[str, Any]) -> FrameSink | None:
     """The connection's ``FrameSink``, if daphne serves it through ``DirectSendProtocol`` and

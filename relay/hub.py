@@ -248,9 +248,7 @@ class Room:
             indices = member.unseen(batch)
             if not indices:
                 return
-        sink = outlet.sink
-        if sink.ready():
-            sink.write(batch.ws_frame(indices))
+        if outlet.sink.try_write(batch.ws_frame(indices)):
             return
         outlet.behind = previous if serial is None else max(previous, serial)
         member.serial = outlet.behind
