@@ -163,6 +163,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest WebSocket message accepted, in bytes; larger ones close the connection (1009).",
     ),
     Setting(
+        "WORKERS",
+        0,
+        positive_int,
+        "Worker processes `manage.py serve` runs on this machine, on one port. 0: one per core "
+        "with REDIS_URL, else 1 (several workers need the Redis channel layer).",
+    ),
+    Setting(
         "RATE_LIMIT",
         200,
         positive_int,
