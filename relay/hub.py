@@ -35,6 +35,7 @@ from relay.daphne_send import FrameSink, data_frame
 from relay.groups import datastore_group
 from relay.presence import Presence, Recorded
 from tables import history
+from tables.conf import rtc_settings
 from tables.history import StoredTransaction
 from tables.models import Datastore
 from tables.service import Committed
@@ -45,8 +46,8 @@ GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
 HEARTBEAT = 2.0  # seconds between round trips through the channel layer
 PING_TIMEOUT = 5.0  # seconds a heartbeat waits for its own message to come back
 RECHECK = 0.05  # seconds between looks at the sockets of connections that fell behind
-WINDOW = 1024  # recent transactions a room keeps while a connection is behind ...
-WINDOW_BYTES = 8 * 1024 * 1024  # ... and their bytes; one further behind is served from the DB
+WINDOW = 1024  # recent transactions a room keeps while a connection is behind (and at most
+# RTC_CATCH_UP_BYTES of them); one further behind is served from the database
 
 
 def transactions_json(transactions: list[StoredTransaction]) -> list[dict[str, Any]]:
@@ -232,7 +233,8 @@ class Room:
             self.recent_bytes = 0
         self.recent.extend(fresh)
         self.recent_bytes += sum(len(tx.update) for tx in fresh)
-        while len(self.recent) > WINDOW or self.recent_bytes > WINDOW_BYTES:
+        limit = rtc_settings.CATCH_UP_BYTES
+        while len(self.recent) > WINDOW or self.recent_bytes > limit:
             self.recent_bytes -= len(self.recent.popleft().update)
 
     def _write(self, member: Member, outlet: Outlet, batch: Batch, previous: int) -> None:
@@ -267,20 +269,26 @@ class Room:
             if self.members.get(member_id) is not member or outlet is None:
                 self.behind.pop(member_id, None)
                 continue
-            since = outlet.behind
-            if outlet.fetching or since is None or not outlet.sink.ready():
-                continue
-            if since >= self.serial:
-                self._caught_up(member, outlet, since)
-                continue
-            frame = self._missed_frame(since)
-            if frame is None:  # further behind than the window: from the database
-                outlet.fetching = True
-                self.hub._spawn(self._send_missed_from_database(member, outlet, since))
-                continue
-            outlet.sink.write(frame)
-            self._caught_up(member, outlet, self.serial)
+            try:
+                self._send_missed_to(member, outlet)
+            except Exception as error:  # typically a connection closing meanwhile
+                logger.info("catching up %s failed: %r", member_id, error)
         self._schedule_recheck()
+
+    def _send_missed_to(self, member: Member, outlet: Outlet) -> None:
+        since = outlet.behind
+        if outlet.fetching or since is None or not outlet.sink.ready():
+            return
+        if since >= self.serial:
+            self._caught_up(member, outlet, since)
+            return
+        frame = self._missed_frame(since)
+        if frame is None:  # further behind than the window: from the database
+            outlet.fetching = True
+            self.hub._spawn(self._send_missed_from_database(member, outlet, since))
+            return
+        outlet.sink.write(frame)
+        self._caught_up(member, outlet, self.serial)
 
     def _caught_up(self, member: Member, outlet: Outlet, serial: int) -> None:
         if member.own_txids:  # its own were in the merge: no longer to be skipped

@@ -163,6 +163,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest WebSocket message accepted, in bytes; larger ones close the connection (1009).",
     ),
     Setting(
+        "CATCH_UP_BYTES",
+        8 * 1024 * 1024,
+        positive_int,
+        "Bytes of recent transactions a room keeps while a reader is behind, to send it what it "
+        "missed as one merged update; a reader further behind gets it from the database.",
+    ),
+    Setting(
         "WORKERS",
         0,
         positive_int,

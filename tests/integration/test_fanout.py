@@ -104,3 +104,28 @@ async def test_a_reader_that_falls_behind_gets_what_it_missed_merged_and_converg
     assert str(slow.text) == str(writer.text) == str(live.text)
     assert len(slow.frames) < count
     assert max(len(markers) for markers in slow.frames) > 1
+
+
+async def test_a_reader_further_behind_than_the_room_keeps_catches_up_from_the_database(
+    start_server, opened
+):
+    """Past ``RTC_CATCH_UP_BYTES`` the room keeps nothing for it: what it missed comes from the
+    database, merged, all the same."""
+    server = await asyncio.to_thread(start_server, env={"RTC_CATCH_UP_BYTES": "65536"})
+    editor, viewer = await freeform_with_tokens("slower")
+    writer = await YjsPeer.open(server, "slower", editor)
+    live = await YjsPeer.open(server, "slower", viewer)
+    slow = await YjsPeer.open(server, "slower", viewer, receive_buffer=4096)
+    opened.extend([writer, live, slow])
+    slow.pause()
+
+    count, filler = 120, "y" * 64 * 1024
+    for number in range(count):
+        await writer.insert(number, filler)
+        await live.until(lambda number=number: number in live.received())
+
+    slow.resume()
+    await slow.until(lambda: slow.received() == set(range(count)))
+    assert str(slow.text) == str(writer.text)
+    assert len(slow.frames) < count
+    assert max(len(markers) for markers in slow.frames) > 1
