@@ -1278,9 +1278,13 @@ def report(
             f"{s['delivered_min']:.2%}), p99 {fmt(s['p99'], 2)} ms (runs "
             f"{fmt(s['p99_range'][0], 2)}-{fmt(s['p99_range'][1], 2)}), all stored: "
             f"{'yes' if s['stored_ok'] else 'NO'} -> {'PASS' if passed else 'FAIL'}"
-            "\n  For context (not measured here): the reference Node y-websocket server holds "
-            "this at p99 ~ 18 ms."
         )
+        if "node" in keys:
+            node = summaries[("node", TARGET_READERS)]
+            print(
+                f"  (node) in the same run{at}: delivered {node['delivered']:.2%}, p99 "
+                f"{fmt(node['p99'], 2)} ms"
+            )
 
     if memory:
         print_table(
