@@ -50,6 +50,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+NODE_SERVER = ROOT / "bench/node/node_modules/@y/websocket-server/src/server.js"
+PEERS = ("node", "peer")  # reference servers: the room is the URL path, nothing stored
+PEER_NAMES = {"node": "Node y-websocket", "peer": "pycrdt-websocket"}
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -531,7 +534,7 @@ class Target:
     token: str = ""
 
     def url(self, server: Server, name: str) -> str:
-        if self.key == "peer":
+        if self.key in PEERS:
             return f"ws://127.0.0.1:{server.port}/{name}"
         return f"ws://127.0.0.1:{server.port}/ws/yjs/{name}?token={self.token}"
 
@@ -567,6 +570,7 @@ class RunResult:
     p99: float
     p_max: float
     server_cpu: float  # percent of one core, all server processes
+    cpu_per_delivery: float  # server CPU microseconds per (update, reader) pair received
     bench_cpu: float
     by_worker: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -654,7 +658,8 @@ async def run_fanout(
     wall = time.perf_counter() - wall_before
     if hooks:
         hooks[1]()
-    server_cpu = (sum(proc_cpu_seconds(s.pid) for s in target.servers) - cpu_before) / wall * 100
+    server_seconds = sum(proc_cpu_seconds(s.pid) for s in target.servers) - cpu_before
+    server_cpu = server_seconds / wall * 100
     bench_cpu = (time.process_time() - bench_before) / wall * 100
     doc.unobserve(subscription)
 
@@ -737,6 +742,7 @@ async def run_fanout(
         p99=percentile(latencies, 99),
         p_max=max(latencies) if latencies else float("nan"),
         server_cpu=server_cpu,
+        cpu_per_delivery=server_seconds / delivered * 1e6 if delivered else float("nan"),
         bench_cpu=bench_cpu,
         by_worker={
             worker: (
@@ -792,7 +798,7 @@ async def measure_joins(
     url = target.url(target.servers[0], name)
     started = time.perf_counter()
     holder, _ = await open_client(url)
-    cold = time.perf_counter() - started if target.key != "peer" else float("nan")
+    cold = time.perf_counter() - started if target.key not in PEERS else float("nan")
     if history is not None:
         got_step2 = asyncio.Event()
 
@@ -880,6 +886,7 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
         "p99": med(r.p99 for r in runs),
         "max": med(r.p_max for r in runs),
         "server_cpu": med(r.server_cpu for r in runs),
+        "cpu_per_delivery": med(r.cpu_per_delivery for r in runs),
         "bench_cpu": med(r.bench_cpu for r in runs),
         "p99_range": (min(r.p99 for r in runs), max(r.p99 for r in runs)),
         "by_worker": {
@@ -936,6 +943,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (median)")
     parser.add_argument("--skip-peer", action="store_true", help="leave out pycrdt-websocket")
+    parser.add_argument(
+        "--skip-node", action="store_true", help="leave out the Node y-websocket server"
+    )
+    parser.add_argument(
+        "--node-server",
+        default=str(NODE_SERVER),
+        help="the Node reference server's script (npm ci --prefix bench/node)",
+    )
     parser.add_argument("--skip-redis", action="store_true", help="leave out (b)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-join", action="store_true")
@@ -975,7 +990,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.reader_counts = [int(x) for x in args.readers.split(",") if x.strip()]
     if args.profile:
-        args.skip_peer = args.skip_redis = args.skip_memory = args.skip_join = True
+        args.skip_peer = args.skip_node = args.skip_redis = args.skip_memory = True
+        args.skip_join = True
         args.reader_counts = [max(args.reader_counts)]
         args.repeat = 1
     return args
@@ -985,7 +1001,8 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
     extra = {}
     if args.conn_max_age is not None:
         extra["DATABASE_CONN_MAX_AGE"] = str(args.conn_max_age)
-    keys = ["a"] + ([] if args.skip_redis else ["b"]) + ([] if args.skip_peer else ["peer"])
+    keys = ["a"] + ([] if args.skip_redis else ["b"]) + ([] if args.skip_node else ["node"])
+    keys += [] if args.skip_peer else ["peer"]
     runs = [(rep, n) for rep in range(args.repeat) for n in args.reader_counts]
     fan_names = {(key, rep, n): f"fan-{key}-{n}-{rep}" for key in keys for rep, n in runs}
 
@@ -1047,6 +1064,19 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
         )
         servers.append(peer)
         targets["peer"] = Target("peer", "(peer) pycrdt-websocket + Hypercorn", [peer], None)
+    if "node" in keys:
+        if not Path(args.node_server).exists():
+            raise SystemExit(f"{args.node_server} not found: npm ci --prefix bench/node")
+        port = free_port()
+        node = Server(
+            "node",
+            ["node", args.node_server],
+            dict(os.environ, HOST="127.0.0.1", PORT=str(port)),
+            port,
+            tmp,
+        )
+        servers.append(node)
+        targets["node"] = Target("node", "(node) Node y-websocket server", [node], None)
     for key, target in targets.items():
         if key in projects:
             target.token = projects[key].token
@@ -1093,7 +1123,8 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
                 log(
                     f"  delivered {result.delivered:.1%}, p50 {fmt(result.p50, 2)} ms, "
                     f"p99 {fmt(result.p99, 2)} ms, stored {result.stored}, server CPU "
-                    f"{result.server_cpu:.0f}%, bench CPU {result.bench_cpu:.0f}%"
+                    f"{result.server_cpu:.0f}% ({fmt(result.cpu_per_delivery, 1)} us/delivery), "
+                    f"bench CPU {result.bench_cpu:.0f}%"
                     + (f"; {'; '.join(result.problems)}" if result.problems else "")
                 )
                 results.setdefault((key, n), []).append(result)
@@ -1107,7 +1138,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
                     ("small", "join-small", small, small_text),
                 ):
                     log(f"join: {targets[key].label}, {label} datastore")
-                    feed = updates if key == "peer" else None
+                    feed = updates if key in PEERS else None
                     result = await measure_joins(targets[key], name, feed, expected, args.joins)
                     joins.append({**result, "key": key, "which": label, "tx": len(updates)})
         for server in servers:
@@ -1157,20 +1188,22 @@ def report(
                     s["connected"],
                     fmt(s["send_rate"]),
                     s["stored"] + ("" if s["stored_ok"] else " !"),
-                    fmt(s["catch_up"], 1) if key != "peer" else "-",
+                    fmt(s["catch_up"], 1) if key not in PEERS else "-",
                     f"{s['delivered']:.2%}",
                     fmt(s["deliveries_per_s"], 0),
                     fmt(s["p50"], 2),
                     fmt(s["p99"], 2),
                     fmt(s["max"], 1),
                     f"{s['server_cpu']:.0f}%",
+                    fmt(s["cpu_per_delivery"], 1),
                     f"{s['bench_cpu']:.0f}%",
                 ]
             )
             for worker, (p50, p99, share) in s["by_worker"].items():
                 label, blank = f"  readers on {worker}", ["", "", ""]
                 delivered = f"{share:.2%}"
-                rows.append([label, *blank, "", delivered, "", fmt(p50, 2), fmt(p99, 2), *blank])
+                latency = [fmt(p50, 2), fmt(p99, 2)]
+                rows.append([label, *blank, "", delivered, "", *latency, *blank, ""])
         print_table(
             [
                 "readers",
@@ -1184,6 +1217,7 @@ def report(
                 "p99 ms",
                 "max ms",
                 "server CPU",
+                "CPU us/delivery",
                 "bench CPU",
             ],
             rows,
@@ -1193,28 +1227,38 @@ def report(
             for problem in summaries[(key, n)]["problems"]:
                 print(f"  ! {n} readers: {problem}")
 
-    if "peer" in keys:
+    for peer_key in [k for k in PEERS if k in keys]:
         rows = []
         for n in args.reader_counts:
-            peer = summaries[("peer", n)]
-            for key in [k for k in keys if k != "peer"]:
+            peer = summaries[(peer_key, n)]
+            for key in [k for k in keys if k not in PEERS]:
                 ours = summaries[(key, n)]
                 rows.append(
                     [
                         n,
-                        f"({key})/peer",
+                        f"({key})/{peer_key}",
                         ratio(ours["p50"], peer["p50"]),
                         ratio(ours["p99"], peer["p99"]),
                         ratio(ours["send_rate"], peer["send_rate"]),
                         ratio(ours["deliveries_per_s"], peer["deliveries_per_s"]),
                         ratio(ours["delivered"], peer["delivered"]),
+                        ratio(ours["cpu_per_delivery"], peer["cpu_per_delivery"]),
                     ]
                 )
         print_table(
-            ["readers", "ratio", "p50", "p99", "sent/s", "deliveries/s", "delivered"],
+            [
+                "readers",
+                "ratio",
+                "p50",
+                "p99",
+                "sent/s",
+                "deliveries/s",
+                "delivered",
+                "CPU/delivery",
+            ],
             rows,
-            title="Ours / pycrdt-websocket (latency: below 1 is faster; throughput and "
-            "delivered: above 1 is more)",
+            title=f"Ours / {PEER_NAMES[peer_key]} (latency and CPU: below 1 is better; "
+            "throughput and delivered: above 1 is more)",
         )
 
     if TARGET_READERS in args.reader_counts:
@@ -1234,9 +1278,13 @@ def report(
             f"{s['delivered_min']:.2%}), p99 {fmt(s['p99'], 2)} ms (runs "
             f"{fmt(s['p99_range'][0], 2)}-{fmt(s['p99_range'][1], 2)}), all stored: "
             f"{'yes' if s['stored_ok'] else 'NO'} -> {'PASS' if passed else 'FAIL'}"
-            "\n  For context (not measured here): the reference Node y-websocket server holds "
-            "this at p99 ~ 18 ms."
         )
+        if "node" in keys:
+            node = summaries[("node", TARGET_READERS)]
+            print(
+                f"  (node) in the same run{at}: delivered {node['delivered']:.2%}, p99 "
+                f"{fmt(node['p99'], 2)} ms"
+            )
 
     if memory:
         print_table(

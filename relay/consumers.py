@@ -19,7 +19,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from relay.auth import origin_allowed
-from relay.hub import Batch, Room, get_hub
+from relay.hub import Batch, Outlet, Room, get_hub
 from relay.presence import Refusal
 from relay.ratelimit import TokenBucket
 from tables.commit import asubmit
@@ -105,6 +105,8 @@ class RelayConsumer(AsyncWebsocketConsumer):
     the hub's ``Member`` methods."""
 
     room: Room | None = None
+    outlet: Outlet | None = None
+    """Set by a protocol whose broadcasts the room writes straight to the socket."""
     # No channel of its own: fan-out is the hub's (one channel per worker), and channels would
     # otherwise subscribe one per connection, failing every handshake while Redis is down.
     channel_layer_alias = None
@@ -132,6 +134,7 @@ class RelayConsumer(AsyncWebsocketConsumer):
             self.hub = get_hub()
             self.room = await self.hub.room_for(self.access.datastore)
             self.authorize = self.access.authorizer()
+            self.outlet = self.make_outlet()
             await self.joined()
         except ConnectionRefusal as refusal:
             await self.refuse(refusal)
@@ -263,6 +266,11 @@ class RelayConsumer(AsyncWebsocketConsumer):
             refusal.code,
             refusal.reason,
         )
+
+    def make_outlet(self) -> Outlet | None:
+        """The connection's ``Outlet``, for a protocol whose broadcast frames are the same for
+        every reader; by default none (``send_transactions`` sends them)."""
+        return None
 
     # --- to implement -----------------------------------------------------------------------
 

@@ -46,14 +46,7 @@ def data_frame(payload: bytes, binary: bool) -> bytes:
 def write_now(transport: Any, data: bytes) -> None:
     """Write through a plain TCP transport's socket at once if nothing is buffered before it;
     what the socket does not take (or any other case) goes to ``transport.write``."""
-    if (
-        transport.TLS is False
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnected
-        and not transport._tempDataLen
-        and transport.offset == len(transport.dataBuffer)
-    ):
+    if transport_idle(transport):
         try:
             sent = transport.socket.send(data)
         except (BlockingIOError, InterruptedError):
@@ -64,6 +57,82 @@ def write_now(transport: Any, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
+
+
+def transport_idle(transport: Any) -> bool:
+    """Whether a plain TCP transport is open and holds nothing unwritten: a frame written now
+    goes straight to the socket, behind nothing."""
+    return (
+        transport.TLS is False
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+    )
+
+
+class FrameSink:
+    """One connection's way out for frames built once for many (``relay.hub.Room``): no ASGI
+    message, no daphne or Channels call per frame, just the socket.
+
+    ``ready()`` says whether the connection is open and its socket took everything before; a
+    room holds back (and later merges) what a connection that is not ready would queue.
+    """
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any):
+        self.protocol = protocol
+        self.transport = protocol.transport
+
+    def ready(self) -> bool:
+        protocol = self.protocol
+        return (
+            protocol.state == protocol.STATE_OPEN
+            and not protocol.send_queue
+            and transport_idle(self.transport)
+        )
+
+    def write(self, frame: bytes) -> None:
+        """Write a whole frame (``data_frame``); what the socket does not take now waits in
+        Twisted's buffer, after anything already there."""
+        write_now(self.transport, frame)
+
+    def try_write(self, frame: bytes) -> bool:
+        """``write`` if ``ready()`` (checked once: this runs for every reader of every batch);
+        False, nothing written, otherwise."""
+        protocol = self.protocol
+        transport = self.transport
+        if (
+            protocol.state != protocol.STATE_OPEN
+            or protocol.send_queue
+            or not transport_idle(transport)
+        ):
+            return False
+        try:
+            sent = transport.socket.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # Twisted notices the lost connection when it writes the rest
+        if sent != len(frame):
+            transport.write(frame[sent:])
+        return True
+
+
+def frame_sink(scope: dict[str, Any]) -> FrameSink | None:
+    """The connection's ``FrameSink``, if daphne serves it through ``DirectSendProtocol`` and
+    plain frames can go out as they are (no compression, fragmentation, masking, frame logging,
+    TLS); None otherwise (then frames go through ``websocket.send``)."""
+    protocol = scope.get("extensions", {}).get(SINK_EXTENSION, {}).get("protocol")
+    if protocol is None or not protocol.plain_frames():
+        return None
+    return FrameSink(protocol)
+
+
+SINK_EXTENSION = "rtc.frame_sink"
+"""The scope extension through which daphne's connections are handed to the consumers."""
 
 
 def _direct_protocol_class() -> type:
@@ -91,6 +160,19 @@ def _direct_protocol_class() -> type:
                 write_now(self.transport, data_frame(payload, binary))
             else:
                 super().serverSend(content, binary)
+
+        def plain_frames(self) -> bool:
+            """Whether a data frame built by ``data_frame`` is what autobahn would send."""
+            return (
+                self._perMessageCompress is None
+                and not self.autoFragmentSize
+                and not self.maskServerFrames
+                and not self.logFrames
+                and not self.logOctets
+                and not self.trackedTimings
+                and isinstance(self.transport, Connection)
+                and self.transport.TLS is False
+            )
 
         def _connectionMade(self) -> None:
             super()._connectionMade()  # the options daphne was started with, then ours:
@@ -135,4 +217,25 @@ def install() -> bool:
     protocol = _direct_protocol_class()
     protocol.direct_send = True
     factory.protocol = protocol
+    server = sys.modules.get("daphne.server")
+    if server is not None:
+        _hand_protocols_to_applications(server.Server)
     return True
+
+
+def _hand_protocols_to_applications(server_class: type) -> None:
+    """Put each ``DirectSendProtocol`` connection in its scope's extensions (``frame_sink``),
+    so that a consumer can write prebuilt frames to it."""
+    if getattr(server_class, "hands_protocols", False):
+        return
+    create = server_class.create_application
+
+    def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
+        if getattr(protocol, "direct_send", False) and scope.get("type") == "websocket":
+            extensions = dict(scope.get("extensions") or {})
+            extensions[SINK_EXTENSION] = {"protocol": protocol}
+            scope = {**scope, "extensions": extensions}
+        return create(self, protocol, scope)
+
+    server_class.create_application = create_application
+    server_class.hands_protocols = True

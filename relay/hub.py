@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
 from typing import Any, Protocol
@@ -30,9 +31,11 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from pycrdt import merge_updates
 from rtc_client.wire import json_protocol, yjs_protocol
 
+from relay.daphne_send import FrameSink, data_frame
 from relay.groups import datastore_group
 from relay.presence import Presence, Recorded
 from tables import history
+from tables.conf import rtc_settings
 from tables.history import StoredTransaction
 from tables.models import Datastore
 from tables.service import Committed
@@ -42,6 +45,9 @@ logger = logging.getLogger(__name__)
 GROUP_REFRESH = 3600.0  # channel layers expire group memberships after a day
 HEARTBEAT = 2.0  # seconds between round trips through the channel layer
 PING_TIMEOUT = 5.0  # seconds a heartbeat waits for its own message to come back
+RECHECK = 0.05  # seconds between looks at the sockets of connections that fell behind
+WINDOW = 1024  # recent transactions a room keeps while a connection is behind (and at most
+# RTC_CATCH_UP_BYTES of them); one further behind is served from the database
 
 
 def transactions_json(transactions: list[StoredTransaction]) -> list[dict[str, Any]]:
@@ -57,7 +63,10 @@ class Batch:
 
     def __init__(self, transactions: list[StoredTransaction]):
         self.transactions = transactions
+        self.first_serial = transactions[0].serial
+        self.last_serial = transactions[-1].serial
         self._y_frames: dict[tuple[int, ...], bytes] = {}
+        self._ws_frames: dict[tuple[int, ...], bytes] = {}
 
     @cached_property
     def json_transactions(self) -> list[dict[str, Any]]:
@@ -87,12 +96,49 @@ class Batch:
             frame = self._y_frames[key] = yjs_protocol.sync_update(update)
         return frame
 
+    @cached_property
+    def everything(self) -> tuple[int, ...]:
+        return tuple(range(len(self.transactions)))
+
+    def ws_frame(self, indices: Sequence[int]) -> bytes:
+        """``y_frame`` as a whole WebSocket frame, header included: what a ``FrameSink``
+        writes, built once per batch however many connections get it."""
+        key = tuple(indices)
+        frame = self._ws_frames.get(key)
+        if frame is None:
+            frame = self._ws_frames[key] = data_frame(self.y_frame(key), True)
+        return frame
+
+
+class Outlet:
+    """How a room reaches one connection without ASGI messages (y-websocket connections served
+    by daphne): its ``FrameSink``, and where it stands when it fell behind.
+
+    A connection whose socket does not take what it is sent is *behind*: the room stops writing
+    to it and keeps only ``behind``, the serial it had; once its socket has drained, it gets one
+    merged update for everything it missed (Yjs updates merge, and applying a merge is applying
+    each in turn). Its memory and the server's work for it stay bounded however slow it is:
+    a serial, not a queue of frames.
+    """
+
+    __slots__ = ("behind", "fetching", "sink")
+
+    def __init__(self, sink: FrameSink):
+        self.sink = sink
+        self.behind: int | None = None
+        self.fetching = False
+
 
 class Member(Protocol):
     """A local connection, as a room sees it."""
 
     member_id: str
     serial: int | None
+    outlet: Outlet | None
+    """Set: the room writes the member's transactions itself (``send_transactions`` unused)."""
+    own_txids: set[str]
+
+    def unseen(self, batch: Batch) -> list[int]: ...
 
     async def send_transactions(self, batch: Batch) -> None: ...
 
@@ -109,6 +155,11 @@ class Room:
         self.lock = asyncio.Lock()
         self.presence = Presence()
         self.reported: dict[str, int] = {}
+        self.recent: deque[StoredTransaction] = deque()  # kept while a member is behind
+        self.recent_bytes = 0
+        self.behind: dict[str, Member] = {}
+        self._missed: dict[int, bytes] = {}  # merged frames from a serial to ``self.serial``
+        self._recheck: asyncio.TimerHandle | None = None
 
     # --- membership -------------------------------------------------------------------------
 
@@ -126,7 +177,16 @@ class Room:
         (None: it announced none), for the others."""
         self.members.pop(member.member_id, None)
         self.reported.pop(member.member_id, None)
+        self.behind.pop(member.member_id, None)
         return self.departures(member.member_id)
+
+    def close(self) -> None:
+        """The room is dropped: stop looking at sockets."""
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+        self.behind.clear()
+        self.recent.clear()
 
     # --- transactions -----------------------------------------------------------------------
 
@@ -150,13 +210,121 @@ class Room:
                 )
                 if not fresh:
                     return
-            self.serial = fresh[-1].serial
+            previous, self.serial = self.serial, fresh[-1].serial
+            self._remember(fresh)
             batch = Batch(fresh)
             for member in list(self.members.values()):
                 try:
-                    await member.send_transactions(batch)
+                    outlet = getattr(member, "outlet", None)
+                    if outlet is not None:
+                        self._write(member, outlet, batch, previous)
+                    else:
+                        await member.send_transactions(batch)
                 except Exception as error:  # typically a connection closing meanwhile
                     logger.info("delivering to %s failed: %r", member.member_id, error)
+
+    # --- members written to directly (Outlet) ---------------------------------------------------
+
+    def _remember(self, fresh: list[StoredTransaction]) -> None:
+        """Keep recent transactions while someone is behind (bounded), else just this batch."""
+        self._missed.clear()
+        if not self.behind:
+            self.recent.clear()
+            self.recent_bytes = 0
+        self.recent.extend(fresh)
+        self.recent_bytes += sum(len(tx.update) for tx in fresh)
+        limit = rtc_settings.CATCH_UP_BYTES
+        while len(self.recent) > WINDOW or self.recent_bytes > limit:
+            self.recent_bytes -= len(self.recent.popleft().update)
+
+    def _write(self, member: Member, outlet: Outlet, batch: Batch, previous: int) -> None:
+        """One batch to one member: the batch's frame, built once, straight to its socket; or,
+        if the socket has not taken what came before, nothing but a note of where it stands."""
+        if outlet.behind is not None:
+            return  # the recheck sends it everything at once
+        serial = member.serial
+        if not member.own_txids and (serial is None or serial < batch.first_serial):
+            member.serial = batch.last_serial
+            indices: Sequence[int] = batch.everything
+        else:
+            indices = member.unseen(batch)
+            if not indices:
+                return
+        if outlet.sink.try_write(batch.ws_frame(indices)):
+            return
+        outlet.behind = previous if serial is None else max(previous, serial)
+        member.serial = outlet.behind
+        self.behind[member.member_id] = member
+        self._schedule_recheck()
+
+    def _schedule_recheck(self) -> None:
+        if self._recheck is None and self.behind:
+            self._recheck = self.hub.loop.call_later(RECHECK, self._send_missed)
+
+    def _send_missed(self) -> None:
+        """Each member that is behind and whose socket has drained gets one merged update."""
+        self._recheck = None
+        for member_id, member in list(self.behind.items()):
+            outlet = getattr(member, "outlet", None)
+            if self.members.get(member_id) is not member or outlet is None:
+                self.behind.pop(member_id, None)
+                continue
+            try:
+                self._send_missed_to(member, outlet)
+            except Exception as error:  # typically a connection closing meanwhile
+                logger.info("catching up %s failed: %r", member_id, error)
+        self._schedule_recheck()
+
+    def _send_missed_to(self, member: Member, outlet: Outlet) -> None:
+        since = outlet.behind
+        if outlet.fetching or since is None or not outlet.sink.ready():
+            return
+        if since >= self.serial:
+            self._caught_up(member, outlet, since)
+            return
+        frame = self._missed_frame(since)
+        if frame is None:  # further behind than the window: from the database
+            outlet.fetching = True
+            self.hub._spawn(self._send_missed_from_database(member, outlet, since))
+            return
+        outlet.sink.write(frame)
+        self._caught_up(member, outlet, self.serial)
+
+    def _caught_up(self, member: Member, outlet: Outlet, serial: int) -> None:
+        if member.own_txids:  # its own were in the merge: no longer to be skipped
+            for tx in self.recent:
+                if tx.serial > (outlet.behind or 0):
+                    member.own_txids.discard(tx.txid)
+        outlet.behind = None
+        member.serial = serial
+        self.behind.pop(member.member_id, None)
+
+    def _missed_frame(self, since: int) -> bytes | None:
+        """One frame with the merge of the transactions after ``since`` (built once per
+        ``since`` and serial); None if the window does not reach back that far."""
+        frame = self._missed.get(since)
+        if frame is None:
+            if not self.recent or self.recent[0].serial > since + 1:
+                return None
+            updates = [tx.update for tx in self.recent if tx.serial > since]
+            update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            frame = self._missed[since] = data_frame(yjs_protocol.sync_update(update), True)
+        return frame
+
+    async def _send_missed_from_database(self, member: Member, outlet: Outlet, since: int) -> None:
+        upto = self.serial
+        try:
+            missed = await database_sync_to_async(history.transactions_between)(
+                self.datastore.pk, since, upto
+            )
+            if self.members.get(member.member_id) is member and missed:
+                updates = [tx.update for tx in missed]
+                update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+                outlet.sink.write(data_frame(yjs_protocol.sync_update(update), True))
+                outlet.behind = member.serial = upto
+        finally:
+            outlet.fetching = False
+            self._schedule_recheck()
 
     async def catch_up(self) -> None:
         """Deliver what was committed since the last delivery, from the database: what other
@@ -258,6 +426,8 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        for room in self.rooms.values():
+            room.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -294,6 +464,7 @@ class Hub:
             await room.relay_presence(departures, None)
             await self.publish_presence(room, departures, member.member_id, left=True)
         if not room.members and self.rooms.get(room.datastore.pk) is room:
+            room.close()
             del self.rooms[room.datastore.pk]
             self._unsubscribed.discard(room.datastore.pk)
             if self.channel is not None and self.layer_up:

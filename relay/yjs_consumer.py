@@ -8,7 +8,8 @@ from channels.db import database_sync_to_async
 from rtc_client.wire import yjs_protocol
 
 from relay.consumers import ConnectionRefusal, RelayConsumer
-from relay.hub import Batch
+from relay.daphne_send import frame_sink
+from relay.hub import Batch, Outlet
 from relay.presence import Refusal
 from tables import service
 from tables.service import Status
@@ -126,6 +127,15 @@ class YjsConsumer(RelayConsumer):
         await self.send(bytes_data=yjs_protocol.permission_denied(f"{code}: {reason}"))
 
     # --- Member ---------------------------------------------------------------------------------
+
+    def make_outlet(self) -> Outlet | None:
+        """Under daphne, the room writes broadcast frames (built once per batch) to the socket
+        itself, and merges what a slow reader missed; a subclass that sends transactions its
+        own way keeps ``send_transactions``."""
+        if type(self).send_transactions is not YjsConsumer.send_transactions:
+            return None
+        sink = frame_sink(self.scope)
+        return None if sink is None else Outlet(sink)
 
     async def send_transactions(self, batch: Batch) -> None:
         unseen = self.unseen(batch)

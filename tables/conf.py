@@ -163,6 +163,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest WebSocket message accepted, in bytes; larger ones close the connection (1009).",
     ),
     Setting(
+        "CATCH_UP_BYTES",
+        8 * 1024 * 1024,
+        positive_int,
+        "Bytes of recent transactions a room keeps while a reader is behind, to send it what it "
+        "missed as one merged update; a reader further behind gets it from the database.",
+    ),
+    Setting(
+        "WORKERS",
+        0,
+        positive_int,
+        "Worker processes `manage.py serve` runs on this machine, on one port. 0: one per core "
+        "with REDIS_URL, else 1 (several workers need the Redis channel layer).",
+    ),
+    Setting(
         "RATE_LIMIT",
         200,
         positive_int,

@@ -1,10 +1,12 @@
 """The README's commands as a person runs them."""
 
 import os
+import signal
 import socket
 import subprocess
 
 from tests.support import ROOT
+from tests.support.waiting import eventually
 
 
 def test_run_refuses_a_port_in_use_in_one_line_before_any_banner():
@@ -29,3 +31,55 @@ def test_run_refuses_a_port_in_use_in_one_line_before_any_banner():
     assert "Jupyter RTC on" not in done.stdout, done.stdout
     last = done.stderr.strip().splitlines()[-1]
     assert f"cannot serve on 127.0.0.1:{port}" in last and "PORT=" in last, done.stderr
+
+
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(b"GET /api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return conn.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+def test_serve_runs_the_workers_on_one_port_and_stops_them_all(redis_url, tmp_path):
+    url, prefix = redis_url
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        "DATA_DIR": str(tmp_path),
+        "REDIS_URL": url,
+        "REDIS_PREFIX": prefix,
+        "RTC_WORKERS": "2",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        workers = eventually(
+            lambda: len(children_of(serve.pid)) == 2 and children_of(serve.pid),
+            timeout=60,
+            what="two workers",
+        )
+        eventually(lambda: answers(port), timeout=60, what=f"an answer on port {port}")
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0, log.read_text()
+        for worker in workers:
+            assert not os.path.exists(f"/proc/{worker}")  # stopped and reaped
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
