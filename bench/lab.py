@@ -322,7 +322,12 @@ def jupyter_server(
     class Server(LocalJupyterServer):
         def command(self) -> list[str]:
             command = super().command()
-            return [python, *command[1:]] if python else command
+            if not python:
+                return command
+            # Another virtualenv's server has none of this project's packages (the launcher's
+            # contents manager and kernel socket class are the bridge's): Jupyter's defaults.
+            own = [part for part in command[1:] if "jupyter_rtc_bridge" not in part]
+            return [python, *own]
 
     return Server(root, args=args, env=env)
 
