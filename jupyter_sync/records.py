@@ -49,17 +49,7 @@ class WritePathWriter:
         self.authorize = authorize or access.authorizer()
 
     def write(self, table: str, record_id: str, fields: dict[str, Any]) -> None:
-        outcome = records.set_fields(
-            self.access.datastore,
-            table,
-            record_id,
-            fields,
-            author_id=self.access.user_id,
-            origin=Origin.REST,
-            authorize=self.authorize,
-        )
-        if outcome.status is Status.REJECTED:
-            raise RecordWriteRejected(outcome.error_code, outcome.error)
+        self.write_many(table, {record_id: fields})
 
     def write_many(self, table: str, fields: dict[str, dict[str, Any]]) -> None:
         """Several records (id -> fields) in one transaction: all written, or none."""

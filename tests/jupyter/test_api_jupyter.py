@@ -1032,15 +1032,7 @@ async def test_run_all_queues_the_code_cells_in_order_in_one_transaction(
             code("c", "print(seen)"),
         ),
     )
-    tokens = await accounts()
-    server = await asyncio.to_thread(start_server, env=PATIENT)
-    async with (
-        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
-        api(server, tokens["ed"]) as ed,
-        api(server, tokens["vi"]) as vi,
-        RunningSupernode(jupyter, server.ws_url, tokens["service"]),
-    ):
-        await connected()
+    async with supernode_behind_api(start_server, jupyter_server) as (jupyter, ed, vi):
         await open_document("ra", "api-runall/r.ipynb")
         await document_open("ra")
 
