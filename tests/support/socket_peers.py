@@ -16,6 +16,8 @@ from pycrdt import Doc, Map, Text
 from rtc_client.wire import yjs_protocol
 from websockets.asyncio.client import connect
 
+from tests.support.waiting import until_set
+
 _ids = itertools.count(1)
 
 
@@ -62,16 +64,12 @@ class Peer:
             self.serials.append(tx["serial"])
 
     async def until(self, predicate, timeout: float = 20) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    self.changed.clear()
-                    await self.changed.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"not met in {timeout}s: items={sorted(self.items())} "
-                f"serials={self.serials} acked={self.acked}"
-            ) from None
+        await until_set(
+            self.changed,
+            predicate,
+            timeout,
+            lambda: f"items={sorted(self.items())} serials={self.serials} acked={self.acked}",
+        )
 
     async def request(self, msg_type: str, content: dict | None = None) -> dict:
         msg_id = f"c-{next(_ids)}"
@@ -180,16 +178,12 @@ class YjsPeer:
         await self.ws.send(yjs_protocol.sync_update(self.doc.get_update(before)))
 
     async def until(self, predicate, timeout: float = 30) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    self.changed.clear()
-                    await self.changed.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"not met in {timeout}s: {len(self.frames)} update frames, "
-                f"{len(str(self.text))} characters"
-            ) from None
+        await until_set(
+            self.changed,
+            predicate,
+            timeout,
+            lambda: f"{len(self.frames)} update frames, {len(str(self.text))} characters",
+        )
 
     async def close(self) -> None:
         self.reading.set()

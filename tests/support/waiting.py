@@ -89,3 +89,20 @@ async def aeventually(
         if remaining <= 0:
             raise deadline.failure(result)
         await asyncio.sleep(min(POLL, remaining))
+
+
+async def until_set(
+    changed: asyncio.Event,
+    predicate: Callable[[], Any],
+    timeout: float,
+    explain: Callable[[], str],
+) -> None:
+    """Until ``predicate()`` holds, checked each time ``changed`` is set (by whatever receives
+    what it depends on); an AssertionError saying ``explain()`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                changed.clear()
+                await changed.wait()
+    except TimeoutError:
+        raise AssertionError(f"not met in {timeout}s: {explain()}") from None
