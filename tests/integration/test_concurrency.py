@@ -131,13 +131,24 @@ def test_processes_on_postgresql(postgres):
 
 
 def test_a_failing_batch_reaches_its_writers_and_the_queue_recovers():
+    """An error inside a batch's commit reaches its writer, and the queue takes the next write;
+    a datastore deleted under the writer's feet (a fork merged meanwhile) is a refusal."""
     datastore = service.create_datastore("gone", "todo")
     doc = Doc()
     assert commit(datastore, Proposal(new_item(doc, "a"))).status is Status.STORED
     queue = queue_for(datastore)
+
+    def broken(proposal: Proposal, analysis: object) -> str | None:
+        raise RuntimeError("the policy failed")
+
+    with pytest.raises(RuntimeError, match="the policy failed"):
+        commit(datastore, Proposal(new_item(doc, "b")), broken)
+    assert not queue._draining and not queue._pending
+    assert commit(datastore, Proposal(new_item(Doc(), "c"))).status is Status.STORED
+
     type(datastore).objects.filter(pk=datastore.pk).delete()  # gone under the writer's feet
-    with pytest.raises(type(datastore).DoesNotExist):
-        commit(datastore, Proposal(new_item(doc, "b")))
+    outcome = commit(datastore, Proposal(new_item(doc, "d")))
+    assert outcome.status is Status.REJECTED and outcome.error_code == "unknown-datastore"
     assert not queue._draining and not queue._pending
 
 
