@@ -33,7 +33,7 @@ def updates(history: int, cells: int, seed: int) -> Iterator[bytes]:
     every 50th adds a cell, every 70th deletes one). bench/timeline_peer.py feeds the same ones
     to both servers."""
     from jupyter_ydoc import YNotebook
-    from pycrdt import Array, Doc, Map, Text
+    from pycrdt import Array, Doc, Map, Text, merge_updates
 
     doc = Doc(client_id=seed)
     notebook = {
@@ -52,13 +52,17 @@ def updates(history: int, cells: int, seed: int) -> Iterator[bytes]:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+    made: list[bytes] = []
+    # Each transaction's own update, as a client sends it (``get_update(state)`` would repeat
+    # the whole delete set every time).
+    subscription = doc.observe(lambda event: made.append(event.update))
     YNotebook(doc).set(notebook)
-    yield doc.get_update()
+    yield merge_updates(*made)
+    made.clear()
     rng = random.Random(seed)
     ycells = doc.get("cells", type=Array)
     added = 0
     for number in range(1, history):
-        before = doc.get_state()
         if number % 50 == 0:
             added += 1
             cell = {"id": f"n{added}", "cell_type": "markdown", "source": Text("# new")}
@@ -68,7 +72,9 @@ def updates(history: int, cells: int, seed: int) -> Iterator[bytes]:
         else:
             source = ycells[rng.randrange(len(ycells))]["source"]
             source.insert(rng.randrange(len(source) + 1), rng.choice("abcdefgh \n"))
-        yield doc.get_update(before)
+        yield merge_updates(*made)
+        made.clear()
+    doc.unobserve(subscription)
 
 
 def write_history(datastore: Any, author_id: int, patches: Iterable[bytes]) -> None:

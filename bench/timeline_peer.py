@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -138,7 +139,9 @@ async def room_doc(
 
     doc = Doc()
     synced = asyncio.Event()
-    async with websockets.connect(url, max_size=None) as ws:
+    # No keepalive pings: their server answers none while an undo of many steps holds its
+    # event loop (tens of seconds), and a client that gives up on it empties the room.
+    async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
 
         async def receive() -> None:
             async for message in ws:
@@ -523,8 +526,19 @@ def report(results: list[Result], args: argparse.Namespace, loads: list[str]) ->
             print(f"{result.name}: {result.note}")
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the run as Ctrl+C does: through the ``finally`` blocks that stop the
+    servers it started."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> None:
     args = parse_args()
+    stop_on_sigterm()
     common.setup_django(args)
     started = time.perf_counter()
     patches = list(ours_bench.updates(args.history, args.cells, args.seed))
@@ -545,6 +559,8 @@ def main() -> None:
     for run in runners:
         results.append(run(args, patches, work))
         loads.append(f"{results[-1].name}: {common.load_average()}")
+        if len(runners) > 1 and len(results) < len(runners):
+            report(results, args, loads)  # kept should the next side fail
     report(results, args, loads)
 
 
