@@ -316,18 +316,27 @@ def jupyter_server(
     env: dict[str, str] | None = None,
 ):
     """A ``LocalJupyterServer`` (private config and data directories, no config files read),
-    run by ``python`` when given (another virtualenv's) instead of this interpreter."""
-    from jupyter_sync.jupyter.launcher import LocalJupyterServer
+    run by ``python`` when given (another virtualenv's) instead of this interpreter: then
+    without the launcher's classes from this project's bridge (its contents manager, its kernel
+    WebSocket connection), which that virtualenv does not have, so the peer runs its defaults."""
+    from jupyter_sync.jupyter.launcher import (
+        CONNECTION_CLASS,
+        CONTENTS_MANAGER,
+        NO_DELAY_CONNECTION,
+        LocalJupyterServer,
+    )
+
+    ours_only = {
+        f"--ServerApp.contents_manager_class={CONTENTS_MANAGER}",
+        f"--{CONNECTION_CLASS}={NO_DELAY_CONNECTION}",
+    }
 
     class Server(LocalJupyterServer):
         def command(self) -> list[str]:
             command = super().command()
             if not python:
                 return command
-            # Another virtualenv's server has none of this project's packages (the launcher's
-            # contents manager and kernel socket class are the bridge's): Jupyter's defaults.
-            own = [part for part in command[1:] if "jupyter_rtc_bridge" not in part]
-            return [python, *own]
+            return [python, *(arg for arg in command[1:] if arg not in ours_only)]
 
     return Server(root, args=args, env=env)
 

@@ -18,7 +18,7 @@ import argparse
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 
 
-def build(history: int, cells: int, seed: int) -> Any:
-    """A notebook datastore with ``history`` patches, written in batches through the write path."""
-    from django.contrib.auth.models import User
+def updates(history: int, cells: int, seed: int) -> Iterator[bytes]:
+    """The notebook's ``history`` Yjs updates, the same bytes for the same arguments: its
+    ``cells`` cells laid out by jupyter_ydoc, then one edit each (a character typed into a cell;
+    every 50th adds a cell, every 70th deletes one). bench/timeline_peer.py feeds the same ones
+    to both servers."""
     from jupyter_ydoc import YNotebook
-    from pycrdt import Array, Doc, Map, Text
+    from pycrdt import Array, Doc, Map, Text, merge_updates
 
-    from tables import service
-    from tables.service import Proposal
-
-    owner = User.objects.create_user("bench-owner")
-    datastore = service.create_datastore("bench-notebook", "notebook", owner)
-    doc = Doc()
+    doc = Doc(client_id=seed)
     notebook = {
         "cells": [
             {
@@ -55,13 +52,17 @@ def build(history: int, cells: int, seed: int) -> Any:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+    made: list[bytes] = []
+    # Each transaction's own update, as a client sends it (``get_update(state)`` would repeat
+    # the whole delete set every time).
+    subscription = doc.observe(lambda event: made.append(event.update))
     YNotebook(doc).set(notebook)
-    batch = [(Proposal(doc.get_update(), author_id=owner.pk), None)]
+    yield merge_updates(*made)
+    made.clear()
     rng = random.Random(seed)
     ycells = doc.get("cells", type=Array)
     added = 0
     for number in range(1, history):
-        before = doc.get_state()
         if number % 50 == 0:
             added += 1
             cell = {"id": f"n{added}", "cell_type": "markdown", "source": Text("# new")}
@@ -71,13 +72,36 @@ def build(history: int, cells: int, seed: int) -> Any:
         else:
             source = ycells[rng.randrange(len(ycells))]["source"]
             source.insert(rng.randrange(len(source) + 1), rng.choice("abcdefgh \n"))
-        batch.append((Proposal(doc.get_update(before), author_id=owner.pk), None))
+        yield merge_updates(*made)
+        made.clear()
+    doc.unobserve(subscription)
+
+
+def write_history(datastore: Any, author_id: int, patches: Iterable[bytes]) -> None:
+    """Each update its own transaction, written through the write path in batches of 200."""
+    from tables import service
+    from tables.service import Proposal
+
+    batch: list[tuple[Proposal, None]] = []
+    for update in patches:
+        batch.append((Proposal(update, author_id=author_id), None))
         if len(batch) == 200:
             service.write(datastore, batch)
             batch = []
     if batch:
         service.write(datastore, batch)
     datastore.refresh_from_db()
+
+
+def build(history: int, cells: int, seed: int) -> Any:
+    """A notebook datastore with ``history`` patches, written in batches through the write path."""
+    from django.contrib.auth.models import User
+
+    from tables import service
+
+    owner = User.objects.create_user("bench-owner")
+    datastore = service.create_datastore("bench-notebook", "notebook", owner)
+    write_history(datastore, owner.pk, updates(history, cells, seed))
     return datastore, owner
 
 
