@@ -42,6 +42,7 @@ from jupyter_sync.supernode.documents.manager import DocumentManager
 from jupyter_sync.supernode.kernels import Kernels
 from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.server_state import ServerState, prune_server_state_history
+from jupyter_sync.supernode.trace import mark
 from tables.schema import jsonable
 
 logger = logging.getLogger(__name__)
@@ -294,6 +295,7 @@ class Supernode:
                     and record.get("status") == "requested"
                     and execution_id not in self.running
                 ):
+                    mark(execution_id, "seen")
                     # By cell id (document_id): the document manager; otherwise console code.
                     if record.get("document_id"):
                         run = self.documents.execute

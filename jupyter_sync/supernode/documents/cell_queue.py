@@ -39,6 +39,7 @@ from jupyter_sync.supernode.executing import (
     outputs_of,
     run_execution,
 )
+from jupyter_sync.supernode.trace import mark
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ class CellQueue:
             return session["kernel"]["id"], session["id"]
 
     async def _run_cell(self, document: OpenDocument, execution_id: str, cell_id: str) -> None:
+        mark(execution_id, "turn")
         kernel_id, session_id = await self._kernel_for(document)
+        mark(execution_id, "session")
         connection: KernelConnection = await self.node.kernel(kernel_id)
         cell = document.cell(cell_id)
         if cell is None:
