@@ -246,6 +246,10 @@ class Supernode:
     async def kernel(self, kernel_id: str) -> KernelConnection:
         return await self.kernels.connect(kernel_id)
 
+    def kernel_open(self, kernel_id: str) -> bool:
+        connection = self.kernels.connections.get(kernel_id)
+        return connection is not None and not connection.closed
+
     def request_refresh(self) -> None:
         self.refresh_requested.set()
 
