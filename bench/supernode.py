@@ -222,7 +222,12 @@ class Processes:
     def marks(self) -> dict[str, dict[str, float]]:
         """The supernode's trace marks so far: execution id -> hop -> wall-clock time."""
         found: dict[str, dict[str, float]] = {}
-        for line in (self.logs / "supernode.log").read_text(errors="replace").splitlines():
+        lines = [
+            line
+            for name in ("daphne.log", "supernode.log")
+            for line in (self.logs / name).read_text(errors="replace").splitlines()
+        ]
+        for line in lines:
             _before, sep, rest = line.partition(" jupyter_sync.trace: trace ")
             if sep:
                 execution_id, hop, when = rest.split()
@@ -412,19 +417,23 @@ async def via_cell(notebook: Notebook, http, *, rest: bool) -> tuple[float, str,
 
 
 HOPS = ("seen", "turn", "session", "request", "iopub", "written")
+REST_HOPS = ("api", "checked", "committed", *HOPS)
 
 
 def hop_rows(
-    runs: list[tuple[float, str, float]], marks: dict[str, dict[str, float]], label: str
+    runs: list[tuple[float, str, float]],
+    marks: dict[str, dict[str, float]],
+    label: str,
+    hops: tuple[str, ...] = HOPS,
 ) -> list[list[str]]:
     """Median ms of each hop of ``runs`` (start -> seen -> ... -> written -> watcher)."""
     steps: dict[str, list[float]] = {}
     for first, execution_id, wall in runs:
         found = marks.get(execution_id, {})
-        if not all(hop in found for hop in HOPS):
+        if not all(hop in found for hop in hops):
             continue
         before = wall
-        for hop in HOPS:
+        for hop in hops:
             steps.setdefault(hop, []).append(found[hop] - before)
             before = found[hop]
         steps.setdefault("watcher", []).append(wall + first - before)
@@ -557,9 +566,10 @@ async def main(args: argparse.Namespace) -> None:
                     ["path", "hop", "ms (median)", "runs"],
                     [
                         *hop_rows(cell_runs["cell record"], marks, "cell record"),
-                        *hop_rows(cell_runs["cell REST"], marks, "cell REST"),
+                        *hop_rows(cell_runs["cell REST"], marks, "cell REST", REST_HOPS),
                     ],
-                    title="(a) per hop, cell runs: start -> the supernode sees the record -> its "
+                    title="(a) per hop, cell runs: start -> (REST: the view called -> the cell "
+                    "checked -> the record committed) -> the supernode sees the record -> its "
                     "turn -> session found -> execute_request -> first output message -> "
                     "written -> the watcher sees it",
                 )

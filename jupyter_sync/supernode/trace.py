@@ -11,9 +11,10 @@ import time
 logger = logging.getLogger("jupyter_sync.trace")
 
 
-def mark(execution_id: str, hop: str) -> None:
+def mark(execution_id: str, hop: str, when: float | None = None) -> None:
+    """``hop`` of ``execution_id`` happened at ``when`` (``time.time()``; default: now)."""
     if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("trace %s %s %.6f", execution_id, hop, time.time())
+        logger.debug("trace %s %s %.6f", execution_id, hop, time.time() if when is None else when)
 
 
 __all__ = ["mark"]
