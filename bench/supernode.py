@@ -26,7 +26,7 @@ editor's token: one writes ``executions`` records, the other watches.
 
     ``--pace 0.3`` starts one run every 0.3 s (a human pace, as in JupyterLab) instead of one
     right after the other. ``--trace`` has the supernode log wall-clock marks of each cell
-    run's hops (``jupyter_sync.supernode.trace``) and prints their medians.
+    run's hops (``jupyter_sync.trace``) and prints their medians.
 
 (b) **A cell printing ``--lines`` lines** (``for i in range(n): print(i)``), through the
     supernode and with jupyter_client: time to completion; the messages the kernel sent; the

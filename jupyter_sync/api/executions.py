@@ -27,7 +27,7 @@ from jupyter_sync.document_ids import DocumentIdError, notebook_only, parse_docu
 from jupyter_sync.models import Cell, Document, Output
 from jupyter_sync.records import do_answer_input, do_cancel_execution, do_new_records_in_order
 from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE, source_hash
-from jupyter_sync.supernode.trace import mark
+from jupyter_sync.trace import mark
 from tables.api.errors import APIError, conflict, not_found
 from tables.api.serializers import validated
 from tables.permissions import access_for

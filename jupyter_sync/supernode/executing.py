@@ -23,7 +23,7 @@ from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.records import do_ask_input, do_clear_input
 from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.outputs import Displays, NotebookOutputSink, coalesce_streams
-from jupyter_sync.supernode.trace import mark
+from jupyter_sync.trace import mark
 
 logger = logging.getLogger(__name__)
 

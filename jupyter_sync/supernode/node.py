@@ -42,7 +42,7 @@ from jupyter_sync.supernode.documents.manager import DocumentManager
 from jupyter_sync.supernode.kernels import Kernels
 from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.server_state import ServerState, prune_server_state_history
-from jupyter_sync.supernode.trace import mark
+from jupyter_sync.trace import mark
 from tables.schema import jsonable
 
 logger = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from jupyter_sync.supernode.executing import (
     outputs_of,
     run_execution,
 )
-from jupyter_sync.supernode.trace import mark
+from jupyter_sync.trace import mark
 
 logger = logging.getLogger(__name__)
 
