@@ -228,5 +228,7 @@ LOGGING = {
         # A Redis outage: channels_redis logs a traceback for every second of it; the relay's
         # hub says it once, and again when fan-out resumes (relay/hub.py).
         "channels_redis.pubsub": {"level": "CRITICAL"},
+        # bench/supernode.py --trace: the supernode's per-hop marks of an execution.
+        "jupyter_sync.trace": {"level": "DEBUG" if env_str("TRACE_LOG", "") else "WARNING"},
     },
 }

@@ -11,6 +11,7 @@ times); ``GET /api/executions?document_id=`` lists a notebook's runs by it.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -26,6 +27,7 @@ from jupyter_sync.document_ids import DocumentIdError, notebook_only, parse_docu
 from jupyter_sync.models import Cell, Document, Output
 from jupyter_sync.records import do_answer_input, do_cancel_execution, do_new_records_in_order
 from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE, source_hash
+from jupyter_sync.trace import mark
 from tables.api.errors import APIError, conflict, not_found
 from tables.api.serializers import validated
 from tables.permissions import access_for
@@ -200,12 +202,17 @@ class ExecutionListView(ExecutionBase):
         },
     )
     def post(self, request: Request) -> Response:
+        received = time.time()
         data = validated(s.ExecutionCreateSerializer, request.data)
         if "kernel_id" in data:
             self.known_kernel(data["kernel_id"])
         else:
             data = self.cell_request(data)
+        checked = time.time()
         execution_id = self.write_record("executions", {**data, "status": "requested"})
+        mark(execution_id, "api", received)
+        mark(execution_id, "checked", checked)
+        mark(execution_id, "committed")
 
         def answer(record: dict[str, Any]) -> Response:
             return self.answer(execution_id, restore_integers(record))

@@ -23,6 +23,7 @@ from jupyter_sync.jupyter.frames import msg_type
 from jupyter_sync.records import do_ask_input, do_clear_input
 from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.outputs import Displays, NotebookOutputSink, coalesce_streams
+from jupyter_sync.trace import mark
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +152,20 @@ async def run_execution(
             records, execution_id, content.get("prompt", ""), bool(content.get("password"))
         )
 
+    first: list[bool] = []
+
+    def output(message: dict[str, Any]) -> None:
+        traced = not first and msg_type(message) in OUTPUT_MESSAGES
+        if traced:
+            first.append(True)
+            mark(execution_id, "iopub")
+        on_output(message)
+        if traced:  # the first output is written at once (OutputWriter)
+            mark(execution_id, "written")
+
+    mark(execution_id, "request")
     run = asyncio.ensure_future(
-        connection.execute(code, on_output=on_output, on_input=on_input, allow_stdin=True)
+        connection.execute(code, on_output=output, on_input=on_input, allow_stdin=True)
     )
     run.add_done_callback(lambda _task: notifier.notify())
     interrupted = False

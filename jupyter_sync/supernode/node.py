@@ -42,6 +42,7 @@ from jupyter_sync.supernode.documents.manager import DocumentManager
 from jupyter_sync.supernode.kernels import Kernels
 from jupyter_sync.supernode.live_records import LiveRecords
 from jupyter_sync.supernode.server_state import ServerState, prune_server_state_history
+from jupyter_sync.trace import mark
 from tables.schema import jsonable
 
 logger = logging.getLogger(__name__)
@@ -245,6 +246,10 @@ class Supernode:
     async def kernel(self, kernel_id: str) -> KernelConnection:
         return await self.kernels.connect(kernel_id)
 
+    def kernel_open(self, kernel_id: str) -> bool:
+        connection = self.kernels.connections.get(kernel_id)
+        return connection is not None and not connection.closed
+
     def request_refresh(self) -> None:
         self.refresh_requested.set()
 
@@ -294,6 +299,7 @@ class Supernode:
                     and record.get("status") == "requested"
                     and execution_id not in self.running
                 ):
+                    mark(execution_id, "seen")
                     # By cell id (document_id): the document manager; otherwise console code.
                     if record.get("document_id"):
                         run = self.documents.execute

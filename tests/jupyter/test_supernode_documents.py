@@ -677,6 +677,70 @@ async def test_a_cells_first_output_reaches_an_open_notebook_while_it_still_runs
             await running.close()
 
 
+class CountingSessions:
+    """A JupyterClient that counts its listings of the server's sessions."""
+
+    def __init__(self, jupyter: JupyterClient):
+        self.jupyter = jupyter
+        self.listed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.jupyter, name)
+
+    async def sessions(self) -> Any:
+        self.listed += 1
+        return await self.jupyter.sessions()
+
+
+async def test_a_notebook_runs_again_on_its_session_without_asking_the_server_for_it(
+    start_server, jupyter_server
+):
+    """The session found for a run is kept: the next run sends its execute_request without
+    listing the server's sessions first. When the session goes (deleted, its kernel shut
+    down), the next run finds that out and gets a new one."""
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    root: Path = jupyter_server.root_dir
+    write_json(root / "docs6" / "again.ipynb", notebook(code("c", "print('again')")))
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        running = RunningSupernode(jupyter, relay.ws_url, service_token)
+        # What runs cells reaches the server through the node's client (the server-state
+        # refresh keeps its own, and lists sessions on its own schedule): count its listings.
+        counting = CountingSessions(jupyter)
+        running.supernode.jupyter = counting  # type: ignore[assignment]
+        try:
+            await open_document(watcher, "n6", "docs6/again.ipynb")
+            await run_cell(watcher, "a1", "n6", "c")
+            first = await finished(watcher, "a1")
+            assert first["status"] == "completed", first
+            before = counting.listed
+            await run_cell(watcher, "a2", "n6", "c")
+            second = await finished(watcher, "a2")
+            assert second["status"] == "completed", second
+            assert counting.listed == before  # no request for the session before this run
+            assert (second["session_id"], second["kernel_id"]) == (
+                first["session_id"],
+                first["kernel_id"],
+            )
+
+            # The session is deleted (its kernel shut down): the next run gets a new one.
+            await jupyter.delete_session(first["session_id"])
+            await aeventually(
+                lambda: not running.supernode.kernel_open(first["kernel_id"]), timeout=WAIT
+            )
+            await run_cell(watcher, "a3", "n6", "c")
+            third = await finished(watcher, "a3")
+            assert third["status"] == "completed", third
+            assert third["session_id"] != first["session_id"]
+            assert third["kernel_id"] != first["kernel_id"]
+        finally:
+            await end_sessions(jupyter, "docs6/")
+            await running.close()
+
+
 # --- The notebook output sink ------------------------------------------------------------------
 
 

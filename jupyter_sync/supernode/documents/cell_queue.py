@@ -39,6 +39,7 @@ from jupyter_sync.supernode.executing import (
     outputs_of,
     run_execution,
 )
+from jupyter_sync.trace import mark
 
 logger = logging.getLogger(__name__)
 
@@ -147,32 +148,64 @@ class CellQueue:
                 return True
             await waiter.wait()
 
+    def _known_session(self, document: OpenDocument) -> tuple[str, str] | None:
+        """The session this notebook ran on last, if nothing says it changed since: its path
+        is the document's, its kernel is open and not dead, and the sessions table (when it
+        lists it) agrees. A session deleted or given another kernel shuts its kernel down,
+        which ends the kernel's connection, so the server is asked again then."""
+        if document.session is None:
+            return None
+        path, kernel_id, session_id = document.session
+        listed = self.records.record("sessions", session_id)
+        kernel = self.records.record("kernels", kernel_id)
+        if (
+            path != document.path
+            or not self.node.kernel_open(kernel_id)
+            or (kernel is not None and kernel.get("execution_state") == "dead")
+            or (listed is not None and listed.get("kernel_id") not in (None, kernel_id))
+            or (listed is not None and listed.get("path") not in (None, path))
+        ):
+            document.session = None
+            return None
+        return kernel_id, session_id
+
     async def _kernel_for(self, document: OpenDocument) -> tuple[str, str]:
         """The kernel and session ids of the notebook's session; a new session (its
-        kernelspec) if it has none."""
-        jupyter = self.node.jupyter
+        kernelspec) if it has none. The one found last time is taken without a request to
+        the server while it holds (``_known_session``): one round trip less before a run."""
         async with document.kernel_lock:
-            for session in await jupyter.sessions():
-                kernel = session.get("kernel") or {}
-                if session.get("path") != document.path or not kernel.get("id"):
-                    continue
-                if kernel.get("execution_state") != "dead":
-                    return kernel["id"], session["id"]
-                await jupyter.delete_session(session["id"])
-            spec = document.kernelspec_name()
-            name = posixpath.basename(document.path)
-            try:
-                session = await jupyter.create_session(document.path, name=name, kernel_name=spec)
-            except JupyterError:
-                if spec is None:
-                    raise
-                logger.warning("kernelspec %r failed for %s; using the default", spec, name)
-                session = await jupyter.create_session(document.path, name=name)
-            self.node.request_refresh()
-            return session["kernel"]["id"], session["id"]
+            known = self._known_session(document)
+            if known is None:
+                known = await self._find_or_make_session(document)
+                document.session = (document.path, *known)
+            return known
+
+    async def _find_or_make_session(self, document: OpenDocument) -> tuple[str, str]:
+        """Ask the server for the notebook's session (a dead one is deleted); make one if none."""
+        jupyter = self.node.jupyter
+        for session in await jupyter.sessions():
+            kernel = session.get("kernel") or {}
+            if session.get("path") != document.path or not kernel.get("id"):
+                continue
+            if kernel.get("execution_state") != "dead":
+                return kernel["id"], session["id"]
+            await jupyter.delete_session(session["id"])
+        spec = document.kernelspec_name()
+        name = posixpath.basename(document.path)
+        try:
+            session = await jupyter.create_session(document.path, name=name, kernel_name=spec)
+        except JupyterError:
+            if spec is None:
+                raise
+            logger.warning("kernelspec %r failed for %s; using the default", spec, name)
+            session = await jupyter.create_session(document.path, name=name)
+        self.node.request_refresh()
+        return session["kernel"]["id"], session["id"]
 
     async def _run_cell(self, document: OpenDocument, execution_id: str, cell_id: str) -> None:
+        mark(execution_id, "turn")
         kernel_id, session_id = await self._kernel_for(document)
+        mark(execution_id, "session")
         connection: KernelConnection = await self.node.kernel(kernel_id)
         cell = document.cell(cell_id)
         if cell is None:

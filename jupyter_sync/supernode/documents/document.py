@@ -100,6 +100,9 @@ class OpenDocument:
         self.missing = False
         self.quiet = 0
         self.kernel_lock = asyncio.Lock()
+        self.session: tuple[str, str, str] | None = None
+        """(path, kernel id, session id) of the notebook's session as last found or made: the
+        next run takes it without asking the server while its kernel is open (cell_queue)."""
         self.displays = Displays()
         """The outputs its cells showed with a display id, for updates from any cell."""
         self.autosave: asyncio.Task[None] | None = None

@@ -21,6 +21,11 @@ class SupernodeLink(Protocol):
         """The kernel's one shared connection."""
         ...
 
+    def kernel_open(self, kernel_id: str) -> bool:
+        """The supernode holds an open connection to the kernel: the server runs it (the
+        connection ends when the kernel is shut down, with its session, or found gone)."""
+        ...
+
     def request_refresh(self) -> None:
         """Re-read the server state soon (a session was made or moved)."""
         ...
