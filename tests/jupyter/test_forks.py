@@ -86,7 +86,6 @@ def test_a_fork_is_edited_in_its_room_and_merged_as_one_transaction_next_to_root
     session, room, root = opened(site, "fk/a.ipynb", "x = 1", "print(x)")
     root.refresh_from_db()
     branch = root.last_serial
-    rows_before = Transaction.objects.count()
 
     made = fork(site, "ed", room, title="try", description="an idea", synchronize=False)
     assert made.status_code == 201, made.text
@@ -103,7 +102,8 @@ def test_a_fork_is_edited_in_its_room_and_merged_as_one_transaction_next_to_root
     fork_store = DocumentFork.objects.get(pk=fork_id).datastore
     assert (fork_store.fork_of_id, fork_store.fork_serial) == (root.pk, branch)
     # Nothing copied: the fork's history below the branch is the root's.
-    assert Transaction.objects.count() == rows_before
+    # (Counted per datastore: the supernode writes the jupyter datastore's records meanwhile.)
+    assert not Transaction.objects.filter(datastore=fork_store).exists()
     for serial in range(1, branch + 1):
         assert content(history.doc_at(fork_store, serial), "notebook") == content(
             history.doc_at(root, serial), "notebook"
