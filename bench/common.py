@@ -167,6 +167,17 @@ def rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def print_profile(profiler: Any, top: int) -> None:
+    """A cProfile's ``top`` entries by own time, then by cumulative time."""
+    import io
+    import pstats
+
+    for key in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(top)
+        print(out.getvalue())
+
+
 def trim_malloc() -> None:
     """Hand the free pages glibc keeps for reuse back to the system (no-op elsewhere)."""
     import ctypes

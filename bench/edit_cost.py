@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
-import pstats
 import sys
 import time
 from pathlib import Path
@@ -188,10 +186,7 @@ def profile(args: argparse.Namespace) -> None:
             big.send(edit)
     profiler.disable()
     print(f"\nProfile, {common.vendor()}: {args.repeat} rounds of {', '.join(EDITS)}")
-    for key in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(args.top)
-        print(out.getvalue())
+    common.print_profile(profiler, args.top)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
-import pstats
 import sys
 import time
 from dataclasses import dataclass, field
@@ -406,10 +404,7 @@ def profile(args: argparse.Namespace) -> None:
         f"{rounds * writers / elapsed:,.0f} tx/s under cProfile; gapless={gapless}, "
         f"converged={converged}, last_serial={last}"
     )
-    for key in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(args.top)
-        print(out.getvalue())
+    common.print_profile(profiler, args.top)
 
 
 def main(argv: list[str] | None = None) -> None:
