@@ -326,6 +326,13 @@ async def test_a_supernode_stopped_or_crashed_mid_execution_leaves_nothing_runni
             assert execution(watcher, "long1")["error"] == "interrupted: the supernode stopped"
             await jupyter.interrupt_kernel(kernel)
 
+            async def kernel_idle() -> bool:
+                return (await jupyter.get_kernel(kernel))["execution_state"] == "idle"
+
+            # Interrupted and idle before the next request: a request queued behind the
+            # interrupted one is aborted by the kernel, a different (true) ending.
+            await aeventually(kernel_idle, WAIT, "the interrupted kernel idle")
+
             # Crashed (its task cancelled: nothing after the cancellation point runs, so the
             # record stays running): the next supernode ends it.
             running = RunningSupernode(jupyter, relay.ws_url, service_token)
