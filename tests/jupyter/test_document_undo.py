@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.auth.models import User
 
-from jupyter_sync.document_content import content
-from jupyter_sync.models import Document
-from relay.models import ApiToken
-from tables import history
 from tables.management.commands.export_openapi import openapi_schema
 from tables.models import Datastore, Transaction
-from tables.permissions import grant
-from tests.support.collaboration_site import WAIT, Site, join, write_notebook
+from tests.support.collaboration_site import (
+    WAIT,
+    Site,
+    collaboration_site,
+    edited,
+    join,
+    stored_notebook,
+)
 from tests.support.nodeclient import NodeYClient
 from tests.support.waiting import eventually
 
@@ -28,36 +29,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def site(start_server, jupyter_server) -> Iterator[Site]:
-    relay = start_server(env={"RTC_API_ACTION_TIMEOUT": str(WAIT)})
-    site = Site(relay, jupyter_server)
-    for name in ("ed2", "ed3"):
-        user = User.objects.create_user(name)
-        grant(site.jupyter, user, "editor")
-        site.tokens[name] = ApiToken.objects.create(user=user).key
-    try:
+    with collaboration_site(start_server, jupyter_server, ed2={}, ed3={}) as site:
         yield site
-    finally:
-        site.close()
 
 
 def sources(datastore: Datastore) -> list[str]:
     """The cells' sources as stored now."""
-    datastore.refresh_from_db()
-    return [cell["source"] for cell in content(history.doc_at(datastore), "notebook")["cells"]]
+    return [cell["source"] for cell in stored_notebook(datastore)["cells"]]
 
 
 def shown(client: NodeYClient) -> list[str]:
     return [cell["source"] for cell in client.get({"cells": "array"})["cells"]]
-
-
-def edited(datastore: Datastore, author: str, before: int) -> Transaction:
-    return eventually(
-        lambda: Transaction.objects.filter(
-            datastore=datastore, serial__gt=before, author__username=author
-        ).first(),
-        WAIT,
-        f"{author}'s edit stored",
-    )
 
 
 def post(site: Site, user: str, document_id: str, action: str):
@@ -67,12 +49,9 @@ def post(site: Site, user: str, document_id: str, action: str):
 
 def test_undo_over_rest_takes_back_ones_own_change_and_keeps_the_others(site, node_client):
     site.with_supernode()
-    write_notebook(site.root / "un" / "a.ipynb", "x = 1", "y = 2")
-    session = site.put_session("ed", "un/a.ipynb").json()
+    opened = site.open_notebook("un/a.ipynb", "x = 1", "y = 2")
+    session, room, datastore = opened.session, opened.room, opened.datastore
     file_id = session["fileId"]
-    record = Document.objects.get(datastore=site.jupyter, record_id=file_id)
-    datastore = Datastore.objects.get(name=record.datastore_name)
-    room = f"json:notebook:{file_id}"
     alice = join(node_client, site, "ed", room, session["sessionId"])
     bob = join(node_client, site, "ed2", room, session["sessionId"])
     alice.wait_synced()
@@ -126,10 +105,8 @@ def test_undo_over_rest_takes_back_ones_own_change_and_keeps_the_others(site, no
 
 def test_document_undo_refusals(site):
     site.with_supernode()
-    write_notebook(site.root / "un2" / "b.ipynb", "z = 3")
-    file_id = site.put_session("ed", "un2/b.ipynb").json()["fileId"]
-    datastore = Datastore.objects.get(name=f"doc-{file_id}")
-    datastore.refresh_from_db()
+    opened = site.open_notebook("un2/b.ipynb", "z = 3")
+    file_id, datastore = opened.session["fileId"], opened.datastore
     serial = datastore.last_serial
 
     viewer = post(site, "vi", f"json:notebook:{file_id}", "undo")

@@ -8,15 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.auth.models import User
 
 from jupyter_sync.document_content import content
-from jupyter_sync.models import Document, DocumentFork
-from relay.models import ApiToken
+from jupyter_sync.models import DocumentFork
 from tables import history
 from tables.models import Datastore, Transaction
-from tables.permissions import grant
-from tests.support.collaboration_site import WAIT, Site, join, write_notebook
+from tests.support.collaboration_site import WAIT, Site, collaboration_site, join, stored_notebook
 from tests.support.nodeclient import NodeYClient
 from tests.support.waiting import eventually
 
@@ -28,15 +25,8 @@ CONTENT = {"cells": "array", "meta": "map"}
 
 @pytest.fixture
 def site(start_server, jupyter_server) -> Iterator[Site]:
-    relay = start_server(env={"RTC_API_ACTION_TIMEOUT": str(WAIT)})
-    site = Site(relay, jupyter_server)
-    user = User.objects.create_user("ed2")
-    grant(site.jupyter, user, "editor")
-    site.tokens["ed2"] = ApiToken.objects.create(user=user).key
-    try:
+    with collaboration_site(start_server, jupyter_server, ed2={}) as site:
         yield site.with_supernode()
-    finally:
-        site.close()
 
 
 def fork(site: Site, user: str, room: str, **body):
@@ -57,14 +47,8 @@ def delete(site: Site, user: str, fork_id: str, merge: bool | str):
 
 def opened(site: Site, path: str, *sources: str) -> tuple[dict, str, Datastore]:
     """A notebook written and opened: its session, room and datastore."""
-    write_notebook(site.root / path, *sources)
-    session = site.put_session("ed", path).json()
-    record = Document.objects.get(datastore=site.jupyter, record_id=session["fileId"])
-    return (
-        session,
-        f"json:notebook:{session['fileId']}",
-        Datastore.objects.get(name=record.datastore_name),
-    )
+    notebook = site.open_notebook(path, *sources)
+    return notebook.session, notebook.room, notebook.datastore
 
 
 def shown(client: NodeYClient) -> dict:
@@ -75,9 +59,7 @@ def sources(state: dict) -> list[str]:
     return [cell["source"] for cell in state["cells"]]
 
 
-def now(datastore: Datastore) -> dict:
-    datastore.refresh_from_db()
-    return content(history.doc_at(datastore), "notebook")
+now = stored_notebook
 
 
 def test_a_fork_is_edited_in_its_room_and_merged_as_one_transaction_next_to_root_edits(
@@ -168,9 +150,7 @@ def test_discarding_leaves_the_document_alone_and_who_may_do_what(site, node_cli
     refused = delete(site, "vi", fork_id, merge=True)
     assert (refused.status_code, refused.json()["code"]) == (403, "permission-denied")
     # Another viewer may read it but not edit it (their role on the document) nor discard it.
-    other = User.objects.create_user("vi2")
-    grant(site.jupyter, other, "viewer")
-    site.tokens["vi2"] = ApiToken.objects.create(user=other).key
+    site.add_person("vi2", "viewer")
     assert delete(site, "vi2", fork_id, merge=False).status_code == 403
     reader = join(node_client, site, "vi2", fork_id, None)
     reader.wait_synced()

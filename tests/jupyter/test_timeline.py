@@ -12,16 +12,18 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth.models import User
 
-from jupyter_sync.document_content import content
-from jupyter_sync.models import Document, TimelineFork
+from jupyter_sync.models import TimelineFork
 from jupyter_sync.supernode import account
-from relay.models import ApiToken
-from tables import history
-from tables.models import Datastore, Transaction
-from tables.permissions import grant
-from tests.support.collaboration_site import WAIT, Site, join, write_notebook
+from tables.models import Transaction
+from tests.support.collaboration_site import (
+    WAIT,
+    Site,
+    collaboration_site,
+    edited,
+    join,
+    stored_notebook,
+)
 from tests.support.nodeclient import NodeYClient
 from tests.support.waiting import eventually
 
@@ -33,15 +35,9 @@ CONTENT = {"cells": "array", "meta": "map"}
 
 @pytest.fixture
 def site(start_server, jupyter_server) -> Iterator[Site]:
-    relay = start_server(env={"RTC_API_ACTION_TIMEOUT": str(WAIT)})
-    site = Site(relay, jupyter_server)
-    user = User.objects.create_user("ed2", first_name="Second Editor")
-    grant(site.jupyter, user, "editor")
-    site.tokens["ed2"] = ApiToken.objects.create(user=user).key
-    try:
+    people = {"ed2": {"first_name": "Second Editor"}}
+    with collaboration_site(start_server, jupyter_server, **people) as site:
         yield site
-    finally:
-        site.close()
 
 
 def timeline(site: Site, user: str, path: str, query: str = "format=json&&type=notebook"):
@@ -63,32 +59,15 @@ def shown(client: NodeYClient) -> dict:
     return client.get(CONTENT)
 
 
-def state_at(datastore: Datastore, serial: int | None = None) -> dict:
-    """The content at ``serial`` (None: now)."""
-    datastore.refresh_from_db()
-    return content(history.doc_at(datastore, serial), "notebook")
-
-
-def edited(datastore: Datastore, author: str, before: int) -> Transaction:
-    """The stored transaction of ``author``'s edit after serial ``before``."""
-    return eventually(
-        lambda: Transaction.objects.filter(
-            datastore=datastore, serial__gt=before, author__username=author
-        ).first(),
-        WAIT,
-        f"{author}'s edit stored",
-    )
+state_at = stored_notebook
 
 
 def test_the_timeline_shows_each_point_and_a_restore_brings_it_back_as_one_transaction(
     site, node_client
 ):
     site.with_supernode()
-    write_notebook(site.root / "tl" / "a.ipynb", "x = 1", "print(x)")
-    session = site.put_session("ed", "tl/a.ipynb").json()
-    record = Document.objects.get(datastore=site.jupyter, record_id=session["fileId"])
-    datastore = Datastore.objects.get(name=record.datastore_name)
-    room = f"json:notebook:{session['fileId']}"
+    opened = site.open_notebook("tl/a.ipynb", "x = 1", "print(x)")
+    session, room, datastore = opened.session, opened.room, opened.datastore
     lab1 = join(node_client, site, "ed", room, session["sessionId"])
     lab2 = join(node_client, site, "ed2", room, session["sessionId"])
     lab1.wait_synced()
@@ -217,9 +196,8 @@ def test_the_timeline_shows_each_point_and_a_restore_brings_it_back_as_one_trans
 
 def test_timeline_refusals(site, node_client):
     site.with_supernode()
-    write_notebook(site.root / "tl2" / "b.ipynb", "y = 2")
-    session = site.put_session("ed", "tl2/b.ipynb").json()
-    room = f"json:notebook:{session['fileId']}"
+    opened = site.open_notebook("tl2/b.ipynb", "y = 2")
+    room, datastore = opened.room, opened.datastore
 
     outside = timeline(site, "ed", "..%2Fb.ipynb")
     assert outside.status_code == 400, outside.text
@@ -241,7 +219,7 @@ def test_timeline_refusals(site, node_client):
     owner.wait_synced()
     assert shown(owner)["cells"][0]["source"] == "y = 2"
     # Its edits are not stored: a read-only view.
-    datastore = Datastore.objects.get(name=f"doc-{session['fileId']}")
+    datastore.refresh_from_db()
     serial = datastore.last_serial
     owner.insert_text(["cells", 0, "source"], None, "0", root_type="array")
     assert undo_redo(site, "ed", room, "undo", 1, fork).status_code == 200
