@@ -31,6 +31,17 @@ from bench import common
 EDITS = ("keystroke", "insert", "move", "delete")
 
 
+def code_cell(cell_id: str, source: str) -> dict:
+    return {
+        "id": cell_id,
+        "cell_type": "code",
+        "source": source,
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+    }
+
+
 class Editor:
     """One notebook datastore and a client editing it."""
 
@@ -46,14 +57,7 @@ class Editor:
         YNotebook(seed).set(
             {
                 "cells": [
-                    {
-                        "id": f"c{i}",
-                        "cell_type": "code",
-                        "source": (f"# cell {i}\n" + "x = 1  # " * chars)[:chars],
-                        "metadata": {},
-                        "outputs": [],
-                        "execution_count": None,
-                    }
+                    code_cell(f"c{i}", (f"# cell {i}\n" + "x = 1  # " * chars)[:chars])
                     for i in range(cells)
                 ],
                 "metadata": {},
@@ -68,23 +72,14 @@ class Editor:
         self.doc = Doc()
         self.doc.apply_update(service.live_state(self.datastore)[0])
         self.cells = self.doc.get("cells", type=Array)
+        self.notebook = YNotebook(self.doc)
         self.count = 0
         self._sent: list[bytes] = []
         self._subscription = self.doc.observe(lambda event: self._sent.append(event.update))
 
     def _cell(self, cell_id: str, source: str):
-        from pycrdt import Array, Map, Text
-
-        return Map(
-            {
-                "id": cell_id,
-                "cell_type": "code",
-                "source": Text(source),
-                "metadata": Map(),
-                "outputs": Array(),
-                "execution_count": None,
-            }
-        )
+        """A new cell's shared types, as jupyter_ydoc builds them."""
+        return self.notebook.create_ycell(code_cell(cell_id, source))
 
     def change(self, edit: str) -> bytes:
         """Make one edit in the client's doc; the update a Yjs client would send."""

@@ -9,6 +9,7 @@ from jupyter_sync import models as jmodels
 from tables import history, records, service
 from tables.projection import get_projector
 from tests.support.factories import Client, add_todo
+from tests.support.notebooks import y_code_cell
 from todo.models import TodoItem, TodoList
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,19 +93,6 @@ def test_jupyter_tables_project_to_typed_columns():
     assert (execution.code, execution.status, execution.outputs) == ("1+1", "requested", [])
 
 
-def notebook_cell(cell_id: str, source: str) -> Map:
-    return Map(
-        {
-            "id": cell_id,
-            "cell_type": "code",
-            "source": Text(source),
-            "metadata": Map(),
-            "outputs": Array(),
-            "execution_count": None,
-        }
-    )
-
-
 def test_notebook_projects_to_notebook_cell_and_output_rows():
     datastore = service.create_datastore("nb", "notebook")
     client = Client(datastore)
@@ -115,7 +103,7 @@ def test_notebook_projects_to_notebook_cell_and_output_rows():
     )
     client.send(
         lambda d: d.get("cells", type=Array).extend(
-            [notebook_cell("c1", "print(1)"), notebook_cell("c2", "x = 2")]
+            [y_code_cell("c1", "print(1)"), y_code_cell("c2", "x = 2")]
         )
     )
     client.send(

@@ -10,6 +10,7 @@ from tables import service, undo
 from tables.models import Origin, Transaction
 from tables.service import Status
 from tests.support.factories import Client, add_todo
+from tests.support.notebooks import y_code_cell
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,32 +132,11 @@ def test_undo_needs_declared_roots(people):
 def test_undo_in_a_notebook(people):
     notebook = service.create_datastore("nb", "notebook")
     client = Client(notebook, author_id=people[0].id)
-    cell = {
-        "id": "c1",
-        "cell_type": "code",
-        "source": Text("print(1)"),
-        "metadata": Map(),
-        "outputs": Array(),
-        "execution_count": None,
-    }
-    client.send(lambda d: d.get("cells", type=Array).append(Map(cell)))
+    client.send(lambda d: d.get("cells", type=Array).append(y_code_cell("c1", "print(1)")))
     client.send(lambda d: d.get("cells", type=Array)[0]["source"].insert(8, "\nprint(2)"))
     undo.undo_last(notebook, author_id=people[0].id)
     cells = service.live_python(notebook)[0]["cells"]
     assert cells[0]["source"] == "print(1)"
-
-
-def code_cell(cell_id: str, source: str) -> Map:
-    return Map(
-        {
-            "id": cell_id,
-            "cell_type": "code",
-            "source": Text(source),
-            "metadata": Map(),
-            "outputs": Array(),
-            "execution_count": None,
-        }
-    )
 
 
 def cells(doc) -> Array:
@@ -172,7 +152,7 @@ def test_undo_in_a_notebook_keeps_concurrent_edits_in_the_same_cell_and_others(p
     loader = Client(notebook)
     loader.send(
         lambda d: d.get("cells", type=Array).extend(
-            [code_cell("c1", "x = 1"), code_cell("c2", "y = 2")]
+            [y_code_cell("c1", "x = 1"), y_code_cell("c2", "y = 2")]
         )
     )
     alice, bob = (Client(notebook, author_id=p.id) for p in people)
@@ -181,7 +161,7 @@ def test_undo_in_a_notebook_keeps_concurrent_edits_in_the_same_cell_and_others(p
     alice.send(lambda d: cells(d)[0]["source"].insert(5, " + 40"))
     bob.send(lambda d: cells(d)[0]["source"].insert(0, "# b\n"))
     bob.send(lambda d: cells(d)[1]["source"].insert(5, " * 3"))
-    bob.send(lambda d: cells(d).append(code_cell("c3", "z = 0")))
+    bob.send(lambda d: cells(d).append(y_code_cell("c3", "z = 0")))
     assert sources(notebook) == ["# b\nx = 1 + 40", "y = 2 * 3", "z = 0"]
 
     outcome = undo.undo_last(notebook, author_id=people[0].id)

@@ -6,6 +6,8 @@ import copy
 import json
 from pathlib import Path
 
+from pycrdt import Array, Map, Text
+
 
 def code(cell_id: str, source: str) -> dict:
     return {
@@ -16,6 +18,12 @@ def code(cell_id: str, source: str) -> dict:
         "outputs": [],
         "execution_count": None,
     }
+
+
+def y_code_cell(cell_id: str, source: str) -> Map:
+    """``code(cell_id, source)`` as the shared types a notebook's ``cells`` array holds."""
+    cell = code(cell_id, source)
+    return Map({**cell, "source": Text(source), "metadata": Map(), "outputs": Array()})
 
 
 def code_cells(*sources: str, first: int = 1) -> list[dict]:
