@@ -44,11 +44,17 @@ class _Reader:
         return value
 
     def var_uint(self) -> int:
+        # The hot path of the scan (ids are two per item): bytes read here, not through byte().
+        data, pos = self.data, self.pos
         value = shift = 0
         while True:
-            byte = self.byte()
+            if pos >= len(data):
+                raise MalformedUpdate("truncated update")
+            byte = data[pos]
+            pos += 1
             value |= (byte & 0x7F) << shift
             if byte < 0x80:
+                self.pos = pos
                 return value
             shift += 7
             if shift > 63:
@@ -347,18 +353,22 @@ def check_nesting(update: bytes, limit: int | None, within: Depths | None = None
     return measured
 
 
+def _value_depth(reader: _Reader, budget: int | None, limit: int | None) -> int:
+    """``_any_depth`` within the update's budget, refused in the update's own words."""
+    if budget is None:
+        return _any_depth(reader, len(reader.data))
+    try:
+        return _any_depth(reader, budget)
+    except TooDeep:
+        raise TooDeep(f"the update nests more than {limit} levels deep") from None
+
+
 def _read_content(
     reader: _Reader, ref: int, item: _Item, budget: int | None, limit: int | None
 ) -> None:
-    def any_depth() -> int:
-        if budget is None:
-            return _any_depth(reader, len(reader.data))
-        try:
-            return _any_depth(reader, budget)
-        except TooDeep:
-            raise TooDeep(f"the update nests more than {limit} levels deep") from None
-
-    if ref == DELETED:
+    if ref == STRING:  # most items of a document
+        item.length = len(reader.var_string().encode("utf-16-le")) // 2
+    elif ref == DELETED:
         item.length = reader.var_uint()
     elif ref == JSON:
         item.length = reader.var_uint()
@@ -366,8 +376,6 @@ def _read_content(
             item.inner = max(item.inner, json_depth(reader.var_string()))
     elif ref == BINARY:
         reader.var_bytes()
-    elif ref == STRING:
-        item.length = len(reader.var_string().encode("utf-16-le")) // 2
     elif ref == EMBED:
         item.inner = json_depth(reader.var_string())
     elif ref == FORMAT:
@@ -383,10 +391,10 @@ def _read_content(
     elif ref == ANY:
         item.length = reader.var_uint()
         for _ in range(item.length):
-            item.inner = max(item.inner, any_depth())
+            item.inner = max(item.inner, _value_depth(reader, budget, limit))
     elif ref == DOC:
         reader.var_bytes()
-        item.inner = any_depth()
+        item.inner = _value_depth(reader, budget, limit)
     else:
         raise MalformedUpdate(f"unknown content {ref}")
 
