@@ -115,6 +115,21 @@ def moves(points: int) -> list[tuple[str, str, int]]:
     ]
 
 
+def move_slider(client: Any, result: Result, room: str, fork: str, points: int) -> list[Any]:
+    """Make every move of ``moves(points)`` in order, each timed into ``result``; their answers."""
+    answers = []
+    for name, action, steps in moves(points):
+        seconds, answer = timed_request(
+            client,
+            "PUT",
+            f"/api/collaboration/undo_redo/{quote(room, safe='')}"
+            f"?action={action}&steps={steps}&forkRoom={fork}",
+        )
+        result.add(f"move: {name}", seconds)
+        answers.append(answer)
+    return answers
+
+
 # --- Theirs --------------------------------------------------------------------------------------
 
 
@@ -296,14 +311,8 @@ def run_theirs(args: argparse.Namespace, patches: list[bytes], work: Path) -> Re
                 result.add("open", seconds)
                 fork = body["forkRoom"]
                 position = points - 1
-                for name, action, steps in moves(points):
-                    seconds, _ = timed_request(
-                        http,
-                        "PUT",
-                        f"/api/collaboration/undo_redo/{quote(room, safe='')}"
-                        f"?action={action}&steps={steps}&forkRoom={fork}",
-                    )
-                    result.add(f"move: {name}", seconds)
+                move_slider(http, result, room, fork, points)
+                for _name, action, steps in moves(points):
                     # Their undo keeps the first step (the file's content) on the stack.
                     if action == "undo":
                         position = max(position - steps, 0)
@@ -449,16 +458,7 @@ def run_ours(args: argparse.Namespace, patches: list[bytes], work: Path) -> Resu
                 result.points = points
                 result.add("open", seconds)
                 room, fork = body["roomId"], body["forkRoom"]
-                serial = body["serials"][-1]
-                for name, action, steps in moves(points):
-                    seconds, moved = timed_request(
-                        http,
-                        "PUT",
-                        f"/api/collaboration/undo_redo/{quote(room, safe='')}"
-                        f"?action={action}&steps={steps}&forkRoom={fork}",
-                    )
-                    result.add(f"move: {name}", seconds)
-                    serial = moved.json()["serial"]
+                serial = move_slider(http, result, room, fork, points)[-1].json()["serial"]
                 if repeat == 0:
                     fork_row = timeline.fork_for(timeline.fork_id_of(fork) or "", editor)
                     shown = content(timeline.view_doc(fork_row), "notebook")
