@@ -49,9 +49,13 @@ def _outputs(cell: Map) -> list[dict[str, Any]]:
 
 
 def _output_rows(row: Cell, cell: Map) -> list[Output]:
+    return _rows_of(row, _outputs(cell))
+
+
+def _rows_of(row: Cell, outputs: list[dict[str, Any]]) -> list[Output]:
     return [
         Output(cell=row, index=i, output_type=str(o.get("output_type", "")), content=o)
-        for i, o in enumerate(_outputs(cell))
+        for i, o in enumerate(outputs)
     ]
 
 
@@ -273,20 +277,22 @@ class NotebookProjector(Projector):
     def _sync_all(self, notebook: Notebook, cells: Array) -> None:
         """The whole notebook again, in a few statements: rows of cells no longer there deleted,
         changed rows updated in bulk, new ones created (a repeated id: its last cell wins)."""
-        wanted: dict[str, tuple[int, Map]] = {}
-        for index, cell in enumerate(cells):
-            cell_id = cell.get("id") if isinstance(cell, Map) else None
-            if isinstance(cell_id, str):
-                wanted[cell_id] = (index, cell)
+        # Read in one transaction of the document's: each read outside one opens and commits
+        # its own (a 1,000-cell notebook's reads are tens of thousands of them).
+        wanted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        with cells.doc.transaction():
+            for index, cell in enumerate(cells):
+                cell_id = cell.get("id") if isinstance(cell, Map) else None
+                if isinstance(cell_id, str):
+                    wanted[cell_id] = (_cell_values(cell, index), _outputs(cell))
         Cell.objects.filter(notebook=notebook).exclude(cell_id__in=list(wanted)).delete()
         existing = {row.cell_id: row for row in Cell.objects.filter(notebook=notebook)}
-        created: list[tuple[Cell, Map]] = []
+        created: list[Cell] = []
         updated: list[Cell] = []
-        for cell_id, (index, cell) in wanted.items():
-            values = _cell_values(cell, index)
+        for cell_id, (values, _) in wanted.items():
             row = existing.get(cell_id)
             if row is None:
-                created.append((Cell(notebook=notebook, cell_id=cell_id, **values), cell))
+                created.append(Cell(notebook=notebook, cell_id=cell_id, **values))
                 continue
             if any(getattr(row, name) != value for name, value in values.items()):
                 for name, value in values.items():
@@ -295,13 +301,13 @@ class NotebookProjector(Projector):
         if updated:
             Cell.objects.bulk_update(updated, ["index", *_COLUMNS], batch_size=500)
         if created:
-            Cell.objects.bulk_create([row for row, _ in created])
-        rows = {**existing, **{row.cell_id: row for row, _ in created}}
+            Cell.objects.bulk_create(created)
+        rows = {**existing, **{row.cell_id: row for row in created}}
         Output.objects.filter(cell__notebook=notebook).delete()
         outputs = [
             output
-            for cell_id, (_, cell) in wanted.items()
-            for output in _output_rows(rows[cell_id], cell)
+            for cell_id, (_, cell_outputs) in wanted.items()
+            for output in _rows_of(rows[cell_id], cell_outputs)
         ]
         if outputs:
             Output.objects.bulk_create(outputs)

@@ -153,7 +153,8 @@ class LoadedDoc:
             return None
         self._check_depth()
         new_roots = set(self.doc.keys()) - set(self._roots) if self.schema.validates else set()
-        analysis = self.schema.analyze(self.doc, self._events, new_roots)
+        with self.doc.transaction():  # one for all its reads, not one each
+            analysis = self.schema.analyze(self.doc, self._events, new_roots)
         if analysis.errors:
             raise SchemaViolation(analysis.errors)
         effective = self._updates[0] if len(self._updates) == 1 else update
