@@ -12,6 +12,10 @@ clients joined; every reader records when each update arrives. Latency = receive
 (both ``time.perf_counter`` in this process). Configurations, side by side in the same run:
 
 * (a) one daphne process, SQLite, the in-memory channel layer;
+* (u) the same under uvicorn with uvloop and httptools (``--servers daphne,uvicorn``; uvicorn run
+  by ``--uvicorn-python``, whose environment must hold the project's requirements too);
+* (s) the same daphne without the fast send path of ``relay/daphne_send.py`` (``daphne-stock``):
+  every frame through ``websocket.send``, the generic path any other ASGI server takes;
 * (b) two daphne processes, PostgreSQL and Redis (``REDIS_URL``); the writer on worker 1, the
   readers split between the workers (worker 2 first, so one reader is a cross-worker reader);
 * (peer) pycrdt-websocket's ``ASGIServer(WebsocketServer())`` under Hypercorn
@@ -68,6 +72,8 @@ FANOUT_DATABASE_PREFIXES = ("rtc_fanout", "rtc_bench", "bench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SYNC_UPDATE_PREFIX = bytes([yjs_protocol.MessageType.SYNC, yjs_protocol.SyncType.UPDATE])
 TARGET_READERS, TARGET_RATE, TARGET_P99_MS = 100, 50, 25.0
+SERVER_KEYS = {"daphne": "a", "uvicorn": "u", "daphne-stock": "s"}  # one worker on SQLite each
+PROJECT_OF = {"u": "a", "s": "a"}  # (a)'s database: the same site under another server
 
 
 def log(message: str) -> None:
@@ -258,12 +264,27 @@ class Project:
     def write_history(self, name: str, updates_file: Path) -> str:
         return self.python("writing history", __file__, "--write-history", name, str(updates_file))
 
+    def uvicorn(self, name: str, log_dir: Path, python: str, ws: str) -> Server:
+        """One uvicorn process (uvloop, httptools, ``ws`` for WebSockets), set up as daphne is
+        by scripts/run: messages up to ``RTC_MAX_MESSAGE_BYTES``, no compression (daphne offers
+        none; uvicorn's default would deflate every frame), no access log."""
+        port = free_port()
+        limit = self.env.get("RTC_MAX_MESSAGE_BYTES", str(16 * 1024 * 1024))
+        command = [
+            python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools", "--ws", ws,
+            "--ws-max-size", limit, "--ws-per-message-deflate", "false",
+            "--lifespan", "off", "--no-access-log", "--log-level", "warning", APPLICATION,
+        ]  # fmt: skip
+        return Server(name, command, dict(self.env), port, log_dir)
+
     def daphne(
         self,
         name: str,
         log_dir: Path,
         redis_url: str | None = None,
         profile: tuple[str, Path, str] | None = None,
+        stock: bool = False,
     ) -> Server:
         """A daphne process; with ``profile`` (profiler, output, yappi's path) under a profiler
         that SIGUSR1 starts and SIGUSR2 stops (see ``run_daphne_profiled``)."""
@@ -281,10 +302,24 @@ class Project:
             command = [sys.executable, __file__, PROFILED, profiler, str(output), *daphne_args]
             if profiler == "yappi":
                 env["PYTHONPATH"] = yappi_path
+        elif stock:
+            command = [sys.executable, __file__, STOCK, *daphne_args]
         return Server(name, command, env, port, log_dir)
 
 
 PROFILED = "--run-daphne-profiled"
+STOCK = "--run-daphne-stock"
+
+
+def run_daphne_stock(daphne_args: list[str]) -> None:
+    """Child process: daphne without ``relay.daphne_send`` (every frame through
+    ``websocket.send``, as under any other ASGI server): what the fast path saves."""
+    from daphne.cli import CommandLineInterface
+
+    from relay import daphne_send
+
+    daphne_send.install = lambda: False
+    CommandLineInterface().run(daphne_args)
 
 
 def run_daphne_profiled(profiler: str, output: str, daphne_args: list[str]) -> None:
@@ -951,6 +986,23 @@ def parse_args() -> argparse.Namespace:
         default=str(NODE_SERVER),
         help="the Node reference server's script (npm ci --prefix bench/node)",
     )
+    parser.add_argument(
+        "--servers",
+        default="daphne",
+        help="comma-separated ASGI servers for one worker on SQLite, side by side: daphne (a), "
+        "uvicorn (u), daphne-stock (s: daphne without relay/daphne_send.py)",
+    )
+    parser.add_argument(
+        "--uvicorn-python",
+        default=sys.executable,
+        help="the Python that runs uvicorn (with uvloop, httptools and the requirements)",
+    )
+    parser.add_argument(
+        "--uvicorn-ws",
+        choices=["websockets", "websockets-sansio", "wsproto"],
+        default="websockets",
+        help="uvicorn's WebSocket implementation",
+    )
     parser.add_argument("--skip-redis", action="store_true", help="leave out (b)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-join", action="store_true")
@@ -989,7 +1041,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--write-history", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.reader_counts = [int(x) for x in args.readers.split(",") if x.strip()]
+    args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
+    unknown = set(args.servers) - set(SERVER_KEYS)
+    if unknown or not args.servers:
+        parser.error(f"--servers: choose among {', '.join(SERVER_KEYS)}")
     if args.profile:
+        args.servers = ["daphne"]
         args.skip_peer = args.skip_node = args.skip_redis = args.skip_memory = True
         args.skip_join = True
         args.reader_counts = [max(args.reader_counts)]
@@ -1001,7 +1058,8 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
     extra = {}
     if args.conn_max_age is not None:
         extra["DATABASE_CONN_MAX_AGE"] = str(args.conn_max_age)
-    keys = ["a"] + ([] if args.skip_redis else ["b"]) + ([] if args.skip_node else ["node"])
+    keys = [SERVER_KEYS[server] for server in args.servers]
+    keys += ([] if args.skip_redis else ["b"]) + ([] if args.skip_node else ["node"])
     keys += [] if args.skip_peer else ["peer"]
     runs = [(rep, n) for rep in range(args.repeat) for n in args.reader_counts]
     fan_names = {(key, rep, n): f"fan-{key}-{n}-{rep}" for key in keys for rep, n in runs}
@@ -1024,7 +1082,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
         postgres_recreate(args.postgres_url, FANOUT_DATABASE_PREFIXES)
         projects["b"] = Project(Database(args.postgres_url), tmp / "data", extra)
     for key, project in projects.items():
-        names = [name for (k, _, _), name in fan_names.items() if k == key]
+        names = [name for (k, _, _), name in fan_names.items() if PROJECT_OF.get(k, k) == key]
         names += ["mem", "join-long", "join-small"]
         log(f"({key}) migrate, token, {len(names)} datastores on {project.database.url}")
         project.provision(names)
@@ -1039,8 +1097,18 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
     profile = (args.profiler, profile_path, args.yappi_path) if args.profile else None
     projects["a"].env["FANOUT_PROFILE_TOP"] = str(args.profile_top)
     a = projects["a"].daphne("a-daphne", tmp, profile=profile)
-    servers.append(a)
-    targets["a"] = Target("a", "(a) 1 daphne, SQLite, in-memory layer", [a], sqlite_db)
+    if "a" in keys:
+        servers.append(a)
+        targets["a"] = Target("a", "(a) 1 daphne, SQLite, in-memory layer", [a], sqlite_db)
+    if "u" in keys:
+        u = projects["a"].uvicorn("u-uvicorn", tmp, args.uvicorn_python, args.uvicorn_ws)
+        servers.append(u)
+        targets["u"] = Target("u", "(u) 1 uvicorn, SQLite, in-memory layer", [u], sqlite_db)
+    if "s" in keys:
+        stock = projects["a"].daphne("s-daphne-stock", tmp, stock=True)
+        servers.append(stock)
+        label = "(s) 1 daphne without its fast send path, SQLite, in-memory layer"
+        targets["s"] = Target("s", label, [stock], sqlite_db)
     if "b" in keys:
         b1 = projects["b"].daphne("b-daphne-1", tmp, redis_url=args.redis_url)
         b2 = projects["b"].daphne("b-daphne-2", tmp, redis_url=args.redis_url)
@@ -1078,8 +1146,8 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
         servers.append(node)
         targets["node"] = Target("node", "(node) Node y-websocket server", [node], None)
     for key, target in targets.items():
-        if key in projects:
-            target.token = projects[key].token
+        if PROJECT_OF.get(key, key) in projects:
+            target.token = projects[PROJECT_OF.get(key, key)].token
     try:
         for server in servers:
             server.start()
@@ -1262,7 +1330,8 @@ def report(
         )
 
     if TARGET_READERS in args.reader_counts:
-        s = summaries[("a", TARGET_READERS)]
+        ours = SERVER_KEYS[args.servers[0]]
+        s = summaries[(ours, TARGET_READERS)]
         passed = (
             s["connected"] == TARGET_READERS
             and s["delivered_min"] >= 1.0
@@ -1273,7 +1342,7 @@ def report(
         print(
             f"\nTarget (issue): {TARGET_READERS} readers in one room at {TARGET_RATE} updates/s, "
             f"every update delivered, p99 < {TARGET_P99_MS:g} ms, one worker, durable acks."
-            f"\n  (a) measured{at}: {s['connected']} joined, delivered {s['delivered']:.2%} "
+            f"\n  ({ours}) measured{at}: {s['connected']} joined, delivered {s['delivered']:.2%} "
             "(lowest run "
             f"{s['delivered_min']:.2%}), p99 {fmt(s['p99'], 2)} ms (runs "
             f"{fmt(s['p99_range'][0], 2)}-{fmt(s['p99_range'][1], 2)}), all stored: "
@@ -1347,6 +1416,9 @@ def report(
 
 
 def main() -> None:
+    if sys.argv[1:2] == [STOCK]:
+        run_daphne_stock(sys.argv[2:])
+        return
     if sys.argv[1:2] == [PROFILED]:
         global PROFILE_TOP
         PROFILE_TOP = int(os.environ.get("FANOUT_PROFILE_TOP", PROFILE_TOP))

@@ -83,3 +83,35 @@ def test_serve_runs_the_workers_on_one_port_and_stops_them_all(redis_url, tmp_pa
         if serve.poll() is None:
             serve.kill()
             serve.wait()
+
+
+def test_serve_without_redis_runs_exactly_one_worker_and_says_why(tmp_path):
+    """What scripts/run starts with the embedded defaults: the in-memory channel layer cannot
+    carry a commit to another process, so one worker whatever the cores."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        "DATA_DIR": str(tmp_path),
+        "RTC_WORKERS": "0",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        eventually(lambda: answers(port), timeout=60, what=f"an answer on port {port}")
+        assert len(children_of(serve.pid)) == 1
+        assert "one worker: the in-memory channel layer" in log.read_text()
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()

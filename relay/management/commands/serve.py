@@ -84,6 +84,11 @@ class Command(BaseCommand):
                 f"{workers} workers need REDIS_URL (the in-memory channel layer does not cross "
                 "processes); set it, or run one worker"
             )
+        if not settings.REDIS_URL:
+            self.stderr.write(
+                "one worker: the in-memory channel layer does not cross processes "
+                "(set REDIS_URL for one per core)"
+            )
         sockets = [listening_socket(options["host"], options["port"]) for _ in range(workers)]
         children = [
             subprocess.Popen(
