@@ -1,0 +1,81 @@
+"""What one commit costs the database, counted: the write path's statements cannot silently grow.
+
+Most of a small commit's time is Django building statements, not the database running them, so
+the number of statements per commit is what keeps it fast. Counted without BEGIN and COMMIT (the
+SQLite backend logs them, PostgreSQL's does not), so the same figures hold on both databases.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from pycrdt import Map
+
+from tables import service
+from tables.models import Datastore, Transaction
+from tables.service import Proposal, Status
+from tests.support.factories import Client, add_todo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Lock and read the datastore row, look the transaction ids up, insert the patches, insert the
+# touched records, update the projected column, update the datastore row.
+ONE_COMMIT = ["SELECT", "SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
+
+
+def statements(write) -> list[str]:
+    """The first word of each statement ``write()`` ran, transaction control left out."""
+    with CaptureQueriesContext(connection) as captured:
+        outcomes = write()
+    assert all(outcome.status is Status.STORED for outcome in outcomes), outcomes
+    # An executemany is logged as "<n> times: <statement>": one statement all the same.
+    sqls = [query["sql"].split(" times: ", 1)[-1] for query in captured.captured_queries]
+    words = [sql.split(None, 1)[0].upper() for sql in sqls]
+    return [word for word in words if word not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}]
+
+
+@pytest.fixture
+def todo() -> tuple[Datastore, Client]:
+    datastore = service.create_datastore("todo-q", "todo")
+    client = Client(datastore)
+    for key in "abc":
+        client.send(lambda d, key=key: add_todo(d, key, key))  # loads the doc, makes the rows
+    return datastore, client
+
+
+def type_into(key: str, text: str):
+    return lambda d: d.get("items", type=Map)[key]["title"].insert(0, text)
+
+
+def test_a_keystroke_is_six_statements(todo):
+    datastore, client = todo
+    update = client.change(type_into("a", "!"))
+    ran = statements(lambda: [service.write_one(datastore, Proposal(update, txid="c-1"))])
+    assert ran == ONE_COMMIT
+
+
+def test_a_batch_costs_the_statements_of_one_transaction(todo):
+    datastore, client = todo
+    updates = [client.change(type_into(key, "*")) for key in "abc" * 3]
+    batch = [(Proposal(update, txid=f"b-{i}"), None) for i, update in enumerate(updates)]
+    assert statements(lambda: service.write(datastore, batch)) == ONE_COMMIT
+    assert list(Transaction.objects.filter(datastore=datastore).values_list("serial", flat=True))[
+        -9:
+    ] == list(range(4, 13))
+
+
+def test_stale_instances_of_one_datastore_keep_serials_and_sizes_exact(todo):
+    """The write path takes only the fixed facts from the caller's instance: counters come from
+    the locked row, so instances read at different times write one dense history."""
+    datastore, client = todo
+    first, second = Datastore.objects.get(pk=datastore.pk), Datastore.objects.get(pk=datastore.pk)
+    for index, instance in enumerate([first, second, first, datastore, second]):
+        update = client.change(type_into("b", str(index)))
+        assert service.write_one(instance, Proposal(update, txid=f"s-{index}")).serial == 4 + index
+    assert first.last_serial == second.last_serial == 3  # the callers' instances are untouched
+    row = Datastore.objects.get(pk=datastore.pk)
+    rows = Transaction.objects.filter(datastore=datastore)
+    assert row.last_serial == rows.count() == 8
+    assert row.size == sum(rows.values_list("size", flat=True))
+    assert service.live_python(datastore)[0]["items"]["b"]["title"] == "43210b"
