@@ -1,8 +1,9 @@
 """The datastore service: the one write path every entry point uses.
 
-    authorize (caller) -> de-duplicate by transaction id -> apply to the live doc -> validate the
-    touched paths -> authorize the touched tables -> persist with the next serials, project,
-    checkpoint (one database transaction) -> outcomes -> ``transactions_committed`` after commit.
+    authorize (caller) -> apply to the live doc -> validate the touched paths -> authorize the
+    touched tables -> look up the ids of what changed nothing (retries: duplicates) -> persist
+    with the next serials, project, checkpoint (one database transaction) -> outcomes ->
+    ``transactions_committed`` after commit.
 
 ``write`` commits one batch synchronously. ``commit``/``acommit`` are the group-commit entry points
 (tables.commit): writes that arrive together share one database transaction, and none is answered
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.db import transaction as db_transaction
 
 from tables.conf import rtc_settings
@@ -181,6 +183,20 @@ def write(
     """Run a batch of proposals through the write path in one database transaction."""
     datastore = _as_datastore(datastore)
     batch = [(proposal.with_txid(), authorize) for proposal, authorize in batch]
+    try:
+        return _write(datastore, batch, look_up_first=False)
+    except IntegrityError:
+        # A client gave a stored transaction's id to a different change, and the unique
+        # constraint caught it: everything was rolled back. Again, every id looked up first.
+        return _write(datastore, batch, look_up_first=True)
+
+
+def _write(
+    datastore: Datastore,
+    batch: Sequence[tuple[Proposal, Authorizer | None]],
+    *,
+    look_up_first: bool,
+) -> list[Outcome]:
     loaded = doc_cache.get(datastore)
     with loaded.lock:
         token = object()
@@ -191,7 +207,7 @@ def write(
                     doc_cache.discard(datastore.pk)
                     return [_gone(datastore, proposal) for proposal, _ in batch]
                 loaded.catch_up(locked)
-                outcomes, accepted = _apply_batch(locked, loaded, batch)
+                outcomes, accepted = _apply_batch(locked, loaded, batch, look_up_first)
                 if accepted:
                     loaded.dirty = True
                     loaded.pending_token = token
@@ -249,14 +265,17 @@ def _gone(datastore: Datastore, proposal: Proposal) -> Outcome:
 
 
 def _apply_batch(
-    datastore: Datastore, loaded: LoadedDoc, batch: Sequence[tuple[Proposal, Authorizer | None]]
+    datastore: Datastore,
+    loaded: LoadedDoc,
+    batch: Sequence[tuple[Proposal, Authorizer | None]],
+    look_up_first: bool = True,
 ) -> tuple[list[Outcome], list[_Accepted]]:
-    txids = [proposal.txid for proposal, _ in batch if storable(proposal.txid)]
-    known = dict(
-        Transaction.objects.filter(datastore_id=datastore.pk, txid__in=txids)
-        .order_by()  # the model's default ordering would add a join and a sort
-        .values_list("txid", "serial")
-    )
+    """Apply what is new, in order. Transaction ids are looked up only for the proposals that
+    turn out to change nothing (unless ``look_up_first``): a stored transaction's update is in
+    the document, so a client's retry of it always changes nothing, while a change is stored
+    under an id nobody used, or else the unique constraint refuses the insert (``write``)."""
+    known = _known_txids(datastore, batch) if look_up_first else {}
+    unchanged: list[int] = []  # NOOP outcomes whose id may be a stored transaction's
     outcomes: list[Outcome] = []
     accepted: list[_Accepted] = []
     in_batch: dict[str, _Accepted] = {}
@@ -292,6 +311,8 @@ def _apply_batch(
             )
             continue
         if applied is None:
+            if not look_up_first:
+                unchanged.append(len(outcomes))
             outcomes.append(
                 Outcome(proposal.txid, Status.NOOP, serial=datastore.last_serial + len(accepted))
             )
@@ -301,7 +322,27 @@ def _apply_batch(
         accepted.append(item)
         in_batch[proposal.txid] = item
         outcomes.append(outcome)
+    if unchanged:
+        known = _known_txids(datastore, [batch[index] for index in unchanged])
+        for index in unchanged:
+            serial = known.get(outcomes[index].txid)
+            if serial is not None:
+                outcomes[index] = Outcome(outcomes[index].txid, Status.DUPLICATE, serial=serial)
     return outcomes, accepted
+
+
+def _known_txids(
+    datastore: Datastore, batch: Sequence[tuple[Proposal, Authorizer | None]]
+) -> dict[str, int]:
+    """The serials of the stored transactions among the batch's ids."""
+    txids = [proposal.txid for proposal, _ in batch if storable(proposal.txid)]
+    if not txids:
+        return {}
+    return dict(
+        Transaction.objects.filter(datastore_id=datastore.pk, txid__in=txids)
+        .order_by()  # the model's default ordering would add a join and a sort
+        .values_list("txid", "serial")
+    )
 
 
 def _persist(datastore: Datastore, loaded: LoadedDoc, accepted: list[_Accepted]) -> list[Committed]:

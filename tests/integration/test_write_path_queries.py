@@ -19,9 +19,9 @@ from tests.support.factories import Client, add_todo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Lock and read the datastore row, look the transaction ids up, insert the patches, insert the
-# touched records, update the projected column, update the datastore row.
-ONE_COMMIT = ["SELECT", "SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
+# Lock and read the datastore row, insert the patches, insert the touched records, update the
+# projected column, update the datastore row. No transaction id is looked up for a change.
+ONE_COMMIT = ["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
 
 
 def statements(write) -> list[str]:
@@ -48,11 +48,45 @@ def type_into(key: str, text: str):
     return lambda d: d.get("items", type=Map)[key]["title"].insert(0, text)
 
 
-def test_a_keystroke_is_six_statements(todo):
+def test_a_keystroke_is_five_statements(todo):
     datastore, client = todo
     update = client.change(type_into("a", "!"))
     ran = statements(lambda: [service.write_one(datastore, Proposal(update, txid="c-1"))])
     assert ran == ONE_COMMIT
+    # A server-made id, the same.
+    update = client.change(type_into("a", "?"))
+    assert statements(lambda: [service.write_one(datastore, Proposal(update))]) == ONE_COMMIT
+
+
+def test_a_retry_changes_nothing_and_is_found_a_duplicate(todo):
+    datastore, client = todo
+    update = client.change(type_into("a", "!"))
+    first = service.write_one(datastore, Proposal(update, txid="c-1"))
+    again = service.write_one(datastore, Proposal(update, txid="c-1"))
+    assert (again.status, again.serial) == (Status.DUPLICATE, first.serial)
+    assert Transaction.objects.filter(datastore=datastore, txid="c-1").count() == 1
+    # The same change under a new id is a no-op.
+    other = service.write_one(datastore, Proposal(update, txid="c-2"))
+    assert (other.status, other.serial) == (Status.NOOP, first.serial)
+
+
+def test_a_stored_id_given_to_another_change_is_a_duplicate_and_stores_nothing(todo):
+    """The unique constraint refuses it; the batch runs again with its ids looked up first, so
+    the other proposals of the batch are stored all the same."""
+    datastore, client = todo
+    service.write_one(datastore, Proposal(client.change(type_into("a", "!")), txid="c-1"))
+    reused = client.change(type_into("b", "?"))
+    fresh = Client(datastore).change(type_into("c", "+"))  # not built on the refused one
+    outcomes = service.write(
+        datastore, [(Proposal(reused, txid="c-1"), None), (Proposal(fresh, txid="c-2"), None)]
+    )
+    assert [(o.status, o.serial) for o in outcomes] == [
+        (Status.DUPLICATE, 4),
+        (Status.STORED, 5),
+    ]
+    items = service.live_python(datastore)[0]["items"]
+    assert (items["a"]["title"], items["b"]["title"], items["c"]["title"]) == ("!a", "b", "+c")
+    assert Datastore.objects.get(pk=datastore.pk).last_serial == 5
 
 
 def test_a_batch_costs_the_statements_of_one_transaction(todo):
