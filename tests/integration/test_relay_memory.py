@@ -1,7 +1,7 @@
 """Connections that come and go leave nothing behind in the worker, so its memory can return to
-its baseline: the hub drops the room once its last connection leaves, and no consumer outlives
-its connection. An idle connection holds no per-write state: a write's sets are put back to the
-shared empty default once it is answered.
+its baseline: the hub drops the room (and the lock that guards its creation) once its last
+connection leaves, and no consumer outlives its connection. An idle connection holds no
+per-write state: a write's sets are put back to the shared empty default once it is answered.
 
 Both protocols in process, against the real ASGI application (the hub lives in this process).
 """
@@ -66,5 +66,6 @@ async def test_connections_that_close_leave_no_room_and_no_consumer():
     consumers = await open_write_and_close("churn", token, pk)
 
     assert pk not in get_hub().rooms
+    assert pk not in get_hub()._room_locks
     gc.collect()
     assert [ref() for ref in consumers if ref() is not None] == []
