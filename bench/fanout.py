@@ -19,7 +19,10 @@ clients joined; every reader records when each update arrives. Latency = receive
 
 Then: memory per idle connection (VmRSS of the server process before and after opening
 ``--idle`` connections that completed the handshake) and join time (connect + handshake until
-sync step 2 arrives) for a datastore with ``--history`` transactions, against a small one.
+sync step 2 arrives) for a datastore with ``--history`` transactions, against a small one; and
+the server's memory before and after ``--churn`` connections connect, sync and close (ours read
+inside the process after ``gc.collect()``, ``bench/memprobe.py``; ``--tracemalloc`` adds Python's
+live allocations).
 
 Everything runs on throwaway state: ``DATA_DIR`` is a temporary directory (SQLite in it), the
 PostgreSQL database (``--postgres-url``, default ``rtc_fanout``) is dropped and recreated, Redis is
