@@ -23,7 +23,10 @@ clients joined; every reader records when each update arrives. Latency = receive
 
 Then: memory per idle connection (VmRSS of the server process before and after opening
 ``--idle`` connections that completed the handshake) and join time (connect + handshake until
-sync step 2 arrives) for a datastore with ``--history`` transactions, against a small one.
+sync step 2 arrives) for a datastore with ``--history`` transactions, against a small one; and
+the server's memory before and after ``--churn`` connections connect, sync and close (ours read
+inside the process after ``gc.collect()``, ``bench/memprobe.py``; ``--tracemalloc`` adds Python's
+live allocations).
 
 Everything runs on throwaway state: ``DATA_DIR`` is a temporary directory (SQLite in it), the
 PostgreSQL database (``--postgres-url``, default ``rtc_fanout``) is dropped and recreated, Redis is
@@ -62,6 +65,7 @@ if str(ROOT) not in sys.path:
 
 from rtc_client.wire import yjs_protocol  # noqa: E402  (pure: no Django)
 
+from bench import memprobe  # noqa: E402  (no Django)
 from bench.common import percentile, postgres_drop, postgres_recreate  # noqa: E402  (no Django)
 
 APPLICATION = "rtc_project.asgi:application"
@@ -285,9 +289,13 @@ class Project:
         redis_url: str | None = None,
         profile: tuple[str, Path, str] | None = None,
         stock: bool = False,
+        probe: Path | None = None,
+        traced: bool = False,
     ) -> Server:
         """A daphne process; with ``profile`` (profiler, output, yappi's path) under a profiler
-        that SIGUSR1 starts and SIGUSR2 stops (see ``run_daphne_profiled``)."""
+        that SIGUSR1 starts and SIGUSR2 stops (see ``run_daphne_profiled``); with ``probe``,
+        answering SIGUSR1 with its memory figures in that file (``bench.memprobe``), under
+        tracemalloc if ``traced``."""
         port = free_port()
         env = dict(self.env)
         if redis_url:
@@ -304,11 +312,17 @@ class Project:
                 env["PYTHONPATH"] = yappi_path
         elif stock:
             command = [sys.executable, __file__, STOCK, *daphne_args]
+        elif probe is not None:
+            command = [sys.executable, __file__, PROBED, *daphne_args]
+            env[memprobe.PROBE_ENV] = str(probe)
+            if traced:
+                env["PYTHONTRACEMALLOC"] = "1"
         return Server(name, command, env, port, log_dir)
 
 
 PROFILED = "--run-daphne-profiled"
 STOCK = "--run-daphne-stock"
+PROBED = "--run-daphne-probed"
 
 
 def run_daphne_stock(daphne_args: list[str]) -> None:
@@ -796,22 +810,73 @@ async def run_fanout(
 # --- Memory per idle connection and join time -----------------------------------------------
 
 
-async def measure_memory(target: Target, name: str, idle: int) -> dict[str, Any]:
+async def measure_memory(
+    target: Target, name: str, idle: int, probe_path: Path | None = None
+) -> dict[str, Any]:
+    """RSS per idle connection; with ``probe_path`` (ours), also Python's live allocations per
+    connection after ``gc.collect()`` if the server runs under tracemalloc."""
     server = target.servers[0]
     url = target.url(server, name)
     first, _ = await open_client(url)  # the room and its document are loaded
     await asyncio.sleep(1.0)
+    probed = probe_path is not None
+    start = await memprobe.probe(server.pid, probe_path) if probed else {}
     before = rss_bytes(server.pid)
     sockets = await open_many([url] * idle)
     await asyncio.sleep(2.0)
     after = rss_bytes(server.pid)
+    end = await memprobe.probe(server.pid, probe_path) if probed else {}
     await close_all([*sockets, first])
+    opened = max(1, len(sockets))
+    traced = (end["traced"] - start["traced"]) / opened if "traced" in end else None
     return {
         "label": target.label,
         "opened": len(sockets),
         "before": before,
         "after": after,
-        "per": (after - before) / max(1, len(sockets)),
+        "per": (after - before) / opened,
+        "traced_per": traced,
+    }
+
+
+async def measure_churn(
+    target: Target, name: str, count: int, probe_path: Path | None
+) -> dict[str, Any]:
+    """The server's memory before and after ``count`` connections connect, sync, and all
+    disconnect. Ours (``probe_path``) is read inside the process after ``gc.collect()``, once
+    daphne has forgotten the closed connections; a reference server's is its RSS once that has
+    stopped changing for a second (or after 15 s)."""
+    server = target.servers[0]
+    url = target.url(server, name)
+    ws, _ = await open_client(url)  # first-connection costs (imports, caches) paid before
+    await ws.close()
+
+    async def settled() -> dict[str, Any]:
+        if probe_path is not None:
+            return await memprobe.probe_until(server.pid, probe_path, 0)
+        deadline, last, since = time.monotonic() + 15, -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < 1.0:
+            rss = rss_bytes(server.pid)
+            if rss != last:
+                last, since = rss, time.monotonic()
+            await asyncio.sleep(0.1)
+        return {"rss": last}
+
+    before = await settled()
+    sockets = await open_many([url] * count)
+    held = (
+        await memprobe.probe(server.pid, probe_path)
+        if probe_path is not None
+        else {"rss": rss_bytes(server.pid)}
+    )
+    await close_all(sockets)
+    after = await settled()
+    return {
+        "label": target.label,
+        "opened": len(sockets),
+        "before": before,
+        "held": held,
+        "after": after,
     }
 
 
@@ -872,6 +937,58 @@ async def measure_joins(
 
 
 # --- Output ---------------------------------------------------------------------------------
+
+
+def print_churn(args: argparse.Namespace, churn: list[dict[str, Any]]) -> None:
+    def mib(figures: dict[str, Any], key: str) -> str:
+        return f"{figures[key] / 1048576:.2f} MiB" if key in figures else "-"
+
+    def delta(c: dict[str, Any], key: str) -> str:
+        if key not in c["after"]:
+            return "-"
+        return f"{(c['after'][key] - c['before'][key]) / 1024:+,.0f} KiB"
+
+    print_table(
+        [
+            "server",
+            "connections",
+            "RSS before",
+            "RSS held",
+            "RSS after",
+            "RSS after - before",
+            "trimmed after - before",
+            "traced before",
+            "traced after",
+            "traced after - before",
+            "left open",
+        ],
+        [
+            [
+                c["label"],
+                c["opened"],
+                mib(c["before"], "rss"),
+                mib(c["held"], "rss"),
+                mib(c["after"], "rss"),
+                delta(c, "rss"),
+                delta(c, "rss_trimmed"),
+                mib(c["before"], "traced"),
+                mib(c["after"], "traced"),
+                delta(c, "traced"),
+                " ".join(
+                    f"{key} {c['after'][key]}"
+                    for key in ("connections", "rooms", "members", "reported")
+                    if key in c["after"]
+                )
+                or "-",
+            ]
+            for c in churn
+        ],
+        title=f"Memory after {args.churn} connections connect, sync and all disconnect "
+        "(ours: read inside the process after gc.collect, once daphne has let go of them; "
+        "trimmed = RSS after glibc's malloc_trim; "
+        "traced = tracemalloc's live allocations, with --tracemalloc; reference servers: "
+        "RSS once it stopped changing)",
+    )
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
@@ -1007,6 +1124,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-join", action="store_true")
     parser.add_argument("--idle", type=int, default=200, help="idle connections (memory)")
+    parser.add_argument(
+        "--churn", type=int, default=500, help="connections that come and go (memory; 0: none)"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="(a) under tracemalloc: Python's live allocations in the memory figures (its RSS "
+        "then includes tracemalloc's own overhead)",
+    )
+    parser.add_argument(
+        "--skip-fanout", action="store_true", help="no fan-out runs (memory and joins only)"
+    )
     parser.add_argument("--history", type=int, default=20000, help="transactions (join)")
     parser.add_argument("--small", type=int, default=20, help="transactions of the small one")
     parser.add_argument("--joins", type=int, default=15, help="joins per datastore (median)")
@@ -1045,6 +1174,8 @@ def parse_args() -> argparse.Namespace:
     unknown = set(args.servers) - set(SERVER_KEYS)
     if unknown or not args.servers:
         parser.error(f"--servers: choose among {', '.join(SERVER_KEYS)}")
+    if args.skip_fanout:
+        args.reader_counts = []
     if args.profile:
         args.servers = ["daphne"]
         args.skip_peer = args.skip_node = args.skip_redis = args.skip_memory = True
@@ -1083,7 +1214,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
         projects["b"] = Project(Database(args.postgres_url), tmp / "data", extra)
     for key, project in projects.items():
         names = [name for (k, _, _), name in fan_names.items() if PROJECT_OF.get(k, k) == key]
-        names += ["mem", "join-long", "join-small"]
+        names += ["mem", "churn", "join-long", "join-small"]
         log(f"({key}) migrate, token, {len(names)} datastores on {project.database.url}")
         project.provision(names)
         if not args.skip_join:
@@ -1096,7 +1227,10 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
     profile_path = tmp / f"daphne.{args.profiler}"
     profile = (args.profiler, profile_path, args.yappi_path) if args.profile else None
     projects["a"].env["FANOUT_PROFILE_TOP"] = str(args.profile_top)
-    a = projects["a"].daphne("a-daphne", tmp, profile=profile)
+    probe_path = None if args.profile else tmp / "a-probe.json"
+    a = projects["a"].daphne(
+        "a-daphne", tmp, profile=profile, probe=probe_path, traced=args.tracemalloc
+    )
     if "a" in keys:
         servers.append(a)
         targets["a"] = Target("a", "(a) 1 daphne, SQLite, in-memory layer", [a], sqlite_db)
@@ -1162,12 +1296,17 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
         await asyncio.sleep(1)
         # Memory first, on servers that have not held more connections before (freed memory
         # would be reused and hide the cost).
-        memory = []
+        memory, churn = [], []
         if not args.skip_memory:
             for key in keys:
                 log(f"memory: {args.idle} idle connections to {targets[key].label}")
-                memory.append(await measure_memory(targets[key], "mem", args.idle))
+                probed = probe_path if key == "a" else None
+                memory.append(await measure_memory(targets[key], "mem", args.idle, probed))
                 await asyncio.sleep(1)
+            for key in keys if args.churn else []:
+                log(f"memory: {args.churn} connections come and go, {targets[key].label}")
+                probed = probe_path if key == "a" else None
+                churn.append(await measure_churn(targets[key], "churn", args.churn, probed))
 
         results: dict[tuple[str, int], list[RunResult]] = {}
         thread_cpu: dict[str, dict[int, float]] = {}
@@ -1215,7 +1354,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
         for server in servers:
             server.stop()
 
-    report(args, keys, targets, results, memory, joins)
+    report(args, keys, targets, results, memory, joins, churn)
     if args.profile:
         threads = {}
         for tid, seconds in sorted(thread_cpu.get("after", {}).items()):
@@ -1233,6 +1372,7 @@ def report(
     results: dict[tuple[str, int], list[RunResult]],
     memory: list[dict[str, Any]],
     joins: list[dict[str, Any]],
+    churn: list[dict[str, Any]],
 ) -> None:
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
@@ -1240,7 +1380,10 @@ def report(
         f"{os.cpu_count()} CPUs."
     )
     print(
-        f"\nFan-out over y-websocket: 1 writer at {args.rate:g} updates/s for {args.seconds:g} s "
+        ""
+        if not results
+        else f"\nFan-out over y-websocket: 1 writer at {args.rate:g} updates/s for "
+        f"{args.seconds:g} s "
         f"per run ({args.warmup:g} s warm-up left out of the latencies), {args.repeat} run(s) "
         "per row (medians over runs); latency = reader receive - writer send; delivered = share "
         "of (update, joined reader) pairs received."
@@ -1371,6 +1514,14 @@ def report(
             title=f"Memory per idle connection (VmRSS of the process the connections went to; "
             f"{args.idle} connections after the handshake, one already open before)",
         )
+        for m in memory:
+            if m["traced_per"] is not None:
+                print(
+                    f"  {m['label']}: Python's live allocations (tracemalloc, after "
+                    f"gc.collect) {m['traced_per'] / 1024:.1f} KiB per connection"
+                )
+    if churn:
+        print_churn(args, churn)
     if joins:
         rows = []
         by = {(j["key"], j["which"]): j for j in joins}
@@ -1423,6 +1574,9 @@ def main() -> None:
         global PROFILE_TOP
         PROFILE_TOP = int(os.environ.get("FANOUT_PROFILE_TOP", PROFILE_TOP))
         run_daphne_profiled(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return
+    if sys.argv[1:2] == [PROBED]:
+        memprobe.run_daphne(sys.argv[2:])
         return
     args = parse_args()
     if args.write_history:

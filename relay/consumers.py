@@ -36,6 +36,8 @@ from tables.service import Outcome, Proposal, Status
 
 logger = logging.getLogger(__name__)
 
+NOTHING: frozenset = frozenset()
+
 
 class ConnectionRefusal(Exception):
     """The connection must be closed, with a close code and a reason the client can read."""
@@ -107,6 +109,11 @@ class RelayConsumer(AsyncWebsocketConsumer):
     room: Room | None = None
     outlet: Outlet | None = None
     """Set by a protocol whose broadcasts the room writes straight to the socket."""
+    # Shared empty defaults, replaced by a set of the connection's own while it has writes or
+    # tasks in flight, and put back once that set is empty again (a joining client's empty sync
+    # step 2 is a write): two empty sets are ~430 bytes that every idle connection would hold.
+    own_txids: set[str] = NOTHING  # type: ignore[assignment]
+    tasks: set[asyncio.Task] = NOTHING  # type: ignore[assignment]
     # No channel of its own: fan-out is the hub's (one channel per worker), and channels would
     # otherwise subscribe one per connection, failing every handshake while Redis is down.
     channel_layer_alias = None
@@ -126,8 +133,6 @@ class RelayConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.member_id = uuid.uuid4().hex
         self.serial: int | None = None
-        self.own_txids: set[str] = set()
-        self.tasks: set[asyncio.Task] = set()
         self.limiter = TokenBucket(rtc_settings.RATE_LIMIT, rtc_settings.RATE_BURST)
         try:
             self.access = await self.check_connection()
@@ -197,6 +202,8 @@ class RelayConsumer(AsyncWebsocketConsumer):
     def spawn(self, coroutine: Awaitable[Any]) -> None:
         """Run work that waits for a commit without holding up the next message."""
         task = asyncio.ensure_future(coroutine)
+        if not self.tasks:
+            self.tasks = set()
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -209,11 +216,15 @@ class RelayConsumer(AsyncWebsocketConsumer):
 
     def _task_done(self, task: asyncio.Task) -> None:
         self.tasks.discard(task)
+        if not self.tasks:
+            self.tasks = NOTHING
         if not task.cancelled() and task.exception() is not None:
             logger.error("relay task failed", exc_info=task.exception())
 
     def submit(self, update: bytes, txid: str, store_id: str = "") -> asyncio.Future[Outcome]:
         """Queue an update in arrival order; resolves after commit."""
+        if not self.own_txids:
+            self.own_txids = set()
         self.own_txids.add(txid)
         proposal = Proposal(
             update,
@@ -225,8 +236,13 @@ class RelayConsumer(AsyncWebsocketConsumer):
         return asubmit(self.access.datastore, proposal, self.authorize)
 
     def settle(self, outcome: Outcome) -> None:
-        if outcome.status is not Status.STORED:
-            self.own_txids.discard(outcome.txid)
+        if outcome.status is not Status.STORED and self.own_txids:
+            self.forget_txid(outcome.txid)
+
+    def forget_txid(self, txid: str) -> None:
+        self.own_txids.discard(txid)
+        if not self.own_txids:
+            self.own_txids = NOTHING
 
     def unseen(self, batch: Batch) -> list[int]:
         """Indices of a batch's transactions this connection has not seen nor sent."""
@@ -235,7 +251,7 @@ class RelayConsumer(AsyncWebsocketConsumer):
             if self.serial is not None and tx.serial <= self.serial:
                 continue
             if tx.txid in self.own_txids:
-                self.own_txids.discard(tx.txid)
+                self.forget_txid(tx.txid)
                 continue
             indices.append(index)
         self.serial = max(self.serial or 0, batch.transactions[-1].serial)

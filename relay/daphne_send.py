@@ -179,6 +179,20 @@ def _direct_protocol_class() -> type:
             limit = message_limit()
             self.maxMessagePayloadSize = self.maxFramePayloadSize = limit
 
+        def onOpen(self) -> None:
+            super().onOpen()
+            self.drop_handshake()
+
+        def drop_handshake(self) -> None:
+            """Free what the handshake parsed and autobahn keeps for the connection's life
+            but never reads again: the raw request and response and the parsed headers and
+            query (the request's ``headers`` and ``params`` are the same dicts). The ASGI
+            scope keeps its own headers list; daphne reads only the request's ``path``."""
+            self.http_request_data = self.http_response_data = b""
+            for parsed in (self.http_headers, self.http_request_params):
+                if isinstance(parsed, dict):
+                    parsed.clear()
+
         def _max_message_size_exceeded(self, size: int, limit: int, _reason: str) -> None:
             """Close with 1009 and a reason, where autobahn (``failByDrop``, its default for
             servers) would drop the TCP connection with no close code at all."""
@@ -232,9 +246,11 @@ def _hand_protocols_to_applications(server_class: type) -> None:
 
     def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
         if getattr(protocol, "direct_send", False) and scope.get("type") == "websocket":
+            # daphne builds this scope for this connection alone: extended in place, not
+            # copied (every middleware's frame holds the scope it was given while it runs).
             extensions = dict(scope.get("extensions") or {})
             extensions[SINK_EXTENSION] = {"protocol": protocol}
-            scope = {**scope, "extensions": extensions}
+            scope["extensions"] = extensions
         return create(self, protocol, scope)
 
     server_class.create_application = create_application

@@ -374,6 +374,16 @@ class Room:
         return min(self.reported.values(), default=self.serial)
 
 
+class _RoomLock:
+    """``Hub.room_for``'s lock of one datastore, and how many are in or waiting for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class Hub:
     """This worker's rooms and its one channel-layer subscription.
 
@@ -394,7 +404,7 @@ class Hub:
         self._unsubscribed: set[int] = set()  # rooms whose group_add has not succeeded yet
         self._pings = itertools.count(1)
         self._pong: tuple[int, asyncio.Event] | None = None
-        self._room_locks: dict[int, asyncio.Lock] = {}
+        self._room_locks: dict[int, _RoomLock] = {}
         self._tasks: set[asyncio.Task] = set()
         self._watching = False
 
@@ -433,19 +443,32 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def room_for(self, datastore: Datastore) -> Room:
-        lock = self._room_locks.setdefault(datastore.pk, asyncio.Lock())
-        async with lock:
-            room = self.rooms.get(datastore.pk)
-            if room is None:
-                await self._start()
-                # Subscribe before reading the serial: nothing committed after it is missed.
-                # Without a layer now, the heartbeat subscribes it later and catches it up.
-                if self.crosses_processes:
-                    await self._subscribe(datastore.pk)
-                serial = await database_sync_to_async(history.last_serial)(datastore.pk)
-                room = Room(self, datastore, serial)
-                self.rooms[datastore.pk] = room
-            return room
+        # One room per datastore however many connections open it at once; the lock is kept
+        # only while someone is in or waiting here, not for every datastore ever opened.
+        lock = self._room_locks.get(datastore.pk)
+        if lock is None:
+            lock = self._room_locks[datastore.pk] = _RoomLock()
+        lock.users += 1
+        try:
+            async with lock.lock:
+                return await self._room_for(datastore)
+        finally:
+            lock.users -= 1
+            if not lock.users and self._room_locks.get(datastore.pk) is lock:
+                del self._room_locks[datastore.pk]
+
+    async def _room_for(self, datastore: Datastore) -> Room:
+        room = self.rooms.get(datastore.pk)
+        if room is None:
+            await self._start()
+            # Subscribe before reading the serial: nothing committed after it is missed.
+            # Without a layer now, the heartbeat subscribes it later and catches it up.
+            if self.crosses_processes:
+                await self._subscribe(datastore.pk)
+            serial = await database_sync_to_async(history.last_serial)(datastore.pk)
+            room = Room(self, datastore, serial)
+            self.rooms[datastore.pk] = room
+        return room
 
     async def _subscribe(self, datastore_pk: int) -> None:
         if self.channel is not None and self.layer_up:

@@ -6,6 +6,8 @@ import time
 
 
 class TokenBucket:
+    __slots__ = ("capacity", "rate", "refused", "tokens", "updated")  # one per connection
+
     def __init__(self, rate: float, burst: float):
         self.rate = rate
         self.capacity = max(burst, 1.0)
