@@ -263,13 +263,21 @@ doc_cache = DocCache()
 
 
 @contextmanager
-def caught_up(datastore: Datastore, *, atomic: bool = False) -> Iterator[LoadedDoc]:
+def caught_up(
+    datastore: Datastore, *, atomic: bool = False, reread: bool = True
+) -> Iterator[LoadedDoc]:
     """This process's doc of ``datastore`` at the database's newest serial, locked for a read.
 
     Every live read goes through here: another process may have committed since this one last
-    looked. With ``atomic`` the catch-up and the read share one database transaction.
+    looked. With ``atomic`` the catch-up and the read share one database transaction. With
+    ``reread=False`` the caller's row, read during the same request, stands for the newest: the
+    doc is brought at least to its serial without reading the row again (a request's reads then
+    see everything committed before the request, and what this process committed since).
     """
     loaded = doc_cache.get(datastore)
     with loaded.lock, db_transaction.atomic() if atomic else nullcontext():
-        loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+        if reread:
+            loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+        elif loaded.dirty or datastore.last_serial > loaded.serial:
+            loaded.catch_up(datastore)
         yield loaded

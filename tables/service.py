@@ -177,6 +177,8 @@ def write(
 ) -> list[Outcome]:
     """Run a batch of proposals through the write path in one database transaction."""
     datastore = _as_datastore(datastore)
+    # Only ids given by the proposer can be stored already; a fresh one needs no lookup.
+    given = {proposal.txid for proposal, _ in batch if proposal.txid}
     batch = [(proposal.with_txid(), authorize) for proposal, authorize in batch]
     loaded = doc_cache.get(datastore)
     with loaded.lock:
@@ -188,7 +190,7 @@ def write(
                     doc_cache.discard(datastore.pk)
                     return [_gone(datastore, proposal) for proposal, _ in batch]
                 loaded.catch_up(locked)
-                outcomes, accepted = _apply_batch(locked, loaded, batch)
+                outcomes, accepted = _apply_batch(locked, loaded, batch, given)
                 if accepted:
                     loaded.dirty = True
                     loaded.pending_token = token
@@ -214,13 +216,20 @@ def _gone(datastore: Datastore, proposal: Proposal) -> Outcome:
 
 
 def _apply_batch(
-    datastore: Datastore, loaded: LoadedDoc, batch: Sequence[tuple[Proposal, Authorizer | None]]
+    datastore: Datastore,
+    loaded: LoadedDoc,
+    batch: Sequence[tuple[Proposal, Authorizer | None]],
+    given: set[str],
 ) -> tuple[list[Outcome], list[_Accepted]]:
-    txids = [proposal.txid for proposal, _ in batch if storable(proposal.txid)]
-    known = dict(
-        Transaction.objects.filter(datastore=datastore, txid__in=txids)
-        .order_by()  # the model's default ordering would add a join and a sort
-        .values_list("txid", "serial")
+    txids = [txid for txid in given if storable(txid)]
+    known = (
+        dict(
+            Transaction.objects.filter(datastore=datastore, txid__in=txids)
+            .order_by()  # the model's default ordering would add a join and a sort
+            .values_list("txid", "serial")
+        )
+        if txids
+        else {}
     )
     outcomes: list[Outcome] = []
     accepted: list[_Accepted] = []
