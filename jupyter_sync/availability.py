@@ -31,15 +31,16 @@ def freshness() -> Freshness:
     return Freshness(live=False, since=lease.expires_at if lease is not None else None)
 
 
-def supernode_problem(datastore: Datastore) -> str | None:
+def supernode_problem(datastore: Datastore, *, reread: bool = True) -> str | None:
     """Why no action can be carried out now (None: a supernode holds the lease and reaches
-    Jupyter). Asked before writing anything the supernode must carry out."""
+    Jupyter). Asked before writing anything the supernode must carry out. ``reread=False``:
+    ``datastore`` was read during this request (``read_record``)."""
     live = SupernodeLease.objects.filter(
         name=JUPYTER_DATASTORE, expires_at__gt=timezone.now()
     ).exists()
     if not live:
         return "no supernode is connected: start one with manage.py run_supernode"
-    server = read_record(datastore, "status", "server")
+    server = read_record(datastore, "status", "server", reread=reread)
     if server is not None and server.get("connected") is False:
         return "the supernode cannot reach the Jupyter Server at the moment"
     return None

@@ -54,9 +54,10 @@ class _Waiter:
         pass
 
 
-def read_record(datastore: Datastore, table: str, record_id: str) -> Record:
-    """One record as JSON from this process's loaded document, caught up with the database."""
-    with caught_up(datastore) as loaded:
+def read_record(datastore: Datastore, table: str, record_id: str, *, reread: bool = True) -> Record:
+    """One record as JSON from this process's loaded document, caught up with the database
+    (with ``reread=False``: with ``datastore`` as the caller read it, ``caught_up``)."""
+    with caught_up(datastore, reread=reread) as loaded:
         record = loaded.doc.get(table, type=Map).get(record_id)
         return jsonable(record) if isinstance(record, Map) else None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -151,13 +151,40 @@ class LoadedDoc:
             self._depths.add(measured)
         if not self._updates:
             return None
+        return self._analyzed(self._updates[0] if len(self._updates) == 1 else update)
+
+    def make(
+        self, mutate: Callable[[Doc], None], check: Callable[[bytes], Measured]
+    ) -> Applied | None:
+        """Make a server-side change (a record written by the REST API, the admin) on the live
+        doc itself, as one transaction; None when it changed nothing. ``check(update)``: what
+        every update is checked for (its size, how deep it nests), raising to refuse it.
+
+        Its update is the transaction's own, so nothing is copied: making it on a copy of the
+        document costs an encoding and a decoding of the whole state (the jupyter datastore's
+        is large) for a change of a few hundred bytes. Raises as ``apply`` does, and then the
+        caller must ``rebuild``.
+        """
+        self._events.clear()
+        self._updates.clear()
+        with self.doc.transaction():
+            mutate(self.doc)
+        if not self._updates:
+            return None
+        update = self._updates[0]
+        measured = check(update)
+        if self._depths is not None:
+            self._depths.add(measured)
+        return self._analyzed(update)
+
+    def _analyzed(self, effective: bytes) -> Applied:
+        """What the schema says of the transaction just applied (raises when it refuses it)."""
         self._check_depth()
         new_roots = set(self.doc.keys()) - set(self._roots) if self.schema.validates else set()
         with self.doc.transaction():  # one for all its reads, not one each
             analysis = self.schema.analyze(self.doc, self._events, new_roots)
         if analysis.errors:
             raise SchemaViolation(analysis.errors)
-        effective = self._updates[0] if len(self._updates) == 1 else update
         # Read: let go of them now rather than at the next write. A notebook's first update
         # holds every cell, and its events a Python wrapper of each: kept until the next
         # write, they cost the document several times its size.
@@ -237,13 +264,21 @@ doc_cache = DocCache()
 
 
 @contextmanager
-def caught_up(datastore: Datastore, *, atomic: bool = False) -> Iterator[LoadedDoc]:
+def caught_up(
+    datastore: Datastore, *, atomic: bool = False, reread: bool = True
+) -> Iterator[LoadedDoc]:
     """This process's doc of ``datastore`` at the database's newest serial, locked for a read.
 
     Every live read goes through here: another process may have committed since this one last
-    looked. With ``atomic`` the catch-up and the read share one database transaction.
+    looked. With ``atomic`` the catch-up and the read share one database transaction. With
+    ``reread=False`` the caller's row, read during the same request, stands for the newest: the
+    doc is brought at least to its serial without reading the row again (a request's reads then
+    see everything committed before the request, and what this process committed since).
     """
     loaded = doc_cache.get(datastore)
     with loaded.lock, db_transaction.atomic() if atomic else nullcontext():
-        loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+        if reread:
+            loaded.catch_up(Datastore.objects.get(pk=datastore.pk))
+        elif loaded.dirty or datastore.last_serial > loaded.serial:
+            loaded.catch_up(datastore)
         yield loaded

@@ -1,12 +1,13 @@
 """Record-level edits for server-side callers (admin, REST, supernode), through the write path.
 
-Each edit is made on a private copy of the current document, and the resulting Yjs update goes
-through ``tables.service`` like any client's: validated, stored with a serial, broadcast.
+Each edit is a ``Proposal`` whose ``make`` the write path runs on the live document itself, under
+its lock: the transaction's own update is validated, stored with a serial and broadcast like any
+client's, and nothing is copied (a copy of a large document cost more than the edit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
@@ -15,20 +16,6 @@ from tables import service
 from tables.models import Datastore, Origin
 from tables.schema import FieldKind, SchemaViolation, TableSchema, get_schema
 from tables.service import Authorizer, Outcome, Proposal
-
-
-def update_from(datastore: Datastore, mutate: Callable[[Doc], None]) -> bytes:
-    """The Yjs update that ``mutate`` makes to a copy of the current document."""
-    state, _ = service.live_state(datastore)
-    doc = Doc()
-    doc.apply_update(state)
-    # The transaction's own update: ``get_update(before)`` would carry the whole delete set.
-    updates: list[bytes] = []
-    subscription = doc.observe(lambda event: updates.append(event.update))
-    with doc.transaction():
-        mutate(doc)
-    doc.unobserve(subscription)
-    return updates[0] if updates else b"\x00\x00"
 
 
 def _table_schema(datastore: Datastore, table: str) -> TableSchema:
@@ -122,8 +109,7 @@ def set_records(
             for name, value in values.items():
                 _assign(record, name, spec.fields[name].kind, value)
 
-    update = update_from(datastore, mutate)
-    proposal = Proposal(update, author_id=author_id, origin=origin)
+    proposal = Proposal(b"", author_id=author_id, origin=origin, make=mutate)
     return service.write_one(datastore, proposal, authorize)
 
 
@@ -140,5 +126,5 @@ def delete_record(
     def mutate(doc: Doc) -> None:
         doc.get(table, type=Map).pop(record_id, None)
 
-    update = update_from(datastore, mutate)
-    return service.write_one(datastore, Proposal(update, author_id=author_id, origin=origin))
+    proposal = Proposal(b"", author_id=author_id, origin=origin, make=mutate)
+    return service.write_one(datastore, proposal)

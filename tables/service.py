@@ -16,12 +16,14 @@ import copy
 import enum
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db import transaction as db_transaction
+from pycrdt import Doc
 
 from tables.conf import rtc_settings
 from tables.history import new_doc
@@ -78,7 +80,9 @@ REJECTIONS = (
 
 @dataclass(frozen=True)
 class Proposal:
-    """A change offered to the write path."""
+    """A change offered to the write path: a Yjs update, or (server-side callers) ``make``, a
+    function that makes the change on the live document, whose update is then the one stored
+    (``tables.records``: no copy of the document to compute it)."""
 
     update: bytes
     txid: str = ""
@@ -86,18 +90,12 @@ class Proposal:
     author_id: int | None = None
     origin: str = Origin.CLIENT
     reverts_id: int | None = None
+    make: Callable[[Doc], None] | None = None
 
     def with_txid(self) -> Proposal:
         if self.txid:
             return self
-        return Proposal(
-            self.update,
-            uuid.uuid4().hex,
-            self.store_id,
-            self.author_id,
-            self.origin,
-            self.reverts_id,
-        )
+        return replace(self, txid=uuid.uuid4().hex)
 
 
 # Called with the proposal and what it touched; returns a reason to refuse, or None.
@@ -289,7 +287,9 @@ def _apply_batch(
             outcomes.append(duplicate)
             continue
         try:
-            measured = check_client_update(proposal.update, loaded.depths())
+            within = loaded.depths()
+            if proposal.make is None:
+                measured = check_client_update(proposal.update, within)
             check_text("the transaction's ids", [proposal.txid, proposal.store_id, proposal.origin])
         except (UpdateTooLarge, MalformedUpdate, UnstorableText) as error:  # nothing applied
             outcomes.append(
@@ -297,7 +297,11 @@ def _apply_batch(
             )
             continue
         try:
-            applied = loaded.apply(proposal.update, measured)
+            if proposal.make is not None:
+                check = partial(check_client_update, within=within)
+                applied = loaded.make(proposal.make, check)
+            else:
+                applied = loaded.apply(proposal.update, measured)
             if applied is not None and authorize is not None:
                 reason = authorize(proposal, applied.analysis)
                 if reason:

@@ -164,6 +164,9 @@ class JupyterView(DatastoreAPIView):
     permission_classes = [JupyterAccess]
     parser_classes = [JSONParser, AnyTypeJSONParser]
     _pending: Pending | None = None
+    # Set once the handler has returned: reads after the wait for the supernode read the
+    # datastore's row again (other processes may have committed meanwhile).
+    _handled = False
 
     def get_exception_handler(self):
         return jupyter_exception_handler
@@ -194,7 +197,11 @@ class JupyterView(DatastoreAPIView):
         return {key: self.as_known(name, record) for key, record in records.items()}
 
     def record(self, table: str, record_id: str) -> Record:
-        return self.as_known(table, restore_integers(read_record(self.datastore, table, record_id)))
+        """A record as this request sees the datastore: while the handler runs,
+        ``self.datastore`` is the row its permission check read, so the doc is caught up to it
+        without reading it again (an answer built after the wait reads it again)."""
+        record = read_record(self.datastore, table, record_id, reread=self._handled)
+        return self.as_known(table, restore_integers(record))
 
     def as_known(self, table: str, record: Any) -> Any:
         """With no supernode, nobody knows what a kernel is doing (or whether it still runs):
@@ -229,7 +236,7 @@ class JupyterView(DatastoreAPIView):
 
     def require_supernode(self) -> None:
         """503 before anything is written when nobody would carry the request out."""
-        problem = supernode_problem(self.datastore)
+        problem = supernode_problem(self.datastore, reread=self._handled)
         if problem:
             raise unavailable(problem)
 
@@ -310,6 +317,7 @@ class JupyterView(DatastoreAPIView):
             self = cls(**initkwargs)
             self.setup(request, *args, **kwargs)
             response = await database_sync_to_async(self.dispatch)(request, *args, **kwargs)
+            self._handled = True
             if self._pending is None or response.status_code != status.HTTP_202_ACCEPTED:
                 return response
             return await self._wait(self._pending, response)
