@@ -32,14 +32,9 @@ EDITS = ("keystroke", "insert", "move", "delete")
 
 
 def code_cell(cell_id: str, source: str) -> dict:
-    return {
-        "id": cell_id,
-        "cell_type": "code",
-        "source": source,
-        "metadata": {},
-        "outputs": [],
-        "execution_count": None,
-    }
+    from nbformat.v4 import new_code_cell
+
+    return dict(new_code_cell(source, id=cell_id))
 
 
 class Editor:

@@ -4,6 +4,9 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from tests.support import ROOT
 from tests.support.waiting import eventually
@@ -47,18 +50,20 @@ def answers(port: int) -> bool:
         return False
 
 
-def test_serve_runs_the_workers_on_one_port_and_stops_them_all(redis_url, tmp_path):
-    url, prefix = redis_url
+@contextmanager
+def serving(tmp_path: Path, **settings: str | None) -> Iterator[tuple[subprocess.Popen, int, Path]]:
+    """``manage.py serve`` on a free port with the environment's settings changed (None: unset),
+    its output in a log; killed at the end if it has not stopped."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "DATA_DIR": str(tmp_path),
-        "REDIS_URL": url,
-        "REDIS_PREFIX": prefix,
-        "RTC_WORKERS": "2",
-    }
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["DATA_DIR"] = str(tmp_path)
+    for name, value in settings.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         serve = subprocess.Popen(
@@ -69,6 +74,17 @@ def test_serve_runs_the_workers_on_one_port_and_stops_them_all(redis_url, tmp_pa
             stderr=subprocess.STDOUT,
         )
     try:
+        yield serve, port, log
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+def test_serve_runs_the_workers_on_one_port_and_stops_them_all(redis_url, tmp_path):
+    url, prefix = redis_url
+    settings = {"REDIS_URL": url, "REDIS_PREFIX": prefix, "RTC_WORKERS": "2"}
+    with serving(tmp_path, **settings) as (serve, port, log):
         workers = eventually(
             lambda: len(children_of(serve.pid)) == 2 and children_of(serve.pid),
             timeout=60,
@@ -79,39 +95,14 @@ def test_serve_runs_the_workers_on_one_port_and_stops_them_all(redis_url, tmp_pa
         assert serve.wait(timeout=60) == 0, log.read_text()
         for worker in workers:
             assert not os.path.exists(f"/proc/{worker}")  # stopped and reaped
-    finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
 
 
 def test_serve_without_redis_runs_exactly_one_worker_and_says_why(tmp_path):
     """What scripts/run starts with the embedded defaults: the in-memory channel layer cannot
     carry a commit to another process, so one worker whatever the cores."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "DATA_DIR": str(tmp_path),
-        "RTC_WORKERS": "0",
-    }
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        serve = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with serving(tmp_path, REDIS_URL=None, RTC_WORKERS="0") as (serve, port, log):
         eventually(lambda: answers(port), timeout=60, what=f"an answer on port {port}")
         assert len(children_of(serve.pid)) == 1
         assert "one worker: the in-memory channel layer" in log.read_text()
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=60) == 0, log.read_text()
-    finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
