@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import os
 import shutil
 import statistics
@@ -178,13 +177,17 @@ def print_profile(profiler: Any, top: int) -> None:
         print(out.getvalue())
 
 
-def trim_malloc() -> None:
-    """Hand the free pages glibc keeps for reuse back to the system (no-op elsewhere)."""
+def trim_malloc() -> bool:
+    """Hand the free pages glibc keeps for reuse back to the system; False where it cannot
+    (not glibc)."""
     import ctypes
     import ctypes.util
 
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
+    try:
         ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def reset_peak_rss() -> bool:

@@ -112,14 +112,6 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return out
 
 
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 class Server:
     """One server process on 127.0.0.1:<port>, its output in a log file."""
 
@@ -821,10 +813,10 @@ async def measure_memory(
     await asyncio.sleep(1.0)
     probed = probe_path is not None
     start = await memprobe.probe(server.pid, probe_path) if probed else {}
-    before = rss_bytes(server.pid)
+    before = memprobe.rss_bytes(server.pid)
     sockets = await open_many([url] * idle)
     await asyncio.sleep(2.0)
-    after = rss_bytes(server.pid)
+    after = memprobe.rss_bytes(server.pid)
     end = await memprobe.probe(server.pid, probe_path) if probed else {}
     await close_all([*sockets, first])
     opened = max(1, len(sockets))
@@ -856,7 +848,7 @@ async def measure_churn(
             return await memprobe.probe_until(server.pid, probe_path, 0)
         deadline, last, since = time.monotonic() + 15, -1, time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - since < 1.0:
-            rss = rss_bytes(server.pid)
+            rss = memprobe.rss_bytes(server.pid)
             if rss != last:
                 last, since = rss, time.monotonic()
             await asyncio.sleep(0.1)
@@ -867,7 +859,7 @@ async def measure_churn(
     held = (
         await memprobe.probe(server.pid, probe_path)
         if probe_path is not None
-        else {"rss": rss_bytes(server.pid)}
+        else {"rss": memprobe.rss_bytes(server.pid)}
     )
     await close_all(sockets)
     after = await settled()

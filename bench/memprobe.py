@@ -12,7 +12,6 @@ file and, when ``MEMPROBE_SNAPSHOTS`` is set, a tracemalloc snapshot beside it.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import json
 import os
@@ -22,11 +21,14 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from bench.common import trim_malloc
+
 PROBE_ENV = "MEMPROBE_FILE"
 SNAPSHOT_ENV = "MEMPROBE_SNAPSHOTS"
 
 
 def rss_bytes(pid: int | str = "self") -> int:
+    """VmRSS of process ``pid`` (this one by default), read from ``/proc``."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -57,11 +59,7 @@ def _dump(path: Path, server: Any) -> None:
 def _trimmed_rss() -> int:
     """RSS once glibc has handed its free heap pages back (``malloc_trim``): what RSS keeps
     beyond this is memory in use or held by Python's own allocator, not freed-and-kept."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        return -1
-    return rss_bytes()
+    return rss_bytes() if trim_malloc() else -1
 
 
 def run_daphne(daphne_args: list[str]) -> None:
