@@ -24,6 +24,7 @@ from tables.loaded import doc_cache
 from tables.models import Datastore
 from tables.permissions import access_for, grant
 from tables.service import Status
+from tests.support.queries import statements_run
 from tests.support.rooms import DOCUMENT, open_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,14 +40,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REST_CELL_RUN_QUERIES = 16
 
 
-def statements(queries: CaptureQueriesContext) -> list[str]:
-    return [
-        query["sql"]
-        for query in queries.captured_queries
-        if query["sql"].split()[0].upper() not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
-    ]
-
-
 def run_cell(token: str) -> tuple[int, list[str]]:
     """``POST /api/executions`` for the notebook's cell through the view's whole pipeline, up
     to the record written (the wait for the supernode comes after, outside the database)."""
@@ -60,7 +53,7 @@ def run_cell(token: str) -> tuple[int, list[str]]:
     with CaptureQueriesContext(connection) as queries:
         view.setup(request)
         response = view.dispatch(request)
-    return response.status_code, statements(queries)
+    return response.status_code, statements_run(queries)
 
 
 def test_a_cell_run_over_rest_reads_each_row_once_before_writing_its_record():
@@ -101,7 +94,7 @@ def test_a_record_edit_is_made_on_the_live_doc_in_one_transaction():
         outcome = records.set_fields(jupyter, "kernels", "k1", {"name": "python3"})
     assert outcome.status is Status.STORED
     # No catch-up of a copy before the write: the row the write locks is the only one read.
-    datastore_reads = [q for q in statements(queries) if 'FROM "tables_datastore"' in q]
+    datastore_reads = [q for q in statements_run(queries) if 'FROM "tables_datastore"' in q]
     assert len(datastore_reads) == 1, datastore_reads
     assert doc_cache.get(jupyter).doc is live  # the same document, changed in place
     assert set(live.get("kernels", type=Map).keys()) == {"k0", "k1"}

@@ -16,6 +16,7 @@ from tables import service
 from tables.models import Datastore, Transaction
 from tables.service import Proposal, Status
 from tests.support.factories import Client, add_todo
+from tests.support.queries import statements_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,10 +30,7 @@ def statements(write) -> list[str]:
     with CaptureQueriesContext(connection) as captured:
         outcomes = write()
     assert all(outcome.status is Status.STORED for outcome in outcomes), outcomes
-    # An executemany is logged as "<n> times: <statement>": one statement all the same.
-    sqls = [query["sql"].split(" times: ", 1)[-1] for query in captured.captured_queries]
-    words = [sql.split(None, 1)[0].upper() for sql in sqls]
-    return [word for word in words if word not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}]
+    return [sql.split(None, 1)[0].upper() for sql in statements_run(captured)]
 
 
 @pytest.fixture
