@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils.dateparse import parse_datetime
 from pycrdt import Doc, Map
 
@@ -139,6 +139,7 @@ class TableProjector(Projector):
         """One UPDATE statement (executemany) per table and set of changed columns; returns the
         records whose row was not there (projected the slow way)."""
         groups: dict[tuple[str, tuple[str, ...]], list[tuple[str, list[Any]]]] = {}
+        database = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up
         for (table, record_id), names in fields.items():
             model = self.models_by_table[table]
             record = doc.get(table, type=Map).get(record_id)
@@ -150,7 +151,7 @@ class TableProjector(Projector):
             values = [
                 model._meta.get_field(name).get_db_prep_save(
                     _column_value(model._meta.get_field(name), jsonable(record.get(name))),
-                    connection,
+                    database,
                 )
                 for name in columns
             ]
@@ -158,14 +159,14 @@ class TableProjector(Projector):
         missing: list[tuple[str, str]] = []
         for (table, columns), rows in groups.items():
             model = self.models_by_table[table]
-            meta, quote = model._meta, connection.ops.quote_name
+            meta, quote = model._meta, database.ops.quote_name
             sets = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in columns)
             sql = (
                 f"UPDATE {quote(meta.db_table)} SET {sets} "
                 f"WHERE {quote(meta.get_field('datastore').column)} = %s "
                 f"AND {quote(meta.get_field('record_id').column)} = %s"
             )
-            with connection.cursor() as cursor:
+            with database.cursor() as cursor:
                 if len(rows) == 1:
                     cursor.execute(sql, [*rows[0][1], datastore.pk, rows[0][0]])
                 else:

@@ -25,10 +25,11 @@ from django.db import IntegrityError
 from django.db import transaction as db_transaction
 from pycrdt import Doc
 
+from tables import write_sql
 from tables.conf import rtc_settings
 from tables.history import new_doc
 from tables.loaded import Applied, LoadedDoc, MissingDependencies, caught_up, doc_cache
-from tables.models import Checkpoint, Datastore, Origin, TouchedRecord, Transaction
+from tables.models import Checkpoint, Datastore, Origin, Transaction
 from tables.nesting import Depths, Measured, check_nesting
 from tables.projection import get_projector
 from tables.schema import Analysis, SchemaViolation, UnknownSchema, get_schema
@@ -221,34 +222,15 @@ def _write(
     return outcomes
 
 
-# What a write changes on the datastore row, or pruning (``history_start``) may have changed since
-# the caller read it. The rest (name, schema, the fork it is of) never changes after creation.
-_LOCKED_FIELDS = (
-    "last_serial",
-    "size",
-    "checkpoint_serial",
-    "bytes_since_checkpoint",
-    "history_start",
-)
-
-
 def _lock(datastore: Datastore) -> Datastore | None:
-    """Lock the datastore's row and read its changing fields; None if it was deleted.
-
-    A copy of the caller's instance with those fields read under the lock: reading the whole row
-    into a new model instance, sorted by name, cost half as much again (in Django, not SQL).
-    """
-    row = (
-        Datastore.objects.select_for_update()
-        .filter(pk=datastore.pk)
-        .order_by()  # the model's default ordering would sort the one row
-        .values_list(*_LOCKED_FIELDS)
-    )
-    values = next(iter(row), None)
+    """Lock the datastore's row and read what a write changes on it, or pruning
+    (``history_start``) may have changed since the caller read it; None if it was deleted. A copy
+    of the caller's instance: the rest (name, schema, the fork it is of) never changes."""
+    values = write_sql.lock_datastore(datastore.pk)
     if values is None:
         return None
     locked = copy.copy(datastore)
-    for name, value in zip(_LOCKED_FIELDS, values, strict=True):
+    for name, value in zip(write_sql.LOCKED_FIELDS, values, strict=True):
         setattr(locked, name, value)
     return locked
 
@@ -356,58 +338,41 @@ def _persist(datastore: Datastore, loaded: LoadedDoc, accepted: list[_Accepted])
         serial += 1
         proposal, update = item.proposal, item.applied.update
         rows.append(
-            Transaction(
-                datastore_id=datastore.pk,
-                serial=serial,
-                txid=proposal.txid,
-                store_id=str(proposal.store_id)[:100],
-                author_id=proposal.author_id,
-                origin=proposal.origin,
-                update=update,
-                summary=[change.to_json() for change in item.applied.analysis.changes],
-                reverts_id=proposal.reverts_id,
-                size=len(update),
-            )
+            {
+                "serial": serial,
+                "txid": proposal.txid,
+                "store_id": str(proposal.store_id)[:100],
+                "author": proposal.author_id,
+                "origin": proposal.origin,
+                "update": update,
+                "summary": [change.to_json() for change in item.applied.analysis.changes],
+                "reverts": proposal.reverts_id,
+                "size": len(update),
+            }
         )
-    Transaction.objects.bulk_create(rows)
-    if any(row.pk is None for row in rows):  # backends without RETURNING
-        pks = dict(
-            Transaction.objects.filter(
-                datastore=datastore, serial__gt=datastore.last_serial
-            ).values_list("serial", "pk")
-        )
-        for row in rows:
-            row.pk = pks[row.serial]
+    pks = write_sql.insert_transactions(datastore.pk, rows)
     touched: set[tuple[str, str]] = set()
     touched_rows = []
-    for row, item in zip(rows, accepted, strict=True):
-        item.outcome.serial = row.serial
-        item.outcome.transaction_pk = row.pk
+    for row, pk, item in zip(rows, pks, accepted, strict=True):
+        item.outcome.serial = row["serial"]
+        item.outcome.transaction_pk = pk
         for duplicate in item.duplicates:
-            duplicate.serial = row.serial
+            duplicate.serial = row["serial"]
         for table, record_id in sorted(item.applied.analysis.touched):
             touched.add((table, record_id))
-            touched_rows.append(
-                TouchedRecord(
-                    transaction_id=row.pk,
-                    datastore_id=datastore.pk,
-                    table=table,
-                    record_id=record_id,
-                )
-            )
-    TouchedRecord.objects.bulk_create(touched_rows)
+            touched_rows.append((pk, datastore.pk, table, record_id))
+    if touched_rows:
+        write_sql.insert_touched(touched_rows)
     projector = get_projector(datastore.schema)
     if projector is not None and touched:
         changes = [item.applied.analysis.changes for item in accepted]
         projector.project(datastore, loaded.doc, touched, changes)
 
-    added = sum(row.size for row in rows)
+    added = sum(row["size"] for row in rows)
     datastore.last_serial = serial
     datastore.size += added
     datastore.bytes_since_checkpoint += added
-    # The row is locked and its values were read under the lock, so plain values are exact
-    # (F() expressions made this statement two to three times as costly to build, and save()
-    # walks the model and sends its signals).
+    # The row is locked and its values were read under the lock, so plain values are exact.
     changes: dict[str, Any] = {
         "last_serial": serial,
         "size": datastore.size,
@@ -423,12 +388,18 @@ def _persist(datastore: Datastore, loaded: LoadedDoc, accepted: list[_Accepted])
         datastore.checkpoint_serial = serial
         datastore.bytes_since_checkpoint = 0
         changes.update(checkpoint_serial=serial, bytes_since_checkpoint=0)
-    Datastore.objects.filter(pk=datastore.pk).update(**changes)
+    write_sql.update_datastore(datastore.pk, changes)
     return [
         Committed(
-            row.serial, row.txid, row.store_id, row.author_id, row.origin, bytes(row.update), row.pk
+            row["serial"],
+            row["txid"],
+            row["store_id"],
+            row["author"],
+            row["origin"],
+            bytes(row["update"]),
+            pk,
         )
-        for row in rows
+        for row, pk in zip(rows, pks, strict=True)
     ]
 
 

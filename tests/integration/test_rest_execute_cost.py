@@ -70,7 +70,9 @@ def test_a_cell_run_over_rest_reads_each_row_once_before_writing_its_record():
         assert code == 202
         assert len(sql) == REST_CELL_RUN_QUERIES, "\n".join(sql)
         by_name = f'WHERE "tables_datastore"."name" = \'{JUPYTER_DATASTORE}\''
-        by_pk = re.compile(rf'WHERE "tables_datastore"\."id" = {jupyter.pk}(?!\d)')
+        by_pk = re.compile(
+            rf'FROM "tables_datastore" WHERE ("tables_datastore"\.)?"id" = {jupyter.pk}(?!\d)'
+        )
         jupyter_rows = [
             query
             for query in sql

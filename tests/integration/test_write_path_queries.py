@@ -12,8 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pycrdt import Map
 
-from tables import service
-from tables.models import Datastore, Transaction
+from tables import service, write_sql
+from tables.models import Datastore, TouchedRecord, Transaction
 from tables.service import Proposal, Status
 from tests.support.factories import Client, add_todo
 from tests.support.queries import statements_run
@@ -111,3 +111,64 @@ def test_stale_instances_of_one_datastore_keep_serials_and_sizes_exact(todo):
     assert row.last_serial == rows.count() == 8
     assert row.size == sum(rows.values_list("size", flat=True))
     assert service.live_python(datastore)[0]["items"]["b"]["title"] == "43210b"
+
+
+def stored_rows(datastore: Datastore) -> tuple[list[tuple], list[tuple]]:
+    """The patch rows (serial, txid, id) and touched-record rows (serial, table, record) stored."""
+    patches = list(
+        Transaction.objects.filter(datastore=datastore)
+        .order_by("serial")
+        .values_list("serial", "txid", "pk")
+    )
+    touched = sorted(
+        TouchedRecord.objects.filter(datastore=datastore).values_list(
+            "transaction__serial", "table", "record_id"
+        )
+    )
+    return patches, touched
+
+
+def test_a_batch_bigger_than_one_statement_holds_is_stored_whole(todo):
+    """A batch of more patches, and more touched records, than one INSERT can carry on this
+    database (its limit on parameters) is inserted in chunks: every row stored, ids in order."""
+    datastore, client = todo
+    per_statement = connection.ops.bulk_batch_size(
+        [TouchedRecord._meta.get_field(name) for name in write_sql.TOUCHED_FIELDS], [None] * 10**6
+    )
+    many = min(per_statement + 5, 2000)
+
+    def add_many(doc) -> None:
+        for index in range(many):
+            add_todo(doc, f"m{index}", "x")
+
+    patches = [Proposal(client.change(add_many), txid="many")]
+    patches += [Proposal(client.change(type_into("a", str(i))), txid=f"k-{i}") for i in range(120)]
+    outcomes = service.write(datastore, [(proposal, None) for proposal in patches])
+    assert [o.status for o in outcomes] == [Status.STORED] * len(patches)
+    stored, touched = stored_rows(datastore)
+    new = stored[3:]
+    assert (
+        [(serial, txid) for serial, txid, _ in new]
+        == [(o.serial, o.txid) for o in outcomes]
+        == [(4 + i, p.txid) for i, p in enumerate(patches)]
+    )
+    assert [pk for _, _, pk in new] == [o.transaction_pk for o in outcomes]
+    assert [row for row in touched if row[0] == 4] == sorted(
+        (4, "items", f"m{index}") for index in range(many)
+    )
+    assert [row for row in touched if row[0] > 4] == [(5 + i, "items", "a") for i in range(120)]
+
+
+def test_backends_that_cannot_return_inserted_ids_read_them_back(todo, monkeypatch):
+    """On a backend without ``RETURNING`` from a multi-row insert, the ids are read back by
+    serial: the outcomes and the touched records point at the right patch rows."""
+    datastore, client = todo
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    batch = [(Proposal(client.change(type_into(key, "+")), txid=f"r-{key}"), None) for key in "ab"]
+    outcomes = service.write(datastore, batch)
+    assert [o.status for o in outcomes] == [Status.STORED] * 2
+    stored, touched = stored_rows(datastore)
+    assert [(serial, txid, pk) for serial, txid, pk in stored[-2:]] == [
+        (o.serial, o.txid, o.transaction_pk) for o in outcomes
+    ]
+    assert touched[-2:] == [(4, "items", "a"), (5, "items", "b")]
