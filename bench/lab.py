@@ -368,18 +368,23 @@ class Side:
                 log(f"stopping {self.name}: {error!r}")
 
 
-def theirs_python(venv: Path) -> str:
-    """The virtualenv's interpreter, with jupyter-collaboration installed (once)."""
+def theirs_python(
+    venv: Path,
+    requirements: Sequence[str] = (THEIRS_REQUIREMENT, "ipykernel"),
+    modules: Sequence[str] = ("jupyter_server_ydoc", "jupyter_server_fileid", "ipykernel"),
+) -> str:
+    """The virtualenv's interpreter, with ``requirements`` installed (once: when one of
+    ``modules`` does not import)."""
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import jupyter_server_ydoc, jupyter_server_fileid, ipykernel"]
+    probe = [str(python), "-c", f"import {', '.join(modules)}"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return str(python)
-    log(f"installing {THEIRS_REQUIREMENT} into {venv} (once)")
+    log(f"installing {' '.join(requirements)} into {venv} (once)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    install = [str(python), "-m", "pip", "install", "-q", THEIRS_REQUIREMENT, "ipykernel"]
+    install = [str(python), "-m", "pip", "install", "-q", *requirements]
     done = subprocess.run(install, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"pip install {THEIRS_REQUIREMENT} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"pip install {' '.join(requirements)} failed:\n{done.stderr[-3000:]}")
     return str(python)
 
 

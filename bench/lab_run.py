@@ -27,8 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rtc_project.settings")
 
 from bench.common import median, percentile, print_table  # noqa: E402
+from bench.lab import jupyter_server, theirs_python, versions  # noqa: E402
 from tests.support.browser import missing_browser  # noqa: E402
 from tests.support.jupyterlab import (  # noqa: E402
     CELLS,
@@ -108,10 +110,6 @@ class TheirStack:
     """JupyterLab with jupyter-collaboration, the same people logging in by their tokens."""
 
     def __init__(self, python: str, people: Sequence[Person]):
-        import tempfile
-
-        from bench.lab import jupyter_server
-
         self.work = Path(tempfile.mkdtemp(prefix="rtc-lab-run-theirs-"))
         self.notebooks = self.work / "notebooks"
         self.notebooks.mkdir()
@@ -148,40 +146,22 @@ class TheirStack:
         return f"{self.server.url}/lab/tree/{path}?reset&token={person.token}"
 
     def close(self) -> None:
-        import shutil
-
         try:
             self.server.close()
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
-def theirs_python(venv: Path) -> str:
-    """The virtualenv's interpreter, with JupyterLab and jupyter-collaboration (made once)."""
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import jupyterlab, jupyter_server_ydoc, ipykernel"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return str(python)
+def their_python(venv: Path) -> str:
+    """The virtualenv's interpreter, with JupyterLab (the project's version) and
+    jupyter-collaboration (installed once)."""
     from importlib.metadata import version
 
-    wanted = [f"jupyterlab=={version('jupyterlab')}", *THEIRS_REQUIREMENTS]
-    log(f"installing {' '.join(wanted)} into {venv} (once)")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", *wanted], capture_output=True, text=True
+    return theirs_python(
+        venv,
+        [f"jupyterlab=={version('jupyterlab')}", *THEIRS_REQUIREMENTS],
+        ["jupyterlab", "jupyter_server_ydoc", "ipykernel"],
     )
-    if done.returncode != 0:
-        raise SystemExit(f"pip install failed:\n{done.stderr[-3000:]}")
-    return str(python)
-
-
-def versions(python: str, names: Sequence[str]) -> str:
-    code = (
-        "import sys, importlib.metadata as m; "
-        "print(', '.join(f'{n} {m.version(n)}' for n in sys.argv[1:]))"
-    )
-    done = subprocess.run([python, "-c", code, *names], capture_output=True, text=True)
-    return done.stdout.strip() or done.stderr.strip()[-200:]
 
 
 # --- Measuring ------------------------------------------------------------------------------
@@ -309,7 +289,7 @@ def main() -> None:
         figures.versions = versions(sys.executable, ["jupyterlab", "pycrdt", "daphne"])
         results.append(figures)
     if not args.skip_theirs:
-        python = theirs_python(args.theirs_venv)
+        python = their_python(args.theirs_venv)
         figures = run_side("theirs", lambda: TheirStack(python, [RUNNER, WATCHER]).start(), args)
         figures.versions = versions(
             python, ["jupyterlab", "jupyter-collaboration", "jupyter-server-ydoc", "pycrdt"]
