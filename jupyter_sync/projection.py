@@ -274,9 +274,13 @@ class NotebookProjector(Projector):
         if wanted:
             found = {
                 cell_id: (pk, position)
+                # Unordered: ordered by position, SQLite would walk the notebook's rows in
+                # position order rather than look the ids up in (notebook, cell_id).
                 for cell_id, pk, position in Cell.objects.filter(
                     notebook=notebook, cell_id__in=wanted
-                ).values_list("cell_id", "pk", "position")
+                )
+                .order_by()
+                .values_list("cell_id", "pk", "position")
             }
         if any(cells.id(i) not in found for i in neighbours):
             raise Unmatched("a kept cell has no row")
@@ -414,7 +418,7 @@ class NotebookProjector(Projector):
         row = Cell.objects.filter(notebook=notebook, cell_id=cell_id)
         columns = {name: values[name] for name in _COLUMNS if name in names}
         if "outputs" in names:
-            pk = row.values_list("pk", flat=True).first()
+            pk = next(iter(row.order_by().values_list("pk", flat=True)), None)
             if pk is None:
                 raise Unmatched(f"no row for cell {cell_id!r}")
             if columns:
