@@ -70,6 +70,11 @@ class Migration(migrations.Migration):
             preserve_default=False,
         ),
         migrations.RunPython(number_cells, index_cells),
+        # A default, so that going back can add the column to rows that have it (filled then
+        # from the positions).
+        migrations.AlterField(
+            model_name="cell", name="index", field=models.IntegerField(default=0)
+        ),
         migrations.RemoveField(model_name="cell", name="index"),
         migrations.AlterModelOptions(name="cell", options={"ordering": ["notebook", "position"]}),
         migrations.AddIndex(
