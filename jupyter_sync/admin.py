@@ -162,7 +162,7 @@ class CellInline(ReadOnlyInline):
     readonly_fields = ("index",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).with_index()
+        return super().get_queryset(request).numbered()  # shows all of a notebook's cells
 
     @admin.display(description="index")
     def index(self, obj: Cell) -> int:
