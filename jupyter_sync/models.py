@@ -190,7 +190,11 @@ class CellQuerySet(models.QuerySet):
 
 
 class Cell(models.Model):
-    notebook = models.ForeignKey(Notebook, on_delete=models.CASCADE, related_name="cells")
+    # No index of its own: (notebook, cell_id) and (notebook, position) both start with it, and
+    # a third index would be one more B-tree written by every inserted or deleted cell.
+    notebook = models.ForeignKey(
+        Notebook, on_delete=models.CASCADE, related_name="cells", db_index=False
+    )
     cell_id = models.CharField(max_length=200)
     position = models.BigIntegerField(
         help_text=(

@@ -8,6 +8,7 @@ Every existing notebook is marked ``repeated_ids``, since its rows cannot tell w
 document repeats a cell id; its next commit projects it whole, which clears the mark.
 """
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 LIMIT = 1 << 62
@@ -80,5 +81,15 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="cell",
             index=models.Index(fields=["notebook", "position"], name="cell_order"),
+        ),
+        migrations.AlterField(
+            model_name="cell",
+            name="notebook",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="cells",
+                to="jupyter_sync.notebook",
+            ),
         ),
     ]
