@@ -114,10 +114,10 @@ class Editor:
 
         rows = list(
             Cell.objects.filter(notebook__datastore=self.datastore)
-            .order_by("index")
-            .values_list("cell_id", "index", "source")
+            .order_by("position")
+            .values_list("cell_id", "source")
         )
-        cells = [(str(c["id"]), i, str(c["source"])) for i, c in enumerate(self.cells)]
+        cells = [(str(c["id"]), str(c["source"])) for c in self.cells]
         return rows == cells
 
 

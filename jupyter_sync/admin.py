@@ -147,9 +147,26 @@ class DocumentAdmin(ProjectedRecordAdmin):
 # --- Notebook documents (read-only projections) ---------------------------------------------
 
 
+def cell_index(obj: Cell) -> int:
+    """The cell's 0-based place in its notebook, counted from the positions (the rows store a
+    sparse position, so that inserting a cell does not rewrite the rows after it)."""
+    index = getattr(obj, "index", None)
+    if index is None:  # not annotated by CellQuerySet.with_index
+        index = Cell.objects.filter(notebook=obj.notebook_id, position__lt=obj.position).count()
+    return index
+
+
 class CellInline(ReadOnlyInline):
     model = Cell
     fields = ("index", "cell_id", "cell_type", "source", "execution_count")
+    readonly_fields = ("index",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).numbered()  # shows all of a notebook's cells
+
+    @admin.display(description="index")
+    def index(self, obj: Cell) -> int:
+        return cell_index(obj)
 
 
 class OutputInline(ReadOnlyInline):
@@ -232,6 +249,14 @@ class CellAdmin(ReadOnlyAdmin):
     list_select_related = ("notebook__datastore",)
     search_fields = ("cell_id", "source", "notebook__datastore__name")
     inlines = (OutputInline,)
+    readonly_fields = ("index",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).with_index()
+
+    @admin.display(description="index", ordering="position")
+    def index(self, obj: Cell) -> int:
+        return cell_index(obj)
 
     @admin.display(description="source")
     def source_start(self, obj: Cell) -> str:

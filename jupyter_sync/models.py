@@ -4,8 +4,11 @@ These rows are derived: the documents are the source of truth, and the write pat
 equal to them inside the same database transaction.
 """
 
+from __future__ import annotations
+
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce, RowNumber
 
 from tables.models import Datastore
 from tables.projection import ProjectedRecord
@@ -145,28 +148,76 @@ class Notebook(models.Model):
     nbformat = models.IntegerField(null=True, blank=True)
     nbformat_minor = models.IntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    repeated_ids = models.BooleanField(
+        default=False,
+        help_text=(
+            "The document repeats a cell id (one row per id: its last cell), so its rows cannot "
+            "follow a change cell by cell: each commit projects the whole notebook."
+        ),
+    )
 
     def __str__(self) -> str:
         return self.datastore.name
 
 
+class CellQuerySet(models.QuerySet):
+    def with_index(self) -> CellQuerySet:
+        """Annotate ``index``, the cell's 0-based place in its notebook, counted from the
+        positions (an indexed count per row: for showing a few cells, not for scanning many)."""
+        before = (
+            Cell.objects.filter(
+                notebook=models.OuterRef("notebook"), position__lt=models.OuterRef("position")
+            )
+            .order_by()
+            .values("notebook")
+            .annotate(count=models.Count("pk"))
+            .values("count")
+        )
+        return self.annotate(index=Coalesce(models.Subquery(before), models.Value(0)))
+
+    def numbered(self) -> CellQuerySet:
+        """Annotate ``index`` by numbering the selected rows of each notebook in position order:
+        one pass, but right only where every cell of the notebook is selected (a notebook's own
+        cells); 4 ms for 1,001 cells where ``with_index`` takes 50-170."""
+        return self.annotate(
+            index=models.Window(
+                RowNumber(),
+                partition_by=[models.F("notebook")],
+                order_by=models.F("position").asc(),
+            )
+            - 1
+        )
+
+
 class Cell(models.Model):
-    notebook = models.ForeignKey(Notebook, on_delete=models.CASCADE, related_name="cells")
+    # No index of its own: (notebook, cell_id) and (notebook, position) both start with it, and
+    # a third index would be one more B-tree written by every inserted or deleted cell.
+    notebook = models.ForeignKey(
+        Notebook, on_delete=models.CASCADE, related_name="cells", db_index=False
+    )
     cell_id = models.CharField(max_length=200)
-    index = models.IntegerField()
+    position = models.BigIntegerField(
+        help_text=(
+            "Sorts the notebook's cells in document order. Sparse: a cell inserted between two "
+            "others takes a number between theirs, so no other row changes (see "
+            "jupyter_sync.projection); the 0-based index is derived (CellQuerySet.with_index)."
+        )
+    )
     cell_type = models.CharField(max_length=20)
     source = models.TextField(blank=True, default="")
     execution_count = models.IntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
 
+    objects = CellQuerySet.as_manager()
+
     class Meta:
-        ordering = ["notebook", "index"]
+        ordering = ["notebook", "position"]
         constraints = [
             models.UniqueConstraint(fields=["notebook", "cell_id"], name="unique_cell_id")
         ]
-        # Positions are found without reading the (wide) rows: a deletion's cells, and the
-        # rows an insertion or a deletion shifts (jupyter_sync.projection).
-        indexes = [models.Index(fields=["notebook", "index"], name="cell_position")]
+        # Order and neighbourhoods are read without reading the (wide) rows: the cells between
+        # two positions (a deletion), how many lie in a range of positions (renumbering).
+        indexes = [models.Index(fields=["notebook", "position"], name="cell_order")]
 
     def __str__(self) -> str:
         return f"{self.cell_type} cell {self.cell_id}"

@@ -1,12 +1,15 @@
 """Projection of notebook documents onto Notebook, Cell and Output rows.
 
-A commit costs what it changed, not the notebook's size: the list changes of the ``cells`` array
-(its Yjs delta) say which positions were deleted, inserted or kept, so a structural change is one
-DELETE of the deleted positions, one UPDATE that shifts the indices of every kept row whose
-position moved (``index = index + d`` over ranges of positions), and the inserted rows; an edit
-inside a cell updates that cell's row, and its outputs only when they changed. Only when the rows
-and the document cannot be matched that way (a new notebook row, a cell id changed or repeated,
-a row missing) is the whole notebook projected again.
+A commit costs what it changed, not the notebook's size. Rows are ordered by a sparse
+``Cell.position`` (``jupyter_sync.positions``), so a structural change writes only the cells it
+concerns: the list changes of the ``cells`` array (its Yjs deltas) say which positions were
+deleted and inserted; cells that stay keep their rows and positions untouched (a list CRDT never
+reorders the items it keeps; JupyterLab moves a cell by deleting it and inserting a copy). A
+deletion is one DELETE of the rows between the two kept cells around it, found by their ids; an
+inserted cell takes a position between its neighbours'; an edit inside a cell updates that
+cell's row, found by id, and its outputs only when they changed. Only when the rows and the
+document cannot be matched that way (a new notebook row, a cell id changed or repeated, a row
+missing) is the whole notebook projected again.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, F, Q, When
+from django.db.models import Q
 from pycrdt import Array, Doc, Map
 
+from jupyter_sync import positions
 from jupyter_sync.models import Cell, Notebook, Output
 from tables.models import Datastore
 from tables.projection import Projector
@@ -28,12 +32,11 @@ _COLUMNS = ("cell_type", "source", "execution_count", "metadata")
 _ALL = frozenset((*_COLUMNS, "outputs"))
 
 
-def _cell_values(cell: Map, index: int) -> dict[str, Any]:
+def _cell_values(cell: Map) -> dict[str, Any]:
     source = cell.get("source")
     count = cell.get("execution_count")
     metadata = jsonable(cell.get("metadata")) or {}
     return {
-        "index": index,
         "cell_type": str(cell.get("cell_type") or ""),
         "source": str(source) if source is not None else "",
         "execution_count": int(count) if isinstance(count, (int, float)) else None,
@@ -70,6 +73,7 @@ class Reshape:
     kept: list[tuple[int, int, int]] = field(default_factory=list)  # old start, old end, shift
     deleted: list[tuple[int, int]] = field(default_factory=list)  # old start, old end
     inserted: list[int] = field(default_factory=list)  # new positions
+    gaps: list[int] = field(default_factory=list)  # new position of the cell before a deletion
     tail: tuple[int, int] = (0, 0)  # old positions from here on shift by this much
 
     @classmethod
@@ -91,12 +95,15 @@ class Reshape:
                 new += count
             else:
                 reshape.deleted.append((old, old + count))
+                reshape.gaps.append(new - 1)
                 old += count
         reshape.tail = (old, new - old)
         return reshape
 
     def position(self, old: int) -> int | None:
-        """Where a cell at ``old`` is after the change (None: deleted)."""
+        """Where a cell at ``old`` is after the change (None: deleted; -1, the start, stays)."""
+        if old < 0:
+            return old
         if old >= self.tail[0]:
             return old + self.tail[1]
         for start, end in self.deleted:
@@ -107,19 +114,17 @@ class Reshape:
                 return old + shift
         return old
 
-    def shifts(self) -> list[tuple[int, int | None, int]]:
-        runs: list[tuple[int, int | None, int]] = [(s, e, d) for s, e, d in self.kept if d]
-        if self.tail[1]:
-            runs.append((self.tail[0], None, self.tail[1]))
-        return runs
-
 
 @dataclass
 class Pending:
-    """Cells to project at the end of a batch, by their position in the document as it is."""
+    """What a batch changed, by positions in the document as it is after each transaction."""
 
     columns: dict[int, set[str]] = field(default_factory=dict)
     new: set[int] = field(default_factory=set)  # positions of cells inserted in the batch
+    # Positions of cells followed by a deletion (-1: the start). The rows deleted in the batch
+    # are those between the kept cells around these places; a marked cell deleted later needs
+    # no mark, since its deletion marks a place before it with no kept cell in between.
+    gaps: set[int] = field(default_factory=set)
 
     def reshape(self, reshape: Reshape) -> None:
         columns: dict[int, set[str]] = {}
@@ -128,7 +133,8 @@ class Pending:
             if moved is not None:
                 columns.setdefault(moved, set()).update(names)
         new = {moved for old in self.new if (moved := reshape.position(old)) is not None}
-        self.columns, self.new = columns, new
+        gaps = {moved for old in self.gaps if (moved := reshape.position(old)) is not None}
+        self.columns, self.new, self.gaps = columns, new, gaps | set(reshape.gaps)
         for index in reshape.inserted:
             self.columns[index] = set(_ALL)
             self.new.add(index)
@@ -144,6 +150,54 @@ class Pending:
             self.columns.setdefault(index, set()).add(str(name))
 
 
+class _Cells:
+    """The document's cells as the batch left them, read lazily (one cell's id costs a read)."""
+
+    def __init__(self, cells: Array, new: set[int]):
+        self.cells = cells
+        self.length = len(cells)
+        self.new = new
+        self._ids: dict[int, str | None] = {}
+
+    def id(self, index: int) -> str | None:
+        if index not in self._ids:
+            cell = self.cells[index]
+            cell_id = cell.get("id") if isinstance(cell, Map) else None
+            self._ids[index] = cell_id if isinstance(cell_id, str) else None
+        return self._ids[index]
+
+    def kept_before(self, index: int) -> int | None:
+        """The nearest kept cell with an id (so with a row) at ``index`` or before it."""
+        while index >= 0 and (index in self.new or self.id(index) is None):
+            index -= 1
+        return index if index >= 0 else None
+
+    def kept_after(self, index: int) -> int | None:
+        """The nearest kept cell with an id at ``index`` or after it."""
+        while index < self.length and (index in self.new or self.id(index) is None):
+            index += 1
+        return index if index < self.length else None
+
+    def row_before(self, index: int) -> int | None:
+        """The nearest cell with an id before ``index``, kept or inserted (inserted cells are
+        created left to right, so one before ``index`` already has its row)."""
+        index -= 1
+        while index >= 0 and self.id(index) is None:
+            index -= 1
+        return index if index >= 0 else None
+
+
+def _runs(indices: set[int]) -> list[list[int]]:
+    """Consecutive runs of ``indices``, in order."""
+    runs: list[list[int]] = []
+    for index in sorted(indices):
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
+
+
 class NotebookProjector(Projector):
     """Keeps a notebook datastore's Notebook, Cell and Output rows equal to its document."""
 
@@ -156,7 +210,7 @@ class NotebookProjector(Projector):
     ) -> None:
         notebook, created = self._notebook(datastore, doc, refresh_meta=("meta", "") in touched)
         cells = doc.get("cells", type=Array)
-        if created or changes is None:
+        if created or changes is None or notebook.repeated_ids:
             self._sync_all(notebook, cells)
             return
         try:
@@ -185,106 +239,219 @@ class NotebookProjector(Projector):
     def _project_changes(
         self, notebook: Notebook, cells: Array, changes: Sequence[Sequence[Change]]
     ) -> None:
-        """Follow each transaction's changes in commit order: the rows of cells that were there
-        before the batch move with each structural change; cells inserted or edited are
-        projected from the document at the end, where their positions then are."""
+        """Follow each transaction's changes in commit order to where the batch left each
+        inserted, edited or deleted cell; then write those rows, from the document as it is."""
         pending = Pending()
         for transaction_changes in changes:
             # A transaction's paths are positions after it, so its structural change goes first.
             for change in transaction_changes:
                 if change.root == "cells" and not change.path and change.kind == "list":
-                    reshape = Reshape.of(change)
-                    self._reshape_rows(notebook, reshape)
-                    pending.reshape(reshape)
+                    pending.reshape(Reshape.of(change))
             for change in transaction_changes:
                 if change.root == "cells" and change.path:
                     pending.touch(change)
-        self._project_pending(notebook, cells, pending)
+        self._project_pending(notebook, _Cells(cells, pending.new), pending)
 
-    def _reshape_rows(self, notebook: Notebook, reshape: Reshape) -> None:
-        rows = Cell.objects.filter(notebook=notebook)
-        if reshape.deleted:
-            gone = Q()
-            for start, end in reshape.deleted:
-                gone |= Q(index__gte=start, index__lt=end)
-            rows.filter(gone).delete()
-        shifts = reshape.shifts()
-        if not shifts:
-            return
-        if len(shifts) == 1:
-            start, end, shift = shifts[0]
-            moved = rows.filter(index__gte=start)
-            if end is not None:
-                moved = moved.filter(index__lt=end)
-            moved.update(index=F("index") + shift)
-            return
-        whens = [
-            When(Q(index__gte=start) & (Q() if end is None else Q(index__lt=end)), then=shift)
-            for start, end, shift in shifts
-        ]
-        rows.filter(index__gte=min(start for start, _, _ in shifts)).update(
-            index=F("index") + Case(*whens, default=0)
-        )
-
-    def _project_pending(self, notebook: Notebook, cells: Array, pending: Pending) -> None:
-        length = len(cells)
-        created: list[tuple[Cell, Map]] = []
-        for index in sorted(pending.columns):
-            if index >= length:
-                raise Unmatched(f"a change at {index}, past the end")
-            cell = cells[index]
-            cell_id = cell.get("id") if isinstance(cell, Map) else None
-            if not isinstance(cell_id, str):
-                continue  # not projected (a cell without an id has no row)
-            if index in pending.new:
-                created.append(
-                    (Cell(notebook=notebook, cell_id=cell_id, **_cell_values(cell, index)), cell)
+    def _project_pending(self, notebook: Notebook, cells: _Cells, pending: Pending) -> None:
+        if any(index >= cells.length for index in pending.columns):
+            raise Unmatched("a change past the end")
+        gaps = [(cells.kept_before(g), cells.kept_after(g + 1)) for g in sorted(pending.gaps)]
+        runs = [
+            run for run in _runs(pending.new) if any(cells.id(index) for index in run)
+        ]  # a run of cells without ids has no rows
+        inserted = [cell_id for run in runs for index in run if (cell_id := cells.id(index))]
+        if len(set(inserted)) < len(inserted):
+            raise Unmatched("an inserted cell's id is repeated")
+        neighbours = {i for pair in gaps for i in pair if i is not None}
+        for run in runs:
+            neighbours.update(
+                i
+                for i in (cells.row_before(run[0]), cells.kept_after(run[-1] + 1))
+                if i is not None and i not in cells.new
+            )
+        wanted = {cells.id(i) for i in neighbours} | set(inserted)
+        found: dict[str, tuple[int, int]] = {}  # cell id: pk, position
+        if wanted:
+            found = {
+                cell_id: (pk, position)
+                # Unordered: ordered by position, SQLite would walk the notebook's rows in
+                # position order rather than look the ids up in (notebook, cell_id).
+                for cell_id, pk, position in Cell.objects.filter(
+                    notebook=notebook, cell_id__in=wanted
                 )
-                continue
-            self._update_cell(notebook, cell, cell_id, index, pending.columns[index])
-        if not created:
-            return
-        ids = [row.cell_id for row, _ in created]
-        if (
-            len(set(ids)) < len(ids)
-            or Cell.objects.filter(notebook=notebook, cell_id__in=ids).exists()
-        ):
-            raise Unmatched("an inserted cell's id is already in the notebook")
-        Cell.objects.bulk_create([row for row, _ in created])
-        outputs = [output for row, cell in created for output in _output_rows(row, cell)]
-        if outputs:
-            Output.objects.bulk_create(outputs)
+                .order_by()
+                .values_list("cell_id", "pk", "position")
+            }
+        if any(cells.id(i) not in found for i in neighbours):
+            raise Unmatched("a kept cell has no row")
 
-    def _update_cell(
-        self, notebook: Notebook, cell: Map, cell_id: str, index: int, names: set[str]
+        def position(index: int | None) -> int | None:
+            return None if index is None else found[cells.id(index)][1]  # type: ignore[index]
+
+        ranges = [(position(left), position(right)) for left, right in gaps]
+        for cell_id in inserted:
+            # A row with an inserted cell's id must be one this batch deleted (a move).
+            if cell_id in found and not any(
+                (low is None or low < found[cell_id][1])
+                and (high is None or found[cell_id][1] < high)
+                for low, high in ranges
+            ):
+                raise Unmatched("an inserted cell's id is already in the notebook")
+        if ranges:
+            gone = Q()
+            for low, high in ranges:
+                gone |= Q(
+                    *([] if low is None else [Q(position__gt=low)]),
+                    *([] if high is None else [Q(position__lt=high)]),
+                )
+            Cell.objects.filter(notebook=notebook).filter(gone).delete()
+        for cell_id in inserted:
+            found.pop(cell_id, None)  # deleted just now
+        for index in sorted(pending.columns):
+            if index not in cells.new and (cell_id := cells.id(index)) is not None:
+                self._update_cell(notebook, cells.cells[index], cell_id, pending.columns[index])
+        if runs:
+            self._insert(notebook, cells, runs, found)
+
+    def _insert(
+        self,
+        notebook: Notebook,
+        cells: _Cells,
+        runs: list[list[int]],
+        found: dict[str, tuple[int, int]],
     ) -> None:
-        """One UPDATE of the changed columns, matched by id and position (no match: the rows
-        and the document disagree); the outputs rewritten only when they changed."""
-        values = _cell_values(cell, index)
-        row = Cell.objects.filter(notebook=notebook, cell_id=cell_id, index=index)
+        """Create the rows of inserted cells, each run between its neighbours' positions
+        (renumbering a neighbourhood where they have no room left)."""
+        created: list[tuple[Cell, Map]] = []
+
+        def flush() -> None:
+            if not created:
+                return
+            Cell.objects.bulk_create([row for row, _ in created])
+            for row, _ in created:
+                found[row.cell_id] = (row.pk, row.position)
+            outputs = [output for row, cell in created for output in _output_rows(row, cell)]
+            if outputs:
+                Output.objects.bulk_create(outputs)
+            created.clear()
+
+        unsaved: dict[str, Cell] = {}  # rows of this call not created yet, by id
+
+        def at(cell_id: str | None) -> int | None:
+            if cell_id is None:
+                return None
+            row = unsaved.get(cell_id)
+            return row.position if row is not None else found[cell_id][1]
+
+        for run in runs:
+            members = [(index, cell_id) for index in run if (cell_id := cells.id(index))]
+            left = cells.row_before(run[0])
+            right = cells.kept_after(run[-1] + 1)
+            left_id = None if left is None else cells.id(left)
+            right_id = None if right is None else cells.id(right)
+            labels = positions.between(len(members), at(left_id), at(right_id))
+            if labels is None:
+                flush()  # renumbering must see every row
+                unsaved.clear()
+                labels = self._renumber(notebook, found, at(left_id), at(right_id), len(members))
+            for (index, cell_id), label in zip(members, labels, strict=True):
+                cell = cells.cells[index]
+                row = Cell(notebook=notebook, cell_id=cell_id, position=label, **_cell_values(cell))
+                created.append((row, cell))
+                unsaved[cell_id] = row
+        flush()
+
+    def _renumber(
+        self,
+        notebook: Notebook,
+        found: dict[str, tuple[int, int]],
+        left: int | None,
+        right: int | None,
+        count: int,
+    ) -> list[int]:
+        """Spread the cells of the smallest sparse enough range around the place (see
+        ``jupyter_sync.positions``), leaving room for ``count`` cells after ``left`` (or before
+        ``right``); write the moved rows and return the new cells' positions."""
+        anchor, after = (left, True) if left is not None else (right, False)
+        if anchor is None:  # no neighbours: an empty notebook always has room
+            raise Unmatched("no room in an empty notebook")
+        level = positions.first_level(count)
+        while level <= positions.BITS:
+            top = min(level + 8, positions.BITS)
+            low = anchor >> top << top
+            rows = list(
+                Cell.objects.filter(
+                    notebook=notebook, position__gte=low, position__lt=low + (1 << top)
+                )
+                .order_by("position")
+                .values_list("pk", "position")
+            )
+            held = [position for _, position in rows]
+            fitting = next(
+                (n for n in range(level, top + 1) if positions.fits(held, anchor, n, count)), None
+            )
+            if fitting is None:
+                level = top + 1
+                continue
+            level = fitting
+            start = anchor >> level << level
+            inside = [(pk, p) for pk, p in rows if start <= p < start + (1 << level)]
+            moved, labels = positions.renumbered(
+                [p for _, p in inside], anchor, level, count, after=after
+            )
+            changed = [
+                Cell(pk=pk, position=new)
+                for (pk, old), new in zip(inside, moved, strict=True)
+                if new != old
+            ]
+            Cell.objects.bulk_update(changed, ["position"], batch_size=500)
+            renamed = {row.pk: row.position for row in changed}
+            for cell_id, (pk, position) in found.items():
+                found[cell_id] = (pk, renamed.get(pk, position))
+            return labels
+        raise Unmatched("no sparse enough range of positions")
+
+    def _update_cell(self, notebook: Notebook, cell: Map, cell_id: str, names: set[str]) -> None:
+        """One UPDATE of the changed columns, matched by id (no match: the rows and the
+        document disagree); the outputs rewritten only when they changed."""
+        values = _cell_values(cell)
+        row = Cell.objects.filter(notebook=notebook, cell_id=cell_id)
         columns = {name: values[name] for name in _COLUMNS if name in names}
         if "outputs" in names:
-            pk = row.values_list("pk", flat=True).first()
+            pk = next(iter(row.order_by().values_list("pk", flat=True)), None)
             if pk is None:
-                raise Unmatched(f"no row for cell {cell_id!r} at {index}")
+                raise Unmatched(f"no row for cell {cell_id!r}")
             if columns:
                 Cell.objects.filter(pk=pk).update(**columns)
             Output.objects.filter(cell_id=pk).delete()
             Output.objects.bulk_create(_output_rows(Cell(pk=pk), cell))
-        elif row.update(**(columns or {"index": index})) != 1:
-            raise Unmatched(f"no row for cell {cell_id!r} at {index}")
+        elif columns and row.update(**columns) != 1:
+            raise Unmatched(f"no row for cell {cell_id!r}")
 
     def _sync_all(self, notebook: Notebook, cells: Array) -> None:
         """The whole notebook again, in a few statements: rows of cells no longer there deleted,
-        changed rows updated in bulk, new ones created (a repeated id: its last cell wins)."""
+        changed rows updated in bulk, new ones created, positions numbered afresh (a repeated
+        id: its last cell wins, and the notebook is marked to be projected whole until it has
+        none)."""
         # Read in one transaction of the document's: each read outside one opens and commits
         # its own (a 1,000-cell notebook's reads are tens of thousands of them).
-        wanted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        found: dict[str, tuple[int, dict[str, Any], list[dict[str, Any]]]] = {}
+        with_ids = 0
         with cells.doc.transaction():
             for index, cell in enumerate(cells):
                 cell_id = cell.get("id") if isinstance(cell, Map) else None
                 if isinstance(cell_id, str):
-                    wanted[cell_id] = (_cell_values(cell, index), _outputs(cell))
+                    with_ids += 1
+                    found[cell_id] = (index, _cell_values(cell), _outputs(cell))
+        repeated = len(found) < with_ids
+        if repeated != notebook.repeated_ids:
+            notebook.repeated_ids = repeated
+            notebook.save(update_fields=["repeated_ids"])
+        order = sorted(found, key=lambda cell_id: found[cell_id][0])
+        wanted = {
+            cell_id: ({"position": label, **found[cell_id][1]}, found[cell_id][2])
+            for cell_id, label in zip(order, positions.initial(len(order)), strict=True)
+        }
         Cell.objects.filter(notebook=notebook).exclude(cell_id__in=list(wanted)).delete()
         existing = {row.cell_id: row for row in Cell.objects.filter(notebook=notebook)}
         created: list[Cell] = []
@@ -299,7 +466,7 @@ class NotebookProjector(Projector):
                     setattr(row, name, value)
                 updated.append(row)
         if updated:
-            Cell.objects.bulk_update(updated, ["index", *_COLUMNS], batch_size=500)
+            Cell.objects.bulk_update(updated, ["position", *_COLUMNS], batch_size=500)
         if created:
             Cell.objects.bulk_create(created)
         rows = {**existing, **{row.cell_id: row for row in created}}

@@ -251,7 +251,7 @@ class NotebookRunView(ExecutionBase):
             raise conflict("not-open", f"document {document_id!r} is not open")
         cells = {
             cell.cell_id: cell
-            for cell in Cell.objects.filter(notebook__datastore=datastore).order_by("index")
+            for cell in Cell.objects.filter(notebook__datastore=datastore).order_by("position")
         }
         wanted = data.get("cell_ids")
         if wanted is None:

@@ -429,6 +429,27 @@ def test_notebook_and_cell_pages_are_read_only(admin_client, notebook):
         assert admin_client.get(url(f"{name}_add")).status_code == 403
 
 
+def test_cells_show_their_index_derived_from_their_positions(admin_client, notebook):
+    """The rows store sparse positions; the pages show each cell's 0-based index."""
+
+    def code(cell_id: str) -> Map:
+        return Map({"id": cell_id, "cell_type": "code", "source": Text(f"# {cell_id}")})
+
+    client = Client(notebook)
+    client.send(lambda d: d.get("cells", type=Array).insert(0, code("c-0")))
+    client.send(lambda d: d.get("cells", type=Array).insert(1, code("c-half")))
+    cells = {c.cell_id: c for c in Cell.objects.filter(notebook__datastore=notebook)}
+    text = page(admin_client.get(url("jupyter_sync_notebook_change", cells["c-1"].notebook_id)))
+    shown = re.findall(
+        r'field-index">\s*<p>(\d+)</p>.*?field-cell_id">\s*<p>([^<]*)</p>', text, re.S
+    )
+    assert shown == [("0", "c-0"), ("1", "c-half"), ("2", "c-1")]
+    listed = page(admin_client.get(url("jupyter_sync_cell_changelist"), {"q": "c-half"}))
+    assert re.search(r'field-index">1</td>', listed), listed
+    change = page(admin_client.get(url("jupyter_sync_cell_change", cells["c-1"].pk)))
+    assert re.search(r'<label>index:</label>\s*<div class="readonly">2</div>', change, re.I)
+
+
 def test_editing_a_todo_item_writes_through_the_write_path(admin_client, todo, admin_user):
     item = TodoItem.objects.get(datastore=todo, record_id="b")
     change = url("todo_todoitem_change", item.pk)
