@@ -9,8 +9,8 @@ from pycrdt import Array
 
 from jupyter_sync import models as jmodels
 from tables import service
-from tests.integration.test_notebook_projection import cell, document, rows
 from tests.support.factories import Client
+from tests.support.projected import cell, document, rows
 
 BEFORE = ("jupyter_sync", "0009_cell_position")
 AFTER = ("jupyter_sync", "0010_cell_sparse_position")

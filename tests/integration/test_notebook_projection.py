@@ -9,30 +9,17 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Doc, Map
 
 from jupyter_sync import models as jmodels
 from jupyter_sync.projection import NotebookProjector
 from tables import service
-from tables.loaded import caught_up
 from tables.projection import get_projector
 from tables.service import Proposal, Status
 from tests.support.factories import Client
+from tests.support.projected import cell, document, rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def cell(cell_id: str, source: str = "", outputs: tuple[dict, ...] = ()) -> Map:
-    return Map(
-        {
-            "id": cell_id,
-            "cell_type": "code",
-            "source": Text(source),
-            "metadata": Map(),
-            "outputs": Array([Map(o) for o in outputs]),
-            "execution_count": None,
-        }
-    )
 
 
 def notebook(name: str, cells: int) -> tuple[Any, Client]:
@@ -44,44 +31,6 @@ def notebook(name: str, cells: int) -> tuple[Any, Client]:
         )
     )
     return datastore, client
-
-
-def rows(datastore) -> list[tuple]:
-    """The projected cells in order, with their outputs."""
-    result = []
-    cells = jmodels.Cell.objects.filter(notebook__datastore=datastore)
-    for row in cells.with_index().order_by("position"):
-        outputs = [o.content for o in row.outputs.order_by("index")]
-        result.append(
-            (
-                row.index,
-                row.cell_id,
-                row.cell_type,
-                row.source,
-                row.execution_count,
-                row.metadata,
-                outputs,
-            )
-        )
-    return result
-
-
-def document(datastore) -> list[tuple]:
-    """The same, from the server's live document (read as it is: repeated ids and all)."""
-    with caught_up(datastore) as loaded:
-        cells = loaded.doc.get("cells", type=Array).to_py()
-    return [
-        (
-            index,
-            c["id"],
-            c["cell_type"],
-            c["source"],
-            None if c.get("execution_count") is None else int(c["execution_count"]),
-            c.get("metadata") or {},
-            c.get("outputs") or [],
-        )
-        for index, c in enumerate(cells)
-    ]
 
 
 class RandomEditor:
