@@ -1,0 +1,116 @@
+"""A notebook's ``Cell`` and ``Output`` rows written whole, in a few statements.
+
+The first write of a notebook (its open: every cell new) projects every cell. Done cell by cell
+through pycrdt and the ORM, that was most of the projection's cost for a 1,000-cell notebook:
+a pycrdt call per key of every cell, and Django building a 1,000-row INSERT. Here the cells are
+read as one JSON text (one call into the CRDT) and written with ``executemany``, the outputs
+after them, their cells' keys read back in one query.
+
+For a notebook that has no rows yet (``NotebookProjector`` when it has just made the
+``Notebook`` row, or rebuilds it): the rows are the ones ``NotebookProjector._sync_all`` writes
+for the same document (``tests/unit/test_notebook_rows.py`` compares them), on both databases.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import connection
+from pycrdt import Array
+
+from jupyter_sync.models import Cell, Notebook, Output
+from tables.schema import MAX_SAFE_INTEGER
+
+
+def _number(text: str) -> int | float:
+    """A JSON number as ``tables.schema.jsonable`` reads a document's (Yjs keeps doubles): a
+    whole one as an ``int``."""
+    value = float(text)
+    if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
+        return int(value)
+    return value
+
+
+def read_cells(cells: Array) -> list[Any]:
+    """The cells as plain JSON values, in one read of the document."""
+    return json.loads(str(cells), parse_float=_number)
+
+
+def _row(cell: dict[str, Any], index: int) -> tuple[str, int, str, str, int | None, Any]:
+    source = cell.get("source")
+    count = cell.get("execution_count")
+    metadata = cell.get("metadata")
+    return (
+        cell["id"],
+        index,
+        str(cell.get("cell_type") or ""),
+        source if isinstance(source, str) else ("" if source is None else str(source)),
+        int(count) if isinstance(count, int | float) else None,
+        metadata if isinstance(metadata, dict) else {},
+    )
+
+
+def insert_all(notebook: Notebook, cells: Array) -> int:
+    """Rows for every cell that has an id (a repeated id: its last cell wins) and its outputs,
+    in a notebook that has none; returns the number of cells written."""
+    wanted: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, cell in enumerate(read_cells(cells)):
+        cell_id = cell.get("id") if isinstance(cell, dict) else None
+        if isinstance(cell_id, str):
+            wanted[cell_id] = (index, cell)
+    if not wanted:
+        return 0
+    ops, quote = connection.ops, connection.ops.quote_name
+    rows = []
+    outputs: dict[str, list[dict[str, Any]]] = {}
+    for index, cell in wanted.values():
+        cell_id, index, cell_type, source, count, metadata = _row(cell, index)
+        rows.append(
+            (
+                notebook.pk,
+                cell_id,
+                index,
+                cell_type,
+                source,
+                count,
+                ops.adapt_json_value(metadata, None),
+            )
+        )
+        found = cell.get("outputs")
+        if isinstance(found, list) and found:
+            kept = [output for output in found if isinstance(output, dict)]
+            if kept:
+                outputs[cell_id] = kept
+    columns = ("notebook_id", "cell_id", "index", "cell_type", "source", "execution_count")
+    names = ", ".join(quote(name) for name in (*columns, "metadata"))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {quote(Cell._meta.db_table)} ({names}) "
+            f"VALUES ({', '.join(['%s'] * (len(columns) + 1))})",
+            rows,
+        )
+        if outputs:
+            cursor.execute(
+                f"SELECT {quote('cell_id')}, {quote('id')} FROM {quote(Cell._meta.db_table)} "
+                f"WHERE {quote('notebook_id')} = %s",
+                [notebook.pk],
+            )
+            keys = dict(cursor.fetchall())
+            names = ", ".join(
+                quote(name) for name in ("cell_id", "index", "output_type", "content")
+            )
+            cursor.executemany(
+                f"INSERT INTO {quote(Output._meta.db_table)} ({names}) VALUES (%s, %s, %s, %s)",
+                [
+                    (
+                        keys[cell_id],
+                        position,
+                        str(output.get("output_type", "")),
+                        ops.adapt_json_value(output, None),
+                    )
+                    for cell_id, found in outputs.items()
+                    for position, output in enumerate(found)
+                ],
+            )
+    return len(rows)
