@@ -66,6 +66,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5, help="notebooks opened (medians of)")
     parser.add_argument("--cells", type=int, default=1000, help="code cells per notebook")
     parser.add_argument("--cell-chars", type=int, default=1300, help="source characters per cell")
+    parser.add_argument(
+        "--notebook-rows",
+        action="store_true",
+        help="daphne projects a notebook's first write with jupyter_sync.notebook_rows "
+        "(bench/stages.py wires it in; projection.py does not call it yet)",
+    )
     parser.add_argument("--settle", type=float, default=20.0, help="most seconds to wait idle")
     parser.add_argument("--open-timeout", type=float, default=120.0, help="seconds for an open")
     return parser.parse_args()
@@ -129,13 +135,15 @@ def accounts() -> str:
     return ApiToken.objects.create(user=editor).key
 
 
-def start(root: Path, logs: Path, stages_file: Path) -> tuple[Side, str]:
+def start(root: Path, logs: Path, stages_file: Path, rows: bool) -> tuple[Side, str]:
     from jupyter_sync.jupyter.launcher import free_port
     from tables.conf import rtc_settings
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONUNBUFFERED="1", BENCH_STAGES_FILE=str(stages_file))
+    if rows:
+        env["BENCH_NOTEBOOK_ROWS"] = "1"
     limit = str(rtc_settings.MAX_MESSAGE_BYTES)
     daphne = str(Path(sys.executable).with_name("daphne"))
     side = Side("ours")
@@ -231,7 +239,8 @@ def main() -> None:
     from bench.common import setup_django, vendor
 
     url = setup_django(args)
-    print(f"big open; database {vendor()} ({url}); {load_average()}", flush=True)
+    wired = "; first write projected by notebook_rows.insert_all" if args.notebook_rows else ""
+    print(f"big open; database {vendor()} ({url}){wired}; {load_average()}", flush=True)
     root = tmp / "notebooks"
     root.mkdir()
     text = json.dumps(make_notebook(args.cells, args.cell_chars), indent=1)
@@ -242,7 +251,7 @@ def main() -> None:
     token = accounts()
     stages_file = tmp / "stages.jsonl"
     stages_file.touch()
-    side, base = start(root, logs, stages_file)
+    side, base = start(root, logs, stages_file, args.notebook_rows)
     side.token = token
     clients = Clients(logs)
     peer: list[float] = []

@@ -113,9 +113,30 @@ def install(stages: list[tuple[str, str, str]]) -> None:
         setattr(owner, name, _timed(getattr(owner, name), stage))
 
 
+def wire_notebook_rows() -> None:
+    """What ``jupyter_sync.notebook_rows`` would change, measured before ``projection.py``
+    calls it (``big_open.py --notebook-rows``): a notebook without rows gets them from
+    ``insert_all`` instead of ``NotebookProjector._sync_all``."""
+    from jupyter_sync.models import Cell
+    from jupyter_sync.notebook_rows import insert_all
+    from jupyter_sync.projection import NotebookProjector
+
+    sync_all = NotebookProjector._sync_all
+
+    def first_write_in_bulk(self: Any, notebook: Any, cells: Any) -> None:
+        if Cell.objects.filter(notebook=notebook).exists():
+            sync_all(self, notebook, cells)
+        else:
+            insert_all(notebook, cells)
+
+    NotebookProjector._sync_all = first_write_in_bulk  # type: ignore[method-assign]
+
+
 def _application() -> Any:
     from rtc_project.asgi import application as app  # sets Django up
 
+    if os.environ.get("BENCH_NOTEBOOK_ROWS"):
+        wire_notebook_rows()
     install(SERVER_STAGES)
     return app
 
