@@ -57,6 +57,8 @@ STAGES = [
     ("  persist (rows, checkpoint, projection)", "server: persist (rows, checkpoint, projection)"),
     ("    of which projection", "server: projection"),
     ("state for the joining client", "server: state for a joining client"),
+    ("room handshake and checks", "server: room handshake and checks"),
+    ("sync step 2 (the state) sent", "server: sync step 2 sent"),
 ]
 
 
@@ -191,7 +193,7 @@ def longest(entries: list[dict[str, Any]], stage: str, label: str = "") -> dict[
         for e in entries
         if e["stage"] == stage
         and (
-            stage.startswith("supernode")  # called for documents only
+            stage.startswith(("supernode", "server: room", "server: sync"))  # documents only
             or e["label"].endswith(label)
             or e["label"].startswith("doc-")
             or e["size"] > 100_000
@@ -204,6 +206,8 @@ def split(entries: list[dict[str, Any]], path: str, t0: float, put: float, synce
     """Each stage's milliseconds, and the gaps between them, for one open."""
     rows: dict[str, float] = {}
     found = {stage: longest(entries, stage, path) for _, stage in STAGES}
+    # The room's, not the supernode's connection to the document (made before the answer).
+    found[STAGES[11][1]] = longest([e for e in entries if e["start"] >= put], STAGES[11][1])
     found[SUPERNODE] = longest(entries, SUPERNODE, path)
     ms = lambda a, b: (b - a) * 1000  # noqa: E731
     opened, built = found[SUPERNODE], found["supernode: build doc"]
@@ -224,8 +228,15 @@ def split(entries: list[dict[str, Any]], path: str, t0: float, put: float, synce
     if opened:
         rows["record open, the request answered"] = ms(opened["end"], put)
     rows["client joining (all)"] = ms(put, synced)
+    handshake, step2 = found[STAGES[11][1]], found[STAGES[12][1]]
+    if handshake:
+        rows[f"  {STAGES[11][0]}"] = ms(handshake["start"], handshake["end"])
+        rows["  request answered to the handshake"] = ms(put, handshake["start"])
     if joined:
         rows[f"  {STAGES[10][0]}"] = ms(joined["start"], joined["end"])
+    if step2:
+        rows[f"  {STAGES[12][0]}"] = ms(step2["start"], step2["end"])
+        rows["  the client applying it (after it was sent)"] = ms(step2["end"], synced)
     rows["total: request to a client with every cell"] = ms(t0, synced)
     return rows
 

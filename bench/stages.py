@@ -35,6 +35,8 @@ SERVER_STAGES = [
     ("tables.loaded", "LoadedDoc.apply", "server: apply and analyze"),
     ("tables.service", "_persist", "server: persist (rows, checkpoint, projection)"),
     ("jupyter_sync.projection", "NotebookProjector.project", "server: projection"),
+    ("relay.consumers", "RelayConsumer.connect", "server: room handshake and checks"),
+    ("relay.yjs_consumer", "YjsConsumer.answer_step1", "server: sync step 2 sent"),
     ("tables.service", "live_diff", "server: state for a joining client"),
 ]
 SUPERNODE_STAGES = [
