@@ -215,6 +215,12 @@ def split(entries: list[dict[str, Any]], path: str, t0: float, put: float, synce
     joined = found["server: state for a joining client"]
     if opened:
         rows["request reaching the supernode"] = ms(t0, opened["start"])
+        parts = [found[stage] for _, stage in STAGES[:4]]
+        if built and all(parts):
+            inside = sum(ms(p["start"], p["end"]) for p in parts)
+            rows["supernode: between those (records written, ...)"] = (
+                ms(opened["start"], built["end"]) - inside
+            )
     for row, stage in STAGES[:4]:
         if found[stage]:
             rows[row] = ms(found[stage]["start"], found[stage]["end"])
@@ -223,6 +229,10 @@ def split(entries: list[dict[str, Any]], path: str, t0: float, put: float, synce
     for row, stage in STAGES[4:10]:
         if found[stage]:
             rows[row] = ms(found[stage]["start"], found[stage]["end"])
+        if stage == STAGES[4][1] and received and written:
+            rows["server: queued for the write (group commit, database thread)"] = ms(
+                received["end"], written["start"]
+            )
     if written and opened:
         rows["acknowledgement back to the supernode"] = ms(written["end"], opened["end"])
     if opened:
@@ -237,6 +247,9 @@ def split(entries: list[dict[str, Any]], path: str, t0: float, put: float, synce
     if step2:
         rows[f"  {STAGES[12][0]}"] = ms(step2["start"], step2["end"])
         rows["  the client applying it (after it was sent)"] = ms(step2["end"], synced)
+    rows["unaccounted (total less the stages above)"] = ms(t0, synced) - sum(
+        value for name, value in rows.items() if not name.startswith(" ")
+    )
     rows["total: request to a client with every cell"] = ms(t0, synced)
     return rows
 
