@@ -21,6 +21,7 @@ from pycrdt import Array, Doc, Map
 from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
+from jupyter_sync.supernode.documents.document import SAVED_HASH, _read, fingerprint
 from tests.support.liveserver import ServerProcess
 from tests.support.notebooks import code, notebook, write_json
 from tests.support.supernode import RunningSupernode, accounts, record
@@ -105,6 +106,12 @@ async def test_a_1000_cell_notebook_of_1_4_mb_opens_with_every_cell(start_server
             cells = client.doc.get("cells", type=Array)
             assert len(cells) == 1000
             assert [str(cell["source"]) for cell in cells] == sources
+            # The fingerprint of what was loaded follows in a transaction of its own (worked
+            # out while the server stored the content): what a reopen compares the document
+            # with, to tell edits made while no supernode ran.
+            state = client.doc.get("state", type=Map)
+            await client.wait_for(lambda: SAVED_HASH in state, timeout=WAIT)
+            assert state[SAVED_HASH] == fingerprint(_read(client.doc, "notebook", copy_first=True))
         session = await site.session("big1/big.ipynb")
         assert session.status_code == 200, session.text
         assert session.json()["fileId"] == body["id"]
