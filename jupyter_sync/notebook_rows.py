@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from django.db import connection
+from django.db.models import Model
 from pycrdt import Array
 
 from jupyter_sync.models import Cell, Notebook, Output
@@ -51,6 +52,17 @@ def _row(cell: dict[str, Any], index: int) -> tuple[str, int, str, str, int | No
     )
 
 
+def _columns(model: type[Model], names: tuple[str, ...]) -> str:
+    """The quoted columns of ``model``'s fields ``names`` (from its metadata, so a renamed
+    column follows the model, as ``tables.write_sql`` does)."""
+    quote = connection.ops.quote_name
+    return ", ".join(quote(model._meta.get_field(name).column) for name in names)
+
+
+CELL_FIELDS = ("notebook", "cell_id", "index", "cell_type", "source", "execution_count", "metadata")
+OUTPUT_FIELDS = ("cell", "index", "output_type", "content")
+
+
 def insert_all(notebook: Notebook, cells: Array) -> int:
     """Rows for every cell that has an id (a repeated id: its last cell wins) and its outputs,
     in a notebook that has none; returns the number of cells written."""
@@ -61,53 +73,42 @@ def insert_all(notebook: Notebook, cells: Array) -> int:
             wanted[cell_id] = (index, cell)
     if not wanted:
         return 0
-    ops, quote = connection.ops, connection.ops.quote_name
+    quote = connection.ops.quote_name
+    metadata_field = Cell._meta.get_field("metadata")
+    content_field = Output._meta.get_field("content")
     rows = []
     outputs: dict[str, list[dict[str, Any]]] = {}
     for index, cell in wanted.values():
-        cell_id, index, cell_type, source, count, metadata = _row(cell, index)
-        rows.append(
-            (
-                notebook.pk,
-                cell_id,
-                index,
-                cell_type,
-                source,
-                count,
-                ops.adapt_json_value(metadata, None),
-            )
-        )
+        *values, metadata = _row(cell, index)
+        rows.append((notebook.pk, *values, metadata_field.get_db_prep_save(metadata, connection)))
         found = cell.get("outputs")
         if isinstance(found, list) and found:
             kept = [output for output in found if isinstance(output, dict)]
             if kept:
-                outputs[cell_id] = kept
-    columns = ("notebook_id", "cell_id", "index", "cell_type", "source", "execution_count")
-    names = ", ".join(quote(name) for name in (*columns, "metadata"))
+                outputs[values[0]] = kept
+    cell_table, output_table = quote(Cell._meta.db_table), quote(Output._meta.db_table)
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {quote(Cell._meta.db_table)} ({names}) "
-            f"VALUES ({', '.join(['%s'] * (len(columns) + 1))})",
+            f"INSERT INTO {cell_table} ({_columns(Cell, CELL_FIELDS)}) "
+            f"VALUES ({', '.join(['%s'] * len(CELL_FIELDS))})",
             rows,
         )
         if outputs:
             cursor.execute(
-                f"SELECT {quote('cell_id')}, {quote('id')} FROM {quote(Cell._meta.db_table)} "
-                f"WHERE {quote('notebook_id')} = %s",
+                f"SELECT {_columns(Cell, ('cell_id', 'id'))} FROM {cell_table} "
+                f"WHERE {_columns(Cell, ('notebook',))} = %s",
                 [notebook.pk],
             )
             keys = dict(cursor.fetchall())
-            names = ", ".join(
-                quote(name) for name in ("cell_id", "index", "output_type", "content")
-            )
             cursor.executemany(
-                f"INSERT INTO {quote(Output._meta.db_table)} ({names}) VALUES (%s, %s, %s, %s)",
+                f"INSERT INTO {output_table} ({_columns(Output, OUTPUT_FIELDS)}) "
+                f"VALUES ({', '.join(['%s'] * len(OUTPUT_FIELDS))})",
                 [
                     (
                         keys[cell_id],
                         position,
                         str(output.get("output_type", "")),
-                        ops.adapt_json_value(output, None),
+                        content_field.get_db_prep_save(output, connection),
                     )
                     for cell_id, found in outputs.items()
                     for position, output in enumerate(found)
