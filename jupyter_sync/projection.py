@@ -23,6 +23,7 @@ from pycrdt import Array, Doc, Map
 
 from jupyter_sync import positions
 from jupyter_sync.models import Cell, Notebook, Output
+from jupyter_sync.notebook_rows import insert_all
 from tables.models import Datastore
 from tables.projection import Projector
 from tables.schema import Change, jsonable
@@ -210,7 +211,10 @@ class NotebookProjector(Projector):
     ) -> None:
         notebook, created = self._notebook(datastore, doc, refresh_meta=("meta", "") in touched)
         cells = doc.get("cells", type=Array)
-        if created or changes is None or notebook.repeated_ids:
+        if created:
+            insert_all(notebook, cells)
+            return
+        if changes is None or notebook.repeated_ids:
             self._sync_all(notebook, cells)
             return
         try:
@@ -221,7 +225,7 @@ class NotebookProjector(Projector):
     def rebuild(self, datastore: Datastore, doc: Doc) -> None:
         Notebook.objects.filter(datastore=datastore).delete()
         notebook, _ = self._notebook(datastore, doc, refresh_meta=True)
-        self._sync_all(notebook, doc.get("cells", type=Array))
+        insert_all(notebook, doc.get("cells", type=Array))
 
     def _notebook(
         self, datastore: Datastore, doc: Doc, *, refresh_meta: bool

@@ -16,10 +16,12 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from pycrdt import Array
+from jupyter_ydoc import YNotebook
+from pycrdt import Array, Doc, Map
 from rtc_client import DatastoreClient
 
 from jupyter_sync.jupyter import JupyterClient
+from jupyter_sync.supernode.documents.document import SAVED_HASH, _read, fingerprint
 from tests.support.liveserver import ServerProcess
 from tests.support.notebooks import code, notebook, write_json
 from tests.support.supernode import RunningSupernode, accounts, record
@@ -104,6 +106,12 @@ async def test_a_1000_cell_notebook_of_1_4_mb_opens_with_every_cell(start_server
             cells = client.doc.get("cells", type=Array)
             assert len(cells) == 1000
             assert [str(cell["source"]) for cell in cells] == sources
+            # The fingerprint of what was loaded follows in a transaction of its own (worked
+            # out while the server stored the content): what a reopen compares the document
+            # with, to tell edits made while no supernode ran.
+            state = client.doc.get("state", type=Map)
+            await client.wait_for(lambda: SAVED_HASH in state, timeout=WAIT)
+            assert state[SAVED_HASH] == fingerprint(_read(client.doc, "notebook", copy_first=True))
         session = await site.session("big1/big.ipynb")
         assert session.status_code == 200, session.text
         assert session.json()["fileId"] == body["id"]
@@ -166,3 +174,56 @@ def answer_id(site: Opening, path: str) -> str:
     """The documents record of ``path``, as the supernode's records hold it."""
     documents: dict[str, Any] = site.running.supernode.records.table("documents").to_py()
     return next(key for key, value in documents.items() if value.get("path") == path)
+
+
+def update_size(sources: list[str], path: str) -> int:
+    """The size of the update the supernode sends to open a notebook of code cells with
+    ``sources`` (as ``OpenDocument.load`` builds it: the cells as Jupyter's contents API gives
+    them, which marks each code cell ``trusted`` or not, then ``state``)."""
+    cells = [
+        {**code(f"c{i}", source), "metadata": {"trusted": False}}
+        for i, source in enumerate(sources)
+    ]
+    doc = Doc()
+    YNotebook(doc).set(notebook(*cells))
+    state = doc.get("state", type=Map)
+    with doc.transaction():
+        state.update({"dirty": False, "path": path, "hash": "0" * 64})
+    return len(doc.get_update())
+
+
+async def test_a_notebook_just_under_the_update_limit_opens_and_a_little_more_does_not(
+    start_server, jupyter_server, settings
+):
+    """The limit is the documented one, to the byte's neighbourhood: the largest notebook under
+    ``RTC_MAX_UPDATE_BYTES`` opens with every cell; two cells more (2 kB) fail with the limit
+    named."""
+    settings.RTC = {**settings.RTC, "MAX_UPDATE_BYTES": SMALL_LIMIT}
+    folder = jupyter_server.root_dir / "big3"
+    under, over = "big3/under.ipynb", "big3/over.ipynb"
+    margin = 200  # the client id's encoding and the path differ from the estimate's by less
+    sources = [f"# cell {i}\n" + "y" * 1000 for i in range(200)]
+    count = max(n for n in range(1, 200) if update_size(sources[:n], under) <= SMALL_LIMIT - margin)
+    assert update_size(sources[:count], under) > SMALL_LIMIT - 2_000
+    assert update_size(sources[: count + 2], over) > SMALL_LIMIT + margin
+    for path, cells in ((under, count), (over, count + 2)):
+        write_json(
+            folder / Path(path).name,
+            notebook(*(code(f"c{i}", source) for i, source in enumerate(sources[:cells]))),
+        )
+
+    async def run(site: Opening) -> None:
+        answer = await site.post(under)
+        assert answer.status_code == 201, answer.text
+        async with DatastoreClient(
+            site.relay.ws_url, answer.json()["datastore_name"], token=site.token
+        ) as client:
+            assert [str(c["source"]) for c in client.doc.get("cells", type=Array)] == sources[
+                :count
+            ]
+        answer = await site.post(over)
+        assert answer.status_code == 400, answer.text
+        message = answer.json()["message"]
+        assert "over the limit of 100,000 bytes (RTC_MAX_UPDATE_BYTES)" in message, message
+
+    await opening(start_server, jupyter_server, {"RTC_MAX_UPDATE_BYTES": str(SMALL_LIMIT)}, run)

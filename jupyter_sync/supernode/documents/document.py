@@ -106,6 +106,8 @@ class OpenDocument:
         self.displays = Displays()
         """The outputs its cells showed with a display id, for updates from any cell."""
         self.autosave: asyncio.Task[None] | None = None
+        self._loaded: Doc | None = None
+        """What ``load`` built, until ``write_fingerprint`` has read it."""
         self._observed: Doc | None = None
         self._subscriptions: list[Any] = []
         client.on_rejected = self._rejected
@@ -176,7 +178,9 @@ class OpenDocument:
         """The content as the contents API takes it: a notebook dict, or the text."""
         return _read(self.doc, self.kind, copy_first=True)
 
-    def load(self, content: Any, file_hash: str | None = None) -> int:
+    def load(
+        self, content: Any, file_hash: str | None = None, *, fingerprint_later: bool = False
+    ) -> int:
         """Make the document equal to ``content`` from the file, changing only what differs
         (``file_hash``, the contents model's ``hash``, goes into ``state`` with it); returns
         the size of the update that took.
@@ -186,6 +190,12 @@ class OpenDocument:
         applied in one transaction. Not an edit: the document is clean afterwards. A difference
         the server would refuse as too large is a DocumentError, and the document is left as it
         was (``check_update_size``).
+
+        The fingerprint of what was loaded (``saved_hash``) goes into the same transaction,
+        unless ``fingerprint_later``: then ``write_fingerprint()`` writes it in a transaction
+        of its own, so that a big notebook's content is on its way to the server while the
+        fingerprint (a read of the whole document) is worked out. Until then the document has
+        no ``saved_hash``, which only means "load it from the file" when it is opened again.
         """
         doc = self.doc
         working = Doc(client_id=doc.client_id)
@@ -195,8 +205,9 @@ class OpenDocument:
         else:
             YUnicode(working).set(str(content))
         state = working.get("state", type=Map)
-        loaded = fingerprint(_read(working, self.kind, copy_first=False))
-        values: dict[str, Any] = {"dirty": False, "path": self.path, SAVED_HASH: loaded}
+        values: dict[str, Any] = {"dirty": False, "path": self.path}
+        if not fingerprint_later:
+            values[SAVED_HASH] = fingerprint(_read(working, self.kind, copy_first=False))
         if file_hash is not None:
             values[FILE_HASH] = file_hash
         for key, value in values.items():
@@ -211,7 +222,20 @@ class OpenDocument:
             self.quiet -= 1
         self.dirty = False
         self.dirty_since = None
+        self._loaded = working if fingerprint_later else None
         return len(update)
+
+    def write_fingerprint(self) -> None:
+        """``saved_hash`` of what ``load(..., fingerprint_later=True)`` loaded, in a transaction
+        of its own; nothing if the document was edited since (it is not what the file holds)."""
+        loaded, self._loaded = self._loaded, None
+        if loaded is None or self.dirty:
+            return
+        self.quiet += 1
+        try:
+            self.set_state(**{SAVED_HASH: fingerprint(_read(loaded, self.kind, copy_first=False))})
+        finally:
+            self.quiet -= 1
 
     # --- Cells --------------------------------------------------------------------------
 
@@ -264,8 +288,13 @@ def _set_notebook(notebook: YNotebook, content: dict[str, Any]) -> None:
     fields. Cells without ids (nbformat < 4.5) take the id of the cell at the same place, so they
     keep their identity across loads.
     """
-    content = copy.deepcopy(content)
     ycells = notebook.ycells
+    if not len(ycells):
+        # A document that holds no cells yet (a first open): nothing to keep, nothing to
+        # diff, and jupyter_ydoc copies each cell it creates, so ``content`` is not copied.
+        notebook.set(content)
+        return
+    content = copy.deepcopy(content)
     existing = [cell for cell in ycells if isinstance(cell, Map)]
     for index, cell in enumerate(content.get("cells") or []):
         if "id" not in cell and index < len(existing):

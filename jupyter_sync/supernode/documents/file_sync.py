@@ -135,7 +135,7 @@ class FileSync:
             saved = document.saved_hash()
             edited = not created and saved is not None and fingerprint(document.read()) != saved
             if not edited:
-                size = document.load(model["content"], file_hash(model))
+                size = document.load(model["content"], file_hash(model), fingerprint_later=True)
                 document.disk_last_modified = model.get("last_modified")
                 await self._content_stored(document, size)
             else:
@@ -170,13 +170,18 @@ class FileSync:
         process's settings say) is the open's error; so is a connection that closes each time
         the content is sent (a message over the server's limit: our consumer closes with 1009,
         daphne's own limit drops the connection, 1006), which sending it again will not change.
-        The caller closes the client, so it does not send it again and again."""
+        The caller closes the client, so it does not send it again and again.
+
+        The document's fingerprint (``write_fingerprint``) is worked out once the content is
+        on its way, while the server stores it, and is not waited for: the document is open
+        once its content is stored."""
         client = document.client
         rejections, closed, connections = (
             len(client.rejections),
             client.last_close,
             client.connections,
         )
+        content = set(client.pending)
 
         def too_big() -> bool:
             last = client.last_close
@@ -186,10 +191,17 @@ class FileSync:
 
         def settled() -> bool:
             refused = len(client.rejections) > rejections
-            return refused or too_big() or (client.synced and not client.pending)
+            return refused or too_big() or (client.synced and not content & client.pending.keys())
 
+        def sent() -> bool:
+            return settled() or not client.connected or content <= client.in_flight
+
+        deadline = asyncio.get_running_loop().time() + self.store_timeout
         try:
-            await client.wait_for(settled, timeout=self.store_timeout)
+            await client.wait_for(sent, timeout=self.store_timeout)
+            document.write_fingerprint()
+            left = deadline - asyncio.get_running_loop().time()
+            await client.wait_for(settled, timeout=max(left, 0.001))
         except TimeoutError:
             raise DocumentError(
                 f"{document.path}: the server did not store its content ({size:,} bytes) "
@@ -197,12 +209,12 @@ class FileSync:
                 status=504,
             ) from None
         if len(client.rejections) > rejections:
-            rejection = client.rejections[-1]
+            rejection = client.rejections[rejections]  # the content's, not what built on it
             raise DocumentError(
                 f"{document.path} could not be opened: the server refused its content "
                 f"({size:,} bytes as a document update): {rejection.code}: {rejection.reason}"
             )
-        if client.pending:
+        if content & client.pending.keys():
             code, reason = client.last_close or (None, "")
             raise DocumentError(
                 f"{document.path} is too large to open: the server closed the connection on "
