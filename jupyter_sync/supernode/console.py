@@ -50,6 +50,7 @@ class ConsoleExecutions:
                 do_start_execution(self.records, execution_id)
                 outputs_of(record)
 
+            self.records.edit(start)
             connection = await self.kernel(kernel_id)
             # As a notebook cell holds them: a stream grows its text, so a write costs what it
             # appends, not what was printed before it.
@@ -64,7 +65,6 @@ class ConsoleExecutions:
                     execution_id=execution_id,
                     interrupt=lambda: self.jupyter.interrupt_kernel(kernel_id),
                     on_output=writer.add,
-                    started=lambda: self.records.edit(start),  # after the request (run_execution)
                 )
             finally:
                 writer.flush()
