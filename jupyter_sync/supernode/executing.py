@@ -36,8 +36,6 @@ OUTPUT_MESSAGES = {
     "clear_output",
 }
 OUTPUT_INTERVAL = 0.05  # seconds: at most one output transaction per interval
-START_SHOWN_AFTER = 0.05
-"""Seconds after its request a run without output yet says it has begun (``run_execution``)."""
 
 
 def outputs_of(target: Map) -> Array:
@@ -141,37 +139,26 @@ async def run_execution(
     interrupt: Callable[[], Awaitable[Any]],
     on_output: Callable[[dict[str, Any]], Any],
     started: Callable[[], Any] | None = None,
-    started_after: float = START_SHOWN_AFTER,
 ) -> ExecutionEnd:
     """Run ``code`` while following the ``executions`` record: ``cancel`` interrupts the kernel
     once, an ``input_request`` is set while the kernel waits for input, and an ``input_reply``
     is sent to it (both then cleared).
 
     ``started`` makes the edits that say the run has begun (the record running, a cell's
-    outputs cleared), once: right before the run's first output (or input request) is
-    handled, or ``started_after`` seconds after the execute_request went out, or at the run's
-    end, whichever comes first. Made before the request, their transactions went out before
-    it (the kernel started later by what sending them cost) and were committed by the relay
-    while the kernel ran, on a machine whose cores the kernel, the Jupyter Server and the relay
-    share (the first output came 2-8 ms later); made with the first output, the notebook's
-    edits and the output go out together (one commit). A run that shows nothing for
-    ``started_after`` says it is running then, too soon for a person to tell."""
+    outputs cleared), once: when the execute_request has been written to the kernel's socket,
+    or else before the first message of the run is handled, or at its end, whichever comes
+    first. Each edit is a transaction its client sends as soon as its task runs: made before
+    the request, they went out before it, and the kernel started later by what sending them
+    cost; they still reach the document before the run's first output."""
     inputs: list[dict[str, Any]] = []
     notifier = records.changed
     begun: list[bool] = []
-    soon: list[asyncio.TimerHandle] = []
 
     def begin() -> None:
         if not begun:
             begun.append(True)
-            for handle in soon:
-                handle.cancel()
             if started is not None:
                 started()
-
-    def sent() -> None:
-        if not begun:
-            soon.append(asyncio.get_running_loop().call_later(started_after, begin))
 
     def on_input(message: dict[str, Any]) -> None:
         begin()
@@ -184,8 +171,7 @@ async def run_execution(
     first: list[bool] = []
 
     def output(message: dict[str, Any]) -> None:
-        if msg_type(message) in OUTPUT_MESSAGES:
-            begin()
+        begin()
         traced = not first and msg_type(message) in OUTPUT_MESSAGES
         if traced:
             first.append(True)
@@ -197,7 +183,7 @@ async def run_execution(
     mark(execution_id, "request")
     run = asyncio.ensure_future(
         connection.execute(
-            code, on_output=output, on_input=on_input, allow_stdin=True, on_sent=sent
+            code, on_output=output, on_input=on_input, allow_stdin=True, on_sent=begin
         )
     )
     run.add_done_callback(lambda _task: notifier.notify())
@@ -224,7 +210,7 @@ async def run_execution(
     finally:
         if not run.done():
             run.cancel()
-        begin()  # a run that ended with nothing to show began all the same
+        begin()  # a run that ended before its request went out began all the same
 
 
 def final_status(result: ExecuteResult, cancelled: bool) -> tuple[str, str | None]:

@@ -1,6 +1,6 @@
-"""When a run says it has begun (``run_execution``'s ``started``): after its execute_request
-has gone out, with its first output (in the document before it), or a while after the request
-when it shows nothing, and at its end at the latest; once.
+"""The order in which a run's first messages leave the supernode (``run_execution``): the
+execute_request before the edits that say the run has begun, and those edits in the document
+before the run's first output.
 
 The edits are transactions of a real pycrdt document whose sender is a task woken by the
 document's observer, as ``rtc_client`` sends them; the kernel side is a stand-in connection
@@ -33,11 +33,8 @@ class Sender:
         self.wire = wire
         self.queued: list[bytes] = []
         self.wake = asyncio.Event()
-        self.emptied = asyncio.Event()
         self._subscription = doc.observe(self._queue)
         self.task = asyncio.ensure_future(self._send())
-
-        self.emptied = asyncio.Event()
 
     def _queue(self, event: Any) -> None:
         self.queued.append(event.update)
@@ -50,73 +47,47 @@ class Sender:
             for _update in self.queued:
                 self.wire.sent.append("edit")
             self.queued.clear()
-            self.emptied.set()
-
-    async def drained(self) -> None:
-        """Until every edit made so far has been sent."""
-        async with asyncio.timeout(10):
-            while self.queued:
-                self.emptied.clear()
-                await self.emptied.wait()
 
 
 class Connection:
-    """Says its request went out when its task first runs; then, a turn of the loop later (as
-    a kernel answers), hands over ``messages``; then, if ``until_running``, waits until the
-    record says running before its reply (a kernel still at work, showing nothing)."""
+    """Says the request went out when its task first runs (unless ``confirm`` is off: a
+    connection that never says so), then hands over one output, then the reply."""
 
     kernel_id = "k1"
 
-    def __init__(
-        self, wire: Wire, records: LiveRecords, messages: list[dict], until_running: bool
-    ) -> None:
+    def __init__(self, wire: Wire, records: LiveRecords, confirm: bool = True) -> None:
         self.wire = wire
         self.records = records
-        self.messages = messages
-        self.until_running = until_running
+        self.confirm = confirm
+        self.status_at_output: str | None = None
 
     async def execute(self, code: str, *, on_output, on_sent=None, **_kw: Any) -> ExecuteResult:
         self.wire.sent.append("execute_request")
-        if on_sent is not None:
+        if self.confirm and on_sent is not None:
             on_sent()
         await asyncio.sleep(0)  # the kernel answers on a later turn of the loop
-        for message in self.messages:
-            on_output(message)
-        async with asyncio.timeout(10):
-            while self.until_running and status(self.records) != "running":
-                waiter = self.records.changed.waiter()
-                await waiter.wait()
+        on_output({"msg_type": "status", "content": {"execution_state": "busy"}})
+        self.status_at_output = self.records.record("executions", "e1").get("status")
+        on_output({"msg_type": "stream", "content": {"name": "stdout", "text": "1\n"}})
         return ExecuteResult("m1", {"status": "ok", "execution_count": 1})
 
 
-def status(records: LiveRecords) -> str:
-    return records.record("executions", "e1").get("status")
-
-
-BUSY = {"msg_type": "status", "content": {"execution_state": "busy"}}
-STREAM = {"msg_type": "stream", "content": {"name": "stdout", "text": "1\n"}}
-
-
-async def run(
-    messages: list[dict], *, until_running: bool = False, started_after: float = 3600.0
-) -> tuple[Wire, list[tuple[str, str]]]:
-    """One run whose ``started`` sets the record running; what happened, each with the
-    record's status then."""
+async def run(confirm: bool) -> tuple[Wire, Connection, list[str]]:
+    """One run of ``print(1)`` whose ``started`` sets the record running."""
     doc = Doc()
     records = LiveRecords(lambda: doc)
     records.edit(
         lambda: records.table("executions").__setitem__("e1", Map({"status": "requested"}))
     )
-    records.follow()
     wire = Wire()
     sender = Sender(doc, wire)  # from here on: the run's own edits
     # Already woken, as a client's sender is when the run's queued status was just written.
     sender.wake.set()
-    connection = Connection(wire, records, messages, until_running)
-    calls: list[tuple[str, str]] = []
+    connection = Connection(wire, records, confirm)
+    calls: list[str] = []
 
     def started() -> None:
-        calls.append(("started", status(records)))
+        calls.append("started")
         records.write("executions", "e1", {"status": "running"})
 
     try:
@@ -126,30 +97,23 @@ async def run(
             records=records,
             execution_id="e1",
             interrupt=lambda: asyncio.sleep(0),
-            on_output=lambda message: calls.append((message["msg_type"], status(records))),
+            on_output=lambda message: calls.append(message["msg_type"]),
             started=started,
-            started_after=started_after,
         )
-        await sender.drained()
     finally:
         sender.task.cancel()
     assert end.result.ok
-    return wire, calls
+    return wire, connection, calls
 
 
-async def test_a_run_begins_with_its_first_output_after_its_request_went_out():
-    wire, calls = await run([BUSY, STREAM])
-    assert calls == [("status", "requested"), ("started", "requested"), ("stream", "running")]
-    assert wire.sent == ["execute_request", "edit"]  # the edit after the request, once
+async def test_the_request_goes_out_before_the_edits_that_announce_the_run():
+    wire, connection, calls = await run(confirm=True)
+    assert wire.sent[:2] == ["execute_request", "edit"]
+    assert calls == ["started", "status", "stream"]
+    assert connection.status_at_output == "running"  # the edit was in before the output
 
 
-async def test_a_run_that_shows_nothing_says_it_has_begun_while_it_runs():
-    _wire, calls = await run([BUSY], until_running=True, started_after=0.01)
-    # The kernel replied only once the record said running: no output was needed for that.
-    assert calls == [("status", "requested"), ("started", "requested")]
-
-
-async def test_a_run_that_ended_showing_nothing_has_begun_at_its_end():
-    wire, calls = await run([BUSY])
-    assert calls == [("status", "requested"), ("started", "requested")]
-    assert wire.sent[0] == "execute_request"
+async def test_the_run_is_announced_before_its_first_message_even_unconfirmed():
+    _wire, connection, calls = await run(confirm=False)
+    assert calls == ["started", "status", "stream"]  # once, before the first message
+    assert connection.status_at_output == "running"

@@ -27,7 +27,7 @@ from jupyter_sync.records import (
     do_queue_execution,
     do_start_execution,
 )
-from jupyter_sync.schema import source_hash, timestamp
+from jupyter_sync.schema import source_hash
 from jupyter_sync.supernode.documents.document import DocumentError, OpenDocument, describe
 from jupyter_sync.supernode.documents.file_sync import FileSync
 from jupyter_sync.supernode.documents.link import SupernodeLink
@@ -216,11 +216,15 @@ class CellQueue:
         # Provenance: the source as it runs, where, and whether it is the one asked for.
         asked = (self.records.record("executions", execution_id) or {}).get("source_hash")
 
-        began = timestamp()
-
-        def started() -> None:  # with the first output, or soon after the request (run_execution)
-            # The notebook first: made with the run's first output, its transaction leaves
-            # with the output's, ahead of the record's.
+        def started() -> None:  # once the execute_request is on its way (run_execution)
+            do_start_execution(
+                self.records,
+                execution_id,
+                kernel_id=kernel_id,
+                session_id=session_id,
+                code=source,
+                source_changed=bool(asked) and asked != source_hash(source),
+            )
             with document.doc.transaction():
                 outputs = outputs_of(cell)
                 if len(outputs):
@@ -229,15 +233,6 @@ class CellQueue:
                     cell["execution_count"] = None
                 cell["execution_state"] = "running"
             document.displays.forget(cell_id)
-            do_start_execution(
-                self.records,
-                execution_id,
-                kernel_id=kernel_id,
-                session_id=session_id,
-                code=source,
-                source_changed=bool(asked) and asked != source_hash(source),
-                started_at=began,
-            )
 
         # The count is written when the run ends, with execution_state going idle, never while
         # the cell runs: JupyterLab's CodeCell sets a cell idle itself when its count arrives
