@@ -447,12 +447,19 @@ class KernelConnection:
             raise KernelDied(f"kernel {self.kernel_id}: the websocket closed ({error})") from error
 
     async def _roundtrip(
-        self, message: Json, channel: str, request: _Request, timeout: float | None
+        self,
+        message: Json,
+        channel: str,
+        request: _Request,
+        timeout: float | None,
+        on_sent: Callable[[], Any] | None = None,
     ) -> Json:
         self._check_open()
         self._pending[request.msg_id] = request
         try:
             await self.send(message, channel)
+            if on_sent is not None:
+                on_sent()
             try:
                 async with asyncio.timeout(timeout):
                     return await request.future
@@ -494,6 +501,7 @@ class KernelConnection:
         store_history: bool = True,
         user_expressions: Json | None = None,
         timeout: float | None = None,
+        on_sent: Callable[[], Any] | None = None,
     ) -> ExecuteResult:
         """Run ``code``; return when its execute_reply and its iopub idle have both come.
 
@@ -501,6 +509,7 @@ class KernelConnection:
         execute_result, error, ...) goes to ``on_output`` as it arrives. With ``allow_stdin``,
         each input_request goes to ``on_input``: a str it returns is sent as the input_reply.
         ``timeout`` (None: none) gives up waiting, raising TimeoutError; the kernel carries on.
+        ``on_sent`` is called once the execute_request is written to the socket.
         """
         if allow_stdin and on_input is None:
             raise ValueError("allow_stdin needs on_input")
@@ -520,7 +529,7 @@ class KernelConnection:
             on_output=on_output,
             on_input=on_input,
         )
-        reply = await self._roundtrip(message, "shell", request, timeout)
+        reply = await self._roundtrip(message, "shell", request, timeout, on_sent)
         return ExecuteResult(request.msg_id, reply.get("content") or {})
 
     async def send_input(self, value: str, parent: Json) -> None:

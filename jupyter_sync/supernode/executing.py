@@ -138,14 +138,30 @@ async def run_execution(
     execution_id: str,
     interrupt: Callable[[], Awaitable[Any]],
     on_output: Callable[[dict[str, Any]], Any],
+    started: Callable[[], Any] | None = None,
 ) -> ExecutionEnd:
     """Run ``code`` while following the ``executions`` record: ``cancel`` interrupts the kernel
     once, an ``input_request`` is set while the kernel waits for input, and an ``input_reply``
-    is sent to it (both then cleared)."""
+    is sent to it (both then cleared).
+
+    ``started`` makes the edits that say the run has begun (the record running, a cell's
+    outputs cleared), once: when the execute_request has been written to the kernel's socket,
+    or else before the first message of the run is handled, or at its end, whichever comes
+    first. Each edit is a transaction its client sends as soon as its task runs: made before
+    the request, they went out before it, and the kernel started later by what sending them
+    cost; they still reach the document before the run's first output."""
     inputs: list[dict[str, Any]] = []
     notifier = records.changed
+    begun: list[bool] = []
+
+    def begin() -> None:
+        if not begun:
+            begun.append(True)
+            if started is not None:
+                started()
 
     def on_input(message: dict[str, Any]) -> None:
+        begin()
         content = message.get("content") or {}
         inputs.append(message)
         do_ask_input(
@@ -155,6 +171,7 @@ async def run_execution(
     first: list[bool] = []
 
     def output(message: dict[str, Any]) -> None:
+        begin()
         traced = not first and msg_type(message) in OUTPUT_MESSAGES
         if traced:
             first.append(True)
@@ -165,7 +182,9 @@ async def run_execution(
 
     mark(execution_id, "request")
     run = asyncio.ensure_future(
-        connection.execute(code, on_output=output, on_input=on_input, allow_stdin=True)
+        connection.execute(
+            code, on_output=output, on_input=on_input, allow_stdin=True, on_sent=begin
+        )
     )
     run.add_done_callback(lambda _task: notifier.notify())
     interrupted = False
@@ -191,6 +210,7 @@ async def run_execution(
     finally:
         if not run.done():
             run.cancel()
+        begin()  # a run that ended before its request went out began all the same
 
 
 def final_status(result: ExecuteResult, cancelled: bool) -> tuple[str, str | None]:

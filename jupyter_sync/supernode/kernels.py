@@ -1,6 +1,13 @@
 """The kernels the supernode talks to: one shared connection per kernel, and a watcher per
 running kernel that keeps its ``execution_state`` live from the kernel's status messages. A
-kernel the server no longer runs has its connection ended, so nothing waits on it for ever."""
+kernel the server no longer runs has its connection ended, so nothing waits on it for ever.
+
+A busy spell shorter than ``BUSY_SHOWN_AFTER`` is not written: a ``print(1)`` makes the kernel
+busy for a few milliseconds, and writing busy then idle would be two commits and two broadcasts
+to every client of the jupyter datastore, made just as the execution's first output is on its
+way (the relay commits one transaction at a time, so the output would wait behind them), for a
+state nobody could see. Any other state, and idle after a busy that was written, is written at
+once."""
 
 from __future__ import annotations
 
@@ -18,6 +25,9 @@ from jupyter_sync.supernode.live_records import LiveRecords
 
 logger = logging.getLogger(__name__)
 
+BUSY_SHOWN_AFTER = 0.05
+"""Seconds a kernel is busy before its ``execution_state`` says so (see the module's text)."""
+
 
 class Kernels:
     """Connections by kernel id (``connect``), watched while the server runs the kernel
@@ -30,10 +40,19 @@ class Kernels:
     its opening given up, with KernelDied.
     """
 
-    def __init__(self, jupyter: JupyterClient, records: LiveRecords, on_gone: Callable[[], None]):
+    def __init__(
+        self,
+        jupyter: JupyterClient,
+        records: LiveRecords,
+        on_gone: Callable[[], None],
+        busy_shown_after: float = BUSY_SHOWN_AFTER,
+    ):
         self.jupyter = jupyter
         self.records = records
         self.on_gone = on_gone
+        self.busy_shown_after = busy_shown_after
+        # A busy waiting to be written, by kernel id (its spell has not lasted long enough).
+        self._busy_soon: dict[str, asyncio.TimerHandle] = {}
         self.connections: dict[str, KernelConnection] = {}
         self.watchers: dict[str, asyncio.Task[None]] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -115,14 +134,43 @@ class Kernels:
                 if msg_type(message) != "status":
                     continue
                 state = message.get("content", {}).get("execution_state")
-                if state and isinstance(self.records.table("kernels").get(kernel_id), Map):
-                    do_set_kernel_state(self.records, kernel_id, state)
+                if state:
+                    self.status(kernel_id, state)
             reason = "its connection closed"
         except JupyterClientError as error:
             reason = error.detail  # logged only
+        finally:
+            self._cancel_busy(kernel_id)
         logger.info("kernel %s: %s", kernel_id, reason)
         do_set_kernel_state(self.records, kernel_id, "dead")
         self.on_gone()
+
+    def status(self, kernel_id: str, state: str) -> None:
+        """The kernel said ``state``: write it into its record, a busy once it has lasted
+        ``busy_shown_after`` (an idle before then cancels it, and is written only if the
+        record does not say idle already)."""
+        if state == "busy":
+            if kernel_id not in self._busy_soon:
+                loop = asyncio.get_running_loop()
+                self._busy_soon[kernel_id] = loop.call_later(
+                    self.busy_shown_after, self._busy_lasted, kernel_id
+                )
+            return
+        self._cancel_busy(kernel_id)
+        self._write_state(kernel_id, state)
+
+    def _busy_lasted(self, kernel_id: str) -> None:
+        self._busy_soon.pop(kernel_id, None)
+        self._write_state(kernel_id, "busy")
+
+    def _cancel_busy(self, kernel_id: str) -> None:
+        pending = self._busy_soon.pop(kernel_id, None)
+        if pending is not None:
+            pending.cancel()
+
+    def _write_state(self, kernel_id: str, state: str) -> None:
+        if isinstance(self.records.table("kernels").get(kernel_id), Map):
+            do_set_kernel_state(self.records, kernel_id, state)  # a state it has is not written
 
     def watcher_tasks(self) -> list[asyncio.Task[None]]:
         return list(self.watchers.values())

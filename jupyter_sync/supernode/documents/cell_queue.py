@@ -215,22 +215,24 @@ class CellQueue:
         source = str(cell.get("source") or "")
         # Provenance: the source as it runs, where, and whether it is the one asked for.
         asked = (self.records.record("executions", execution_id) or {}).get("source_hash")
-        do_start_execution(
-            self.records,
-            execution_id,
-            kernel_id=kernel_id,
-            session_id=session_id,
-            code=source,
-            source_changed=bool(asked) and asked != source_hash(source),
-        )
-        with document.doc.transaction():
-            outputs = outputs_of(cell)
-            if len(outputs):
-                del outputs[0 : len(outputs)]
-            if cell.get("execution_count") is not None:
-                cell["execution_count"] = None
-            cell["execution_state"] = "running"
-        document.displays.forget(cell_id)
+
+        def started() -> None:  # once the execute_request is on its way (run_execution)
+            do_start_execution(
+                self.records,
+                execution_id,
+                kernel_id=kernel_id,
+                session_id=session_id,
+                code=source,
+                source_changed=bool(asked) and asked != source_hash(source),
+            )
+            with document.doc.transaction():
+                outputs = outputs_of(cell)
+                if len(outputs):
+                    del outputs[0 : len(outputs)]
+                if cell.get("execution_count") is not None:
+                    cell["execution_count"] = None
+                cell["execution_state"] = "running"
+            document.displays.forget(cell_id)
 
         # The count is written when the run ends, with execution_state going idle, never while
         # the cell runs: JupyterLab's CodeCell sets a cell idle itself when its count arrives
@@ -255,6 +257,7 @@ class CellQueue:
                 execution_id=execution_id,
                 interrupt=lambda: self.node.jupyter.interrupt_kernel(kernel_id),
                 on_output=writer.add,
+                started=started,
             )
         finally:
             count = writer.execution_count
