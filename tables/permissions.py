@@ -7,7 +7,9 @@ the same whichever way a user comes in.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 from tables.conf import rtc_settings
 from tables.models import DATASTORE_NAME_PATTERN, Datastore, DatastoreRole, Role
@@ -27,7 +29,17 @@ class Access:
     datastore: Datastore
     role: str | None
     user_id: int | None
-    writes_server_state: bool
+    user: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def writes_server_state(self) -> bool:
+        """May write the schema's service tables (the supernode's account). Asked only when a
+        write touches one, or a writer asks which tables are read-only: the permission check is
+        two queries, which most requests (every REST call, a cell run) never need."""
+        user = self.user
+        return bool(
+            user is not None and user.is_authenticated and user.has_perm(WRITE_SERVER_STATE)
+        )
 
     @property
     def can_read(self) -> bool:
@@ -53,10 +65,8 @@ class Access:
         def authorize(proposal: Proposal, analysis: Analysis) -> str | None:
             if not self.can_write:
                 return f"role {self.role or 'none'} may not write to {self.datastore.name!r}"
-            if self.writes_server_state:
-                return None
             locked = sorted(t for t in analysis.tables if schema.table_policy(t) == "service")
-            if locked:
+            if locked and not self.writes_server_state:
                 return f"only the supernode may write table(s) {', '.join(locked)}"
             return None
 
@@ -84,7 +94,7 @@ def access_for(user, datastore: Datastore) -> Access:
         datastore=datastore,
         role=role_for(user, datastore),
         user_id=user.pk if authenticated else None,
-        writes_server_state=authenticated and user.has_perm(WRITE_SERVER_STATE),
+        user=user if authenticated else None,
     )
 
 

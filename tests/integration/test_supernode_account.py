@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jupyter_sync.models import SupernodeLease
@@ -15,7 +17,8 @@ from jupyter_sync.supernode.account import (
     revoke_token,
 )
 from relay.tokens import token_for_key
-from tables.permissions import access_for
+from tables.permissions import access_for, grant
+from tables.schema import Analysis
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +48,24 @@ def test_one_lease_holder_at_a_time():
     assert SupernodeLease.objects.get().holder == "b"
     release_lease("jupyter", "b")
     assert acquire_lease("jupyter", "a", 30)
+
+
+def test_the_server_state_permission_is_asked_only_when_a_write_touches_a_service_table():
+    ensure_service_account()
+    datastore = ensure_jupyter_datastore()
+    editor = User.objects.create_user("ed")
+    grant(datastore, editor, "editor")
+    supernode = User.objects.get(username="supernode")
+    service_change = Analysis(touched={("kernels", "k1")})
+    client_change = Analysis(touched={("executions", "e1")})
+    for user, may_write_service in ((editor, False), (supernode, True)):
+        with CaptureQueriesContext(connection) as queries:
+            access = access_for(user, datastore)
+            authorize = access.authorizer()
+            assert authorize(None, client_change) is None
+        permission_queries = [q["sql"] for q in queries if "auth_permission" in q["sql"]]
+        assert permission_queries == [], permission_queries
+        refused = authorize(None, service_change)
+        assert (refused is None) is may_write_service, refused
+        if not may_write_service:
+            assert refused == "only the supernode may write table(s) kernels"
