@@ -41,7 +41,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, add_common_arguments, load_average, median, print_table
-from bench.lab import Child, Clients, Side, jupyter_server, open_retrying, settle, wait_http
+from bench.lab import (
+    Child,
+    Clients,
+    Side,
+    jupyter_server,
+    notebook_of,
+    open_retrying,
+    settle,
+    wait_http,
+)
 
 SUPERNODE = "supernode: open (all)"
 STAGES = [
@@ -90,15 +99,7 @@ def make_notebook(cells: int, chars: int) -> dict[str, Any]:
                 "source": source,
             }
         )
-    return {
-        "cells": content,
-        "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
+    return notebook_of(content)
 
 
 def peer_load(path: Path) -> tuple[float, float, int]:

@@ -177,8 +177,13 @@ def make_notebook(cells: int, chars: int, seed: int = 7) -> dict[str, Any]:
                 {"name": "stdout", "output_type": "stream", "text": [f"result {index}\n"]}
             ]
         content.append(cell)
+    return notebook_of(content)
+
+
+def notebook_of(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """An nbformat 4.5 notebook of ``cells``, with a Python kernelspec."""
     return {
-        "cells": content,
+        "cells": cells,
         "metadata": {
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},

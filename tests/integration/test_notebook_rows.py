@@ -17,6 +17,7 @@ from jupyter_sync.projection import NotebookProjector
 from tables import service
 from tables.loaded import caught_up
 from tables.service import Proposal, Status
+from tests.support.projected import rows as projected_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,21 +66,12 @@ CONTENT: dict[str, Any] = {
 
 
 def rows(datastore) -> list[tuple]:
-    result = []
-    for row in jmodels.Cell.objects.filter(notebook__datastore=datastore).order_by("position"):
-        outputs = [(o.index, o.output_type, o.content) for o in row.outputs.order_by("index")]
-        result.append(
-            (
-                row.position,
-                row.cell_id,
-                row.cell_type,
-                row.source,
-                row.execution_count,
-                row.metadata,
-                outputs,
-            )
-        )
-    return result
+    """The projected cells in order (``tests.support.projected.rows``), each with its stored
+    position: a first write's rows are numbered as the projector numbers them."""
+    positions = jmodels.Cell.objects.filter(notebook__datastore=datastore).order_by("position")
+    return list(
+        zip(positions.values_list("position", flat=True), projected_rows(datastore), strict=True)
+    )
 
 
 def opened(name: str, content: dict[str, Any]):
@@ -106,8 +98,8 @@ def projected_whole(datastore) -> list[tuple]:
 def test_the_rows_equal_the_projections_for_the_same_document():
     datastore = opened("rows", CONTENT)
     written = rows(datastore)
-    assert [row[1] for row in written] == ["b", "c", "d", "a"]  # "a" at its last place
-    assert len(written[-1][6]) == 0 and written[0][2] == "markdown"
+    assert [cell[1] for _, cell in written] == ["b", "c", "d", "a"]  # "a" at its last place
+    assert len(written[-1][1][6]) == 0 and written[0][1][2] == "markdown"
     assert [row[0] for row in written] == sorted(row[0] for row in written)
     # A repeated id: the notebook is projected whole until it has none, as _sync_all marks it.
     assert jmodels.Notebook.objects.get(datastore=datastore).repeated_ids
@@ -147,7 +139,7 @@ def test_outputs_are_written_under_their_cells_in_a_few_statements():
     with caught_up(datastore) as loaded, CaptureQueriesContext(connection) as queries:
         insert_all(notebook, loaded.doc.get("cells", type=Array))
     assert rows(datastore) == projected
-    assert len(projected) == 300 and all(len(row[6]) == 2 for row in projected)
+    assert len(projected) == 300 and all(len(cell[6]) == 2 for _, cell in projected)
     # The cells, their keys read back, the outputs: statements per table, not per row. (An
     # executemany is captured as one query.)
     assert len(queries.captured_queries) == 3, queries.captured_queries
