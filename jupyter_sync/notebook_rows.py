@@ -8,7 +8,7 @@ after them, their cells' keys read back in one query.
 
 For a notebook that has no rows yet (``NotebookProjector`` when it has just made the
 ``Notebook`` row, or rebuilds it): the rows are the ones ``NotebookProjector._sync_all`` writes
-for the same document (``tests/unit/test_notebook_rows.py`` compares them), on both databases.
+for the same document (``tests/integration/test_notebook_rows.py`` compares them), on both databases.
 """
 
 from __future__ import annotations
@@ -17,47 +17,32 @@ import json
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
 from pycrdt import Array
 
 from jupyter_sync import positions
 from jupyter_sync.models import Cell, Notebook, Output
-from tables.schema import MAX_SAFE_INTEGER
-
-
-def _number(text: str) -> int | float:
-    """A JSON number as ``tables.schema.jsonable`` reads a document's (Yjs keeps doubles): a
-    whole one as an ``int``."""
-    value = float(text)
-    if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
-        return int(value)
-    return value
+from tables.schema import jsonable
+from tables.write_sql import columns
 
 
 def read_cells(cells: Array) -> list[Any]:
-    """The cells as plain JSON values, in one read of the document."""
-    return json.loads(str(cells), parse_float=_number)
+    """The cells as plain JSON values, in one read of the document (numbers as ``jsonable``
+    reads a document's: Yjs keeps doubles, and a whole one is an ``int``)."""
+    return json.loads(str(cells), parse_float=lambda text: jsonable(float(text)))
 
 
-def _row(cell: dict[str, Any], position: int) -> tuple[str, int, str, str, int | None, Any]:
+def cell_columns(cell: Any) -> dict[str, Any]:
+    """A cell's ``Cell`` columns but its id and position, from its shared ``Map`` or from the
+    plain JSON of it (``read_cells``)."""
     source = cell.get("source")
     count = cell.get("execution_count")
-    metadata = cell.get("metadata")
-    return (
-        cell["id"],
-        position,
-        str(cell.get("cell_type") or ""),
-        source if isinstance(source, str) else ("" if source is None else str(source)),
-        int(count) if isinstance(count, int | float) else None,
-        metadata if isinstance(metadata, dict) else {},
-    )
-
-
-def _columns(model: type[Model], names: tuple[str, ...]) -> str:
-    """The quoted columns of ``model``'s fields ``names`` (from its metadata, so a renamed
-    column follows the model, as ``tables.write_sql`` does)."""
-    quote = connection.ops.quote_name
-    return ", ".join(quote(model._meta.get_field(name).column) for name in names)
+    metadata = jsonable(cell.get("metadata")) or {}
+    return {
+        "cell_type": str(cell.get("cell_type") or ""),
+        "source": str(source) if source is not None else "",
+        "execution_count": int(count) if isinstance(count, (int, float)) else None,
+        "metadata": metadata if isinstance(metadata, dict) else {},
+    }
 
 
 CELL_FIELDS = (
@@ -102,29 +87,39 @@ def insert_all(notebook: Notebook, cells: Array) -> int:
     rows = []
     outputs: dict[str, list[dict[str, Any]]] = {}
     for label, cell in wanted:
-        *values, metadata = _row(cell, label)
-        rows.append((notebook.pk, *values, metadata_field.get_db_prep_save(metadata, connection)))
+        values = cell_columns(cell)
+        rows.append(
+            (
+                notebook.pk,
+                cell["id"],
+                label,
+                values["cell_type"],
+                values["source"],
+                values["execution_count"],
+                metadata_field.get_db_prep_save(values["metadata"], connection),
+            )
+        )
         found = cell.get("outputs")
         if isinstance(found, list) and found:
             kept = [output for output in found if isinstance(output, dict)]
             if kept:
-                outputs[values[0]] = kept
+                outputs[cell["id"]] = kept
     cell_table, output_table = quote(Cell._meta.db_table), quote(Output._meta.db_table)
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {cell_table} ({_columns(Cell, CELL_FIELDS)}) "
+            f"INSERT INTO {cell_table} ({columns(Cell, CELL_FIELDS)}) "
             f"VALUES ({', '.join(['%s'] * len(CELL_FIELDS))})",
             rows,
         )
         if outputs:
             cursor.execute(
-                f"SELECT {_columns(Cell, ('cell_id', 'id'))} FROM {cell_table} "
-                f"WHERE {_columns(Cell, ('notebook',))} = %s",
+                f"SELECT {columns(Cell, ('cell_id', 'id'))} FROM {cell_table} "
+                f"WHERE {columns(Cell, ('notebook',))} = %s",
                 [notebook.pk],
             )
             keys = dict(cursor.fetchall())
             cursor.executemany(
-                f"INSERT INTO {output_table} ({_columns(Output, OUTPUT_FIELDS)}) "
+                f"INSERT INTO {output_table} ({columns(Output, OUTPUT_FIELDS)}) "
                 f"VALUES ({', '.join(['%s'] * len(OUTPUT_FIELDS))})",
                 [
                     (

@@ -23,7 +23,7 @@ from pycrdt import Array, Doc, Map
 
 from jupyter_sync import positions
 from jupyter_sync.models import Cell, Notebook, Output
-from jupyter_sync.notebook_rows import insert_all
+from jupyter_sync.notebook_rows import cell_columns, insert_all
 from tables.models import Datastore
 from tables.projection import Projector
 from tables.schema import Change, jsonable
@@ -31,18 +31,6 @@ from tables.schema import Change, jsonable
 # The Cell columns a key of a cell map maps onto (the rest of a cell is not projected).
 _COLUMNS = ("cell_type", "source", "execution_count", "metadata")
 _ALL = frozenset((*_COLUMNS, "outputs"))
-
-
-def _cell_values(cell: Map) -> dict[str, Any]:
-    source = cell.get("source")
-    count = cell.get("execution_count")
-    metadata = jsonable(cell.get("metadata")) or {}
-    return {
-        "cell_type": str(cell.get("cell_type") or ""),
-        "source": str(source) if source is not None else "",
-        "execution_count": int(count) if isinstance(count, (int, float)) else None,
-        "metadata": metadata if isinstance(metadata, dict) else {},
-    }
 
 
 def _outputs(cell: Map) -> list[dict[str, Any]]:
@@ -360,7 +348,7 @@ class NotebookProjector(Projector):
                 labels = self._renumber(notebook, found, at(left_id), at(right_id), len(members))
             for (index, cell_id), label in zip(members, labels, strict=True):
                 cell = cells.cells[index]
-                row = Cell(notebook=notebook, cell_id=cell_id, position=label, **_cell_values(cell))
+                row = Cell(notebook=notebook, cell_id=cell_id, position=label, **cell_columns(cell))
                 created.append((row, cell))
                 unsaved[cell_id] = row
         flush()
@@ -418,7 +406,7 @@ class NotebookProjector(Projector):
     def _update_cell(self, notebook: Notebook, cell: Map, cell_id: str, names: set[str]) -> None:
         """One UPDATE of the changed columns, matched by id (no match: the rows and the
         document disagree); the outputs rewritten only when they changed."""
-        values = _cell_values(cell)
+        values = cell_columns(cell)
         row = Cell.objects.filter(notebook=notebook, cell_id=cell_id)
         columns = {name: values[name] for name in _COLUMNS if name in names}
         if "outputs" in names:
@@ -446,7 +434,7 @@ class NotebookProjector(Projector):
                 cell_id = cell.get("id") if isinstance(cell, Map) else None
                 if isinstance(cell_id, str):
                     with_ids += 1
-                    found[cell_id] = (index, _cell_values(cell), _outputs(cell))
+                    found[cell_id] = (index, cell_columns(cell), _outputs(cell))
         repeated = len(found) < with_ids
         if repeated != notebook.repeated_ids:
             notebook.repeated_ids = repeated

@@ -41,6 +41,12 @@ def _fields(model: type[Model], names: tuple[str, ...]) -> tuple[Field, ...]:
     return tuple(model._meta.get_field(name) for name in names)
 
 
+def columns(model: type[Model], names: tuple[str, ...]) -> str:
+    """The quoted columns of ``model``'s fields ``names``, comma-separated: from the model's
+    metadata, so a renamed column follows the model."""
+    return ", ".join(_quote(field.column) for field in _fields(model, names))
+
+
 # What a write reads under the lock (and may change): see service._lock.
 LOCKED_FIELDS = (
     "last_serial",
@@ -70,8 +76,8 @@ TOUCHED_FIELDS = ("transaction", "datastore", "table", "record_id")
 @cache
 def _lock_sql(vendor: str, for_update: bool) -> str:
     meta = Datastore._meta
-    columns = ", ".join(_quote(field.column) for field in _fields(Datastore, LOCKED_FIELDS))
-    sql = f"SELECT {columns} FROM {_quote(meta.db_table)} WHERE {_quote(meta.pk.column)} = %s"
+    selected = columns(Datastore, LOCKED_FIELDS)
+    sql = f"SELECT {selected} FROM {_quote(meta.db_table)} WHERE {_quote(meta.pk.column)} = %s"
     return f"{sql} FOR UPDATE" if for_update else sql
 
 
@@ -90,10 +96,10 @@ def lock_datastore(pk: int) -> tuple[Any, ...] | None:
 def _insert_sql(
     vendor: str, model: type[Model], names: tuple[str, ...], rows: int, returning: bool
 ) -> str:
-    columns = ", ".join(_quote(field.column) for field in _fields(model, names))
     one = "(" + ", ".join(["%s"] * len(names)) + ")"
-    sql = f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES " + ", ".join(
-        [one] * rows
+    sql = (
+        f"INSERT INTO {_quote(model._meta.db_table)} ({columns(model, names)}) VALUES "
+        + ", ".join([one] * rows)
     )
     return f"{sql} RETURNING {_quote(model._meta.pk.column)}" if returning else sql
 
