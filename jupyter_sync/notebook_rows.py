@@ -8,7 +8,8 @@ after them, their cells' keys read back in one query.
 
 For a notebook that has no rows yet (``NotebookProjector`` when it has just made the
 ``Notebook`` row, or rebuilds it): the rows are the ones ``NotebookProjector._sync_all`` writes
-for the same document (``tests/integration/test_notebook_rows.py`` compares them), on both databases.
+for the same document (``tests/integration/test_notebook_rows.py`` compares them), on both
+databases.
 """
 
 from __future__ import annotations
