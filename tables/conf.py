@@ -115,6 +115,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Keep at most this many documents loaded per process (least recently used go first).",
     ),
     Setting(
+        "COMMIT_THREADS",
+        0,
+        positive_int,
+        "Threads a process commits datastores' writes on (group commit from the WebSocket "
+        "consumers); 0: one on SQLite (one writer at a time), four on other databases.",
+    ),
+    Setting(
         "MAX_BATCH",
         256,
         positive_int,
