@@ -8,6 +8,7 @@ session. Counted here on the server's side (``pg_stat_database.sessions``), agai
 from __future__ import annotations
 
 import http.client
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -60,35 +61,36 @@ def api_requests(port: int, token: str, count: int) -> None:
         conn.close()
 
 
-def server(start_server, application: str, pool_size: int):
-    return start_server(
+def warmed_server(start_server, application: str, pool_size: int) -> Callable[[int], None]:
+    """A daphne worker named ``application`` to PostgreSQL, past its first requests; returns
+    a function making ``count`` API requests to it."""
+    token = owned_datastore(application)
+    server = start_server(
         database=f"{database_url()}?application_name={application}",
         env={"DATABASE_POOL_SIZE": str(pool_size)},
         name=application,
     )
+    api_requests(server.port, token, 3)
+    return lambda count: api_requests(server.port, token, count)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_without_the_pool_each_request_is_a_session_of_its_own(postgres, start_server):
     """What the pool is for, and proof that the count below can fail."""
-    token = owned_datastore("unpooled")
-    unpooled = server(start_server, "rtc-unpooled", 0)
-    api_requests(unpooled.port, token, 3)
+    requests = warmed_server(start_server, "rtc-unpooled", 0)
     before = sessions_opened()
 
-    api_requests(unpooled.port, token, REQUESTS)
+    requests(REQUESTS)
 
     eventually(lambda: sessions_opened() - before >= REQUESTS, what=f"{REQUESTS} new sessions")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_rest_requests_share_the_pools_connections(postgres, start_server):
-    token = owned_datastore("pooled")
-    pooled = server(start_server, "rtc-pooled", 4)
-    api_requests(pooled.port, token, 3)
+    requests = warmed_server(start_server, "rtc-pooled", 4)
     started = database_time()
 
-    api_requests(pooled.port, token, REQUESTS)
+    requests(REQUESTS)
 
     backends = backends_of("rtc-pooled")
     assert 1 <= len(backends) <= 4
