@@ -4,12 +4,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from rtc_project import serving
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rtc_project.settings")
-# A process serving HTTP takes its PostgreSQL connections from a pool (settings.py): Django runs
-# every request on a thread of its own, whose connection the next request would not reuse.
-serving.HTTP_WORKER = True
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

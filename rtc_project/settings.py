@@ -13,8 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from jupyter_sync import conf as jupyter_conf
-from rtc_project import serving
-from rtc_project.env import env_bool, env_float, env_int, env_list, env_proxy_ssl_header, env_str
+from rtc_project.env import env_bool, env_int, env_list, env_proxy_ssl_header, env_str
 from rtc_project.private_files import private_dir, private_sqlite, write_private
 from tables.conf import settings_from_environ
 
@@ -105,24 +104,6 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if (
-    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    and serving.HTTP_WORKER  # set by rtc_project/asgi.py
-    and (pool_size := env_int("DATABASE_POOL_SIZE", 10))
-):
-    # Django runs each HTTP request's database work on a thread of its own, and a connection
-    # kept by one request is never seen by the next: without a pool, every REST request opened
-    # a new PostgreSQL session (a server process forked, ~5 ms). The pool takes connections
-    # back after each request and database call; persistent connections are then off. Other
-    # processes (the supernode, commands) do their database work on one thread and keep theirs.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": pool_size,
-        # How long a request waits for a connection before its 503 (all in use, or the
-        # database unreachable).
-        "timeout": env_float("DATABASE_POOL_TIMEOUT", 5.0),
-    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # Writers take the lock up front, so two writers never deadlock upgrading a read lock.
@@ -249,9 +230,6 @@ LOGGING = {
         # A Redis outage: channels_redis logs a traceback for every second of it; the relay's
         # hub says it once, and again when fan-out resumes (relay/hub.py).
         "channels_redis.pubsub": {"level": "CRITICAL"},
-        # A database outage: the pool warns at every reconnection attempt; requests are
-        # answered 503 and the outage logged once (tables/outages.py).
-        "psycopg.pool": {"level": "ERROR"},
         # bench/supernode.py --trace: the supernode's per-hop marks of an execution.
         "jupyter_sync.trace": {"level": "DEBUG" if env_str("TRACE_LOG", "") else "WARNING"},
     },
