@@ -15,12 +15,22 @@ from asgiref import sync
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.models import Session
+from django.db import connections
 from django.test import AsyncClient
 
 from relay.models import ApiToken
 from rtc_project import middleware
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _close_the_test_clients_connections():
+    """Django's test clients keep a request's connection open in the sync thread (they leave
+    ``request_finished`` without ``close_old_connections``): closed here, so the test database
+    can be dropped."""
+    yield
+    await sync.sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
