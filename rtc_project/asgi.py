@@ -2,10 +2,16 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rtc_project.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application does first
+
+from rtc_project.request_threads import PooledThreadsASGIHandler  # noqa: E402
+
+# Django's handler, each request's synchronous work on a kept thread with its database
+# connection, not on a thread made for it (rtc_project/request_threads.py).
+django_asgi_app = PooledThreadsASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -115,6 +115,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Keep at most this many documents loaded per process (least recently used go first).",
     ),
     Setting(
+        "REQUEST_THREADS",
+        8,
+        positive_int,
+        "Threads a process keeps for HTTP requests' synchronous work, lent to one request at "
+        "a time; a request that finds none idle gets one of its own, ended after it.",
+    ),
+    Setting(
         "COMMIT_THREADS",
         0,
         positive_int,
