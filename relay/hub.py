@@ -431,7 +431,10 @@ class Hub:
         return True
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
-        task = self.loop.create_task(coroutine)
+        """Run ``coroutine`` as the hub's task, in a context of its own: it outlives whoever
+        started it, and a REST request's context names that request's thread, which asgiref
+        refuses to run anything on once the request is over."""
+        task = self.loop.create_task(coroutine, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
