@@ -2,10 +2,11 @@
 
 Django's ASGI handler gives every request a thread of its own: a new single-thread executor,
 started for the request and joined after it by yet another new thread. Two threads made and
-ended per request cost more than the rest of a small API request (``bench/rest.py``: 5.0 ms of
-server CPU against 2.6 ms without them). Here a request borrows one of ``RTC_REQUEST_THREADS``
-long-lived threads for its whole life instead, so Django's guarantee holds (a request's
-synchronous code runs on one thread, which runs nobody else's meanwhile). When every kept
+ended per request, and the connection each opened, cost more than the rest of a small API
+request (``bench/rest.py``; the figures are in ``bench/README.md``). Here a request borrows
+one of ``RTC_REQUEST_THREADS`` long-lived threads for its whole life instead, so Django's
+guarantee holds (a request's synchronous code runs on one thread, which runs nobody else's
+meanwhile). When every kept
 thread is lent out (requests waiting on something, a burst), a request gets a thread of its
 own as Django would give it, ended after it: more requests never wait for fewer threads.
 
