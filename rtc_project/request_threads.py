@@ -6,9 +6,9 @@ ended per request, and the connection each opened, cost more than the rest of a 
 request (``bench/rest.py``; the figures are in ``bench/README.md``). Here a request borrows
 one of ``RTC_REQUEST_THREADS`` long-lived threads for its whole life instead, so Django's
 guarantee holds (a request's synchronous code runs on one thread, which runs nobody else's
-meanwhile). When every kept
-thread is lent out (requests waiting on something, a burst), a request gets a thread of its
-own as Django would give it, ended after it: more requests never wait for fewer threads.
+meanwhile). When every kept thread is lent out (requests waiting on something, a burst), a
+request gets a thread of its own as Django would give it, ended after it: more requests never
+wait for fewer threads.
 
 A kept thread keeps its database connection from one request to the next, as a WSGI server's
 threads do (``DATABASE_CONN_MAX_AGE``, checked at each request's start and end); with a thread
