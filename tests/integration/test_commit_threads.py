@@ -11,24 +11,18 @@ import pytest
 from asgiref.sync import sync_to_async as to_thread
 from channels.db import database_sync_to_async as sync_to_async
 from django.db import connection, transaction
-from pycrdt import Doc, Map, Text
+from pycrdt import Doc
 
 from tables import service
 from tables.commit import acommit, commit_threads
 from tables.models import Datastore, Transaction
 from tables.service import Proposal, Status
+from tests.support.factories import new_item
 from tests.support.waiting import aeventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 20.0
-
-
-def new_item(doc: Doc, key: str) -> bytes:
-    before = doc.get_state()
-    with doc.transaction():
-        doc.get("items", type=Map)[key] = Map({"title": Text(key), "done": False})
-    return doc.get_update(before)
 
 
 def stored_txids(datastore: Datastore) -> list[str]:

@@ -10,23 +10,17 @@ import threading
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 from django.db import connection
-from pycrdt import Doc, Map, Text
+from pycrdt import Doc, Map
 
 from tables import history, service
 from tables.commit import acommit, commit, queue_for
 from tables.models import Transaction
 from tables.service import Proposal, Status
 from tests.support import ROOT
+from tests.support.factories import new_item
 from tests.support.liveserver import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def new_item(doc: Doc, key: str) -> bytes:
-    before = doc.get_state()
-    with doc.transaction():
-        doc.get("items", type=Map)[key] = Map({"title": Text(key), "done": False})
-    return doc.get_update(before)
 
 
 def assert_gapless(datastore, expected: int) -> None:

@@ -50,6 +50,14 @@ def add_todo(doc: Doc, item_id: str, title: str, done: bool = False) -> None:
     doc.get("items", type=Map)[item_id] = Map({"title": Text(title), "done": done})
 
 
+def new_item(doc: Doc, key: str) -> bytes:
+    """The update of one transaction of ``doc`` adding the todo item ``key``, titled ``key``."""
+    before = doc.get_state()
+    with doc.transaction():
+        add_todo(doc, key, key)
+    return doc.get_update(before)
+
+
 def edit_many(datastore: Datastore, count: int, author_id: int | None = None) -> Client:
     """``count`` transactions: item "a", then one "x" appended to its title each time."""
     client = Client(datastore, author_id=author_id)
