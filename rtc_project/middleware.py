@@ -49,32 +49,33 @@ class HooksOnTheLoop:
         if self.async_mode and hasattr(self, "process_view"):
             # Django adapts process_view to the handler once, when it loads the middleware: an
             # async one is awaited as it is, a sync one would go through sync_to_async.
+            self._process_view = self.process_view
             self.process_view = self._process_view_async
+
+    @staticmethod
+    async def _run(on_loop: bool, hook: Callable[..., Any], *args: Any) -> Any:
+        """``hook(*args)`` here on the event loop, or on the sync thread as Django runs it."""
+        if on_loop:
+            return hook(*args)
+        return await sync_to_async(hook, thread_sensitive=True)(*args)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = None
         if hasattr(self, "process_request"):
-            if self.request_on_loop(request):
-                response = self.process_request(request)
-            else:
-                response = await sync_to_async(self.process_request, thread_sensitive=True)(request)
+            response = await self._run(self.request_on_loop(request), self.process_request, request)
         response = response or await self.get_response(request)
         if hasattr(self, "process_response"):
-            if self.response_on_loop(request, response):
-                response = self.process_response(request, response)
-            else:
-                response = await sync_to_async(self.process_response, thread_sensitive=True)(
-                    request, response
-                )
+            response = await self._run(
+                self.response_on_loop(request, response), self.process_response, request, response
+            )
         return response
 
     async def _process_view_async(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponseBase | None:
-        process_view = type(self).process_view.__get__(self)
-        if self.view_on_loop(request, view):
-            return process_view(request, view, args, kwargs)
-        return await sync_to_async(process_view, thread_sensitive=True)(request, view, args, kwargs)
+        return await self._run(
+            self.view_on_loop(request, view), self._process_view, request, view, args, kwargs
+        )
 
 
 class SecurityMiddleware(HooksOnTheLoop, security.SecurityMiddleware):
