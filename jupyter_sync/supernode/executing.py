@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ OUTPUT_MESSAGES = {
     "clear_output",
 }
 OUTPUT_INTERVAL = 0.05  # seconds: at most one output transaction per interval
+START_GRACE = 0.02  # seconds a run may take to say something before it is shown as running
 
 
 def outputs_of(target: Map) -> Array:
@@ -139,26 +141,38 @@ async def run_execution(
     interrupt: Callable[[], Awaitable[Any]],
     on_output: Callable[[dict[str, Any]], Any],
     started: Callable[[], Any] | None = None,
+    transaction: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    start_grace: float = START_GRACE,
 ) -> ExecutionEnd:
     """Run ``code`` while following the ``executions`` record: ``cancel`` interrupts the kernel
     once, an ``input_request`` is set while the kernel waits for input, and an ``input_reply``
     is sent to it (both then cleared).
 
     ``started`` makes the edits that say the run has begun (the record running, a cell's
-    outputs cleared), once: when the execute_request has been written to the kernel's socket,
-    or else before the first message of the run is handled, or at its end, whichever comes
-    first. Each edit is a transaction its client sends as soon as its task runs: made before
-    the request, they went out before it, and the kernel started later by what sending them
-    cost; they still reach the document before the run's first output."""
+    outputs cleared), once: with the run's first output, in one ``transaction`` with it (the
+    document the outputs go to), or ``start_grace`` seconds after the execute_request went out,
+    or when the kernel asks for input, or at the run's end, whichever comes first. Made as the
+    request went out, they were sent and committed while the kernel ran, on the same two
+    cores, and a short run's first output then waited behind their commit: sent with it, they
+    cost one commit, after the kernel's work; a run that says nothing for ``start_grace`` shows
+    that it runs then."""
     inputs: list[dict[str, Any]] = []
     notifier = records.changed
     begun: list[bool] = []
+    loop = asyncio.get_running_loop()
+    grace: list[asyncio.TimerHandle] = []
 
     def begin() -> None:
         if not begun:
             begun.append(True)
+            for handle in grace:
+                handle.cancel()
             if started is not None:
                 started()
+
+    def sent() -> None:
+        if not begun:
+            grace.append(loop.call_later(start_grace, begin))
 
     def on_input(message: dict[str, Any]) -> None:
         begin()
@@ -171,19 +185,23 @@ async def run_execution(
     first: list[bool] = []
 
     def output(message: dict[str, Any]) -> None:
-        begin()
         traced = not first and msg_type(message) in OUTPUT_MESSAGES
         if traced:
             first.append(True)
             mark(execution_id, "iopub")
-        on_output(message)
+        if begun or msg_type(message) not in OUTPUT_MESSAGES:
+            on_output(message)
+        else:
+            with transaction():  # the start edits and the first output: one patch
+                begin()
+                on_output(message)
         if traced:  # the first output is written at once (OutputWriter)
             mark(execution_id, "written")
 
     mark(execution_id, "request")
     run = asyncio.ensure_future(
         connection.execute(
-            code, on_output=output, on_input=on_input, allow_stdin=True, on_sent=begin
+            code, on_output=output, on_input=on_input, allow_stdin=True, on_sent=sent
         )
     )
     run.add_done_callback(lambda _task: notifier.notify())
@@ -210,7 +228,7 @@ async def run_execution(
     finally:
         if not run.done():
             run.cancel()
-        begin()  # a run that ended before its request went out began all the same
+        begin()  # a run that ended before its first output (or its request) began all the same
 
 
 def final_status(result: ExecuteResult, cancelled: bool) -> tuple[str, str | None]:

@@ -19,8 +19,9 @@ from jupyter_sync.jupyter import JupyterClient
 from jupyter_sync.models import Cell, Execution, Output
 from jupyter_sync.schema import EXECUTION_DONE, source_hash, timestamp
 from jupyter_sync.supernode import account
+from jupyter_sync.supernode.executing import START_GRACE
 from jupyter_sync.supernode.outputs import NotebookOutputSink
-from tables.history import replay
+from tables.history import replay, updates_between
 from tables.models import Datastore, TouchedRecord, Transaction
 from tables.service import live_python
 from tests.support.notebooks import code, disk_notebook, disk_source, notebook, write_json
@@ -678,6 +679,65 @@ async def test_a_cells_first_output_reaches_an_open_notebook_while_it_still_runs
                 assert cell(doc, "c")["execution_count"] == done["execution_count"]
         finally:
             await end_sessions(jupyter, "docs5/")
+            await running.close()
+
+
+def cell_states(name: str, after: int, cell_id: str) -> list[tuple[Any, list[str]]]:
+    """The cell's ``execution_state`` and output texts after each patch stored past ``after``."""
+    datastore = Datastore.objects.get(name=name)
+    doc = replay(datastore, after)
+    states = []
+    for _serial, patch in updates_between(datastore, after, datastore.last_serial):
+        doc.apply_update(patch)
+        found = next(c for c in doc.get("cells", type=Array) if c.get("id") == cell_id)
+        texts = [str(output.get("text")) for output in found.get("outputs") or []]
+        states.append((found.get("execution_state"), texts))
+    return states
+
+
+async def test_a_runs_start_edits_go_with_its_first_output_and_a_quiet_run_shows_running(
+    start_server, jupyter_server
+):
+    """The edits that say a cell runs (its outputs cleared, its state running) are stored in
+    the patch of its first output, not committed while the kernel works; a run that says
+    nothing for the start grace is shown running, outputs cleared, while it runs."""
+    service_token, editor_token = await accounts()
+    relay = await asyncio.to_thread(start_server)
+    old = {"output_type": "stream", "name": "stdout", "text": "old\n"}
+    write_json(
+        jupyter_server.root_dir / "docs8" / "start.ipynb",
+        notebook(
+            {**code("q", "print('new')"), "outputs": [old], "execution_count": 4},
+            {**code("s", "import time\ntime.sleep(3)"), "outputs": [old]},
+        ),
+    )
+    async with (
+        JupyterClient(jupyter_server.url, jupyter_server.token) as jupyter,
+        DatastoreClient(relay.ws_url, "jupyter", token=editor_token) as watcher,
+    ):
+        running = RunningSupernode(jupyter, relay.ws_url, service_token)
+        try:
+            await open_document(watcher, "n8", "docs8/start.ipynb")
+            stored = await database_sync_to_async(Datastore.objects.get)(name="doc-n8")
+            # A grace longer than any run: the first output always comes before it.
+            running.documents.cells.start_grace = 60.0
+            await run_cell(watcher, "q1", "n8", "q")
+            assert (await finished(watcher, "q1"))["status"] == "completed"
+            states = await database_sync_to_async(cell_states)("doc-n8", stored.last_serial, "q")
+            shown_running = [texts for state, texts in states if state == "running"]
+            assert shown_running, states
+            assert shown_running[0] == ["new\n"], states  # never running with the old outputs
+            assert all(texts for _state, texts in states), states  # nor with none
+
+            running.documents.cells.start_grace = START_GRACE
+            async with DatastoreClient(relay.ws_url, "doc-n8", token=editor_token) as doc:
+                await run_cell(watcher, "s1", "n8", "s")
+                await doc.wait_for(lambda: cell(doc, "s")["execution_state"] == "running", WAIT)
+                assert len(cell(doc, "s")["outputs"]) == 0
+                assert record(watcher, "executions", "s1").get("status") not in EXECUTION_DONE
+                assert (await finished(watcher, "s1"))["status"] == "completed"
+        finally:
+            await end_sessions(jupyter, "docs8/")
             await running.close()
 
 

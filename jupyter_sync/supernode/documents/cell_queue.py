@@ -33,6 +33,7 @@ from jupyter_sync.supernode.documents.file_sync import FileSync
 from jupyter_sync.supernode.documents.link import SupernodeLink
 from jupyter_sync.supernode.executing import (
     OUTPUT_INTERVAL,
+    START_GRACE,
     ExecutionEnd,
     OutputWriter,
     final_status,
@@ -57,6 +58,7 @@ class CellQueue:
         self.records = node.records
         self.files = files
         self.output_interval = output_interval
+        self.start_grace = START_GRACE
         self.tasks: set[asyncio.Task[Any]] = set()
         self._queues: dict[str, dict[str, tuple[str, int]]] = {}
         self._active: dict[str, str] = {}
@@ -216,7 +218,7 @@ class CellQueue:
         # Provenance: the source as it runs, where, and whether it is the one asked for.
         asked = (self.records.record("executions", execution_id) or {}).get("source_hash")
 
-        def started() -> None:  # once the execute_request is on its way (run_execution)
+        def start_record() -> None:
             do_start_execution(
                 self.records,
                 execution_id,
@@ -225,6 +227,8 @@ class CellQueue:
                 code=source,
                 source_changed=bool(asked) and asked != source_hash(source),
             )
+
+        def started() -> None:  # with the first output, or soon after the request (run_execution)
             with document.doc.transaction():
                 outputs = outputs_of(cell)
                 if len(outputs):
@@ -233,6 +237,10 @@ class CellQueue:
                     cell["execution_count"] = None
                 cell["execution_state"] = "running"
             document.displays.forget(cell_id)
+            # The record's edit after the notebook's transaction (which may be the first
+            # output's, still open here): its client then sends after the notebook's, and the
+            # output is not committed behind it (one commit at a time on SQLite).
+            asyncio.get_running_loop().call_soon(start_record)
 
         # The count is written when the run ends, with execution_state going idle, never while
         # the cell runs: JupyterLab's CodeCell sets a cell idle itself when its count arrives
@@ -258,6 +266,8 @@ class CellQueue:
                 interrupt=lambda: self.node.jupyter.interrupt_kernel(kernel_id),
                 on_output=writer.add,
                 started=started,
+                transaction=document.doc.transaction,
+                start_grace=self.start_grace,
             )
         finally:
             count = writer.execution_count
