@@ -7,10 +7,12 @@
 
 Two notebook datastores are seeded with code cells of ``--chars`` characters (1,001 cells of 1,390
 characters is a 1.39 MB notebook). A client with its own pycrdt ``Doc`` then makes, in each
-round, the same four edits in each notebook, taking turns (so drift in the machine's speed hits
+round, the same five edits in each notebook, taking turns (so drift in the machine's speed hits
 both alike): a keystroke in the middle cell's source, a cell inserted in the middle, a cell moved
 from the middle a quarter of the notebook down (deleted and inserted again with the same id, as
-JupyterLab moves cells) and the inserted cell deleted (so the notebook keeps its size). Each edit
+JupyterLab moves cells), the inserted cell deleted (so the notebook keeps its size), and a run's
+first output in the middle cell (its outputs replaced, its count cleared, its state running: the
+supernode's transaction). Each edit
 is one Yjs update sent through ``tables.commit.commit``, the group-commit entry point the
 consumers use, and timed from submission to its outcome (durable and projected). At the end the
 ``Cell`` rows of both notebooks are compared with their documents.
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 
-EDITS = ("keystroke", "insert", "move", "delete")
+EDITS = ("keystroke", "insert", "move", "delete", "output")
 
 
 def code_cell(cell_id: str, source: str) -> dict:
@@ -80,6 +82,8 @@ class Editor:
         """Make one edit in the client's doc; the update a Yjs client would send."""
         self._sent.clear()
         middle = len(self.cells) // 2
+        from pycrdt import Map
+
         with self.doc.transaction():
             if edit == "keystroke":
                 source = self.cells[middle]["source"]
@@ -96,6 +100,13 @@ class Editor:
             elif edit == "delete":
                 index = next(i for i, c in enumerate(self.cells) if c["id"] == f"new{self.count}")
                 del self.cells[index]
+            elif edit == "output":  # a run's first output, as the supernode writes it
+                cell = self.cells[middle]
+                outputs = cell["outputs"]
+                del outputs[0 : len(outputs)]
+                cell["execution_count"] = None
+                cell["execution_state"] = "running"
+                outputs.append(Map({"output_type": "stream", "name": "stdout", "text": "hi\n"}))
         return self._sent[-1]
 
     def send(self, edit: str) -> float:

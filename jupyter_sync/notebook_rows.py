@@ -15,6 +15,7 @@ databases.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
@@ -32,18 +33,27 @@ def read_cells(cells: Array) -> list[Any]:
     return json.loads(str(cells), parse_float=lambda text: jsonable(float(text)))
 
 
-def cell_columns(cell: Any) -> dict[str, Any]:
-    """A cell's ``Cell`` columns but its id and position, from its shared ``Map`` or from the
-    plain JSON of it (``read_cells``)."""
-    source = cell.get("source")
-    count = cell.get("execution_count")
-    metadata = jsonable(cell.get("metadata")) or {}
-    return {
-        "cell_type": str(cell.get("cell_type") or ""),
-        "source": str(source) if source is not None else "",
-        "execution_count": int(count) if isinstance(count, (int, float)) else None,
-        "metadata": metadata if isinstance(metadata, dict) else {},
-    }
+COLUMNS = ("cell_type", "source", "execution_count", "metadata")
+
+
+def cell_columns(cell: Any, names: Iterable[str] = COLUMNS) -> dict[str, Any]:
+    """A cell's ``Cell`` columns ``names`` (by default all but its id and position), from its
+    shared ``Map`` or from the plain JSON of it (``read_cells``): each read only if asked for
+    (a cell's source or metadata read from the document costs what it holds)."""
+    values: dict[str, Any] = {}
+    for name in names:
+        if name == "cell_type":
+            values[name] = str(cell.get("cell_type") or "")
+        elif name == "source":
+            source = cell.get("source")
+            values[name] = str(source) if source is not None else ""
+        elif name == "execution_count":
+            count = cell.get("execution_count")
+            values[name] = int(count) if isinstance(count, (int, float)) else None
+        elif name == "metadata":
+            metadata = jsonable(cell.get("metadata")) or {}
+            values[name] = metadata if isinstance(metadata, dict) else {}
+    return values
 
 
 CELL_FIELDS = (
@@ -134,3 +144,79 @@ def insert_all(notebook: Notebook, cells: Array) -> int:
                 ],
             )
     return len(rows)
+
+
+def find_notebook(datastore_pk: int) -> Notebook | None:
+    """The datastore's ``Notebook`` row (its id and ``repeated_ids`` loaded, the rest deferred),
+    in one statement: every commit of a notebook looks it up, and the ORM's query building
+    cost several times what the lookup costs the database."""
+    fields = ("id", "datastore", "repeated_ids")
+    table = connection.ops.quote_name(Notebook._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns(Notebook, fields)} FROM {table} "
+            f"WHERE {columns(Notebook, ('datastore',))} = %s",
+            [datastore_pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, datastore_id, repeated = row
+    return Notebook.from_db(
+        connection.alias, ["id", "datastore_id", "repeated_ids"], (pk, datastore_id, bool(repeated))
+    )
+
+
+def update_cell(
+    notebook_pk: int, cell_id: str, values: dict[str, Any], outputs: list[dict[str, Any]] | None
+) -> bool:
+    """Set a cell row's columns ``values`` and, given ``outputs``, replace its output rows, in
+    SQL made from the models (an edit's projection, per commit); False when the notebook has no
+    row for ``cell_id`` (the rows and the document disagree)."""
+    quote = connection.ops.quote_name
+    cell_table, output_table = quote(Cell._meta.db_table), quote(Output._meta.db_table)
+    match = f"{columns(Cell, ('notebook',))} = %s AND {columns(Cell, ('cell_id',))} = %s"
+    names = tuple(values)
+    prepared = [
+        Cell._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in values.items()
+    ]
+    sets = ", ".join(f"{columns(Cell, (name,))} = %s" for name in names)
+    with connection.cursor() as cursor:
+        if outputs is None:
+            if not names:
+                return True
+            cursor.execute(
+                f"UPDATE {cell_table} SET {sets} WHERE {match}", [*prepared, notebook_pk, cell_id]
+            )
+            return cursor.rowcount == 1
+        cursor.execute(
+            f"SELECT {columns(Cell, ('id',))} FROM {cell_table} WHERE {match}",
+            [notebook_pk, cell_id],
+        )
+        found = cursor.fetchone()
+        if found is None:
+            return False
+        (pk,) = found
+        if names:
+            cursor.execute(
+                f"UPDATE {cell_table} SET {sets} WHERE {columns(Cell, ('id',))} = %s",
+                [*prepared, pk],
+            )
+        cursor.execute(f"DELETE FROM {output_table} WHERE {columns(Output, ('cell',))} = %s", [pk])
+        if outputs:
+            content_field = Output._meta.get_field("content")
+            cursor.executemany(
+                f"INSERT INTO {output_table} ({columns(Output, OUTPUT_FIELDS)}) "
+                f"VALUES ({', '.join(['%s'] * len(OUTPUT_FIELDS))})",
+                [
+                    (
+                        pk,
+                        index,
+                        str(output.get("output_type", "")),
+                        content_field.get_db_prep_save(output, connection),
+                    )
+                    for index, output in enumerate(outputs)
+                ],
+            )
+    return True

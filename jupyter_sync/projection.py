@@ -23,13 +23,19 @@ from pycrdt import Array, Doc, Map
 
 from jupyter_sync import positions
 from jupyter_sync.models import Cell, Notebook, Output
-from jupyter_sync.notebook_rows import cell_columns, insert_all
+from jupyter_sync.notebook_rows import (
+    COLUMNS,
+    cell_columns,
+    find_notebook,
+    insert_all,
+    update_cell,
+)
 from tables.models import Datastore
 from tables.projection import Projector
 from tables.schema import Change, jsonable
 
 # The Cell columns a key of a cell map maps onto (the rest of a cell is not projected).
-_COLUMNS = ("cell_type", "source", "execution_count", "metadata")
+_COLUMNS = COLUMNS
 _ALL = frozenset((*_COLUMNS, "outputs"))
 
 
@@ -218,6 +224,9 @@ class NotebookProjector(Projector):
     def _notebook(
         self, datastore: Datastore, doc: Doc, *, refresh_meta: bool
     ) -> tuple[Notebook, bool]:
+        found = None if refresh_meta else find_notebook(datastore.pk)
+        if found is not None:
+            return found, False
         notebook, created = Notebook.objects.get_or_create(datastore=datastore)
         if created or refresh_meta:
             meta = jsonable(doc.get("meta", type=Map)) or {}
@@ -404,20 +413,11 @@ class NotebookProjector(Projector):
         raise Unmatched("no sparse enough range of positions")
 
     def _update_cell(self, notebook: Notebook, cell: Map, cell_id: str, names: set[str]) -> None:
-        """One UPDATE of the changed columns, matched by id (no match: the rows and the
-        document disagree); the outputs rewritten only when they changed."""
-        values = cell_columns(cell)
-        row = Cell.objects.filter(notebook=notebook, cell_id=cell_id)
-        columns = {name: values[name] for name in _COLUMNS if name in names}
-        if "outputs" in names:
-            pk = next(iter(row.order_by().values_list("pk", flat=True)), None)
-            if pk is None:
-                raise Unmatched(f"no row for cell {cell_id!r}")
-            if columns:
-                Cell.objects.filter(pk=pk).update(**columns)
-            Output.objects.filter(cell_id=pk).delete()
-            Output.objects.bulk_create(_output_rows(Cell(pk=pk), cell))
-        elif columns and row.update(**columns) != 1:
+        """The changed columns, matched by id (no match: the rows and the document disagree);
+        the outputs rewritten only when they changed."""
+        values = cell_columns(cell, [name for name in _COLUMNS if name in names])
+        outputs = _outputs(cell) if "outputs" in names else None
+        if not update_cell(notebook.pk, cell_id, values, outputs):
             raise Unmatched(f"no row for cell {cell_id!r}")
 
     def _sync_all(self, notebook: Notebook, cells: Array) -> None:

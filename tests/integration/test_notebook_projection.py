@@ -156,6 +156,31 @@ def test_a_keystroke_updates_one_row_and_leaves_outputs_alone():
     assert len(statements) == 1 and statements[0].startswith("UPDATE"), statements
 
 
+def test_an_output_replaces_its_cell_s_output_rows_and_the_notebook_is_read_once():
+    """A run's output (the cell's state and count with it): the cell's row found by id, its
+    outputs replaced; the notebook row read in one statement, not looked up and locked again."""
+
+    def output(doc: Doc) -> None:
+        target = doc.get("cells", type=Array)[3]
+        target["execution_count"] = None
+        target["outputs"].append(Map({"output_type": "stream", "name": "stdout", "text": "hi"}))
+
+    datastore, client = notebook("outputs", 20)
+    update = client.change(output)
+    with CaptureQueriesContext(connection) as captured:
+        outcome = service.write_one(datastore, Proposal(update))
+    assert outcome.status is Status.STORED
+    assert rows(datastore) == document(datastore)
+    statements = cell_statements(captured.captured_queries)
+    verbs = {"SELECT", "UPDATE", "DELETE", "INSERT"}  # executemany's are logged "N times: ..."
+    kinds = [next(word for word in sql.split() if word in verbs) for sql in statements]
+    assert kinds == ["SELECT", "UPDATE", "DELETE", "INSERT"], statements
+    notebook_reads = [
+        q["sql"] for q in captured.captured_queries if "jupyter_sync_notebook" in q["sql"]
+    ]
+    assert len(notebook_reads) == 1 and notebook_reads[0].startswith("SELECT"), notebook_reads
+
+
 def positions_by_id(datastore) -> dict[str, int]:
     return dict(
         jmodels.Cell.objects.filter(notebook__datastore=datastore).values_list(
