@@ -12,7 +12,10 @@ import hashlib
 import hmac
 import secrets
 
+from django.contrib.auth import get_user_model
+
 from relay.models import ApiToken
+from tables.read_sql import fetch_one
 
 PREFIX = 8  # characters of the key kept, to tell tokens apart in the admin and the commands
 MAX_KEY_LENGTH = 256  # no key is longer; anything longer is refused before it is hashed
@@ -28,15 +31,19 @@ def digest(key: str) -> str:
 
 
 def token_for_key(key: str) -> ApiToken | None:
-    """The token whose key this is (its user selected), or None. The lookup is by digest, so
+    """The token whose key this is (its user loaded), or None. The lookup is by digest, so
     the time it takes says nothing about any stored key; the digest is compared again in
-    constant time all the same."""
+    constant time all the same. Read with ``tables.read_sql``: every request does this."""
     if not key or len(key) > MAX_KEY_LENGTH:
         return None
     wanted = digest(key)
-    token = ApiToken.objects.select_related("user").filter(digest=wanted).first()
+    token = fetch_one(ApiToken, digest=wanted)
     if token is None or not hmac.compare_digest(token.digest, wanted):
         return None
+    user = fetch_one(get_user_model(), pk=token.user_id)
+    if user is None:
+        return None
+    token.user = user  # cached on the token, as select_related would have it
     return token
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from tables.conf import rtc_settings
 from tables.models import DATASTORE_NAME_PATTERN, Datastore, DatastoreRole, Role
+from tables.read_sql import fetch_one, fetch_values
 from tables.schema import Analysis, get_schema
 from tables.service import Authorizer, Proposal
 
@@ -75,15 +76,19 @@ class Access:
 
 def role_for(user, datastore: Datastore) -> str | None:
     """The user's role: owner, else a role granted here, else the role they have on the
-    datastore this one takes its roles from (``roles_from``, one level), else none."""
+    datastore this one takes its roles from (``roles_from``, one level), else none. Asked
+    on every request and connection: read with ``tables.read_sql``."""
     if user is None or not user.is_authenticated:
         return rtc_settings.ANONYMOUS_ROLE or None
     if user.is_superuser or datastore.owner_id == user.id:
         return Role.OWNER
+    sources = (
+        [datastore.pk]
+        if datastore.roles_from_id is None
+        else [datastore.pk, datastore.roles_from_id]
+    )
     granted = dict(
-        DatastoreRole.objects.filter(
-            datastore_id__in=[datastore.pk, datastore.roles_from_id], user=user
-        ).values_list("datastore_id", "role")
+        fetch_values(DatastoreRole, ("datastore", "role"), datastore=sources, user=user.pk)
     )
     return granted.get(datastore.pk) or granted.get(datastore.roles_from_id)
 
@@ -103,7 +108,7 @@ def access_to(user, name: str) -> Access | None:
     A name that cannot exist is not looked up (some databases refuse NUL characters)."""
     if not _NAME.fullmatch(name):
         return None
-    datastore = Datastore.objects.filter(name=name).first()
+    datastore = fetch_one(Datastore, name=name)
     return None if datastore is None else access_for(user, datastore)
 
 
