@@ -25,12 +25,14 @@ from jupyter_sync.api.views import TAG, action_errors, error_responses
 from jupyter_sync.collaboration.document_records import document_datastore
 from jupyter_sync.document_ids import DocumentIdError, notebook_only, parse_document_id
 from jupyter_sync.models import Cell, Document, Output
+from jupyter_sync.notebook_rows import find_notebook
 from jupyter_sync.records import do_answer_input, do_cancel_execution, do_new_records_in_order
-from jupyter_sync.schema import EXECUTION_DONE, JUPYTER_DATASTORE, source_hash
+from jupyter_sync.schema import EXECUTION_DONE, source_hash
 from jupyter_sync.trace import mark
 from tables.api.errors import APIError, conflict, not_found
 from tables.api.serializers import validated
 from tables.permissions import access_for
+from tables.read_sql import fetch_one, fetch_values
 
 FIELDS = tuple(s.ExecutionSerializer().fields)
 PROVENANCE_FIELDS = tuple(name for name in FIELDS if name != "outputs")
@@ -73,10 +75,9 @@ class ExecutionBase(JupyterView):
 
     def readable_notebook(self, document_id: str) -> Any:
         """The notebook's own datastore, if it exists and the caller may read it."""
-        row = Document.objects.filter(
-            datastore__name=JUPYTER_DATASTORE, record_id=document_id
-        ).first()
-        datastore = document_datastore(row) if row is not None else None
+        # The jupyter datastore is the one the permission check read (``JupyterAccess``).
+        row = fetch_one(Document, datastore=self.datastore.pk, record_id=document_id)
+        datastore = document_datastore(row, self.datastore) if row is not None else None
         if datastore is None or not access_for(self.request.user, datastore).can_read:
             return None
         return datastore
@@ -88,12 +89,13 @@ class ExecutionBase(JupyterView):
         as jupyter-server-documents refuses a stale one, before anything is written."""
         data["document_id"] = self.notebook(data["document_id"])
         datastore = self.readable_notebook(data["document_id"])
+        notebook = find_notebook(datastore.pk) if datastore is not None else None
         cell = (
-            Cell.objects.filter(notebook__datastore=datastore, cell_id=data["cell_id"]).first()
-            if datastore is not None
-            else None
+            fetch_values(Cell, ("source",), notebook=notebook.pk, cell_id=data["cell_id"])
+            if notebook is not None
+            else []
         )
-        current = source_hash(cell.source) if cell is not None else None
+        current = source_hash(cell[0][0]) if cell else None
         expected = data.pop("source_hash", None)
         if expected is not None and expected != current:
             raise conflict(

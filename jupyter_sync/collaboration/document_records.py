@@ -18,6 +18,7 @@ from jupyter_sync.records import WritePathWriter, do_ask_document, do_create_doc
 from jupyter_sync.schema import DOCUMENT_FORMATS, JUPYTER_DATASTORE, document_datastore_name
 from tables.models import Datastore
 from tables.permissions import Access
+from tables.read_sql import fetch_one
 
 REQUESTS = ("save", "reload", "rename", "close", "delete")
 """What a client may ask of a document once it has one (``open`` is asked by opening it)."""
@@ -57,15 +58,19 @@ def jupyter_records(jupyter: Datastore):
     return Document.objects.filter(datastore=jupyter)
 
 
-def document_datastore(row: Document) -> Datastore | None:
+def document_datastore(row: Document, jupyter: Datastore | None = None) -> Datastore | None:
     """The datastore a documents record leads to: the one the supernode opened it into
     (``doc-<id>``, its roles those of the jupyter datastore), once the record says it is there.
     A record naming any other datastore (any editor may write one) leads nowhere: a record
-    must never let someone read or act on a datastore they have no role on."""
+    must never let someone read or act on a datastore they have no role on. ``jupyter``: the
+    jupyter datastore's row, when the caller has read it (one statement then, not a join)."""
     name = document_datastore_name(row.record_id)
     if row.datastore_name != name:
         return None
-    return Datastore.objects.filter(name=name, roles_from__name=JUPYTER_DATASTORE).first()
+    if jupyter is None or jupyter.name != JUPYTER_DATASTORE:
+        return Datastore.objects.filter(name=name, roles_from__name=JUPYTER_DATASTORE).first()
+    found = fetch_one(Datastore, name=name)
+    return found if found is not None and found.roles_from_id == jupyter.pk else None
 
 
 def find(jupyter: Datastore, document_id: str) -> Document | None:

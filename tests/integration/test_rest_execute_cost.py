@@ -35,11 +35,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # caller's role (2; the user's and groups' permissions only when a write touches a service
 # table, which a cell run does not); the cell check: the documents
 # record, read from the live doc caught up to that row (0), its Document row, the notebook's
-# datastore, the role on it, the cell (4); a supernode holds the lease (1), and the status
+# datastore, the role on it, the notebook's row, the cell's source (5, each a statement of
+# tables.read_sql where the ORM joined the notebook and the cell); a supernode holds the lease (1), and the status
 # record says it reaches Jupyter (0: the same caught-up doc); the write: the row locked, the
 # transaction, its touched record, the execution's projection (looked up, inserted), the row's
 # serial (6). BEGIN and COMMIT are not counted (SQLite logs them, PostgreSQL does not).
-REST_CELL_RUN_QUERIES = 15
+REST_CELL_RUN_QUERIES = 16
 
 
 def run_cell(token: str) -> tuple[int, list[str]]:
