@@ -12,6 +12,7 @@ from jupyter_sync.models import SupernodeLease
 from jupyter_sync.schema import JUPYTER_DATASTORE
 from jupyter_sync.waiting import read_record
 from tables.models import Datastore
+from tables.read_sql import fetch_one
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,8 @@ def supernode_problem(datastore: Datastore, *, reread: bool = True) -> str | Non
     """Why no action can be carried out now (None: a supernode holds the lease and reaches
     Jupyter). Asked before writing anything the supernode must carry out. ``reread=False``:
     ``datastore`` was read during this request (``read_record``)."""
-    live = SupernodeLease.objects.filter(
-        name=JUPYTER_DATASTORE, expires_at__gt=timezone.now()
-    ).exists()
-    if not live:
+    lease = fetch_one(SupernodeLease, name=JUPYTER_DATASTORE)  # asked by every action
+    if lease is None or lease.expires_at <= timezone.now():
         return "no supernode is connected: start one with manage.py run_supernode"
     server = read_record(datastore, "status", "server", reread=reread)
     if server is not None and server.get("connected") is False:
