@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 from pycrdt import Doc, Map
 
 from tables.models import Datastore
+from tables.read_sql import fetch_all
 from tables.schema import Change, jsonable
 
 
@@ -185,7 +186,7 @@ class TableProjector(Projector):
         columns = [column.name for column in self.columns(model)]
         existing = {
             row.record_id: row
-            for row in model.objects.filter(datastore=datastore, record_id__in=record_ids)
+            for row in fetch_all(model, datastore=datastore.pk, record_id=record_ids)
         }
         created, updated, deleted = [], [], []
         for record_id in record_ids:

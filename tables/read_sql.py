@@ -118,6 +118,15 @@ def fetch_one(model: type[M], **where: Any) -> M | None:
     return model.from_db(_database().alias, [field.attname for field in fields], rows[0])
 
 
+def fetch_all(model: type[M], **where: Any) -> list[M]:
+    """The rows of ``model`` matching ``where`` (a list value: ``IN``), as instances, in no
+    particular order."""
+    rows, fields = _query(model, (), where, None)
+    names = [field.attname for field in fields]
+    alias = _database().alias
+    return [model.from_db(alias, names, row) for row in rows]
+
+
 def fetch_values(model: type[Model], fields: Sequence[str], **where: Any) -> list[tuple[Any, ...]]:
     """``fields`` of every row of ``model`` matching ``where`` (a list value: ``IN``), as
     ``filter(**where).values_list(*fields)`` would give them, in no particular order."""

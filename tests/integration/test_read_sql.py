@@ -11,7 +11,7 @@ from relay.models import ApiToken
 from tables import service
 from tables.models import Datastore, DatastoreRole
 from tables.permissions import grant
-from tables.read_sql import fetch_one, fetch_values
+from tables.read_sql import fetch_all, fetch_one, fetch_values
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,3 +66,15 @@ def test_fetch_values_compares_in_a_list_and_refuses_none():
     assert fetch_values(DatastoreRole, ("role",), datastore=[], user=ada.pk) == []
     with pytest.raises(ValueError, match="None"):
         fetch_one(Datastore, owner=None)
+
+
+def test_fetch_all_gives_every_matching_row():
+    service.create_datastore("one", "todo")
+    service.create_datastore("two", "todo")
+    service.create_datastore("three", "todo")
+    found = fetch_all(Datastore, name=["one", "three", "none"])
+    assert sorted(fields_of(row)["name"] for row in found) == ["one", "three"]
+    assert sorted(map(fields_of, found), key=lambda f: f["id"]) == [
+        fields_of(row) for row in Datastore.objects.filter(name__in=["one", "three"]).order_by("id")
+    ]
+    assert fetch_all(Datastore, name=[]) == []

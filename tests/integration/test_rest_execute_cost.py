@@ -31,15 +31,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # The statements of one REST cell run, by what asks for them:
 # authentication: the token, its user (2: each a statement of tables.read_sql, cheaper to run
-# than the ORM's join is to build); permissions: the jupyter datastore's row and the
-# caller's role (2; the user's and groups' permissions only when a write touches a service
-# table, which a cell run does not); the cell check: the documents
-# record, read from the live doc caught up to that row (0), its Document row, the notebook's
-# datastore, the role on it, the notebook's row, the cell's source (5, each a statement of
-# tables.read_sql where the ORM joined the notebook and the cell); a supernode holds the lease (1), and the status
-# record says it reaches Jupyter (0: the same caught-up doc); the write: the row locked, the
-# transaction, its touched record, the execution's projection (looked up, inserted), the row's
-# serial (6). BEGIN and COMMIT are not counted (SQLite logs them, PostgreSQL does not).
+# than the ORM's join is to build); permissions: the jupyter datastore's row and the caller's
+# role (2; the user's and groups' permissions only when a write touches a service table, which
+# a cell run does not); the cell check: the documents record, read from the live doc caught up
+# to that row (0), its Document row, the notebook's datastore, the role on it, the notebook's
+# row, the cell's source (5, each a statement of tables.read_sql where the ORM joined the
+# notebook and the cell); a supernode holds the lease (1), and the status record says it
+# reaches Jupyter (0: the same caught-up doc); the write: the row locked, the transaction, its
+# touched record, the execution's projection (looked up, inserted), the row's serial (6).
+# BEGIN and COMMIT are not counted (SQLite logs them, PostgreSQL does not).
 REST_CELL_RUN_QUERIES = 16
 
 
