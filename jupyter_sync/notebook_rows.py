@@ -23,6 +23,7 @@ from pycrdt import Array
 
 from jupyter_sync import positions
 from jupyter_sync.models import Cell, Notebook, Output
+from tables.read_sql import fetch_values
 from tables.schema import jsonable
 from tables.write_sql import columns
 
@@ -147,23 +148,15 @@ def insert_all(notebook: Notebook, cells: Array) -> int:
 
 
 def find_notebook(datastore_pk: int) -> Notebook | None:
-    """The datastore's ``Notebook`` row (its id and ``repeated_ids`` loaded, the rest deferred),
-    in one statement: every commit of a notebook looks it up, and the ORM's query building
-    cost several times what the lookup costs the database."""
-    fields = ("id", "datastore", "repeated_ids")
-    table = connection.ops.quote_name(Notebook._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns(Notebook, fields)} FROM {table} "
-            f"WHERE {columns(Notebook, ('datastore',))} = %s",
-            [datastore_pk],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    """The datastore's ``Notebook`` row (its id and ``repeated_ids`` loaded, the rest deferred:
+    its metadata may be large), in one statement of ``tables.read_sql``: every commit of a
+    notebook looks it up, and the ORM's query building cost several times the lookup."""
+    found = fetch_values(Notebook, ("id", "repeated_ids"), datastore=datastore_pk)
+    if not found:
         return None
-    pk, datastore_id, repeated = row
+    pk, repeated = found[0]  # one at most: a datastore has one notebook row
     return Notebook.from_db(
-        connection.alias, ["id", "datastore_id", "repeated_ids"], (pk, datastore_id, bool(repeated))
+        connection.alias, ["id", "datastore_id", "repeated_ids"], (pk, datastore_pk, repeated)
     )
 
 

@@ -34,9 +34,8 @@ from tables.models import Datastore
 from tables.projection import Projector
 from tables.schema import Change, jsonable
 
-# The Cell columns a key of a cell map maps onto (the rest of a cell is not projected).
-_COLUMNS = COLUMNS
-_ALL = frozenset((*_COLUMNS, "outputs"))
+# The Cell columns a key of a cell map maps onto (COLUMNS; the rest of a cell is not projected).
+_ALL = frozenset((*COLUMNS, "outputs"))
 
 
 def _outputs(cell: Map) -> list[dict[str, Any]]:
@@ -415,7 +414,7 @@ class NotebookProjector(Projector):
     def _update_cell(self, notebook: Notebook, cell: Map, cell_id: str, names: set[str]) -> None:
         """The changed columns, matched by id (no match: the rows and the document disagree);
         the outputs rewritten only when they changed."""
-        values = cell_columns(cell, [name for name in _COLUMNS if name in names])
+        values = cell_columns(cell, [name for name in COLUMNS if name in names])
         outputs = _outputs(cell) if "outputs" in names else None
         if not update_cell(notebook.pk, cell_id, values, outputs):
             raise Unmatched(f"no row for cell {cell_id!r}")
@@ -458,7 +457,7 @@ class NotebookProjector(Projector):
                     setattr(row, name, value)
                 updated.append(row)
         if updated:
-            Cell.objects.bulk_update(updated, ["position", *_COLUMNS], batch_size=500)
+            Cell.objects.bulk_update(updated, ["position", *COLUMNS], batch_size=500)
         if created:
             Cell.objects.bulk_create(created)
         rows = {**existing, **{row.cell_id: row for row in created}}
